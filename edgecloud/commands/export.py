@@ -1,0 +1,53 @@
+"""`edgecloud export`: a saved model → REGISTRY/NAME/VERSION/{model.onnx, model.json}."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import CliError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained model to ONNX with a parity check",
+        description=(
+            "Convert a saved model to ONNX, check it with onnx's checker, prove that onnxruntime "
+            "reproduces the source framework on the sample and 32 random inputs like it, and write "
+            "REGISTRY/NAME/VERSION/model.onnx + model.json (+ NAME/latest.json)."
+        ),
+    )
+    parser.add_argument("model", type=Path, help="the saved model (.keras)")
+    parser.add_argument("--name", required=True, help="model name (letters, digits, '_' and '-')")
+    parser.add_argument("--version", default="1", help="whole-number version (default 1); versions are immutable")
+    parser.add_argument("--out", type=Path, required=True, metavar="REGISTRY", help="registry folder")
+    parser.add_argument("--sample", type=Path, help="sample input: .npy for one input, .npz keyed by input name")
+    parser.add_argument("--framework", default="auto", help="source framework, or auto to pick by file type")
+    parser.add_argument("--opset", type=int, default=13, help="ONNX opset for the cloud model (default 13)")
+    parser.add_argument("--tolerance", type=float, default=1e-5, help="max |diff| allowed vs the source (1e-5)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing version")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from export.pipeline import export_model
+
+    if args.opset < 7:
+        raise CliError(f"--opset {args.opset} is too old; use 7 or newer")
+    result = export_model(
+        args.model,
+        name=args.name,
+        version=args.version,
+        out=args.out,
+        framework=args.framework,
+        sample=args.sample,
+        opset=args.opset,
+        tolerance=args.tolerance,
+        force=args.force,
+        progress=lambda message: print(f"export: {message}", file=sys.stderr),
+    )
+    parity = result.manifest["parity"]["source_vs_onnxruntime"]["max_abs_diff"]
+    print(f"{result.version_dir}  (parity max |diff| {parity:.2e})")
+    return 0

@@ -1,0 +1,163 @@
+"""A small static web server for the page, the browser runtimes and the model registry.
+
+Routes: `/demo/`, `/src/`, `/harness/` from web_onnxjs; `/vendor/<pkg>/` from node_modules
+(nothing comes from a CDN); `/onnx-wasm.wasm` at the root because ONNX.js fetches it there;
+`/models/` is the registry (versioned files cached for good, latest.json never); `/config.json`
+tells the page where the cloud is. Pages are cross-origin isolated (COOP/COEP) so timers are
+precise and onnxruntime-web may use threads.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import posixpath
+import threading
+from functools import partial
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .paths import node_modules, web_root
+
+VENDOR = {
+    "onnxjs": ("onnxjs", "dist"),
+    "onnxruntime-web": ("onnxruntime-web", "dist"),
+    "uplot": ("uplot", "dist"),
+}
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+mimetypes.add_type("application/wasm", ".wasm")
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("text/javascript", ".js")
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    site: "StaticSite"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if self.site.verbose:
+            super().log_message(format, *args)
+
+    def end_headers(self) -> None:
+        if self.site.isolated:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        self.send_header("Cross-Origin-Resource-Policy", "cross-origin")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        super().end_headers()
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        path = urlsplit(self.path).path
+        if path in ("/", "/index.html"):
+            self.send_response(HTTPStatus.FOUND)
+            self.send_header("Location", "/demo/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if path == "/config.json":
+            self._send_json(self.site.config)
+            return
+        super().do_GET()
+
+    def _send_json(self, content: Any) -> None:
+        body = json.dumps(content).encode()
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_head(self):  # type: ignore[override]
+        self._cache_control = self.site.cache_control(urlsplit(self.path).path)
+        return super().send_head()
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        super().send_response(code, message)
+        cache = getattr(self, "_cache_control", None)
+        if cache and code == HTTPStatus.OK:
+            self.send_header("Cache-Control", cache)
+
+    def translate_path(self, path: str) -> str:
+        resolved = self.site.resolve(unquote(urlsplit(path).path))
+        return str(resolved) if resolved else str(self.site.missing)
+
+
+class StaticSite:
+    """Maps URL paths to files; runs a threaded HTTP server in the background."""
+
+    def __init__(
+        self,
+        registry: Path,
+        config: dict[str, Any] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        isolated: bool = True,
+        verbose: bool = False,
+    ) -> None:
+        self.registry = Path(registry).resolve()
+        self.root = web_root().resolve()
+        self.config = dict(config or {})
+        self.host, self.port = host, port
+        self.isolated = isolated
+        self.verbose = verbose
+        self.missing = self.root / ".missing"
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def resolve(self, url_path: str) -> Path | None:
+        """The file for a URL path, or None; never anything outside the served folders."""
+        parts = [part for part in posixpath.normpath(url_path).split("/") if part not in ("", ".")]
+        if ".." in parts or not parts:
+            return None
+        head, rest = parts[0], parts[1:]
+        if head == "onnx-wasm.wasm" and not rest:
+            base, rest = node_modules() / "onnxjs" / "dist", ["onnx-wasm.wasm"]
+        elif head == "vendor" and rest and rest[0] in VENDOR:
+            package, sub = VENDOR[rest[0]]
+            base, rest = node_modules() / package / sub, rest[1:]
+        elif head == "models":
+            base = self.registry
+        elif head in ("demo", "src", "harness"):
+            base, rest = self.root / head, rest
+        else:
+            return None
+        candidate = base.joinpath(*rest)
+        return candidate if candidate.exists() else None
+
+    def cache_control(self, url_path: str) -> str:
+        parts = [part for part in url_path.split("/") if part]
+        if parts[:1] == ["models"] and len(parts) >= 4 and parts[2].isdigit():
+            return IMMUTABLE
+        if parts[:1] == ["vendor"]:
+            return "public, max-age=3600"
+        return "no-cache"
+
+    def start(self) -> "StaticSite":
+        handler = type("Handler", (_Handler,), {"site": self})
+        self._server = ThreadingHTTPServer((self.host, self.port), partial(handler, directory=str(self.root)))
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="edgecloud-web", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> "StaticSite":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

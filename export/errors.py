@@ -1,0 +1,19 @@
+"""Errors raised by the export side, split by who is at fault (exit code 2 vs 1)."""
+
+
+class ExportError(Exception):
+    """An export failed for a reason the caller can act on; the message is one line."""
+
+    exit_code = 1
+
+
+class BadInputError(ExportError):
+    """The user's file, sample or option is wrong (CLI exit code 2)."""
+
+    exit_code = 2
+
+
+class ParityError(ExportError):
+    """The ONNX graph does not reproduce the source framework within tolerance."""
+
+    exit_code = 1

@@ -1,0 +1,110 @@
+"""model.json: the contract between export, the archive, the MMS handler and the browser.
+
+The handler and the browser read the JSON directly (they never import this module); this
+module is the one place that writes it, so every converter produces the same shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+MANIFEST_NAME = "model.json"
+LATEST_NAME = "latest.json"
+SCHEMA_VERSION = 1
+
+_ONNX_DTYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.INT8: "int8",
+    onnx.TensorProto.UINT8: "uint8",
+    onnx.TensorProto.BOOL: "bool",
+    onnx.TensorProto.STRING: "string",
+}
+
+
+def tensor_specs(values: list[onnx.ValueInfoProto]) -> list[dict[str, Any]]:
+    """Signature entries `{"name", "dtype", "shape"}`, with `None` for free dimensions."""
+    specs = []
+    for value in values:
+        tensor_type = value.type.tensor_type
+        shape: list[int | None] = [
+            dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim
+        ]
+        dtype = _ONNX_DTYPES.get(tensor_type.elem_type, onnx.TensorProto.DataType.Name(tensor_type.elem_type).lower())
+        specs.append({"name": value.name, "dtype": dtype, "shape": shape})
+    return specs
+
+
+def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Real graph inputs: old exporters also list initializers as inputs."""
+    initializers = {init.name for init in model.graph.initializer}
+    return [value for value in model.graph.input if value.name not in initializers]
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The version of the default (ai.onnx) operator set the model was written for."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    raise ValueError("model imports no ai.onnx operator set")
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    """SHA-256 and size, so the browser and the archive can check what they got."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
+
+
+def write_json_atomic(path: Path, content: dict[str, Any]) -> None:
+    """Write JSON so readers never see half a file (the registry is served while it changes)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    """Load `VERSION_DIR/model.json`."""
+    return json.loads((Path(version_dir) / MANIFEST_NAME).read_text())
+
+
+def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> Path:
+    """Write `VERSION_DIR/model.json`; returns its path."""
+    path = Path(version_dir) / MANIFEST_NAME
+    write_json_atomic(path, manifest)
+    return path
+
+
+def update_latest(model_dir: Path) -> Path:
+    """Point `NAME/latest.json` at the highest numeric version that has a model.json."""
+    versions = sorted(
+        int(child.name)
+        for child in Path(model_dir).iterdir()
+        if child.is_dir() and child.name.isdigit() and (child / MANIFEST_NAME).exists()
+    )
+    if not versions:
+        raise ValueError(f"{model_dir} holds no exported version")
+    latest = str(versions[-1])
+    manifest = read_manifest(Path(model_dir) / latest)
+    path = Path(model_dir) / LATEST_NAME
+    write_json_atomic(
+        path,
+        {
+            "name": manifest["name"],
+            "version": latest,
+            "manifest": f"{latest}/{MANIFEST_NAME}",
+            "versions": [str(v) for v in versions],
+        },
+    )
+    return path

@@ -1,0 +1,140 @@
+"""Export one model version into a registry folder: convert, check, prove parity, write files."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+
+from . import converter as converters
+from .errors import BadInputError, ExportError
+from .manifest import (
+    MANIFEST_NAME,
+    default_opset,
+    file_entry,
+    graph_inputs,
+    tensor_specs,
+    update_latest,
+    write_manifest,
+)
+from .signature import load_sample
+from .verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs, require
+
+MODEL_FILE = "model.onnx"
+SAMPLE_FILE = "sample.json"
+DEFAULT_OPSET = 13
+# MMS refuses model names outside this pattern; the registry uses the same names.
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+
+
+@dataclass
+class ExportResult:
+    version_dir: Path
+    manifest: dict[str, Any]
+
+
+def sample_json(feeds: Feeds) -> dict[str, Any]:
+    """The sample as plain JSON, so the browser and `verify` can replay it without numpy."""
+    return {
+        "inputs": {
+            name: {"dtype": str(array.dtype), "shape": list(array.shape), "data": array.reshape(-1).tolist()}
+            for name, array in feeds.items()
+        }
+    }
+
+
+def export_model(
+    source: Path,
+    *,
+    name: str,
+    version: str,
+    out: Path,
+    framework: str = "auto",
+    sample: Path | None = None,
+    opset: int = DEFAULT_OPSET,
+    tolerance: float = DEFAULT_TOLERANCE,
+    force: bool = False,
+    progress: Callable[[str], None] = lambda message: None,
+) -> ExportResult:
+    """Write `OUT/NAME/VERSION/{model.onnx, model.json, sample.json}` and `OUT/NAME/latest.json`."""
+    if not NAME_PATTERN.match(name):
+        raise BadInputError(f"model name {name!r} must start with a letter and use only letters, digits, '_' and '-'")
+    if not str(version).isdigit():
+        raise BadInputError(f"version {version!r} must be a whole number")
+    version = str(int(version))
+    source = Path(source)
+    if not source.exists():
+        raise BadInputError(f"model file not found: {source}")
+    version_dir = Path(out) / name / version
+    if version_dir.exists() and not force:
+        raise BadInputError(f"{version_dir} already exists: versions are immutable, pick a new one or pass --force")
+
+    chosen = converters.pick(framework, source)
+    progress(f"converting {source.name} with the {chosen.name} converter (opset {opset})")
+    conversion = chosen.convert(source, load_sample(sample), opset)
+    try:
+        onnx.checker.check_model(conversion.model, full_check=True)
+    except Exception as error:
+        raise ExportError(f"the converted graph is not valid ONNX: {str(error).splitlines()[0]}") from None
+
+    progress("checking parity against the source framework")
+    inputs = parity_inputs(conversion.sample)
+    report = require(
+        compare(conversion.reference, onnxruntime_runner(conversion.model), inputs, tolerance),
+        against=f"{conversion.framework} {conversion.framework_version}",
+    )
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-{version}-", dir=out))
+    try:
+        onnx.save(conversion.model, staging / MODEL_FILE)
+        (staging / SAMPLE_FILE).write_text(json.dumps(sample_json(conversion.sample)))
+        manifest = {
+            "schema": 1,
+            "name": name,
+            "version": version,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source": {
+                "framework": conversion.framework,
+                "framework_version": conversion.framework_version,
+                "file": source.name,
+            },
+            "opset": default_opset(conversion.model),
+            "ir_version": conversion.model.ir_version,
+            "inputs": tensor_specs(graph_inputs(conversion.model)),
+            "outputs": tensor_specs(list(conversion.model.graph.output)),
+            "files": {
+                MODEL_FILE: {**file_entry(staging / MODEL_FILE), "role": "cloud+edge"},
+                SAMPLE_FILE: file_entry(staging / SAMPLE_FILE),
+            },
+            "cloud": {"file": MODEL_FILE},
+            "edge": {"file": MODEL_FILE, "runtime": "onnxjs", "passes": [], "verified": {}},
+            "parity": {"source_vs_onnxruntime": report.as_json()},
+        }
+        write_manifest(staging, manifest)
+        if version_dir.exists():
+            shutil.rmtree(version_dir)
+        version_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging.rename(version_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    update_latest(version_dir.parent)
+    progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e})")
+    return ExportResult(version_dir=version_dir, manifest=manifest)
+
+
+def load_feeds(version_dir: Path) -> Feeds:
+    """The sample recorded at export time, as numpy arrays."""
+    content = json.loads((Path(version_dir) / SAMPLE_FILE).read_text())["inputs"]
+    return {
+        name: np.asarray(entry["data"], dtype=entry["dtype"]).reshape(entry["shape"]) for name, entry in content.items()
+    }

@@ -1,0 +1,22 @@
+"""Inference engines behind one small interface; the archive names which one a model uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Engine
+
+DEFAULT_ENGINE = "onnxruntime"
+KNOWN_ENGINES = ("onnxruntime",)
+
+
+def load_engine(name: str, model_path: Path) -> Engine:
+    """Create the named engine for an ONNX file; engines import their runtime only here."""
+    if name == "onnxruntime":
+        from .ort import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(model_path)
+    raise ValueError(f"unknown engine {name!r}; known: onnxruntime")
+
+
+__all__ = ["DEFAULT_ENGINE", "KNOWN_ENGINES", "Engine", "load_engine"]

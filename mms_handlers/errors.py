@@ -1,0 +1,22 @@
+"""Request errors carry their HTTP status so one bad request fails alone, with a clear message."""
+
+from __future__ import annotations
+
+import json
+
+
+class RequestError(Exception):
+    """A client mistake in one request (4xx), answered without touching the others."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    @property
+    def kind(self) -> str:
+        return {400: "BadRequest", 413: "PayloadTooLarge", 415: "UnsupportedMediaType"}.get(self.status, "ClientError")
+
+    def body(self) -> str:
+        """The same `{code, type, message}` shape MMS uses for its own errors."""
+        return json.dumps({"code": self.status, "type": self.kind, "message": self.message})

@@ -1,0 +1,262 @@
+"""Start, watch, feed and stop one Multi Model Server instance.
+
+Each instance gets its own runtime folder (TMPDIR for MMS's pid file, TEMP for unpacked
+models and worker sockets, logs, config.properties) so two can run side by side, and it is
+started in its own process group so stopping it leaves no java or worker process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .engines.ort import THREADS_ENV
+
+
+class ServerError(Exception):
+    """MMS did not start, register or answer; the message says what and where the log is."""
+
+
+@dataclass
+class ServerConfig:
+    model_store: Path
+    inference_port: int = 8080
+    management_port: int = 8081
+    host: str = "127.0.0.1"
+    workers: int = 1
+    cors_origins: list[str] = field(default_factory=list)
+    job_queue_size: int = 100
+    max_request_size: int = 6553500
+    max_response_size: int = 6553500
+    batch_size: int = 1
+    max_batch_delay_ms: int = 100
+    runtime_dir: Path | None = None
+
+    @property
+    def inference_url(self) -> str:
+        return f"http://{self.host}:{self.inference_port}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://{self.host}:{self.management_port}"
+
+
+def config_properties(config: ServerConfig) -> str:
+    """The generated config.properties (management stays on loopback whatever the inference host)."""
+    lines = [
+        f"inference_address={config.inference_url}",
+        f"management_address=http://127.0.0.1:{config.management_port}",
+        f"model_store={Path(config.model_store).resolve()}",
+        # Parse bodies in our handler: MMS's own JSON decoding kills the worker on bad JSON.
+        "decode_input_request=false",
+        f"default_workers_per_model={config.workers}",
+        f"job_queue_size={config.job_queue_size}",
+        f"max_request_size={config.max_request_size}",
+        f"max_response_size={config.max_response_size}",
+        "enable_envvars_config=false",
+    ]
+    if config.cors_origins:
+        lines += [
+            f"cors_allowed_origin={','.join(config.cors_origins)}",
+            "cors_allowed_methods=GET, POST, PUT, OPTIONS",
+            "cors_allowed_headers=Content-Type, Accept",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def worker_python_path(existing: str | None) -> str:
+    """PYTHONPATH for MMS workers.
+
+    MMS resolves the python executable's symlinks, so a virtualenv's interpreter starts as the
+    base interpreter and would miss the venv's packages; name them (and this package) explicitly.
+    """
+    paths = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    paths.append(str(Path(__file__).resolve().parent.parent))
+    if existing:
+        paths.append(existing)
+    return os.pathsep.join(dict.fromkeys(paths))
+
+
+def _http(method: str, url: str, timeout: float = 10.0) -> tuple[int, Any]:
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    try:
+        return status, json.loads(raw or b"null")
+    except ValueError:
+        return status, raw.decode("utf-8", "replace")
+
+
+class MmsServer:
+    """One MMS process tree; use as a context manager or call start()/stop()."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._own_runtime_dir = config.runtime_dir is None
+        self.runtime_dir = Path(config.runtime_dir or tempfile.mkdtemp(prefix="edgecloud-mms-"))
+        self.log_dir = self.runtime_dir / "logs"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self, timeout: float = 90.0) -> "MmsServer":
+        for sub in ("tmp", "temp", "logs"):
+            (self.runtime_dir / sub).mkdir(parents=True, exist_ok=True)
+        config_file = self.runtime_dir / "config.properties"
+        config_file.write_text(config_properties(self.config))
+        log_config = self.runtime_dir / "log4j2.xml"
+        log_config.write_text(resources.files("mms_handlers").joinpath("log4j2.xml").read_text())
+        env = dict(os.environ)
+        env.update(
+            TMPDIR=str(self.runtime_dir / "tmp"),
+            TEMP=str(self.runtime_dir / "temp"),
+            LOG_LOCATION=str(self.log_dir),
+            METRICS_LOCATION=str(self.log_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        env["PYTHONPATH"] = worker_python_path(env.get("PYTHONPATH"))
+        env.setdefault(THREADS_ENV, str(max(1, (os.cpu_count() or 1) // max(1, self.config.workers))))
+        command = [
+            sys.executable, "-m", "mms.model_server", "--start", "--foreground",
+            "--mms-config", str(config_file),
+            "--model-store", str(Path(self.config.model_store).resolve()),
+            "--log-config", str(log_config),
+        ]  # fmt: skip
+        stdout = open(self.log_dir / "stdout.log", "ab")
+        self.process = subprocess.Popen(
+            command, env=env, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=self.runtime_dir,
+        )  # fmt: skip
+        stdout.close()
+        try:
+            self.wait_until_healthy(timeout, allow_no_models=True)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the whole process group, then SIGKILL whatever is left."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None or _group_alive(process.pid):
+            _signal_group(process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _group_alive(process.pid):
+                process.poll()  # reap the launcher so a zombie does not look alive
+                time.sleep(0.1)
+            if _group_alive(process.pid):
+                _signal_group(process.pid, signal.SIGKILL)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        if self._own_runtime_dir and os.environ.get("EDGECLOUD_KEEP_MMS_LOGS") != "1":
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    def __enter__(self) -> "MmsServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- health and management --------------------------------------------------------
+    def ping(self) -> str:
+        """The health word from /ping's body ("Healthy", "Partial Healthy", "Unhealthy"), or "down"."""
+        try:
+            _status, body = _http("GET", f"{self.config.inference_url}/ping", timeout=3)
+        except (OSError, urllib.error.URLError):
+            return "down"
+        return body.get("status", "unknown") if isinstance(body, dict) else "unknown"
+
+    def wait_until_healthy(self, timeout: float = 60.0, allow_no_models: bool = False) -> None:
+        deadline = time.monotonic() + timeout
+        last = "down"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerError(f"MMS exited with code {self.process.returncode}; see {self.log_dir}")
+            last = self.ping()
+            if last == "Healthy" or (allow_no_models and last != "down"):
+                return
+            time.sleep(0.2)
+        raise ServerError(f"MMS /ping said {last!r} after {timeout:.0f}s; see {self.log_dir}")
+
+    def register(
+        self,
+        mar: str,
+        *,
+        name: str | None = None,
+        initial_workers: int | None = None,
+        batch_size: int | None = None,
+        max_batch_delay_ms: int | None = None,
+        timeout: float = 120.0,
+    ) -> dict[str, Any]:
+        """Register a .mar that lies in the model store (URLs and paths outside it are refused)."""
+        store = Path(self.config.model_store).resolve()
+        candidate = (store / mar).resolve()
+        if "://" in mar or candidate.parent != store or not candidate.is_file():
+            raise ServerError(f"refusing to register {mar!r}: only .mar files inside the model store {store}")
+        params = {
+            "url": candidate.name,
+            "initial_workers": initial_workers if initial_workers is not None else self.config.workers,
+            "batch_size": batch_size if batch_size is not None else self.config.batch_size,
+            "max_batch_delay": max_batch_delay_ms if max_batch_delay_ms is not None else self.config.max_batch_delay_ms,
+            "synchronous": "true",
+            "response_timeout": int(timeout),
+        }
+        if name:
+            params["model_name"] = name
+        url = f"{self.config.management_url}/models?{urllib.parse.urlencode(params)}"
+        status, body = _http("POST", url, timeout=timeout)
+        if status != 200:
+            message = body.get("message") if isinstance(body, dict) else body
+            raise ServerError(f"registering {mar} failed ({status}): {message}; see {self.log_dir / 'model_log.log'}")
+        return body if isinstance(body, dict) else {"status": body}
+
+    def register_store(self) -> list[str]:
+        """Register every .mar in the model store; returns the model names."""
+        names = []
+        for mar in sorted(Path(self.config.model_store).glob("*.mar")):
+            self.register(mar.name)
+            names.append(mar.stem)
+        return names
+
+    def models(self) -> list[dict[str, Any]]:
+        _status, body = _http("GET", f"{self.config.management_url}/models")
+        return body.get("models", []) if isinstance(body, dict) else []
+
+    def describe(self, name: str) -> Any:
+        _status, body = _http("GET", f"{self.config.management_url}/models/{urllib.parse.quote(name)}")
+        return body
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

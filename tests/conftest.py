@@ -1,0 +1,139 @@
+"""Shared fixtures: real parts only. A session-wide MMS (Java) and a session-wide headless Chromium.
+
+`keras_models` builds small Keras models once per session; `mms` starts one real Multi Model
+Server on free ports with its own model store; `browser` is the system Chromium through
+Playwright (never a downloaded browser).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+CHROMIUM = os.environ.get("EDGECLOUD_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    """A free loopback port below 32768: MMS 1.1.11 rejects higher port numbers."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found")
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="edgecloud-tests-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dense_keras_model(workdir: Path) -> tuple[Path, Path]:
+    """A small Dense Keras model (8 → 16 → 3) and a sample .npy for it."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((8,), name="x")
+    hidden = keras.layers.Dense(16, activation="tanh")(inputs)
+    outputs = keras.layers.Dense(3, name="y")(hidden)
+    model = keras.Model(inputs, outputs)
+    path = workdir / "dense.keras"
+    model.save(path)
+    sample = workdir / "dense-sample.npy"
+    np.save(sample, np.random.default_rng(1).standard_normal((1, 8)).astype("float32"))
+    return path, sample
+
+
+@pytest.fixture(scope="session")
+def registry(workdir: Path) -> Path:
+    path = workdir / "registry"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_store(workdir: Path) -> Path:
+    path = workdir / "model-store"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def mms(model_store: Path):
+    """One real MMS for the session; tests register what they need with `mms.register(...)`."""
+    from mms_handlers.server import MmsServer, ServerConfig
+
+    config = ServerConfig(
+        model_store=model_store,
+        inference_port=free_port(),
+        management_port=free_port(),
+        cors_origins=["*"],
+    )
+    server = MmsServer(config)
+    os.environ["EDGECLOUD_KEEP_MMS_LOGS"] = os.environ.get("EDGECLOUD_KEEP_MMS_LOGS", "0")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def site(registry: Path, mms):
+    """The static site (page, vendored runtimes, registry) on a free port."""
+    from edgecloud.webserver import StaticSite
+
+    server = StaticSite(registry, {"cloud": mms.config.inference_url, "models": []}, port=free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_context():
+    """The system Chromium, headless, with a fresh profile (nothing cached between sessions)."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="edgecloud-chromium-")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield context
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser_context):
+    """A fresh page that records console errors and page errors for assertions."""
+    page = browser_context.new_page()
+    page.errors = []  # type: ignore[attr-defined]
+    page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    yield page
+    page.close()

@@ -1,0 +1,36 @@
+// Entry points that `edgecloud verify` and the tests call through page.evaluate().
+
+import { createOnnxjsSession, runOnnxjs } from '../src/onnxjs-runtime.js';
+import { predictCloud } from '../src/cloud.js';
+
+async function timeRuns(run, repeats) {
+  const times = [];
+  let outputs;
+  for (let i = 0; i < repeats; i += 1) {
+    const start = performance.now();
+    outputs = await run();
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  return { outputs, medianMs: times[Math.floor(times.length / 2)] };
+}
+
+window.harness = {
+  /** Run a model on one ONNX.js backend; errors come back as {error} so a test can assert on them. */
+  async runOnnxjs({ modelUrl, backend, feeds, inputNames, repeats = 1 }) {
+    try {
+      const session = await createOnnxjsSession(modelUrl, backend);
+      return await timeRuns(() => runOnnxjs(session, feeds, inputNames), repeats);
+    } catch (error) {
+      return { error: String(error && error.message ? error.message : error) };
+    }
+  },
+  async predictCloud({ cloudUrl, name, feeds }) {
+    try {
+      return { outputs: await predictCloud(cloudUrl, name, feeds) };
+    } catch (error) {
+      return { error: String(error.message ?? error) };
+    }
+  },
+};
+window.harnessReady = true;

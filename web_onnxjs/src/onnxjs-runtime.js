@@ -1,0 +1,54 @@
+// ONNX.js 0.1.8 (cpu / wasm / webgl), loaded from our own server, never a CDN.
+// ONNX.js is a classic UMD script that defines `onnx` globally; it fetches /onnx-wasm.wasm
+// from the server root for its wasm backend.
+
+import { toTypedArray } from './tensors.js';
+
+const SCRIPT_URL = '/vendor/onnxjs/onnx.min.js';
+let loading = null;
+
+/** Load onnx.min.js once (in a page or a worker); resolves to the global `onnx`. */
+export function loadOnnxjs() {
+  if (globalThis.onnx) return Promise.resolve(globalThis.onnx);
+  if (!loading) {
+    loading = new Promise((resolve, reject) => {
+      if (typeof importScripts === 'function') {
+        importScripts(SCRIPT_URL);
+        resolve(globalThis.onnx);
+        return;
+      }
+      const script = document.createElement('script');
+      script.src = SCRIPT_URL;
+      script.onload = () => resolve(globalThis.onnx);
+      script.onerror = () => reject(new Error(`cannot load ${SCRIPT_URL}`));
+      document.head.appendChild(script);
+    });
+  }
+  return loading;
+}
+
+/** An ONNX.js session on exactly one backend (a backendHint never falls back silently). */
+export async function createOnnxjsSession(model, backend) {
+  const onnx = await loadOnnxjs();
+  const session = new onnx.InferenceSession({ backendHint: backend });
+  await session.loadModel(model);
+  return session;
+}
+
+/** Run with plain tensors keyed by input name, in the model's input order; plain tensors back. */
+export async function runOnnxjs(session, feeds, inputNames) {
+  const onnx = await loadOnnxjs();
+  const tensors = inputNames.map((name) => {
+    const plain = feeds[name];
+    if (!plain) throw new Error(`missing input ${name}`);
+    const dtype = plain.dtype === 'int64' ? 'int32' : plain.dtype;
+    const data = plain.dtype === 'int64' ? Int32Array.from(plain.data) : toTypedArray(plain);
+    return new onnx.Tensor(data, dtype, plain.shape);
+  });
+  const results = await session.run(tensors);
+  const outputs = {};
+  for (const [name, tensor] of results.entries()) {
+    outputs[name] = { dtype: tensor.type, shape: Array.from(tensor.dims), data: Array.from(tensor.data) };
+  }
+  return outputs;
+}

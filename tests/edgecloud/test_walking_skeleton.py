@@ -64,6 +64,12 @@ def test_browser_equals_mms_equals_keras(served_dense, mms, site, page):
         edge = np.asarray(result["outputs"]["y"]["data"], dtype=np.float32).reshape(4, 3)
         assert np.max(np.abs(edge - want)) <= 1e-5, backend
         assert np.max(np.abs(edge - cloud)) <= 1e-5, backend
+    result = page.evaluate(
+        "(args) => window.harness.runOrtWeb(args)", {"modelUrl": f"/models/dense/1/{manifest['edge']['file']}", "feeds": feeds}
+    )
+    assert "error" not in result, result
+    edge = np.asarray(result["outputs"]["y"]["data"], dtype=np.float32).reshape(4, 3)
+    assert np.max(np.abs(edge - want)) <= 1e-5, "onnxruntime-web"
     assert page.errors == []
 
 

@@ -2,6 +2,7 @@
 
 import { createOnnxjsSession, runOnnxjs } from '../src/onnxjs-runtime.js';
 import { predictCloud } from '../src/cloud.js';
+import { createOrtSession, runOrt } from '../src/ortweb-runtime.js';
 
 async function timeRuns(run, repeats) {
   const times = [];
@@ -21,6 +22,15 @@ window.harness = {
     try {
       const session = await createOnnxjsSession(modelUrl, backend);
       return await timeRuns(() => runOnnxjs(session, feeds, inputNames), repeats);
+    } catch (error) {
+      return { error: String(error && error.message ? error.message : error) };
+    }
+  },
+  /** Same on onnxruntime-web (wasm). */
+  async runOrtWeb({ modelUrl, feeds, repeats = 1 }) {
+    try {
+      const session = await createOrtSession(modelUrl);
+      return await timeRuns(() => runOrt(session, feeds), repeats);
     } catch (error) {
       return { error: String(error && error.message ? error.message : error) };
     }

@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,8 @@ def load_keras_model(source: Path):
 
     if not source.is_file():
         raise BadInputError(f"model file not found: {source}")
+    if not zipfile.is_zipfile(source):
+        raise BadInputError(f"cannot load Keras model {source.name}: not a .keras zip archive (corrupt or truncated?)")
     try:
         return keras.saving.load_model(source, compile=False, safe_mode=True)
     except Exception as error:

@@ -112,12 +112,16 @@ class MmsServer:
         self._own_runtime_dir = config.runtime_dir is None
         self.runtime_dir = Path(config.runtime_dir or tempfile.mkdtemp(prefix="edgecloud-mms-"))
         self.log_dir = self.runtime_dir / "logs"
+        # Worker sockets live in TEMP; a Unix socket path must stay under ~107 bytes.
+        self.temp_dir = self.runtime_dir / "temp"
+        if len(str(self.temp_dir)) > 60:
+            self.temp_dir = Path(tempfile.mkdtemp(prefix="ecmms-", dir="/tmp"))
         self.process: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> "MmsServer":
-        for sub in ("tmp", "temp", "logs"):
-            (self.runtime_dir / sub).mkdir(parents=True, exist_ok=True)
+        for folder in (self.runtime_dir / "tmp", self.temp_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
         config_file = self.runtime_dir / "config.properties"
         config_file.write_text(config_properties(self.config))
         log_config = self.runtime_dir / "log4j2.xml"
@@ -125,7 +129,7 @@ class MmsServer:
         env = dict(os.environ)
         env.update(
             TMPDIR=str(self.runtime_dir / "tmp"),
-            TEMP=str(self.runtime_dir / "temp"),
+            TEMP=str(self.temp_dir),
             LOG_LOCATION=str(self.log_dir),
             METRICS_LOCATION=str(self.log_dir),
             PYTHONUNBUFFERED="1",
@@ -168,6 +172,8 @@ class MmsServer:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        if not self.temp_dir.is_relative_to(self.runtime_dir):
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
         if self._own_runtime_dir and os.environ.get("EDGECLOUD_KEEP_MMS_LOGS") != "1":
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
 

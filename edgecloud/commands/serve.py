@@ -39,10 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def options_from(args: argparse.Namespace, model_store: Path, registry: Path):
     from ..stack import StackOptions
 
-    for flag in ("inference_port", "management_port", "web_port"):
+    for flag, limit in (("inference_port", 32768), ("management_port", 32768), ("web_port", 65536)):
         port = getattr(args, flag)
-        if not 0 < port < 65536:
-            raise CliError(f"--{flag.replace('_', '-')} {port} is not a TCP port")
+        if not 0 < port < limit:
+            # MMS 1.1.11 refuses port numbers from 32768 up ("Invalid port number").
+            raise CliError(f"--{flag.replace('_', '-')} {port} must be between 1 and {limit - 1}")
     if args.workers < 1:
         raise CliError("--workers must be at least 1")
     if not Path(model_store).is_dir():

@@ -1,0 +1,37 @@
+"""model.json helpers: signatures with null free dims, hashes, latest.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import onnx
+from onnx import TensorProto, helper
+
+from export.manifest import file_entry, graph_inputs, tensor_specs, update_latest, write_manifest
+
+
+def _model() -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4], [1, 2, 3, 4])
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "g", [x], [y], [w])
+    graph.input.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, [4]))  # old-exporter style
+    return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_signature_skips_initializers_and_uses_null_for_free_dims():
+    model = _model()
+    assert tensor_specs(graph_inputs(model)) == [{"name": "x", "dtype": "float32", "shape": [None, 4]}]
+
+
+def test_file_entry_and_latest(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    assert file_entry(path) == {"sha256": hashlib.sha256(b"abc").hexdigest(), "size": 3}
+    for version in ("1", "2", "10"):
+        (tmp_path / "m" / version).mkdir(parents=True)
+        write_manifest(tmp_path / "m" / version, {"name": "m", "version": version})
+    (tmp_path / "m" / "11").mkdir()  # no model.json yet: not a version
+    latest = json.loads(update_latest(tmp_path / "m").read_text())
+    assert latest == {"name": "m", "version": "10", "manifest": "10/model.json", "versions": ["1", "2", "10"]}

@@ -34,9 +34,14 @@ class Converter(Protocol):
 
 def _registry() -> dict[str, Converter]:
     # Imported lazily: each converter pulls in its (heavy, optional) framework only when used.
-    from . import keras
+    from . import keras, mxnet, sklearn, torch
 
-    converters: list[Converter] = [keras.KerasConverter()]
+    converters: list[Converter] = [
+        keras.KerasConverter(),
+        torch.TorchConverter(),
+        sklearn.SklearnConverter(),
+        mxnet.MxnetConverter(),
+    ]
     return {converter.name: converter for converter in converters}
 
 

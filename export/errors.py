@@ -17,3 +17,15 @@ class ParityError(ExportError):
     """The ONNX graph does not reproduce the source framework within tolerance."""
 
     exit_code = 1
+
+
+class UnsupportedModelError(BadInputError):
+    """The model uses a layer or operator its ONNX converter cannot translate (exit code 2)."""
+
+
+def one_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's message (framework errors span pages)."""
+    for line in str(error).strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from . import converter as converters
-from .errors import BadInputError, ExportError
+from .errors import BadInputError, ExportError, UnsupportedModelError
 from .manifest import (
     MANIFEST_NAME,
     default_opset,
@@ -75,6 +75,12 @@ def export_model(
     return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, progress=progress)
 
 
+def unknown_operators(model: onnx.ModelProto) -> list[str]:
+    """Standard-domain node types ONNX does not define (tf2onnx leaves an unconvertible TF op in place)."""
+    standard = ("", "ai.onnx", "ai.onnx.ml")
+    return sorted({n.op_type for n in model.graph.node if n.domain in standard and not onnx.defs.has(n.op_type, n.domain)})
+
+
 def check_target(name: str, version: str, out: Path, force: bool) -> Path:
     """Validate name and version before any (slow) conversion; returns OUT/NAME/VERSION."""
     if not NAME_PATTERN.match(name):
@@ -97,6 +103,11 @@ def publish(
 ) -> ExportResult:
     """Check the graph, prove parity, then write the version folder atomically (any converter, file or API)."""
     name, version, out = version_dir.parent.name, version_dir.name, version_dir.parent.parent
+    unknown = unknown_operators(conversion.model)
+    if unknown:
+        raise UnsupportedModelError(
+            f"the model uses operators the {conversion.framework} converter left unconverted: {', '.join(unknown)}"
+        )
     try:
         onnx.checker.check_model(conversion.model, full_check=True)
     except Exception as error:

@@ -24,8 +24,12 @@ class UnsupportedModelError(BadInputError):
 
 
 def one_line(error: BaseException) -> str:
-    """The first non-empty line of an exception's message (framework errors span pages)."""
+    """The first line of an exception's message that says something (framework errors span pages).
+
+    MXNet puts a C++ stack ("Traceback ...", "File ...") before its reason: skipped.
+    """
     for line in str(error).strip().splitlines():
-        if line.strip():
-            return line.strip()
+        line = line.strip()
+        if line and not line.startswith(("Traceback (most recent call last)", "File ")):
+            return line
     return type(error).__name__

@@ -48,7 +48,11 @@ def _load_params(mx: Any, path: Path) -> dict[str, Any]:
         loaded = mx.nd.load(str(path))
     except Exception as error:
         raise BadInputError(f"cannot load MXNet parameters {path.name}: {one_line(error)}") from None
-    # Module checkpoints prefix names with "arg:"/"aux:"; Gluon exports do too.
+    if not isinstance(loaded, dict):  # a block without parameters saves an empty list
+        if loaded:
+            raise BadInputError(f"{path.name} holds unnamed arrays, not Gluon parameters")
+        return {}
+    # Gluon exports and Module checkpoints prefix names with "arg:"/"aux:".
     return {name.split(":", 1)[-1]: value for name, value in loaded.items()}
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from .converter import Conversion
-from .errors import BadInputError, ExportError, UnsupportedModelError, one_line
+from .errors import BadInputError, UnsupportedModelError, one_line
 from .graph_names import rename_outputs
 from .mxnet_compat import EXPORT_OPSET, export_shims, fix_ir_version, import_mxnet
 from .quiet import silenced
@@ -86,7 +86,10 @@ class MxnetConverter:
             try:
                 model = onnx.version_converter.convert_version(model, opset)
             except Exception as error:
-                raise ExportError(f"cannot convert MXNet's opset {EXPORT_OPSET} graph to opset {opset}: {one_line(error)}") from None
+                raise BadInputError(
+                    f"--opset {opset}: MXNet writes opset {EXPORT_OPSET} and onnx's version converter cannot bring "
+                    f"this graph to {opset} ({one_line(error).split(': ')[-1]})"
+                ) from None
         output_names = ["output"] if len(results) == 1 else [f"output_{i}" for i in range(len(results))]
         model = rename_outputs(model, output_names)
         _fix_output_shapes(model, [result.shape for result in results])

@@ -21,3 +21,15 @@ def zoo_model(workdir: Path) -> Callable[[str], tuple[Path, Path]]:
         return built[name]
 
     return get
+
+
+# Parity figures of the zoo exports, printed at the end of the run (README quotes them).
+ZOO_PARITY: dict[str, tuple[str, float, int]] = {}
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not ZOO_PARITY:
+        return
+    terminalreporter.section("zoo export parity (source framework vs onnxruntime, max |diff|)")
+    for name, (framework, figure, compared) in sorted(ZOO_PARITY.items()):
+        terminalreporter.write_line(f"{name:28s} {framework:8s} {figure:.2e}  over {compared} inputs")

@@ -97,3 +97,28 @@ def test_export_torch_module_refuses_bad_arguments(tmp_path):
         export_torch_module(module, torch.randn(1, 4), name="m", version="1", out=tmp_path, opset=18)
     with pytest.raises(BadInputError, match="the model cannot run on the sample"):
         export_torch_module(module, torch.randn(1, 5), name="m", version="1", out=tmp_path)
+
+
+@pytest.mark.torch
+def test_exported_program_needs_no_sample_when_only_the_batch_is_free(zoo_model, tmp_path):
+    model_path, _ = zoo_model("torch_mlp_pt2")
+    assert cli(["export", str(model_path), "--name", "pt2", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "pt2" / "1" / "model.json").read_text())
+    assert manifest["inputs"] == [{"name": "x", "dtype": "float32", "shape": [None, 8]}]
+
+
+@pytest.mark.mxnet
+def test_mxnet_export_reaches_another_opset_through_the_version_converter(zoo_model, tmp_path, capsys):
+    model_path, sample_path = zoo_model("mxnet_dense")
+    argv = ["export", str(model_path), "--sample", str(sample_path), "--out", str(tmp_path)]
+    assert cli([*argv, "--name", "mx15", "--opset", "15"]) == 0
+    manifest = json.loads((tmp_path / "mx15" / "1" / "model.json").read_text())
+    assert manifest["opset"] == 15
+    assert manifest["ir_version"] <= 10
+    assert manifest["parity"]["source_vs_onnxruntime"]["passed"] is True
+
+    capsys.readouterr()
+    assert cli([*argv, "--name", "mx11", "--opset", "11"]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("edgecloud export: error: --opset 11: MXNet writes opset 13")
+    assert "No Adapter From Version $13 for Flatten" in error

@@ -11,10 +11,8 @@ import onnxruntime
 import pytest
 
 from edgecloud.cli import main as cli
+from tests.export.conftest import ZOO_PARITY
 from tests.export.zoo import ZOO
-
-FRAMEWORK_VERSION_MODULE = {"keras": "keras", "torch": "torch", "sklearn": "sklearn", "mxnet": "mxnet"}
-
 
 def zoo_params():
     return [pytest.param(name, marks=getattr(pytest.mark, entry.framework)) for name, entry in ZOO.items()]
@@ -45,6 +43,7 @@ def test_zoo_model_exports_with_parity(name, zoo_model, zoo_registry, capsys):
     assert parity["max_abs_diff"] <= 1e-5
     assert parity["inputs_compared"] >= 33
     assert set(parity["per_output"]) == {output["name"] for output in manifest["outputs"]}
+    ZOO_PARITY[name] = (entry.framework, parity["max_abs_diff"], parity["inputs_compared"])
     digest = hashlib.sha256((version_dir / "model.onnx").read_bytes()).hexdigest()
     assert manifest["files"]["model.onnx"]["sha256"] == digest
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import onnx
 
@@ -21,6 +21,18 @@ class Conversion:
     sample: Feeds
     framework: str
     framework_version: str
+
+
+def flat_outputs(result: Any) -> list[Any]:
+    """A forward pass's result (a tensor, or nested tuples/lists of them) as a flat list."""
+    if isinstance(result, (tuple, list)):
+        return [tensor for item in result for tensor in flat_outputs(item)]
+    return [result]
+
+
+def default_output_names(count: int) -> list[str]:
+    """Names for outputs a framework leaves unnamed (PyTorch, MXNet)."""
+    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
 
 
 class Converter(Protocol):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .converter import Conversion
+from .converter import Conversion, default_output_names, flat_outputs
 from .errors import BadInputError, UnsupportedModelError, one_line
 from .graph_names import rename_outputs
 from .mxnet_compat import EXPORT_OPSET, export_shims, fix_ir_version, import_mxnet
@@ -77,7 +77,7 @@ class MxnetConverter:
         try:
             with silenced("mxnet"):
                 block = mx.gluon.SymbolBlock.imports(str(source), names, str(params_path))
-                results = _flatten(block(*(mx.nd.array(feeds[n], dtype=feeds[n].dtype) for n in names)))
+                results = flat_outputs(block(*(mx.nd.array(feeds[n], dtype=feeds[n].dtype) for n in names)))
         except Exception as error:
             raise BadInputError(f"the model cannot run on the sample: {one_line(error)}") from None
 
@@ -90,21 +90,15 @@ class MxnetConverter:
                     f"--opset {opset}: MXNet writes opset {EXPORT_OPSET} and onnx's version converter cannot bring "
                     f"this graph to {opset} ({one_line(error).split(': ')[-1]})"
                 ) from None
-        output_names = ["output"] if len(results) == 1 else [f"output_{i}" for i in range(len(results))]
+        output_names = default_output_names(len(results))
         model = rename_outputs(model, output_names)
         _fix_output_shapes(model, [result.shape for result in results])
 
         def reference(onnx_feeds: Feeds) -> dict[str, np.ndarray]:
             arrays = (mx.nd.array(onnx_feeds[n], dtype=onnx_feeds[n].dtype) for n in names)
-            return {name: value.asnumpy() for name, value in zip(output_names, _flatten(block(*arrays)))}
+            return {name: value.asnumpy() for name, value in zip(output_names, flat_outputs(block(*arrays)))}
 
         return Conversion(model, reference, feeds, "mxnet", mx.__version__)
-
-
-def _flatten(result: Any) -> list:
-    if isinstance(result, (tuple, list)):
-        return [item for value in result for item in _flatten(value)]
-    return [result]
 
 
 def _export(mx: Any, source: Path, params_path: Path, feeds: Feeds, names: list[str]) -> onnx.ModelProto:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import onnx
 
-from .converter import Conversion
+from .converter import Conversion, default_output_names, flat_outputs
 from .errors import BadInputError, UnsupportedModelError, one_line
 from .quiet import silenced
 from .signature import fit_sample, name_sample, synthesize_sample
@@ -33,40 +33,31 @@ def _framework_version() -> str:
     return torch.__version__
 
 
-def _flatten(result: Any) -> list:
-    """A forward's result (tensor, or nested tuples/lists of them) as a flat list of tensors."""
-    if isinstance(result, (tuple, list)):
-        return [tensor for item in result for tensor in _flatten(item)]
-    return [result]
-
-
-def _output_names(count: int) -> list[str]:
-    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
-
-
 def _as_float32(feeds: Feeds) -> Feeds:
     """`np.save` writes float64 by default; PyTorch weights are float32."""
     return {name: a.astype(np.float32) if a.dtype == np.float64 else a for name, a in feeds.items()}
 
 
-def _runner(forward: Callable, input_names: Sequence[str], output_names: Sequence[str]):
+def _forward(forward: Callable, feeds: Feeds, names: Sequence[str]) -> list[np.ndarray]:
     import torch
 
+    with torch.no_grad():
+        results = flat_outputs(forward(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names)))
+    return [result.detach().numpy() for result in results]
+
+
+def _runner(forward: Callable, input_names: Sequence[str], output_names: Sequence[str]):
     def run(feeds: Feeds) -> dict[str, np.ndarray]:
-        with torch.no_grad():
-            results = _flatten(forward(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in input_names)))
-        return {name: result.detach().numpy() for name, result in zip(output_names, results)}
+        return dict(zip(output_names, _forward(forward, feeds, input_names)))
 
     return run
 
 
 def _run_sample(forward: Callable, feeds: Feeds, names: Sequence[str]) -> int:
     """Run the model once on the sample; a failure is the sample's (or the model's) fault. Returns #outputs."""
-    import torch
-
     try:
-        with torch.no_grad(), silenced(*_LOGGERS):
-            return len(_flatten(forward(*(torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in names))))
+        with silenced(*_LOGGERS):
+            return len(_forward(forward, feeds, names))
     except Exception as error:
         raise BadInputError(f"the model cannot run on the sample: {one_line(error)}") from None
 
@@ -94,12 +85,14 @@ def convert_module(module: Any, sample: Any, opset: int, input_names: Sequence[s
                    output_names: Sequence[str] | None = None) -> Conversion:  # fmt: skip
     """An `nn.Module` or TorchScript module plus a sample → Conversion (TorchScript exporter)."""
     module.eval()
-    if input_names is None:
-        count = len(sample) if isinstance(sample, dict) else len(sample) if isinstance(sample, (tuple, list)) else 1
+    if input_names is None and isinstance(sample, dict):
+        input_names = list(sample)
+    elif input_names is None:
+        count = len(sample) if isinstance(sample, (tuple, list)) else 1
         input_names = ["input"] if count == 1 else [f"input_{i}" for i in range(count)]
     feeds = _as_float32(name_sample(_as_numpy(sample, list(input_names)), list(input_names)))
     count = _run_sample(module, feeds, list(input_names))
-    names = list(output_names) if output_names else _output_names(count)
+    names = list(output_names) if output_names else default_output_names(count)
     if len(names) != count:
         raise BadInputError(f"the model returns {count} outputs, {len(names)} output names were given")
     model = _torchscript_to_onnx(module, feeds, list(input_names), names, opset)
@@ -114,6 +107,8 @@ def _as_numpy(sample: Any, names: list[str]) -> dict[str, np.ndarray] | np.ndarr
     if isinstance(sample, dict):
         return {name: to_array(value) for name, value in sample.items()}
     if isinstance(sample, (tuple, list)):
+        if len(sample) != len(names):
+            raise BadInputError(f"the sample has {len(sample)} tensors, the model takes {len(names)} inputs ({', '.join(names)})")
         return {name: to_array(value) for name, value in zip(names, sample)}
     return to_array(sample)
 

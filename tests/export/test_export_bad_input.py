@@ -117,9 +117,8 @@ def mxnet_erfinv(folder: Path) -> Path:
 
 def mxnet_pair(zoo_model: Callable, folder: Path, *, symbol: bool, params: bool) -> Path:
     """The zoo's Dense net copied under a new prefix, with its symbol and/or params truncated."""
-    source, _ = zoo_model("mxnet_dense")
-    (sym_source,) = [source]
-    (params_source,) = sorted(source.parent.glob("net-*.params"))
+    sym_source, _ = zoo_model("mxnet_dense")
+    (params_source,) = sorted(sym_source.parent.glob("net-*.params"))
     prefix = f"broken_{int(symbol)}{int(params)}"
     sym_path = folder / f"{prefix}-symbol.json"
     shutil.copy(sym_source, sym_path)

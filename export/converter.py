@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import onnx
 
@@ -23,6 +23,18 @@ class Conversion:
     framework_version: str
 
 
+def flat_outputs(result: Any) -> list[Any]:
+    """A forward pass's result (a tensor, or nested tuples/lists of them) as a flat list."""
+    if isinstance(result, (tuple, list)):
+        return [tensor for item in result for tensor in flat_outputs(item)]
+    return [result]
+
+
+def default_output_names(count: int) -> list[str]:
+    """Names for outputs a framework leaves unnamed (PyTorch, MXNet)."""
+    return ["output"] if count == 1 else [f"output_{i}" for i in range(count)]
+
+
 class Converter(Protocol):
     """A framework's exporter: a saved model file (plus an optional sample) → `Conversion`."""
 
@@ -34,9 +46,14 @@ class Converter(Protocol):
 
 def _registry() -> dict[str, Converter]:
     # Imported lazily: each converter pulls in its (heavy, optional) framework only when used.
-    from . import keras
+    from . import keras, mxnet, sklearn, torch
 
-    converters: list[Converter] = [keras.KerasConverter()]
+    converters: list[Converter] = [
+        keras.KerasConverter(),
+        torch.TorchConverter(),
+        sklearn.SklearnConverter(),
+        mxnet.MxnetConverter(),
+    ]
     return {converter.name: converter for converter in converters}
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import tempfile
@@ -14,9 +12,10 @@ import numpy as np
 import onnx
 
 from .converter import Conversion
-from .errors import BadInputError, ExportError
+from .errors import BadInputError, ExportError, UnsupportedModelError, one_line
 from .graph_names import rename_outputs
 from .manifest import graph_inputs, tensor_specs
+from .quiet import silenced
 from .signature import fit_sample, synthesize_sample
 from .verify import Feeds
 
@@ -40,8 +39,7 @@ def load_keras_model(source: Path):
     try:
         return keras.saving.load_model(source, compile=False, safe_mode=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BadInputError(f"cannot load Keras model {source.name}: {reason}") from None
+        raise BadInputError(f"cannot load Keras model {source.name}: {one_line(error)}") from None
 
 
 class KerasConverter:
@@ -61,16 +59,15 @@ class KerasConverter:
         try:
             model(ordered if len(ordered) > 1 else ordered[0], training=False)
         except Exception as error:
-            raise BadInputError(f"the model cannot run on the sample: {str(error).splitlines()[0]}") from None
+            raise BadInputError(f"the model cannot run on the sample: {one_line(error)}") from None
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.onnx"
             try:
-                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                with silenced("tensorflow", "tf2onnx"):
                     model.export(str(path), format="onnx", opset_version=opset, verbose=False)
             except Exception as error:
-                message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                raise ExportError(f"tf2onnx could not convert the model: {message}") from None
+                raise UnsupportedModelError(f"tf2onnx could not convert the model: {one_line(error)}") from None
             onnx_model = onnx.load(str(path))
 
         output_names = list(getattr(model, "output_names", []) or [])

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 
 from . import converter as converters
-from .errors import BadInputError, ExportError
+from .errors import BadInputError, ExportError, UnsupportedModelError
 from .manifest import (
     MANIFEST_NAME,
     default_opset,
@@ -65,21 +65,49 @@ def export_model(
     progress: Callable[[str], None] = lambda message: None,
 ) -> ExportResult:
     """Write `OUT/NAME/VERSION/{model.onnx, model.json, sample.json}` and `OUT/NAME/latest.json`."""
+    version_dir = check_target(name, version, out, force)
+    source = Path(source)
+    if not source.exists():
+        raise BadInputError(f"model file not found: {source}")
+    chosen = converters.pick(framework, source)
+    progress(f"converting {source.name} with the {chosen.name} converter (opset {opset})")
+    conversion = chosen.convert(source, load_sample(sample), opset)
+    return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, progress=progress)
+
+
+def unknown_operators(model: onnx.ModelProto) -> list[str]:
+    """Standard-domain node types ONNX does not define (tf2onnx leaves an unconvertible TF op in place)."""
+    standard = ("", "ai.onnx", "ai.onnx.ml")
+    return sorted({n.op_type for n in model.graph.node if n.domain in standard and not onnx.defs.has(n.op_type, n.domain)})
+
+
+def check_target(name: str, version: str, out: Path, force: bool) -> Path:
+    """Validate name and version before any (slow) conversion; returns OUT/NAME/VERSION."""
     if not NAME_PATTERN.match(name):
         raise BadInputError(f"model name {name!r} must start with a letter and use only letters, digits, '_' and '-'")
     if not str(version).isdigit():
         raise BadInputError(f"version {version!r} must be a whole number")
-    version = str(int(version))
-    source = Path(source)
-    if not source.exists():
-        raise BadInputError(f"model file not found: {source}")
-    version_dir = Path(out) / name / version
+    version_dir = Path(out) / name / str(int(version))
     if version_dir.exists() and not force:
         raise BadInputError(f"{version_dir} already exists: versions are immutable, pick a new one or pass --force")
+    return version_dir
 
-    chosen = converters.pick(framework, source)
-    progress(f"converting {source.name} with the {chosen.name} converter (opset {opset})")
-    conversion = chosen.convert(source, load_sample(sample), opset)
+
+def publish(
+    conversion: converters.Conversion,
+    version_dir: Path,
+    *,
+    source_file: str,
+    tolerance: float = DEFAULT_TOLERANCE,
+    progress: Callable[[str], None] = lambda message: None,
+) -> ExportResult:
+    """Check the graph, prove parity, then write the version folder atomically (any converter, file or API)."""
+    name, version, out = version_dir.parent.name, version_dir.name, version_dir.parent.parent
+    unknown = unknown_operators(conversion.model)
+    if unknown:
+        raise UnsupportedModelError(
+            f"the model uses operators the {conversion.framework} converter left unconverted: {', '.join(unknown)}"
+        )
     try:
         onnx.checker.check_model(conversion.model, full_check=True)
     except Exception as error:
@@ -105,7 +133,7 @@ def export_model(
             "source": {
                 "framework": conversion.framework,
                 "framework_version": conversion.framework_version,
-                "file": source.name,
+                "file": source_file,
             },
             "opset": default_opset(conversion.model),
             "ir_version": conversion.model.ir_version,

@@ -28,16 +28,22 @@ def load_sample(path: Path | None) -> dict[str, np.ndarray] | np.ndarray | None:
     return loaded
 
 
+def name_sample(sample: dict[str, np.ndarray] | np.ndarray, names: Sequence[str]) -> Feeds:
+    """Key the sample by input name: a lone array for a one-input model, else an .npz by name."""
+    if isinstance(sample, np.ndarray):
+        if len(names) != 1:
+            raise BadInputError(
+                f"the model has {len(names)} inputs ({', '.join(names)}): give the sample as .npz keyed by name"
+            )
+        sample = {names[0]: sample}
+    if set(sample) != set(names):
+        raise BadInputError(f"sample arrays {sorted(sample)} do not match the model inputs {sorted(names)}")
+    return {name: np.asarray(sample[name]) for name in names}
+
+
 def fit_sample(sample: dict[str, np.ndarray] | np.ndarray, specs: Sequence[dict[str, Any]]) -> Feeds:
     """Map the sample onto the inputs, add a missing batch axis, check every fixed dimension."""
-    if isinstance(sample, np.ndarray):
-        if len(specs) != 1:
-            names = ", ".join(spec["name"] for spec in specs)
-            raise BadInputError(f"the model has {len(specs)} inputs ({names}): give the sample as .npz keyed by name")
-        sample = {specs[0]["name"]: sample}
-    expected = {spec["name"] for spec in specs}
-    if set(sample) != expected:
-        raise BadInputError(f"sample arrays {sorted(sample)} do not match the model inputs {sorted(expected)}")
+    sample = name_sample(sample, [spec["name"] for spec in specs])
     feeds: Feeds = {}
     for spec in specs:
         array = np.asarray(sample[spec["name"]])

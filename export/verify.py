@@ -25,15 +25,26 @@ DEFAULT_RANDOM_INPUTS = 32
 
 @dataclass
 class ParityReport:
-    """Worst |difference| per output over all inputs compared."""
+    """Worst |difference| per output over all inputs compared.
+
+    Outputs in `exact` (integer, bool and string tensors such as class labels) must match
+    exactly: a label that is off by one is wrong, not close.
+    """
 
     per_output: dict[str, float]
     inputs_compared: int
     tolerance: float
+    exact: list[str] = field(default_factory=list)
     worst_output: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.worst_output = max(self.per_output, key=self.per_output.get) if self.per_output else ""
+        failing = [name for name in self.per_output if not self._output_passed(name)]
+        candidates = failing or list(self.per_output)
+        self.worst_output = max(candidates, key=self.per_output.get) if candidates else ""
+
+    def _output_passed(self, name: str) -> bool:
+        limit = 0.0 if name in self.exact else self.tolerance
+        return self.per_output[name] <= limit
 
     @property
     def max_abs_diff(self) -> float:
@@ -41,7 +52,7 @@ class ParityReport:
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_diff <= self.tolerance
+        return all(self._output_passed(name) for name in self.per_output)
 
     def as_json(self) -> dict:
         return {
@@ -49,6 +60,7 @@ class ParityReport:
             "per_output": self.per_output,
             "inputs_compared": self.inputs_compared,
             "tolerance": self.tolerance,
+            "exact_outputs": self.exact,
             "passed": self.passed,
         }
 
@@ -91,18 +103,22 @@ def onnxruntime_runner(model: onnx.ModelProto | bytes | str) -> Runner:
 
 def _as_comparable(array: np.ndarray) -> np.ndarray:
     array = np.asarray(array)
-    return array.astype(np.float64) if array.dtype != object else array
+    numeric = np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
+    return array.astype(np.float64) if numeric else array.astype(object)
 
 
 def compare(reference: Runner, candidate: Runner, inputs: list[Feeds], tolerance: float = DEFAULT_TOLERANCE) -> ParityReport:
     """Worst |reference - candidate| per output; shape mismatches count as infinite."""
     worst: dict[str, float] = {}
+    exact: set[str] = set()
     for feeds in inputs:
         expected = reference(feeds)
         actual = candidate(feeds)
         for name, want in expected.items():
             if name not in actual:
                 raise ParityError(f"output {name!r} is missing from the ONNX model's outputs {sorted(actual)}")
+            if not np.issubdtype(np.asarray(want).dtype, np.floating):
+                exact.add(name)
             want_a, got_a = _as_comparable(want), _as_comparable(actual[name])
             if want_a.shape != got_a.shape:
                 diff = float("inf")
@@ -113,14 +129,16 @@ def compare(reference: Runner, candidate: Runner, inputs: list[Feeds], tolerance
                 if np.isnan(diff):
                     diff = 0.0 if np.array_equal(np.isnan(want_a), np.isnan(got_a)) else float("inf")
             worst[name] = max(worst.get(name, 0.0), diff)
-    return ParityReport(per_output=worst, inputs_compared=len(inputs), tolerance=tolerance)
+    return ParityReport(per_output=worst, inputs_compared=len(inputs), tolerance=tolerance, exact=sorted(exact))
 
 
 def require(report: ParityReport, against: str) -> ParityReport:
     """Raise a one-line ParityError naming the worst output and its figure."""
     if not report.passed:
+        name = report.worst_output
+        limit = "must match exactly" if name in report.exact else f"tolerance {report.tolerance:g}"
         raise ParityError(
-            f"parity failed against {against}: output {report.worst_output!r} differs by "
-            f"{report.max_abs_diff:.3g} (tolerance {report.tolerance:g}) over {report.inputs_compared} inputs"
+            f"parity failed against {against}: output {name!r} differs by "
+            f"{report.per_output[name]:.3g} ({limit}) over {report.inputs_compared} inputs"
         )
     return report

@@ -16,15 +16,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Convert a saved model to ONNX, check it with onnx's checker, prove that onnxruntime "
             "reproduces the source framework on the sample and 32 random inputs like it, and write "
-            "REGISTRY/NAME/VERSION/model.onnx + model.json (+ NAME/latest.json)."
+            "REGISTRY/NAME/VERSION/model.onnx + model.json (+ NAME/latest.json). "
+            "File types (--framework auto): .keras (keras); .pt2 exported program, .pt/.pth TorchScript (torch); "
+            ".joblib/.pkl (sklearn); NAME-symbol.json with NAME-EPOCH.params beside it (mxnet). "
+            "TorchScript and MXNet files record no input shapes: pass --sample."
+        ),
+        epilog=(
+            "WARNING: .joblib/.pkl files are unpickled, and unpickling runs code from the file. "
+            "Only export scikit-learn files you trust."
         ),
     )
-    parser.add_argument("model", type=Path, help="the saved model (.keras)")
+    parser.add_argument(
+        "model", type=Path, help="the saved model: .keras, .pt2, .pt/.pth, .joblib/.pkl (trusted only), NAME-symbol.json"
+    )
     parser.add_argument("--name", required=True, help="model name (letters, digits, '_' and '-')")
     parser.add_argument("--version", default="1", help="whole-number version (default 1); versions are immutable")
     parser.add_argument("--out", type=Path, required=True, metavar="REGISTRY", help="registry folder")
     parser.add_argument("--sample", type=Path, help="sample input: .npy for one input, .npz keyed by input name")
-    parser.add_argument("--framework", default="auto", help="source framework, or auto to pick by file type")
+    parser.add_argument(
+        "--framework", default="auto", help="keras, torch, sklearn or mxnet; auto (default) picks by file type"
+    )
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset for the cloud model (default 13)")
     parser.add_argument("--tolerance", type=float, default=1e-5, help="max |diff| allowed vs the source (1e-5)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing version")

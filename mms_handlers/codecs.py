@@ -99,6 +99,8 @@ class V2JsonCodec:
         if not isinstance(tensor, dict):
             raise RequestError(f"{where}: expected an object with name, shape, datatype, data")
         missing = [key for key in ("name", "shape", "datatype", "data") if key not in tensor]
+        if isinstance(tensor.get("name"), str):
+            where = f"input {tensor['name']!r} (inputs[{position}])"
         if missing:
             raise RequestError(f"{where}: missing {', '.join(missing)} (V2 tensors need name, shape, datatype, data)")
         name, shape, datatype = tensor["name"], tensor["shape"], tensor["datatype"]

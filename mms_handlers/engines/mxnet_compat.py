@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -23,7 +24,9 @@ def import_mxnet() -> ModuleType:
     if "bool" not in vars(numpy):  # hasattr() would trip numpy's FutureWarning for np.bool
         numpy.bool = bool  # type: ignore[attr-defined]
     try:
-        import mxnet
+        with warnings.catch_warnings():  # MXNet 1.9 trips numpy/scipy/distutils deprecations on import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import mxnet
     except ImportError as error:
         raise EngineLoadError(f"the mxnet engine needs the mxnet package (pip install 'onnx-edgecloud[mxnet]'): {error}")
     return mxnet

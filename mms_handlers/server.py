@@ -136,11 +136,18 @@ def config_properties(config: ServerConfig) -> str:
     ]
     if config.cors_origins:
         lines += [
-            f"cors_allowed_origin={','.join(config.cors_origins)}",
+            f"cors_allowed_origin={cors_origin_value(config.cors_origins)}",
             "cors_allowed_methods=GET, POST, PUT, OPTIONS",
             "cors_allowed_headers=Content-Type, Accept",
         ]
     return "\n".join(lines) + "\n"
+
+
+def cors_origin_value(origins: list[str]) -> str:
+    """MMS 1.1.11 sends `cors_allowed_origin` verbatim as Access-Control-Allow-Origin, whatever the
+    request's Origin, and browsers accept exactly one origin or `*` there: several origins become `*`."""
+    distinct = list(dict.fromkeys(origins))
+    return distinct[0] if len(distinct) == 1 else "*"
 
 
 def worker_python_path(existing: str | None) -> str:
@@ -330,16 +337,25 @@ class MmsServer:
 _HANDLER_ERROR = re.compile(r"WorkerLifeCycle - (?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 
 
-def _handler_error(log_file: Path, start: int) -> str | None:
-    """The last `SomeError: message` a worker printed since `start` (its load failure), if any."""
-    try:
-        with open(log_file, "rb") as handle:
-            handle.seek(start)
-            text = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    found = [match for line in text.splitlines() if (match := _HANDLER_ERROR.search(line))]
-    return f"{found[-1].group(1)}: {found[-1].group(2)}" if found else None
+def _handler_error(log_file: Path, start: int, wait: float = 3.0) -> str | None:
+    """The last `SomeError: message` a worker printed since `start` (its load failure), if any.
+
+    MMS answers the registration before its thread copying the worker's output has logged it: wait a little.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with open(log_file, "rb") as handle:
+                handle.seek(start)
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        found = [match for line in text.splitlines() if (match := _HANDLER_ERROR.search(line))]
+        if found:
+            return f"{found[-1].group(1)}: {found[-1].group(2)}"
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
 
 
 def _group_members(pgid: int) -> list[int]:

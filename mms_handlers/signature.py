@@ -62,9 +62,6 @@ class Signature:
         """Every input and output has a free first dimension, so axis 0 is the batch axis."""
         return all(spec.batched for spec in (*self.inputs, *self.outputs))
 
-    def input(self, name: str) -> TensorSpec:
-        return next(spec for spec in self.inputs if spec.name == name)
-
     def check(self, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Arrays for every input, or a RequestError naming the input, what was expected and what came."""
         missing = [name for name in self.input_names if name not in values]

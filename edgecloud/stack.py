@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mms_handlers.server import MmsServer, ModelOptions, ServerConfig
+from mms_handlers.server import MmsServer, ModelOptions, ServerConfig, cors_origin_value
 
 from .webserver import StaticSite
 
@@ -57,6 +57,8 @@ class Stack:
 
     def start(self, progress: Callable[[str], None] = lambda message: None) -> "Stack":
         progress("starting Multi Model Server")
+        if cors_origin_value(self.mms.config.cors_origins) == "*":
+            progress("CORS: MMS sends one Access-Control-Allow-Origin value, so the page's origin plus --cors-origin is '*'")
         self.mms.start()
         try:
             self.models = self.mms.register_store(self.options.register or None)

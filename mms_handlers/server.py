@@ -51,8 +51,9 @@ class ModelOptions:
             number = int(value)
         except ValueError:
             raise ValueError(f"model option {key} needs an integer, got {value!r}") from None
-        if number < (0 if key == "max_batch_delay" else 1):
-            raise ValueError(f"model option {key} must be at least {0 if key == 'max_batch_delay' else 1}, got {number}")
+        lowest = 0 if key == "max_batch_delay" else 1
+        if number < lowest:
+            raise ValueError(f"model option {key} must be at least {lowest}, got {number}")
         setattr(self, key, number)
 
 

@@ -208,13 +208,38 @@ def test_concurrent_clients_form_batches_with_unbatched_answers(served):
     batches = read_batches(served.log_dir / "model_metrics.log", "mlp")
     assert max(size for size, _ in batches.values()) > 1, batches
     stacked = [(size, runs) for size, runs in batches.values() if size > 1]
-    # A batch without a bad request is one engine run; a bad request never costs a neighbour its answer.
+    # Every request MMS handed over together went into one onnxruntime run (all share the trailing dims).
     assert any(runs == 1 for size, runs in stacked), stacked
-    bad_ids = {answers[i].headers["x-request-id"] for i in bad}
-    shared = [ids for ids in batches if len(ids) > 1 and set(ids) & bad_ids]
-    for ids in shared:  # every neighbour of a bad request in its MMS batch still got its 200
-        neighbours = [i for i in answers if answers[i].headers["x-request-id"] in ids and i not in bad]
-        assert all(answers[i].status == 200 for i in neighbours)
+
+
+def test_a_bad_request_fails_alone_inside_a_real_batch(served):
+    """8 clients released together (one sending a wrong shape) land in one MMS batch: the bad one
+    gets its 400, its neighbours their 200s. Bursts repeat until the metrics show a shared batch."""
+    x = np.full((1, 4), 0.25, np.float32)
+    for _burst in range(5):
+        barrier = threading.Barrier(BATCH)
+        answers: dict[int, Answer] = {}
+
+        def client(i: int) -> None:
+            body = b'{"inputs": {"x": [[1, 2]]}}' if i == 3 else json.dumps({"inputs": {"x": x.tolist()}}).encode()
+            barrier.wait()
+            answers[i] = post(served, "mlp", body)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(BATCH)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        bad_id = answers[3].headers["x-request-id"]
+        batch = next((ids for ids in read_batches(served.log_dir / "model_metrics.log", "mlp") if bad_id in ids), ())
+        if len(batch) > 1:
+            break
+    assert len(batch) > 1, "the bad request never shared a batch"
+    assert answers[3].status == 400 and "got shape [1, 2]" in answers[3].json()["message"]
+    neighbours = [i for i in answers if i != 3 and answers[i].headers["x-request-id"] in batch]
+    assert neighbours and all(answers[i].status == 200 for i in neighbours)
+    for i in neighbours:
+        np.testing.assert_allclose(answers[i].json()["outputs"]["y"], models.mlp_reference(x), atol=1e-6)
 
 
 _METRIC = re.compile(r" - (BatchSize|EngineRuns)\.Count:(\d+)\|#ModelName:(\w+),.*requestID:([^,]+(?:,[^,]+)*),timestamp:")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mms_handlers.server import MmsServer, ServerConfig
+from mms_handlers.server import MmsServer, ModelOptions, ServerConfig, cors_origin_value
 
 from .webserver import StaticSite
 
@@ -24,6 +24,10 @@ class StackOptions:
     workers: int = 1
     batch_size: int = 1
     max_batch_delay_ms: int = 100
+    job_queue_size: int = 100
+    max_request_size: int = 6553500
+    model_options: dict[str, ModelOptions] = field(default_factory=dict)
+    register: list[str] = field(default_factory=list)  # .mar files of the store to register; empty = all
     cors_origins: list[str] = field(default_factory=list)
 
 
@@ -42,6 +46,9 @@ class Stack:
                 workers=options.workers,
                 batch_size=options.batch_size,
                 max_batch_delay_ms=options.max_batch_delay_ms,
+                job_queue_size=options.job_queue_size,
+                max_request_size=options.max_request_size,
+                model_options=dict(options.model_options),
                 cors_origins=list(dict.fromkeys([web_origin, *options.cors_origins])),
             )
         )
@@ -50,9 +57,11 @@ class Stack:
 
     def start(self, progress: Callable[[str], None] = lambda message: None) -> "Stack":
         progress("starting Multi Model Server")
+        if cors_origin_value(self.mms.config.cors_origins) == "*":
+            progress("CORS: MMS sends one Access-Control-Allow-Origin value, so the page's origin plus --cors-origin is '*'")
         self.mms.start()
         try:
-            self.models = self.mms.register_store()
+            self.models = self.mms.register_store(self.options.register or None)
             progress(f"registered {', '.join(self.models) or 'no models'}; waiting for /ping to say Healthy")
             if self.models:
                 self.mms.wait_until_healthy()

@@ -6,7 +6,7 @@ import json
 
 
 class RequestError(Exception):
-    """A client mistake in one request (4xx), answered without touching the others."""
+    """One request's failure (a 4xx client mistake, or a 500), answered without touching the others."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -15,7 +15,8 @@ class RequestError(Exception):
 
     @property
     def kind(self) -> str:
-        return {400: "BadRequest", 413: "PayloadTooLarge", 415: "UnsupportedMediaType"}.get(self.status, "ClientError")
+        kinds = {400: "BadRequest", 413: "PayloadTooLarge", 415: "UnsupportedMediaType", 500: "InternalServerError"}
+        return kinds.get(self.status, "ClientError" if self.status < 500 else "ServerError")
 
     def body(self) -> str:
         """The same `{code, type, message}` shape MMS uses for its own errors."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,11 +25,50 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .engines.ort import THREADS_ENV
+from .engines.ort import THREADS_ENV, threads_per_worker
+
+MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
+MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
 
 
 class ServerError(Exception):
     """MMS did not start, register or answer; the message says what and where the log is."""
+
+
+@dataclass
+class ModelOptions:
+    """Per-model overrides of the server-wide workers / batch size / batch delay (None = server's)."""
+
+    workers: int | None = None
+    batch_size: int | None = None
+    max_batch_delay: int | None = None
+
+    def set(self, key: str, value: str) -> None:
+        """Set one option from text (`batch_size`, `=8`); ValueError names what is wrong."""
+        if key not in MODEL_OPTION_KEYS:
+            raise ValueError(f"unknown model option {key!r}; known: {', '.join(MODEL_OPTION_KEYS)}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"model option {key} needs an integer, got {value!r}") from None
+        lowest = 0 if key == "max_batch_delay" else 1
+        if number < lowest:
+            raise ValueError(f"model option {key} must be at least {lowest}, got {number}")
+        setattr(self, key, number)
+
+
+def check_port(name: str, port: int) -> None:
+    if not 0 < port <= MAX_PORT:
+        raise ServerError(f"{name} {port} is out of range: Multi Model Server accepts ports 1-{MAX_PORT} only")
+
+
+def mar_in_store(model_store: Path, mar: str) -> Path:
+    """The .mar file `mar` names inside the model store; anything else (URLs, other folders) is refused."""
+    store = Path(model_store).resolve()
+    candidate = (store / mar).resolve()
+    if "://" in mar or candidate.parent != store or candidate.suffix != ".mar" or not candidate.is_file():
+        raise ServerError(f"refusing to register {mar!r}: only .mar files inside the model store {store}")
+    return candidate
 
 
 @dataclass
@@ -44,7 +84,33 @@ class ServerConfig:
     max_response_size: int = 6553500
     batch_size: int = 1
     max_batch_delay_ms: int = 100
+    model_options: dict[str, ModelOptions] = field(default_factory=dict)
     runtime_dir: Path | None = None
+
+    def check(self) -> None:
+        """Raise ServerError for settings MMS would reject or misbehave on."""
+        check_port("inference port", self.inference_port)
+        check_port("management port", self.management_port)
+        if self.inference_port == self.management_port:
+            raise ServerError(f"inference and management ports are both {self.inference_port}")
+        for name, value in (("workers", self.workers), ("batch size", self.batch_size),
+                            ("job queue size", self.job_queue_size), ("max request size", self.max_request_size)):  # fmt: skip
+            if value < 1:
+                raise ServerError(f"{name} must be at least 1, got {value}")
+        if self.max_batch_delay_ms < 0:
+            raise ServerError(f"max batch delay must be at least 0 ms, got {self.max_batch_delay_ms}")
+
+    def options_for(self, model: str) -> tuple[int, int, int]:
+        """(workers, batch_size, max_batch_delay_ms) for one model: its overrides, else the server's."""
+        own = self.model_options.get(model, ModelOptions())
+        return (
+            own.workers if own.workers is not None else self.workers,
+            own.batch_size if own.batch_size is not None else self.batch_size,
+            own.max_batch_delay if own.max_batch_delay is not None else self.max_batch_delay_ms,
+        )
+
+    def most_workers(self) -> int:
+        return max([self.workers, *(o.workers for o in self.model_options.values() if o.workers)])
 
     @property
     def inference_url(self) -> str:
@@ -71,11 +137,18 @@ def config_properties(config: ServerConfig) -> str:
     ]
     if config.cors_origins:
         lines += [
-            f"cors_allowed_origin={','.join(config.cors_origins)}",
+            f"cors_allowed_origin={cors_origin_value(config.cors_origins)}",
             "cors_allowed_methods=GET, POST, PUT, OPTIONS",
             "cors_allowed_headers=Content-Type, Accept",
         ]
     return "\n".join(lines) + "\n"
+
+
+def cors_origin_value(origins: list[str]) -> str:
+    """MMS 1.1.11 sends `cors_allowed_origin` verbatim as Access-Control-Allow-Origin, whatever the
+    request's Origin, and browsers accept exactly one origin or `*` there: several origins become `*`."""
+    distinct = list(dict.fromkeys(origins))
+    return distinct[0] if len(distinct) == 1 else "*"
 
 
 def worker_python_path(existing: str | None) -> str:
@@ -120,6 +193,7 @@ class MmsServer:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> "MmsServer":
+        self.config.check()
         for folder in (self.runtime_dir / "tmp", self.temp_dir, self.log_dir):
             folder.mkdir(parents=True, exist_ok=True)
         config_file = self.runtime_dir / "config.properties"
@@ -135,7 +209,7 @@ class MmsServer:
             PYTHONUNBUFFERED="1",
         )
         env["PYTHONPATH"] = worker_python_path(env.get("PYTHONPATH"))
-        env.setdefault(THREADS_ENV, str(max(1, (os.cpu_count() or 1) // max(1, self.config.workers))))
+        env.setdefault(THREADS_ENV, str(threads_per_worker(self.config.most_workers())))
         command = [
             sys.executable, "-m", "mms.model_server", "--start", "--foreground",
             "--mms-config", str(config_file),
@@ -214,35 +288,49 @@ class MmsServer:
         max_batch_delay_ms: int | None = None,
         timeout: float = 120.0,
     ) -> dict[str, Any]:
-        """Register a .mar that lies in the model store (URLs and paths outside it are refused)."""
-        store = Path(self.config.model_store).resolve()
-        candidate = (store / mar).resolve()
-        if "://" in mar or candidate.parent != store or not candidate.is_file():
-            raise ServerError(f"refusing to register {mar!r}: only .mar files inside the model store {store}")
+        """Register a .mar that lies in the model store (URLs and paths outside it are refused).
+
+        Batch size and delay can only be set here (MMS gives models loaded at start batch size 1).
+        If the handler fails to load the model, the error names its reason (e.g. the operator an
+        engine cannot import), taken from this instance's log.
+        """
+        candidate = mar_in_store(self.config.model_store, mar)
+        workers, batch, delay = self.config.options_for(name or candidate.stem)
         params = {
             "url": candidate.name,
-            "initial_workers": initial_workers if initial_workers is not None else self.config.workers,
-            "batch_size": batch_size if batch_size is not None else self.config.batch_size,
-            "max_batch_delay": max_batch_delay_ms if max_batch_delay_ms is not None else self.config.max_batch_delay_ms,
+            "initial_workers": initial_workers if initial_workers is not None else workers,
+            "batch_size": batch_size if batch_size is not None else batch,
+            "max_batch_delay": max_batch_delay_ms if max_batch_delay_ms is not None else delay,
             "synchronous": "true",
             "response_timeout": int(timeout),
         }
         if name:
             params["model_name"] = name
         url = f"{self.config.management_url}/models?{urllib.parse.urlencode(params)}"
+        log_file = self.log_dir / "mms_log.log"
+        log_start = log_file.stat().st_size if log_file.exists() else 0
         status, body = _http("POST", url, timeout=timeout)
         if status != 200:
             message = body.get("message") if isinstance(body, dict) else body
-            raise ServerError(f"registering {mar} failed ({status}): {message}; see {self.log_dir / 'model_log.log'}")
+            reason = _handler_error(log_file, log_start)
+            detail = f": {reason}" if reason else ""
+            raise ServerError(f"registering {mar} failed ({status}): {message}{detail}; see {log_file}")
         return body if isinstance(body, dict) else {"status": body}
 
-    def register_store(self) -> list[str]:
-        """Register every .mar in the model store; returns the model names."""
-        names = []
-        for mar in sorted(Path(self.config.model_store).glob("*.mar")):
+    def register_store(self, mars: list[str] | None = None) -> list[str]:
+        """Register the named .mar files (default: every .mar in the store); returns the model names."""
+        store = Path(self.config.model_store)
+        chosen = [mar_in_store(store, mar) for mar in mars] if mars else sorted(store.glob("*.mar"))
+        for mar in chosen:
             self.register(mar.name)
-            names.append(mar.stem)
-        return names
+        return [mar.stem for mar in chosen]
+
+    def process_ids(self) -> list[int]:
+        """Every live process of this instance (the launcher, java and its Python workers).
+
+        MMS runs in its own session, so they share its process group; other instances are untouched.
+        """
+        return [] if self.process is None else _group_members(self.process.pid)
 
     def models(self) -> list[dict[str, Any]]:
         _status, body = _http("GET", f"{self.config.management_url}/models")
@@ -251,6 +339,45 @@ class MmsServer:
     def describe(self, name: str) -> Any:
         _status, body = _http("GET", f"{self.config.management_url}/models/{urllib.parse.quote(name)}")
         return body
+
+
+_HANDLER_ERROR = re.compile(r"WorkerLifeCycle - (?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
+
+
+def _handler_error(log_file: Path, start: int, wait: float = 3.0) -> str | None:
+    """The last `SomeError: message` a worker printed since `start` (its load failure), if any.
+
+    MMS answers the registration before its thread copying the worker's output has logged it: wait a little.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with open(log_file, "rb") as handle:
+                handle.seek(start)
+                text = handle.read().decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        found = [match for line in text.splitlines() if (match := _HANDLER_ERROR.search(line))]
+        if found:
+            return f"{found[-1].group(1)}: {found[-1].group(2)}"
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 def _signal_group(pid: int, sig: int) -> None:

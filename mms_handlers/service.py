@@ -2,20 +2,23 @@
 
 MMS calls `handle(None, context)` once when a worker loads the model, then with a list of
 requests (one dict each) per batch. Every request gets its own answer and status: a bad one
-is a 4xx for that request alone, and no input can raise out of here and kill the worker.
+is a 4xx for that request alone, compatible good ones share one engine run (`batching`), and
+no input can raise out of here and kill the worker. Timings and batch sizes go to MMS's
+metrics (`model_metrics.log`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import codecs
+from . import batching, codecs
 from .engines import DEFAULT_ENGINE, Engine, load_engine
 from .errors import RequestError
 from .signature import Signature
@@ -25,6 +28,14 @@ logger = logging.getLogger(__name__)
 MANIFEST_FILE = "model.json"
 ENGINE_FILE = "engine.json"
 
+# Metric names written to model_metrics.log (see README "Metrics").
+BATCH_SIZE_METRIC = "BatchSize"
+ENGINE_RUNS_METRIC = "EngineRuns"
+STACKED_METRIC = "StackedRequests"
+PREPROCESS_METRIC = "PreprocessTime"
+INFERENCE_METRIC = "InferenceTime"
+POSTPROCESS_METRIC = "PostprocessTime"
+
 
 @dataclass
 class _Prepared:
@@ -33,53 +44,90 @@ class _Prepared:
 
 
 class ModelService:
-    """One model in one worker: its signature, its engine, and the per-request flow."""
+    """One model in one worker: its signature, its engine, and the per-batch flow."""
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.signature: Signature | None = None
         self.manifest: dict[str, Any] = {}
+        self.model_name = ""
 
     @property
     def initialized(self) -> bool:
         return self.engine is not None
 
     def initialize(self, context: Any) -> None:
+        """Read model.json and engine.json and load the engine; an EngineLoadError fails registration."""
         model_dir = Path(context.system_properties["model_dir"])
         self.manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
         engine_name = DEFAULT_ENGINE
         if (model_dir / ENGINE_FILE).exists():
             engine_name = json.loads((model_dir / ENGINE_FILE).read_text()).get("engine", DEFAULT_ENGINE)
         self.signature = Signature.from_manifest(self.manifest)
+        self.model_name = getattr(context, "model_name", None) or self.manifest.get("name", "")
         self.engine = load_engine(engine_name, model_dir / self.manifest["cloud"]["file"])
         logger.info("loaded %s v%s on %s", self.manifest.get("name"), self.manifest.get("version"), engine_name)
 
     def handle_batch(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
-        answers: list[str | bytes] = []
+        assert self.engine is not None and self.signature is not None
+        metrics = _Metrics(context)
+        answers: list[str | bytes] = [b""] * len(data)
+        prepared: dict[int, _Prepared] = {}
         for index, request in enumerate(data):
+            started = time.perf_counter()
             try:
-                prepared = self._prepare(request, _content_type(context, index))
-                outputs = self._infer(prepared.feeds)
-                answers.append(prepared.codec.encode(outputs))
+                prepared[index] = self._prepare(request, _content_type(context, index))
             except RequestError as error:
-                context.set_response_status(error.status, error.message, index)
-                answers.append(error.body())
-            except Exception as error:  # noqa: BLE001 - an engine failure must not kill the worker
-                logger.exception("inference failed")
-                failure = RequestError(f"inference failed: {type(error).__name__}: {error}", status=500)
-                context.set_response_status(500, failure.message[:200], index)
-                answers.append(json.dumps({"code": 500, "type": "InternalServerError", "message": failure.message}))
+                answers[index] = _fail(context, index, error)
+            metrics.time(PREPROCESS_METRIC, started, index)
+
+        report = batching.run_batch({i: p.feeds for i, p in prepared.items()}, self.signature, self.engine.run)
+        for index, result in report.results.items():
+            started = time.perf_counter()
+            try:
+                if result.error is not None:
+                    raise result.error
+                answers[index] = prepared[index].codec.encode(result.outputs or {})
+            except Exception as error:  # noqa: BLE001 - an engine or encoding failure must not kill the worker
+                logger.exception("request %d of %d failed", index + 1, len(data))
+                answers[index] = _fail(context, index, RequestError(f"inference failed: {type(error).__name__}: {error}", 500))
+            metrics.add(INFERENCE_METRIC, result.inference_ms, index)
+            metrics.count(STACKED_METRIC, result.stacked_with, index)
+            metrics.time(POSTPROCESS_METRIC, started, index)
+        metrics.count(BATCH_SIZE_METRIC, len(data))
+        metrics.count(ENGINE_RUNS_METRIC, report.engine_runs)
         return answers
 
     def _prepare(self, request: dict[str, Any], content_type: str | None) -> _Prepared:
         assert self.signature is not None
-        body = _body(request)
-        decoded = codecs.decode(body, content_type, self.signature)
+        version = (self.model_name, str(self.manifest.get("version", "")))
+        codecs.check_content_type(content_type)  # before the body: MMS splits form bodies into fields
+        decoded = codecs.decode(_body(request), content_type, self.signature, version)
         return _Prepared(feeds=self.signature.check(decoded.values), codec=decoded.codec)
 
-    def _infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        assert self.engine is not None
-        return self.engine.run(feeds)
+
+class _Metrics:
+    """MMS's per-batch MetricsStore (absent in unit-test stubs); idx None = the whole batch."""
+
+    def __init__(self, context: Any) -> None:
+        self.store = getattr(context, "metrics", None)
+
+    def add(self, name: str, ms: float, index: int | None = None) -> None:
+        if self.store is not None:
+            self.store.add_time(name, round(ms, 3), idx=index)
+
+    def time(self, name: str, started: float, index: int | None = None) -> None:
+        self.add(name, (time.perf_counter() - started) * 1000.0, index)
+
+    def count(self, name: str, value: int, index: int | None = None) -> None:
+        if self.store is not None:
+            self.store.add_counter(name, value, idx=index)
+
+
+def _fail(context: Any, index: int, error: RequestError) -> str:
+    """Set this request's status only (never the whole batch's) and answer MMS's error shape."""
+    context.set_response_status(error.status, error.kind, index)
+    return error.body()
 
 
 def _body(request: dict[str, Any]) -> bytes:
@@ -101,14 +149,18 @@ def _body(request: dict[str, Any]) -> bytes:
 
 
 def _content_type(context: Any, index: int) -> str | None:
+    """The request's Content-Type: the HTTP header, else the body parameter's own type."""
     try:
         headers = context.get_all_request_header(index) or {}
-    except Exception:  # noqa: BLE001 - older contexts or unit-test stubs
+    except Exception:  # noqa: BLE001 - unit-test stubs without headers
         return None
+    nested = None
     for key, value in headers.items():
-        if str(key).lower() == "content-type" and isinstance(value, str):
+        if isinstance(value, str) and str(key).lower() == "content-type":
             return value
-    return None
+        if isinstance(value, dict) and nested is None:
+            nested = value.get("content-type")
+    return nested
 
 
 _service = ModelService()

@@ -12,10 +12,18 @@ from ..errors import CliError
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `serve` and `demo`."""
     parser.add_argument("--host", default="127.0.0.1", help="address for inference and the page (127.0.0.1)")
-    parser.add_argument("--inference-port", type=int, default=8080)
-    parser.add_argument("--management-port", type=int, default=8081, help="management API, always on 127.0.0.1")
+    parser.add_argument("--inference-port", type=int, default=8080, help="MMS inference API (1-32767)")
+    parser.add_argument("--management-port", type=int, default=8081, help="MMS management API, always on 127.0.0.1 (1-32767)")
     parser.add_argument("--web-port", type=int, default=8000, help="page, browser runtimes and registry")
-    parser.add_argument("--workers", type=int, default=1, help="MMS workers per model")
+    parser.add_argument("--workers", type=int, default=1, help="MMS workers per model (onnxruntime threads = cores / workers)")
+    parser.add_argument("--batch-size", type=int, default=1, help="most requests MMS hands the handler at once (1 = no batching)")
+    parser.add_argument("--max-batch-delay", type=int, default=100, metavar="MS",
+                        help="how long MMS waits to fill a batch of --batch-size > 1; a lone request then waits this long (100)")  # fmt: skip
+    parser.add_argument("--model-option", action="append", default=[], metavar="NAME:KEY=VALUE",
+                        help="per-model override of workers, batch_size or max_batch_delay, e.g. mlp:batch_size=8")  # fmt: skip
+    parser.add_argument("--job-queue-size", type=int, default=100, help="requests queued per model before MMS answers 503")
+    parser.add_argument("--max-request-size", type=int, default=6553500, metavar="BYTES",
+                        help="larger bodies are refused with 413 (6553500)")  # fmt: skip
     parser.add_argument("--cors-origin", action="append", default=[], help="extra origin allowed to call MMS")
 
 
@@ -25,31 +33,61 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="run Multi Model Server and the browser page",
         description=(
             "Start Multi Model Server on a generated config (management on 127.0.0.1, "
-            "decode_input_request=false, CORS for the page), register every .mar in the model store, "
-            "wait until /ping says Healthy, serve web_onnxjs/ and the registry, and stop everything on "
-            "Ctrl-C or SIGTERM."
+            "decode_input_request=false, CORS for the page), register every .mar in the model store "
+            "(or those named by --register), wait until /ping says Healthy, serve web_onnxjs/ and the "
+            "registry, and stop everything on Ctrl-C or SIGTERM."
         ),
     )
     parser.add_argument("--model-store", type=Path, required=True, help="folder of .mar files")
     parser.add_argument("--registry", type=Path, required=True, help="registry folder written by export")
+    parser.add_argument("--register", action="append", default=[], metavar="NAME.mar",
+                        help="register only this .mar of the model store (repeatable); URLs and other folders are refused")  # fmt: skip
     add_serving_options(parser)
     parser.set_defaults(run=run)
 
 
+def parse_model_options(values: list[str]) -> dict:
+    """`NAME:KEY=VALUE` strings → {NAME: ModelOptions}."""
+    from mms_handlers.server import ModelOptions
+
+    options: dict[str, ModelOptions] = {}
+    for value in values:
+        name, _, setting = value.partition(":")
+        key, equals, number = setting.partition("=")
+        if not name or not equals:
+            raise CliError(f"--model-option {value!r}: expected NAME:KEY=VALUE, e.g. mlp:batch_size=8")
+        try:
+            options.setdefault(name, ModelOptions()).set(key, number)
+        except ValueError as error:
+            raise CliError(f"--model-option {value!r}: {error}") from None
+    return options
+
+
 def options_from(args: argparse.Namespace, model_store: Path, registry: Path):
+    from mms_handlers.server import MAX_PORT, ServerError, mar_in_store
+
     from ..stack import StackOptions
 
-    for flag, limit in (("inference_port", 32768), ("management_port", 32768), ("web_port", 65536)):
+    for flag, highest in (("inference_port", MAX_PORT), ("management_port", MAX_PORT), ("web_port", 65535)):
         port = getattr(args, flag)
-        if not 0 < port < limit:
-            # MMS 1.1.11 refuses port numbers from 32768 up ("Invalid port number").
-            raise CliError(f"--{flag.replace('_', '-')} {port} must be between 1 and {limit - 1}")
-    if args.workers < 1:
-        raise CliError("--workers must be at least 1")
+        if not 0 < port <= highest:
+            reason = "Multi Model Server accepts 1-32767 only" if highest == MAX_PORT else "not a TCP port"
+            raise CliError(f"--{flag.replace('_', '-')} {port}: {reason}")
+    for flag in ("workers", "batch_size", "job_queue_size", "max_request_size"):
+        if getattr(args, flag) < 1:
+            raise CliError(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.max_batch_delay < 0:
+        raise CliError("--max-batch-delay must be at least 0 ms")
     if not Path(model_store).is_dir():
         raise CliError(f"model store not found: {model_store}")
     if not Path(registry).is_dir():
         raise CliError(f"registry not found: {registry}")
+    register = getattr(args, "register", [])
+    for mar in register:
+        try:
+            mar_in_store(Path(model_store), mar)
+        except ServerError as error:
+            raise CliError(f"--register: {error}") from None
     return StackOptions(
         model_store=Path(model_store),
         registry=Path(registry),
@@ -58,6 +96,12 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path):
         management_port=args.management_port,
         web_port=args.web_port,
         workers=args.workers,
+        batch_size=args.batch_size,
+        max_batch_delay_ms=args.max_batch_delay,
+        job_queue_size=args.job_queue_size,
+        max_request_size=args.max_request_size,
+        model_options=parse_model_options(args.model_option),
+        register=register,
         cors_origins=args.cors_origin,
     )
 

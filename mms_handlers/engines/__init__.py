@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Engine
+from .base import Engine, EngineLoadError
 
 DEFAULT_ENGINE = "onnxruntime"
-KNOWN_ENGINES = ("onnxruntime",)
+KNOWN_ENGINES = ("onnxruntime", "mxnet")
 
 
 def load_engine(name: str, model_path: Path) -> Engine:
@@ -16,7 +16,11 @@ def load_engine(name: str, model_path: Path) -> Engine:
         from .ort import OnnxRuntimeEngine
 
         return OnnxRuntimeEngine(model_path)
-    raise ValueError(f"unknown engine {name!r}; known: onnxruntime")
+    if name == "mxnet":
+        from .mxnet_engine import MxnetEngine
+
+        return MxnetEngine(model_path)
+    raise EngineLoadError(f"unknown engine {name!r}; known: {', '.join(KNOWN_ENGINES)}")
 
 
-__all__ = ["DEFAULT_ENGINE", "KNOWN_ENGINES", "Engine", "load_engine"]
+__all__ = ["DEFAULT_ENGINE", "KNOWN_ENGINES", "Engine", "EngineLoadError", "load_engine"]

@@ -7,6 +7,13 @@ from typing import Mapping, Protocol
 import numpy as np
 
 
+class EngineLoadError(Exception):
+    """The engine cannot load this model; the message names the operator or file at fault.
+
+    Raised while MMS loads the model, so registration fails with this message.
+    """
+
+
 class Engine(Protocol):
     name: str
 

@@ -10,20 +10,7 @@ import pytest
 
 from mms_handlers.service import ModelService
 from tests.builders import write_version_dir
-
-
-class StubContext:
-    def __init__(self, model_dir: Path, content_types: list[str | None] | None = None) -> None:
-        self.system_properties = {"model_dir": str(model_dir)}
-        self.statuses: dict[int, tuple[int, str]] = {}
-        self.content_types = content_types or []
-
-    def set_response_status(self, code: int, phrase: str, idx: int) -> None:
-        self.statuses[idx] = (code, phrase)
-
-    def get_all_request_header(self, idx: int) -> dict:
-        types = self.content_types
-        return {"Content-Type": types[idx]} if idx < len(types) and types[idx] else {}
+from tests.mms_handlers.stub_context import StubContext
 
 
 @pytest.fixture
@@ -44,8 +31,8 @@ def test_one_bad_request_fails_alone(model_dir):
         context,
     )
     assert json.loads(answers[0]) == {"outputs": {"y": [[0.0, 0.0, 2.0]]}}
-    assert context.statuses == {1: (400, "input 'x': expected float32[?, 3], got shape [1, 2]")}
-    assert json.loads(answers[1])["code"] == 400
+    assert list(context.statuses) == [1] and context.statuses[1][0] == 400
+    assert json.loads(answers[1])["message"] == "input 'x': expected float32[?, 3], got shape [1, 2]"
     assert json.loads(answers[2]) == {"outputs": {"y": [[0.0, 4.0, 0.0]]}}
 
 
@@ -68,6 +55,7 @@ def test_int_values_are_accepted_for_float_inputs_but_not_bools_as_text(model_di
     context = StubContext(model_dir)
     service.initialize(context)
     answers = service.handle_batch([{"body": b'[["a", "b", "c"]]'}], context)
-    assert context.statuses[0] == (400, "input 'x': expected float32[?, 3], got text")
+    assert context.statuses[0][0] == 400
+    assert json.loads(answers[0])["message"] == "input 'x': expected float32[?, 3], got text"
     assert np.asarray(json.loads(service.handle_batch([{"body": b"[[1, 2, 3]]"}], context)[0])["outputs"]["y"]).shape == (1, 3)
     assert answers

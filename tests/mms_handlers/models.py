@@ -1,0 +1,103 @@
+"""Small ONNX models built with onnx.helper, written as registry folders (model.onnx + model.json).
+
+Handler tests need no training framework: each model here is a few nodes, and its model.json is
+written by hand with exactly the fields the handler reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+IR_VERSION = 8  # onnx 1.23 stamps IR 14, which onnxruntime 1.31 refuses
+_ELEM = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "int64": TensorProto.INT64}
+
+
+def _value(name: str, dtype: str, shape: list[int | None]) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, _ELEM[dtype], shape)
+
+
+def _write(root: Path, name: str, model: onnx.ModelProto, inputs: list[dict], outputs: list[dict],
+           serving: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    version_dir = root / name / "1"
+    version_dir.mkdir(parents=True, exist_ok=True)
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    onnx.save(model, version_dir / "model.onnx")
+    data = (version_dir / "model.onnx").read_bytes()
+    manifest: dict[str, Any] = {
+        "schema": 1, "name": name, "version": "1", "inputs": inputs, "outputs": outputs,
+        "files": {"model.onnx": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "role": "cloud+edge"}},
+        "cloud": {"file": "model.onnx"}, "edge": {"file": "model.onnx"},
+    }  # fmt: skip
+    if serving is not None:
+        manifest["serving"] = serving
+    (version_dir / "model.json").write_text(json.dumps(manifest))
+    return version_dir
+
+
+def mlp_weights(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+
+
+def mlp(root: Path, name: str = "mlp", serving: dict[str, Any] | None = None) -> Path:
+    """y = tanh(x @ W + b): float32[?, 4] → float32[?, 3]; batchable along axis 0."""
+    weights, bias = mlp_weights()
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]),
+         helper.make_node("Tanh", ["a"], ["y"])],  # fmt: skip
+        name, [_value("x", "float32", [None, 4])], [_value("y", "float32", [None, 3])],
+        [helper.make_tensor("W", TensorProto.FLOAT, weights.shape, weights.ravel()),
+         helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias)],  # fmt: skip
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    spec = [{"name": "x", "dtype": "float32", "shape": [None, 4]}]
+    return _write(root, name, model, spec, [{"name": "y", "dtype": "float32", "shape": [None, 3]}], serving)
+
+
+def mlp_reference(x: np.ndarray) -> np.ndarray:
+    weights, bias = mlp_weights()
+    return np.tanh(x.astype(np.float32) @ weights + bias)
+
+
+def two_in_two_out(root: Path, name: str = "pair") -> Path:
+    """a float32[?, 2], n int64[?, 1] → sum float32[?, 2] = a + 1, twice int64[?, 1] = 2n."""
+    one = helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])
+    two = helper.make_tensor("two", TensorProto.INT64, [], [2])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "one"], ["sum"]), helper.make_node("Mul", ["n", "two"], ["twice"])],
+        name, [_value("a", "float32", [None, 2]), _value("n", "int64", [None, 1])],
+        [_value("sum", "float32", [None, 2]), _value("twice", "int64", [None, 1])], [one, two],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    inputs = [{"name": "a", "dtype": "float32", "shape": [None, 2]}, {"name": "n", "dtype": "int64", "shape": [None, 1]}]
+    outputs = [{"name": "sum", "dtype": "float32", "shape": [None, 2]}, {"name": "twice", "dtype": "int64", "shape": [None, 1]}]
+    return _write(root, name, model, inputs, outputs)
+
+
+def fixed_batch(root: Path, name: str = "fixed") -> Path:
+    """x float32[2, 3] → y = x * 3 (no free batch dimension: requests run one by one)."""
+    three = helper.make_tensor("three", TensorProto.FLOAT, [], [3.0])
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "three"], ["y"])], name,
+                              [_value("x", "float32", [2, 3])], [_value("y", "float32", [2, 3])], [three])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return _write(root, name, model, [{"name": "x", "dtype": "float32", "shape": [2, 3]}],
+                  [{"name": "y", "dtype": "float32", "shape": [2, 3]}])  # fmt: skip
+
+
+def not_for_mxnet(root: Path, name: str = "nomx") -> Path:
+    """Shape → ConstantOfShape: onnxruntime runs it, MXNet 1.9's importer has no ConstantOfShape."""
+    graph = helper.make_graph(
+        [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("ConstantOfShape", ["s"], ["y"])], name,
+        [_value("x", "float32", [None, 4])], [_value("y", "float32", [None, 4])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return _write(root, name, model, [{"name": "x", "dtype": "float32", "shape": [None, 4]}],
+                  [{"name": "y", "dtype": "float32", "shape": [None, 4]}])  # fmt: skip

@@ -57,6 +57,19 @@ def fitted_forecaster(bias_shift: float = 0.0) -> tuple[onnx.ModelProto, np.ndar
     return model, weights, bias
 
 
+def batch_of_one(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with a final Reshape to [1, ...]: loads and runs for one row, throws for more."""
+    edge = onnx.ModelProto()
+    edge.CopyFrom(model)
+    output = edge.graph.output[0]
+    width = output.type.tensor_type.shape.dim[1].dim_value
+    edge.graph.node[-1].output[0] = "before_reshape"
+    edge.graph.node.append(helper.make_node("Reshape", ["before_reshape", "one_row"], [output.name]))
+    edge.graph.initializer.append(numpy_helper.from_array(np.array([1, width], np.int64), "one_row"))
+    onnx.checker.check_model(edge, full_check=True)
+    return edge
+
+
 def lstm_model(steps: int = 16, hidden: int = 4) -> onnx.ModelProto:
     """sequence[?, steps, 1] → state[?, hidden] through an ONNX LSTM (ONNX.js has no LSTM kernel)."""
     rng = np.random.default_rng(5)
@@ -104,13 +117,24 @@ def write_version(
     *,
     runtime: str = "onnxjs",
     verified: dict[str, Any] | None = None,
+    edge_model: onnx.ModelProto | None = None,
 ) -> Path:
-    """REGISTRY/NAME/VERSION/{model.onnx, model.json} and NAME/latest.json, like `edgecloud export`."""
+    """REGISTRY/NAME/VERSION/{model.onnx, model.json} and NAME/latest.json, like `edgecloud export`.
+
+    With `edge_model`, the browser gets its own file (model.edge.onnx), as the lowering passes write it.
+    """
     version_dir = Path(registry) / name / version
     if version_dir.exists():
         shutil.rmtree(version_dir)
     version_dir.mkdir(parents=True)
     onnx.save(model, version_dir / "model.onnx")
+    files = {"model.onnx": {**file_entry(version_dir / "model.onnx"), "role": "cloud+edge"}}
+    edge_file = "model.onnx"
+    if edge_model is not None:
+        edge_file = "model.edge.onnx"
+        onnx.save(edge_model, version_dir / edge_file)
+        files = {"model.onnx": {**files["model.onnx"], "role": "cloud"},
+                 edge_file: {**file_entry(version_dir / edge_file), "role": "edge"}}  # fmt: skip
     manifest = {
         "schema": 1,
         "name": name,
@@ -120,9 +144,9 @@ def write_version(
         "ir_version": model.ir_version,
         "inputs": tensor_specs(graph_inputs(model)),
         "outputs": tensor_specs(list(model.graph.output)),
-        "files": {"model.onnx": {**file_entry(version_dir / "model.onnx"), "role": "cloud+edge"}},
+        "files": files,
         "cloud": {"file": "model.onnx"},
-        "edge": {"file": "model.onnx", "runtime": runtime, "passes": [], "verified": verified or {}},
+        "edge": {"file": edge_file, "runtime": runtime, "passes": [], "verified": verified or {}},
     }
     write_manifest(version_dir, manifest)
     update_latest(version_dir.parent)

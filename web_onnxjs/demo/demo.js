@@ -42,6 +42,7 @@ class Demo {
     this.position = this.windowLength;
     this.chart = null;
     this.busy = false;
+    this.started = false;
   }
 
   privacy() {
@@ -53,10 +54,15 @@ class Demo {
     return { [this.inputName]: { data, shape: [1, ...this.inputDims] } };
   }
 
-  /** One step: the answer under the chosen mode, then each side on its own for the comparison. */
-  async step() {
+  /**
+   * One step: the answer under the chosen mode, then each side on its own for the comparison.
+   * `advance: false` predicts the same window again (after the privacy switch changed).
+   */
+  async step({ advance = true } = {}) {
     if (this.busy) return;
     this.busy = true;
+    if (advance && this.started) this.position = Math.min(this.position + this.horizon, SIGNAL_LENGTH - this.horizon);
+    this.started = true;
     try {
       const privacy = this.privacy();
       const input = this.input();
@@ -76,7 +82,6 @@ class Demo {
       this.clearAnswer();
     } finally {
       this.busy = false;
-      this.position = Math.min(this.position + this.horizon, SIGNAL_LENGTH - this.horizon);
     }
   }
 
@@ -156,7 +161,7 @@ async function main() {
     clearInterval(timer);
     timer = event.target.checked ? setInterval(() => demo.step(), 1000) : null;
   });
-  for (const radio of document.querySelectorAll('input[name="privacy"]')) radio.addEventListener('change', () => demo.step());
+  for (const radio of document.querySelectorAll('input[name="privacy"]')) radio.addEventListener('change', () => demo.step({ advance: false }));
   await demo.step();
   document.body.dataset.ready = 'true';
 }

@@ -51,21 +51,43 @@ export function decideRoute({ privacy, elements, device, edgeState, hasCloud, po
   return edgeFirst(`input of ${elements} numbers ≤ ${policy.autoEdgeMaxElements} on a capable device`);
 }
 
-function passed(entry) {
-  return entry !== null && typeof entry === 'object' && entry.passed !== false;
+/**
+ * "runtime/backend" → passed, from model.json's `edge.verified` in either shape export writes:
+ * keyed ({"onnxjs/cpu": {max_abs_diff, passed}}) or a table ({file, results: [{runtime, backend,
+ * passed}]}). A verification of another file than the edge file says nothing.
+ */
+export function verdicts(edge) {
+  const verified = edge.verified ?? {};
+  const found = new Map();
+  if (verified.file && verified.file !== edge.file) return found;
+  for (const row of Array.isArray(verified.results) ? verified.results : []) {
+    found.set(`${row.runtime}/${row.backend}`, row.passed === true);
+  }
+  for (const [key, entry] of Object.entries(verified)) {
+    if (key.includes('/') && entry !== null && typeof entry === 'object') found.set(key, entry.passed !== false);
+  }
+  return found;
 }
 
 /**
- * {runtime, backends} for model.json's edge entry: ONNX.js when it is marked for it (only the
- * backends `edge.verified` says passed, when it says anything about ONNX.js), else
- * onnxruntime-web (wasm). Throws when model.json names no edge file.
+ * {runtime, backends} for model.json's edge entry. ONNX.js when it is marked for it, on the
+ * backends the browser verification passed (or, before any, those the static check left
+ * unblocked in `edge.backends`); onnxruntime-web (wasm) for the rest, including a model marked
+ * for ONNX.js whose every ONNX.js backend failed verification. Throws when no edge file is named.
  */
 export function chooseEdgeRuntime(manifest, policy) {
   const edge = manifest.edge;
   if (!edge || !edge.file) throw new Error(`model.json of ${manifest.name} v${manifest.version} names no edge file`);
-  if (edge.runtime !== 'onnxjs') return { runtime: 'onnxruntime-web', backends: ['wasm'] };
-  const verified = edge.verified ?? {};
-  const judged = policy.onnxjsBackends.filter((b) => `onnxjs/${b}` in verified);
-  const backends = judged.length ? judged.filter((b) => passed(verified[`onnxjs/${b}`])) : [...policy.onnxjsBackends];
+  const ort = { runtime: 'onnxruntime-web', backends: ['wasm'] };
+  if (edge.runtime !== 'onnxjs') return ort;
+  const judged = verdicts(edge);
+  let backends = policy.onnxjsBackends.filter((b) => judged.get(`onnxjs/${b}`) !== false);
+  if (!backends.some((b) => judged.get(`onnxjs/${b}`))) {
+    const unblocked = Array.isArray(edge.backends) ? edge.backends : policy.onnxjsBackends;
+    backends = backends.filter((b) => unblocked.includes(b));
+  } else {
+    backends = backends.filter((b) => judged.get(`onnxjs/${b}`));
+  }
+  if (backends.length === 0 && judged.get('onnxruntime-web/wasm') !== false) return ort;
   return { runtime: 'onnxjs', backends };
 }

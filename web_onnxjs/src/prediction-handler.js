@@ -59,17 +59,23 @@ export class PredictionHandler {
     this.updater = null;
   }
 
+  /** Start from the version this browser verified last (no network needed), else latest.json's. */
   async #start() {
-    let version = await this.store.currentVersion();
-    if (version === null) {
+    const remembered = await this.store.currentVersion();
+    const latest = async () => {
       try {
-        version = await this.store.latestVersion();
+        return await this.store.latestVersion();
       } catch (error) {
         throw new Error(`cannot reach the model registry and no version of ${this.name} is cached: ${error.message}`);
       }
+    };
+    try {
+      this.current = await this.#open(remembered ?? (await latest()));
+    } catch (error) {
+      if (remembered === null) throw error;
+      this.current = await this.#open(await latest()); // the remembered version is gone everywhere
     }
-    this.current = await this.#open(version);
-    if (this.current.edgeState !== 'unavailable') await this.store.setCurrent(version);
+    if (this.current.edgeState !== 'unavailable') await this.store.setCurrent(this.current.version);
     this.updater = new BackgroundUpdater({
       store: this.store,
       currentVersion: () => this.current.version,
@@ -83,7 +89,13 @@ export class PredictionHandler {
 
   /** Manifest + verified edge file + a worker loading it. Edge trouble is recorded, not thrown. */
   async #open(version) {
-    const loaded = new LoadedVersion(version, await this.store.manifest(version));
+    let manifest;
+    try {
+      manifest = await this.store.manifest(version);
+    } catch (error) {
+      throw new Error(`cannot load model.json of ${this.name} v${version}: ${error.message}`);
+    }
+    const loaded = new LoadedVersion(version, manifest);
     try {
       const plan = chooseEdgeRuntime(loaded.manifest, this.policy);
       const model = await this.store.verifiedFile(version, loaded.manifest, loaded.manifest.edge.file);

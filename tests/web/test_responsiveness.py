@@ -48,7 +48,7 @@ def test_the_main_thread_keeps_ticking_while_a_heavy_model_runs(driver, web_mode
 
     in_worker = driver.page.evaluate(MEASURE, {"feeds": feeds, "where": "worker"})
     on_main = driver.page.evaluate(MEASURE, {"feeds": feeds, "where": "main"})
-    print(f"\nworker: {in_worker}\nmain thread: {on_main}")
+    print(f"\nbatch {batch}\nworker: {in_worker}\nmain thread: {on_main}")
 
     assert in_worker["ranOn"] == "edge" and on_main["error"] is None
     assert in_worker["duration"] >= 150, "the model must be heavy enough for the test to mean something"

@@ -133,3 +133,16 @@ def test_bad_input_gets_one_clear_message_and_nothing_is_sent(driver, input, pri
     result = driver.predict(input, privacy)
     assert message in result["error"], result
     assert driver.page.errors == []
+
+
+def test_concurrent_predictions_each_get_their_own_answer(driver, web_models):
+    assert driver.create(LSTM_MARKED_ORT)["backend"] == "onnxruntime-web/wasm"
+    batches = [np.random.default_rng(30 + i).standard_normal((i + 1, 16, 1)).astype(np.float32) for i in range(5)]
+    results = driver.page.evaluate(
+        "(inputs) => Promise.all(inputs.map((input) => window.handler.predict(input, { privacy: 'local-only' })))",
+        [b.tolist() for b in batches],
+    )
+    session = onnxruntime.InferenceSession(str(web_models.registry / LSTM_MARKED_ORT / "1" / "model.onnx"))
+    for batch, result in zip(batches, results):
+        assert result["ranOn"] == "edge"
+        np.testing.assert_allclose(data(result), session.run(None, {"sequence": batch})[0], atol=1e-5)

@@ -69,11 +69,18 @@ async function load({ runtime, backends, model, inputs }) {
   throw new Error(`no ${runtime} backend could run the model (${detail || 'no backend to try'})`);
 }
 
-async function run({ feeds }) {
-  if (!active) throw new Error('no model is loaded in the edge worker');
-  const start = performance.now();
-  const outputs = await active.run(feeds);
-  return { outputs, workerMs: performance.now() - start };
+let queue = Promise.resolve();
+
+/** One run at a time: neither runtime's sessions may be run concurrently. */
+function run({ feeds }) {
+  const next = queue.then(async () => {
+    if (!active) throw new Error('no model is loaded in the edge worker');
+    const start = performance.now();
+    const outputs = await active.run(feeds);
+    return { outputs, workerMs: performance.now() - start };
+  });
+  queue = next.catch(() => {});
+  return next;
 }
 
 function messageOf(error) {

@@ -57,6 +57,20 @@ def fitted_forecaster(bias_shift: float = 0.0) -> tuple[onnx.ModelProto, np.ndar
     return model, weights, bias
 
 
+def three_d(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same forecaster taking window[?, T, 1] (as a recurrent or conv model would): Reshape first."""
+    wide = onnx.ModelProto()
+    wide.CopyFrom(model)
+    source = wide.graph.input[0]
+    steps = source.type.tensor_type.shape.dim[1].dim_value
+    wide.graph.node[0].input[0] = "flat_window"
+    wide.graph.node.insert(0, helper.make_node("Reshape", [source.name, "to_rows"], ["flat_window"]))
+    wide.graph.initializer.append(numpy_helper.from_array(np.array([-1, steps], np.int64), "to_rows"))
+    wide.graph.input[0].CopyFrom(helper.make_tensor_value_info(source.name, TensorProto.FLOAT, [None, steps, 1]))
+    onnx.checker.check_model(wide, full_check=True)
+    return wide
+
+
 def batch_of_one(model: onnx.ModelProto) -> onnx.ModelProto:
     """The same graph with a final Reshape to [1, ...]: loads and runs for one row, throws for more."""
     edge = onnx.ModelProto()

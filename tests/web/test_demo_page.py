@@ -10,17 +10,20 @@ import pytest
 from edgecloud.webserver import StaticSite
 
 from ..conftest import free_port
-from .conftest import FORECASTER
+from .conftest import FORECASTER, FORECASTER_3D
 
 pytestmark = [pytest.mark.integration]
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
+def start_demo_site(web_models, mms, model: str) -> StaticSite:
+    return StaticSite(web_models.registry, {"cloud": mms.config.inference_url, "models": [model]}, port=free_port()).start()
+
+
 @pytest.fixture
 def demo_site(web_models, mms):
-    site = StaticSite(web_models.registry, {"cloud": mms.config.inference_url, "models": [FORECASTER]}, port=free_port())
-    site.start()
+    site = start_demo_site(web_models, mms, FORECASTER)
     yield site
     site.stop()
 
@@ -56,3 +59,18 @@ def test_demo_page_shows_where_each_prediction_ran(page, demo_site):
     page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
     assert (ARTIFACTS / "demo.png").stat().st_size > 10_000
     assert page.errors == []
+
+
+def test_demo_page_reads_shapes_from_model_json(page, web_models, mms):
+    """A [?, 64, 1] window model works too: the page builds its input from model.json."""
+    site = start_demo_site(web_models, mms, FORECASTER_3D)
+    try:
+        page.goto(f"{site.url}/demo/")
+        page.wait_for_selector("body[data-ready]")
+        assert page.get_attribute("body", "data-ready") == "true", page.inner_text("#status")
+        assert page.inner_text("#ran-on") == "edge"
+        assert cell(page, "cloud", "where") == "cloud · mms/onnxruntime"
+        assert float(page.inner_text("#diff")) <= 1e-4
+        assert page.errors == []
+    finally:
+        site.stop()

@@ -7,7 +7,6 @@ described by a model.json of the same shape `edgecloud export` writes, with the 
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -173,7 +172,3 @@ def tamper(version_dir: Path, file: str = "model.onnx") -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())

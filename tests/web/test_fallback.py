@@ -4,6 +4,7 @@ and the browser offline."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -141,7 +142,7 @@ def own_mms(web_models, model_store):
     broken = write_version(store / "registry", "web_broken", "1", fitted_forecaster()[0])
     (broken / "model.onnx").write_bytes(b"not an onnx file")
     manifest = json.loads((broken / "model.json").read_text())
-    manifest["files"]["model.onnx"]["sha256"] = __import__("hashlib").sha256(b"not an onnx file").hexdigest()
+    manifest["files"]["model.onnx"]["sha256"] = hashlib.sha256(b"not an onnx file").hexdigest()
     (broken / "model.json").write_text(json.dumps(manifest))
     build_archive(broken, store)
     server = MmsServer(ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),

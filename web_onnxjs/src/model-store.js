@@ -97,11 +97,6 @@ export class ModelStore {
     return bytes;
   }
 
-  /** Is this URL in the cache? (for status pages and tests) */
-  async has(url) {
-    return Boolean(await (await this.#cache()).match(url));
-  }
-
   /** Drop every cached file of the versions not in `keep` (the pointer stays). */
   async prune(keep) {
     const cache = await this.#cache();

@@ -1,87 +1,168 @@
-// The walking skeleton's page: run the registry's model with ONNX.js (cpu, wasm) and in the cloud
-// (MMS), show the numbers side by side and draw the input window with each forecast.
+// The demo page: an ECG-like signal slides past; each window goes through the Prediction Handler
+// with the chosen privacy mode, and the edge's and the cloud's forecasts are drawn side by side.
+// Shapes come from model.json (window → forecast, 2-D [?, T] or 3-D [?, T, 1]), never hard-coded.
 
-import { fetchJson, fetchLatest, fetchSample } from '../src/registry.js';
-import { createOnnxjsSession, runOnnxjs } from '../src/onnxjs-runtime.js';
-import { predictCloud } from '../src/cloud.js';
+import { fetchJson } from '../src/registry.js';
+import { PredictionHandler } from '../src/prediction-handler.js';
 import { maxAbsDiff } from '../src/tensors.js';
 
-const status = document.getElementById('status');
-const rows = document.querySelector('#results tbody');
+const $ = (id) => document.getElementById(id);
+const status = $('status');
+const SIGNAL_LENGTH = 6000;
 
-function addRow(runtime, backend, latencyMs, diff, outputs, error) {
-  const row = document.createElement('tr');
-  const first = outputs ? Object.values(outputs)[0].data.slice(0, 4).map((v) => Number(v).toFixed(5)).join(', ') : error;
-  const diffText = diff === undefined ? '—' : diff.toExponential(2);
-  const cells = [runtime, backend, latencyMs === undefined ? '—' : latencyMs.toFixed(2), diffText, first];
-  for (const text of cells) {
-    const cell = document.createElement('td');
-    cell.textContent = text;
-    row.appendChild(cell);
-  }
-  if (diff !== undefined) row.children[3].className = diff <= 1e-4 ? 'ok' : 'bad';
-  rows.appendChild(row);
-  row.dataset.runtime = `${runtime}/${backend}`;
-}
-
-async function timed(fn) {
-  const start = performance.now();
-  const value = await fn();
-  return [value, performance.now() - start];
-}
-
-async function drawChart(window, forecasts) {
-  const { default: uPlot } = await import('/vendor/uplot/uPlot.esm.js');
-  const n = window.length;
-  const [first] = Object.values(forecasts);
-  const h = first ? first.length : 0;
-  const xs = Array.from({ length: n + h }, (_, i) => i);
-  const signal = [...window, ...Array(h).fill(null)];
-  const series = [{}, { label: 'signal', stroke: '#4a5468' }];
-  const data = [xs, signal];
-  const colours = ['#176b2c', '#1f5fbf', '#b35c00'];
-  Object.entries(forecasts).forEach(([label, values], i) => {
-    data.push([...Array(n).fill(null), ...values]);
-    series.push({ label, stroke: colours[i % colours.length], dash: i ? [6, 4] : undefined });
+/** The same pulse train as edgecloud/demo_model.py: a sharp peak and a wider wave per beat, plus noise. */
+function pulseSignal(length, period = 50, noise = 0.02, seed = 1) {
+  let state = seed;
+  const uniform = () => {
+    state = (state * 1664525 + 1013904223) % 4294967296;
+    return state / 4294967296;
+  };
+  const gaussian = () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+  return Array.from({ length }, (_, t) => {
+    const phase = (t % period) / period;
+    const peak = Math.exp(-(((phase - 0.3) / 0.02) ** 2));
+    const wave = 0.3 * Math.exp(-(((phase - 0.6) / 0.08) ** 2));
+    return peak + wave + noise * gaussian();
   });
-  new uPlot({ width: 860, height: 280, series, scales: { x: { time: false } } }, data, document.getElementById('chart'));
+}
+
+const product = (dims) => dims.reduce((a, b) => a * b, 1);
+
+class Demo {
+  constructor(handler, config, uPlot) {
+    this.handler = handler;
+    this.config = config;
+    this.uPlot = uPlot;
+    this.signal = pulseSignal(SIGNAL_LENGTH);
+    const input = handler.manifest.inputs[0];
+    this.inputName = input.name;
+    this.inputDims = input.shape.slice(1).map((d) => d ?? 64); // [T] or [T, 1]
+    this.windowLength = product(this.inputDims);
+    this.horizon = product(handler.manifest.outputs[0].shape.slice(1).map((d) => d ?? 1));
+    this.position = this.windowLength;
+    this.chart = null;
+    this.busy = false;
+    this.started = false;
+  }
+
+  privacy() {
+    return document.querySelector('input[name="privacy"]:checked').value;
+  }
+
+  input() {
+    const data = this.signal.slice(this.position - this.windowLength, this.position);
+    return { [this.inputName]: { data, shape: [1, ...this.inputDims] } };
+  }
+
+  /**
+   * One step: the answer under the chosen mode, then each side on its own for the comparison.
+   * `advance: false` predicts the same window again (after the privacy switch changed).
+   */
+  async step({ advance = true } = {}) {
+    if (this.busy) return;
+    this.busy = true;
+    if (advance && this.started) this.position = Math.min(this.position + this.horizon, SIGNAL_LENGTH - this.horizon);
+    this.started = true;
+    try {
+      const privacy = this.privacy();
+      const input = this.input();
+      const answer = await this.handler.predict(input, { privacy });
+      this.showAnswer(answer);
+      const edge = await this.handler.predict(input, { privacy: 'local-only' }).catch((e) => ({ error: e.message }));
+      const cloud = privacy === 'local-only'
+        ? { skipped: 'not sent: privacy is local-only' }
+        : await this.handler.predict(input, { privacy: 'prefer-cloud' }).catch((e) => ({ error: e.message }));
+      this.showSides(edge, cloud);
+      this.draw(edge, cloud);
+      status.textContent = `Window ending at sample ${this.position}: answered on the ${answer.ranOn} in ${answer.latencyMs.toFixed(1)} ms.`;
+      status.className = '';
+    } catch (error) {
+      status.textContent = `No answer: ${error.message}`;
+      status.className = 'error';
+      this.clearAnswer();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  showAnswer(answer) {
+    $('ran-on').textContent = answer.ranOn;
+    $('ran-on').className = answer.ranOn;
+    $('backend').textContent = answer.backend;
+    $('latency').textContent = answer.latencyMs.toFixed(2);
+    $('answer-version').textContent = answer.modelVersion;
+    $('route').textContent = answer.route;
+    $('fallback').textContent = answer.fallbackReason ?? 'none';
+    $('fallback').className = answer.fallbackReason ? 'warn' : '';
+    $('model-version').textContent = answer.modelVersion;
+  }
+
+  clearAnswer() {
+    for (const id of ['ran-on', 'backend', 'latency', 'answer-version', 'route', 'fallback']) $(id).textContent = '—';
+  }
+
+  showSides(edge, cloud) {
+    const cell = (side, field) => document.querySelector(`td[data-side="${side}"][data-field="${field}"]`);
+    for (const [side, result] of [['edge', edge], ['cloud', cloud]]) {
+      const problem = result.error ?? result.skipped;
+      cell(side, 'where').textContent = problem ?? `${result.ranOn} · ${result.backend}`;
+      cell(side, 'where').className = problem ? 'warn' : result.ranOn;
+      cell(side, 'latency').textContent = problem ? '—' : result.latencyMs.toFixed(2);
+      cell(side, 'values').textContent = problem
+        ? '—'
+        : Object.values(result.outputs)[0].data.slice(0, 4).map((v) => Number(v).toFixed(4)).join(', ');
+    }
+    const both = edge.outputs && cloud.outputs;
+    const diff = both ? maxAbsDiff(edge.outputs, cloud.outputs) : null;
+    $('diff').textContent = diff === null ? '—' : diff.toExponential(2);
+    $('diff').className = diff === null ? '' : diff <= 1e-4 ? 'ok' : 'bad';
+  }
+
+  draw(edge, cloud) {
+    const n = this.windowLength;
+    const h = this.horizon;
+    const start = this.position - n;
+    const xs = Array.from({ length: n + h }, (_, i) => start + i);
+    const truth = this.signal.slice(start, this.position + h);
+    const forecast = (result) => [...Array(n - 1).fill(null), truth[n - 1],
+      ...(result.outputs ? Object.values(result.outputs)[0].data.slice(0, h).map(Number) : Array(h).fill(null))];
+    const data = [xs, truth, forecast(edge), forecast(cloud)];
+    if (this.chart) {
+      this.chart.setData(data);
+      return;
+    }
+    const series = [
+      {},
+      { label: 'signal', stroke: '#4a5468', width: 1.5 },
+      { label: 'edge forecast', stroke: '#176b2c', width: 2.5 },
+      { label: 'cloud forecast', stroke: '#1f5fbf', width: 2, dash: [6, 4] },
+    ];
+    const width = Math.min(880, document.querySelector('main').clientWidth);
+    this.chart = new this.uPlot({ width, height: 300, series, scales: { x: { time: false } } }, data, $('chart'));
+  }
 }
 
 async function main() {
   const config = await fetchJson('/config.json');
-  const name = config.models[0];
+  const name = (config.models ?? [])[0];
   if (!name) throw new Error('the server has no model registered');
-  const { version, manifest, baseUrl } = await fetchLatest('/models', name);
-  document.getElementById('model-name').textContent = name;
-  document.getElementById('model-version').textContent = version;
-  const feeds = await fetchSample(baseUrl);
-  const inputNames = manifest.inputs.map((i) => i.name);
-
-  let cloud;
-  try {
-    const [outputs, ms] = await timed(() => predictCloud(config.cloud, name, feeds));
-    cloud = outputs;
-    addRow('Multi Model Server', 'onnxruntime', ms, 0, outputs);
-  } catch (error) {
-    addRow('Multi Model Server', 'onnxruntime', undefined, undefined, null, error.message);
-  }
-
-  const forecasts = {};
-  if (cloud) forecasts.cloud = Object.values(cloud)[0].data;
-  const modelUrl = `${baseUrl}/${manifest.edge.file}`;
-  for (const backend of ['cpu', 'wasm']) {
-    try {
-      const session = await createOnnxjsSession(modelUrl, backend);
-      const [outputs, ms] = await timed(() => runOnnxjs(session, feeds, inputNames));
-      addRow('ONNX.js', backend, ms, cloud ? maxAbsDiff(outputs, cloud) : undefined, outputs);
-      forecasts[`ONNX.js ${backend}`] = Object.values(outputs)[0].data;
-    } catch (error) {
-      addRow('ONNX.js', backend, undefined, undefined, null, error.message);
-    }
-  }
-  const firstInput = feeds[inputNames[0]];
-  if (firstInput.shape.length === 2 && firstInput.shape[0] === 1) await drawChart(firstInput.data, forecasts);
-  status.textContent = `Ran ${name} v${version} in the browser and in the cloud.`;
+  $('model-name').textContent = name;
+  const [{ default: uPlot }, handler] = await Promise.all([
+    import('/vendor/uplot/uPlot.esm.js'),
+    PredictionHandler.create({ registry: '/models', model: name, cloud: config.cloud ?? null }),
+  ]);
+  $('model-version').textContent = handler.modelVersion;
+  await handler.edgeReady();
+  const demo = new Demo(handler, config, uPlot);
+  window.demo = demo;
+  $('next').addEventListener('click', () => demo.step());
+  let timer = null;
+  $('stream').addEventListener('change', (event) => {
+    clearInterval(timer);
+    timer = event.target.checked ? setInterval(() => demo.step(), 1000) : null;
+  });
+  for (const radio of document.querySelectorAll('input[name="privacy"]')) radio.addEventListener('change', () => demo.step({ advance: false }));
+  await demo.step();
   document.body.dataset.ready = 'true';
 }
 

@@ -13,8 +13,20 @@ export function loadOnnxjs() {
   if (!loading) {
     loading = new Promise((resolve, reject) => {
       if (typeof importScripts === 'function') {
-        importScripts(SCRIPT_URL);
-        resolve(globalThis.onnx);
+        // A worker (classic or module). ONNX.js's UMD wrapper writes its exports onto `window`;
+        // importScripts is refused in module workers, and import() would run the script in strict
+        // mode, which its emscripten part does not survive: evaluate it as a classic script.
+        globalThis.window ??= globalThis;
+        fetch(SCRIPT_URL)
+          .then((response) => {
+            if (!response.ok) throw new Error(`cannot load ${SCRIPT_URL}: ${response.status}`);
+            return response.text();
+          })
+          .then((text) => {
+            (0, eval)(`${text}\n//# sourceURL=${new URL(SCRIPT_URL, globalThis.location.href).href}`);
+            resolve(globalThis.onnx);
+          })
+          .catch(reject);
         return;
       }
       const script = document.createElement('script');

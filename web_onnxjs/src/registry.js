@@ -12,8 +12,8 @@ export async function fetchVersion(registryUrl, name, version) {
   return { version: String(version), manifest, baseUrl };
 }
 
-export async function fetchJson(url) {
-  const response = await fetch(url);
+export async function fetchJson(url, init = undefined) {
+  const response = await fetch(url, init);
   if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
   return response.json();
 }

@@ -1,0 +1,102 @@
+"""Fixtures for the browser Prediction Handler tests: registry models, their MMS archives, and a
+page driver that creates a handler and calls predict() through Playwright."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mms_handlers.archive import build_archive
+
+from .registry_models import batch_of_one, fitted_forecaster, heavy_model, lstm_model, tamper, three_d, write_version
+
+FORECASTER = "web_fc"
+LSTM_MARKED_ORT = "web_lstm_ort"
+LSTM_MARKED_ONNXJS = "web_lstm_js"
+HEAVY = "web_heavy"
+TAMPERED = "web_tamper"
+BUMPED = "web_bump"
+EDGE_VARIANT = "web_variant"  # its edge file (model.edge.onnx) throws for batches > 1
+SLOW_CLOUD = "web_slow"  # registered with a long batch delay: a lone request waits it out
+SLOW_CLOUD_DELAY_MS = 8000
+FORECASTER_3D = "web_fc3d"  # the forecaster with a [?, 64, 1] window
+
+
+@dataclass
+class WebModels:
+    registry: Path
+    forecaster: tuple[Any, Any]  # (weights, bias) of web_fc v1
+
+
+@pytest.fixture(scope="session")
+def web_models(registry: Path, model_store: Path, mms) -> WebModels:
+    """Every model the browser tests use, in the session registry; the cloud ones also in MMS."""
+    model, weights, bias = fitted_forecaster()
+    write_version(registry, FORECASTER, "1", model)
+    write_version(registry, LSTM_MARKED_ORT, "1", lstm_model(), runtime="onnxruntime-web",
+                  verified={"onnxruntime-web/wasm": {"max_abs_diff": 1e-7, "passed": True}})  # fmt: skip
+    # Wrongly marked for ONNX.js: the browser must find out at load time and let the cloud answer.
+    write_version(registry, LSTM_MARKED_ONNXJS, "1", lstm_model())
+    write_version(registry, HEAVY, "1", heavy_model(), verified={"onnxjs/cpu": {"max_abs_diff": 1e-6, "passed": True}})
+    tampered = write_version(registry, TAMPERED, "1", fitted_forecaster()[0])
+    write_version(registry, BUMPED, "1", fitted_forecaster()[0])
+    write_version(registry, EDGE_VARIANT, "1", model, edge_model=batch_of_one(model))
+    write_version(registry, SLOW_CLOUD, "1", model)
+    write_version(registry, FORECASTER_3D, "1", three_d(model))
+    for name in (FORECASTER, LSTM_MARKED_ONNXJS, HEAVY, TAMPERED, EDGE_VARIANT, SLOW_CLOUD, FORECASTER_3D):
+        build_archive(registry / name / "1", model_store)
+    for name in (FORECASTER, LSTM_MARKED_ONNXJS, HEAVY, TAMPERED, EDGE_VARIANT, FORECASTER_3D):
+        mms.register(f"{name}.mar")
+    mms.register(f"{SLOW_CLOUD}.mar", batch_size=8, max_batch_delay_ms=SLOW_CLOUD_DELAY_MS)
+    tamper(tampered)  # after archiving: the cloud copy is intact, the registry copy is not
+    mms.wait_until_healthy()
+    return WebModels(registry=registry, forecaster=(weights, bias))
+
+
+CREATE = """async (options) => {
+  const { PredictionHandler } = await import('/src/prediction-handler.js');
+  if (window.handler) window.handler.dispose();
+  window.handler = await PredictionHandler.create(options);
+  return await window.handler.edgeReady();
+}"""
+
+PREDICT = """async ({ input, privacy }) => {
+  try {
+    return await window.handler.predict(input, privacy ? { privacy } : {});
+  } catch (error) {
+    return { error: error.message, code: error.code ?? null };
+  }
+}"""
+
+
+class HandlerDriver:
+    """Drives one PredictionHandler inside a real page (the harness page, cross-origin isolated)."""
+
+    def __init__(self, page, site, mms) -> None:
+        self.page, self.site, self.mms = page, site, mms
+
+    def open(self) -> "HandlerDriver":
+        self.page.goto(f"{self.site.url}/harness/index.html")
+        self.page.wait_for_function("window.harnessReady === true")
+        # Cache Storage outlives pages in the shared browser profile: every test starts empty.
+        self.page.evaluate("async () => { for (const key of await caches.keys()) await caches.delete(key); }")
+        return self
+
+    def create(self, model: str, *, cloud: str | None | bool = True, **options: Any) -> dict[str, Any]:
+        url = self.mms.config.inference_url if cloud is True else (cloud or None)
+        options.setdefault("update", {"enabled": False})
+        return self.page.evaluate(CREATE, {"registry": "/models", "model": model, "cloud": url, **options})
+
+    def predict(self, input: Any, privacy: str | None = None) -> dict[str, Any]:
+        return self.page.evaluate(PREDICT, {"input": input, "privacy": privacy})
+
+    def status(self) -> dict[str, Any]:
+        return self.page.evaluate("() => window.handler.status()")
+
+
+@pytest.fixture
+def driver(page, site, mms, web_models) -> HandlerDriver:
+    return HandlerDriver(page, site, mms).open()

@@ -1,0 +1,76 @@
+"""The demo page in real Chromium: the forecaster answers through the Prediction Handler, edge and
+cloud side by side, the privacy switch routes; a screenshot lands in tests/web/artifacts/demo.png."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgecloud.webserver import StaticSite
+
+from ..conftest import free_port
+from .conftest import FORECASTER, FORECASTER_3D
+
+pytestmark = [pytest.mark.integration]
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def start_demo_site(web_models, mms, model: str) -> StaticSite:
+    return StaticSite(web_models.registry, {"cloud": mms.config.inference_url, "models": [model]}, port=free_port()).start()
+
+
+@pytest.fixture
+def demo_site(web_models, mms):
+    site = start_demo_site(web_models, mms, FORECASTER)
+    yield site
+    site.stop()
+
+
+def cell(page, side: str, field: str) -> str:
+    return page.inner_text(f'td[data-side="{side}"][data-field="{field}"]')
+
+
+def test_demo_page_shows_where_each_prediction_ran(page, demo_site):
+    page.set_viewport_size({"width": 1100, "height": 1250})
+    page.goto(f"{demo_site.url}/demo/")
+    page.wait_for_selector("body[data-ready]")
+    assert page.get_attribute("body", "data-ready") == "true", page.inner_text("#status")
+    assert page.inner_text("#model-name") == FORECASTER and page.inner_text("#model-version") == "1"
+    assert page.inner_text("#ran-on") == "edge"  # auto, small input, capable device
+    assert page.inner_text("#answer-version") == "1"
+    assert page.inner_text("#fallback") == "none"
+    assert cell(page, "edge", "where") == "edge · onnxjs/wasm"
+    assert cell(page, "cloud", "where") == "cloud · mms/onnxruntime"
+    assert float(page.inner_text("#diff")) <= 1e-4
+    assert page.locator("#chart canvas").count() == 1
+
+    page.check('input[name="privacy"][value="prefer-cloud"]')
+    page.wait_for_function("document.getElementById('ran-on').textContent === 'cloud'")
+
+    page.check('input[name="privacy"][value="local-only"]')
+    page.wait_for_function("document.querySelector('td[data-side=cloud][data-field=where]').textContent.startsWith('not sent')")
+    assert page.inner_text("#ran-on") == "edge"
+
+    page.check('input[name="privacy"][value="auto"]')
+    page.wait_for_function("document.querySelector('td[data-side=cloud][data-field=where]').textContent.startsWith('cloud')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+    assert (ARTIFACTS / "demo.png").stat().st_size > 10_000
+    assert page.errors == []
+
+
+def test_demo_page_reads_shapes_from_model_json(page, web_models, mms):
+    """A [?, 64, 1] window model works too: the page builds its input from model.json."""
+    site = start_demo_site(web_models, mms, FORECASTER_3D)
+    try:
+        page.goto(f"{site.url}/demo/")
+        page.wait_for_selector("body[data-ready]")
+        assert page.get_attribute("body", "data-ready") == "true", page.inner_text("#status")
+        assert page.inner_text("#ran-on") == "edge"
+        assert cell(page, "cloud", "where") == "cloud · mms/onnxruntime"
+        assert float(page.inner_text("#diff")) <= 1e-4
+        assert page.errors == []
+    finally:
+        site.stop()

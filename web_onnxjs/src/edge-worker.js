@@ -1,0 +1,100 @@
+// The edge model runs here, in a module Web Worker, so a long inference never freezes the page.
+// Protocol (one reply per message, matched by id):
+//   {id, type: 'load', runtime, backends, model: ArrayBuffer, inputs: [spec]} → {backend, attempts}
+//   {id, type: 'run', feeds} → {outputs, workerMs}
+// Replies are {id, ok: true, result} or {id, ok: false, error}.
+
+import { createOnnxjsSession, loadOnnxjs, runOnnxjs } from './onnxjs-runtime.js';
+import { createOrtSession, runOrt } from './ortweb-runtime.js';
+import { zeroFeeds } from './feeds.js';
+
+let active = null; // {run(feeds) → outputs}
+const MAX_SHAPES = 4; // ONNX.js sessions kept per loaded model, one per input shape
+
+/** ONNX.js's webgl backend asks `document` for a canvas; a worker has none, but has OffscreenCanvas. */
+function provideCanvas() {
+  if (typeof document === 'undefined' && typeof OffscreenCanvas !== 'undefined') {
+    globalThis.document = { createElement: () => new OffscreenCanvas(1, 1) };
+  }
+}
+
+async function openSession(runtime, backend, model, inputNames) {
+  if (runtime === 'onnxjs') {
+    const onnx = await loadOnnxjs();
+    // Already off the main thread: ONNX.js must not spawn its own wasm workers (it would look
+    // for onnx-worker.js next to this file).
+    onnx.backend.wasm.worker = 0;
+    if (backend === 'webgl') provideCanvas();
+    // An ONNX.js session keeps the input shapes of its first run and refuses any other
+    // ("input tensor[0] check failed: expected shape '[1,512]'"): keep one session per shape.
+    const sessions = new Map();
+    const bytes = new Uint8Array(model);
+    return {
+      async run(feeds) {
+        const key = inputNames.map((name) => (feeds[name] ? feeds[name].shape.join('x') : '')).join('|');
+        let session = sessions.get(key);
+        if (!session) {
+          session = await createOnnxjsSession(bytes, backend);
+          if (sessions.size >= MAX_SHAPES) sessions.delete(sessions.keys().next().value);
+          sessions.set(key, session);
+        }
+        return runOnnxjs(session, feeds, inputNames);
+      },
+    };
+  }
+  if (runtime === 'onnxruntime-web') {
+    if (backend !== 'wasm') throw new Error(`onnxruntime-web backend ${backend} is not offered (wasm only)`);
+    const session = await createOrtSession(model);
+    return { run: (feeds) => runOrt(session, feeds) };
+  }
+  throw new Error(`unknown edge runtime ${runtime}`);
+}
+
+/** Try each backend in order; the first that loads the model AND runs it once on zeros wins. */
+async function load({ runtime, backends, model, inputs }) {
+  active = null;
+  const inputNames = inputs.map((spec) => spec.name);
+  const attempts = [];
+  for (const backend of backends) {
+    try {
+      const session = await openSession(runtime, backend, model, inputNames);
+      await session.run(zeroFeeds(inputs));
+      active = session;
+      return { backend: `${runtime}/${backend}`, attempts };
+    } catch (error) {
+      attempts.push({ backend: `${runtime}/${backend}`, error: messageOf(error) });
+    }
+  }
+  const detail = attempts.map((a) => `${a.backend}: ${a.error}`).join('; ');
+  throw new Error(`no ${runtime} backend could run the model (${detail || 'no backend to try'})`);
+}
+
+let queue = Promise.resolve();
+
+/** One run at a time: neither runtime's sessions may be run concurrently. */
+function run({ feeds }) {
+  const next = queue.then(async () => {
+    if (!active) throw new Error('no model is loaded in the edge worker');
+    const start = performance.now();
+    const outputs = await active.run(feeds);
+    return { outputs, workerMs: performance.now() - start };
+  });
+  queue = next.catch(() => {});
+  return next;
+}
+
+function messageOf(error) {
+  return String(error && error.message ? error.message : error);
+}
+
+const HANDLERS = { load, run };
+
+self.onmessage = async ({ data }) => {
+  const handler = HANDLERS[data.type];
+  try {
+    if (!handler) throw new Error(`unknown message type ${data.type}`);
+    self.postMessage({ id: data.id, ok: true, result: await handler(data) });
+  } catch (error) {
+    self.postMessage({ id: data.id, ok: false, error: messageOf(error) });
+  }
+};

@@ -1,0 +1,35 @@
+// One error type for the whole browser API: `code` is stable (tests and callers branch on it),
+// `message` is for people. The codes double as the prefixes of `fallbackReason`.
+
+export const CODES = Object.freeze({
+  BAD_INPUT: 'bad-input', // the request itself is wrong: never a reason to fall back
+  EDGE_UNAVAILABLE: 'edge-unavailable', // no edge runtime could load the model (or none is marked)
+  EDGE_INTEGRITY: 'edge-integrity', // the model file's SHA-256 does not match model.json
+  EDGE_ERROR: 'edge-error', // the edge runtime threw while running
+  EDGE_TIMEOUT: 'edge-timeout', // the edge ran past the time budget (its worker is restarted)
+  CLOUD_UNAVAILABLE: 'cloud-unavailable', // no cloud URL configured
+  CLOUD_UNREACHABLE: 'cloud-unreachable', // offline or a network error
+  CLOUD_TIMEOUT: 'cloud-timeout', // no answer within the cloud time budget
+  CLOUD_UNHEALTHY: 'cloud-unhealthy', // /ping's body did not say "Healthy"
+  CLOUD_ERROR: 'cloud-error', // the server answered 5xx
+  NO_ANSWER: 'no-answer', // every allowed place failed
+});
+
+export class EdgecloudError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'EdgecloudError';
+    this.code = code;
+  }
+
+  /** "code: message", the form used in fallbackReason. */
+  get reason() {
+    return `${this.code}: ${this.message}`;
+  }
+}
+
+/** Wrap anything thrown into an EdgecloudError with the given code (keeps one that already has a code). */
+export function asEdgecloudError(error, code) {
+  if (error instanceof EdgecloudError) return error;
+  return new EdgecloudError(code, String(error && error.message ? error.message : error));
+}

@@ -1,0 +1,88 @@
+// What a caller passes to predict() → plain tensors checked against model.json's signature, so
+// bad input gets one clear message before it reaches either side (and never counts as a fallback).
+
+import { flatten } from './tensors.js';
+
+const NUMERIC = new Set(['float32', 'float64', 'int32', 'int64', 'int8', 'uint8', 'bool']);
+
+/** "float32[?, 64]": a signature entry as people read it (same wording as the MMS handler). */
+export function describeSpec(spec) {
+  return `${spec.dtype}[${spec.shape.map((d) => (d === null ? '?' : d)).join(', ')}]`;
+}
+
+function isPlainTensor(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !ArrayBuffer.isView(value) && 'data' in value;
+}
+
+/** Flat values plus the model's shape: fill the one free dimension from the length. */
+function inferShape(spec, length) {
+  const known = spec.shape.reduce((product, dim) => product * (dim ?? 1), 1);
+  const free = spec.shape.filter((dim) => dim === null).length;
+  if (free > 1) throw new Error(`input '${spec.name}' has ${free} free dimensions: pass {data, shape} or nested arrays`);
+  if (free === 0 || length % known !== 0) return [length];
+  return spec.shape.map((dim) => dim ?? length / known);
+}
+
+function toTensor(spec, value) {
+  let shape;
+  let data;
+  if (isPlainTensor(value)) {
+    ({ shape, data } = value);
+    data = Array.from(data);
+    if (!Array.isArray(shape)) shape = inferShape(spec, data.length);
+  } else if (ArrayBuffer.isView(value) || (Array.isArray(value) && !value.some(Array.isArray))) {
+    data = Array.from(value);
+    shape = inferShape(spec, data.length);
+  } else if (Array.isArray(value)) {
+    ({ shape, data } = flatten(value));
+    if (data.some(Array.isArray) || data.length !== shape.reduce((a, b) => a * b, 1)) {
+      throw new Error(`input '${spec.name}' is ragged: every row must have the same length`);
+    }
+  } else {
+    throw new Error(`input '${spec.name}' must be an array, a typed array or {data, shape}, got ${typeof value}`);
+  }
+  const fits = shape.length === spec.shape.length && spec.shape.every((dim, i) => dim === null || dim === shape[i]);
+  if (!fits || shape.reduce((a, b) => a * b, 1) !== data.length) {
+    throw new Error(`input '${spec.name}': expected ${describeSpec(spec)}, got shape [${shape.join(', ')}] with ${data.length} values`);
+  }
+  if (NUMERIC.has(spec.dtype) && data.some((v) => typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint')) {
+    throw new Error(`input '${spec.name}': expected numbers (${spec.dtype}), got ${typeof data.find((v) => typeof v !== 'number')}`);
+  }
+  return { dtype: spec.dtype, shape, data };
+}
+
+/** Plain tensors keyed by input name; throws one Error naming the problem. */
+export function toFeeds(input, specs) {
+  if (input === null || input === undefined) throw new Error('predict() needs an input');
+  const byName = typeof input === 'object' && !Array.isArray(input) && !ArrayBuffer.isView(input) && !isPlainTensor(input);
+  if (!byName) {
+    if (specs.length !== 1) {
+      throw new Error(`the model has ${specs.length} inputs (${specs.map((s) => s.name).join(', ')}): pass an object keyed by input name`);
+    }
+    return { [specs[0].name]: toTensor(specs[0], input) };
+  }
+  const names = new Set(specs.map((s) => s.name));
+  const unexpected = Object.keys(input).filter((key) => !names.has(key));
+  if (unexpected.length) throw new Error(`unexpected input '${unexpected[0]}'; the model takes ${[...names].join(', ')}`);
+  const feeds = {};
+  for (const spec of specs) {
+    if (!(spec.name in input)) throw new Error(`missing input '${spec.name}'`);
+    feeds[spec.name] = toTensor(spec, input[spec.name]);
+  }
+  return feeds;
+}
+
+/** How many numbers the request carries (the "input size" the auto policy weighs). */
+export function elementCount(feeds) {
+  return Object.values(feeds).reduce((sum, t) => sum + t.data.length, 0);
+}
+
+/** Zeros shaped like the signature (free dimensions = 1): the edge's smoke test at load time. */
+export function zeroFeeds(specs) {
+  return Object.fromEntries(
+    specs.map((spec) => {
+      const shape = spec.shape.map((dim) => dim ?? 1);
+      return [spec.name, { dtype: spec.dtype, shape, data: new Array(shape.reduce((a, b) => a * b, 1)).fill(0) }];
+    }),
+  );
+}

@@ -79,7 +79,7 @@ def deployable(trained: Any, normalisation: Normalisation, spec: DataSpec) -> An
     return keras.Model(inputs, forecast, name="ecg_forecast")
 
 
-def _verdict(best_mae: float, scores: dict[str, dict[str, Any]]) -> tuple[bool, str]:
+def verdict(best_mae: float, scores: dict[str, dict[str, Any]]) -> tuple[bool, str]:
     worse = [name for name, score in scores.items() if not best_mae < score["val_mae"]]
     if not worse:
         return True, f"The model beats both baselines (val MAE {best_mae:.4f} mV)."
@@ -92,7 +92,7 @@ def _report(template: Template, settings: BuildSettings, data: Dataset, search: 
     import keras
 
     best_mae = baselines.mean_absolute_error(model.predict(data.x_val, batch_size=512, verbose=0), data.y_val)
-    beats, verdict = _verdict(best_mae, scores)
+    beats, judgement = verdict(best_mae, scores)
     return {
         "schema": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -111,7 +111,7 @@ def _report(template: Template, settings: BuildSettings, data: Dataset, search: 
         },
         "baselines": scores,
         "beats_baselines": beats,
-        "verdict": verdict,
+        "verdict": judgement,
         "files": {"model": MODEL_FILE, "sample": SAMPLE_FILE},
         "seconds": round(time.monotonic() - started, 2),
     }

@@ -8,6 +8,7 @@ count is reached, or when the next trial would be expected to end past the time 
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -144,6 +145,7 @@ def run_search(
     import keras
     import keras_tuner
 
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # per-trial retracing warnings are expected
     keras.utils.set_random_seed(settings.seed)
     base = keras_tuner.RandomSearch if settings.tuner == "random" else keras_tuner.BayesianOptimization
     budget = _Budget(settings, progress)

@@ -58,7 +58,7 @@ def format_hyperparameters(values: dict[str, Any]) -> str:
 
 
 @dataclass
-class _Budget:
+class TrialBudget:
     """Trial count and seconds; also the per-trial records and the best model so far."""
 
     settings: SearchSettings
@@ -85,7 +85,7 @@ def _budgeted(base: type) -> type:
     """A KerasTuner tuner class with our run_trial, progress lines and time budget."""
 
     class Budgeted(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, budget: _Budget, data: Dataset, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, budget: TrialBudget, data: Dataset, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.budget = budget
             norm = data.normalisation
@@ -148,7 +148,7 @@ def run_search(
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # per-trial retracing warnings are expected
     keras.utils.set_random_seed(settings.seed)
     base = keras_tuner.RandomSearch if settings.tuner == "random" else keras_tuner.BayesianOptimization
-    budget = _Budget(settings, progress)
+    budget = TrialBudget(settings, progress)
     build = partial(template.build, window=data.spec.window, horizon=data.spec.horizon)
     with tempfile.TemporaryDirectory(prefix="edgecloud-search-") as workdir:
         tuner = _budgeted(base)(

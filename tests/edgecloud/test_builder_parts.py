@@ -263,3 +263,15 @@ def test_demo_reuses_a_build_only_when_its_settings_match(tmp_path, monkeypatch)
     assert len(calls) == 2 and calls[-1].search.epochs == 2
     demo.cached_build(calls[-1], out, rebuild=True)
     assert len(calls) == 3
+
+
+def test_no_trial_starts_that_would_be_expected_to_end_past_the_time_budget():
+    from edgecloud.builder.search import SearchSettings, TrialBudget, TrialRecord
+
+    budget = TrialBudget(SearchSettings(trials=10, max_seconds=100, epochs=1), progress=print)
+    assert not budget.out_of_time()  # nothing measured yet: the first trial always runs
+    budget.started -= 50  # 50 s spent on two trials of 20 and 30 s: the next one would end near 75 s
+    budget.records += [TrialRecord(1, {}, 0.1, 20.0, "COMPLETED"), TrialRecord(2, {}, 0.1, 30.0, "COMPLETED")]
+    assert not budget.out_of_time()
+    budget.started -= 30  # 80 s spent: one more trial of 25 s would end past 100 s
+    assert budget.out_of_time()

@@ -17,11 +17,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import CliError
-from . import baselines
+from . import baselines, templates
 from .data import DataSpec, Dataset, Normalisation, make_dataset
 from .report import write_report
 from .search import SearchResult, SearchSettings, run_search
-from .templates import Template, check, resolve
+from .templates import Template
 
 MODEL_FILE = "model.keras"
 SAMPLE_FILE = "sample.npy"
@@ -73,9 +73,10 @@ def deployable(trained: Any, normalisation: Normalisation, spec: DataSpec) -> An
     """The trained model wrapped to take and return the raw signal, so no caller has to normalise."""
     import keras
 
+    mean, std = normalisation.mean, normalisation.std
     inputs = keras.Input((spec.window, 1), name="window")
-    scaled = keras.layers.Rescaling(1 / normalisation.std, offset=-normalisation.mean / normalisation.std, name="normalise")(inputs)
-    forecast = keras.layers.Rescaling(normalisation.std, offset=normalisation.mean, name="forecast")(trained(scaled))
+    scaled = keras.layers.Rescaling(1 / std, offset=-mean / std, name="normalise")(inputs)
+    forecast = keras.layers.Rescaling(std, offset=mean, name="forecast")(trained(scaled))
     return keras.Model(inputs, forecast, name="ecg_forecast")
 
 
@@ -132,8 +133,8 @@ def build(settings: BuildSettings, out: Path, progress: Callable[[str], None] = 
         settings.data.check()
     except ValueError as error:
         raise CliError(str(error)) from None
-    template = resolve(settings.template)
-    check(template, window=settings.data.window, horizon=settings.data.horizon)
+    template = templates.resolve(settings.template)
+    templates.check(template, window=settings.data.window, horizon=settings.data.horizon)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out {out} exists and is not a folder")

@@ -54,7 +54,8 @@ class DataSpec:
         if self.horizon < 1:
             raise ValueError(f"the horizon of {self.horizon_seconds:g} s holds no sample at {self.sampling_rate} Hz")
         if self.window <= self.beat_lags()[0]:
-            raise ValueError(f"the window of {self.window_seconds:g} s is shorter than one beat at {FASTEST_HEART_RATE_BPM} bpm")
+            beat = f"one beat at {FASTEST_HEART_RATE_BPM} bpm"
+            raise ValueError(f"the window of {self.window_seconds:g} s is shorter than {beat}")
         if not 1 <= self.validation_people < self.people:
             raise ValueError(f"validation people must be between 1 and {self.people - 1}, got {self.validation_people}")
         if self.stride < 1:

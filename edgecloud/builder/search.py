@@ -150,6 +150,11 @@ def run_search(
     base = keras_tuner.RandomSearch if settings.tuner == "random" else keras_tuner.BayesianOptimization
     budget = TrialBudget(settings, progress)
     build = partial(template.build, window=data.spec.window, horizon=data.spec.horizon)
+    # KerasTuner prints the full traceback of every failed trial while its DEBUG flag (default True,
+    # no public setter) is on; our progress line names the error in one line instead.
+    from keras_tuner.src import config as tuner_config
+
+    debug, tuner_config.DEBUG = tuner_config.DEBUG, False
     with tempfile.TemporaryDirectory(prefix="edgecloud-search-") as workdir:
         tuner = _budgeted(base)(
             hypermodel=build,
@@ -162,7 +167,10 @@ def run_search(
             budget=budget,
             data=data,
         )
-        tuner.search(verbose=0)
+        try:
+            tuner.search(verbose=0)
+        finally:
+            tuner_config.DEBUG = debug
     completed = [record for record in budget.records if record.status == "COMPLETED"]
     if not completed or budget.best_model is None:
         reasons = "; ".join(sorted({record.error or "" for record in budget.records}))

@@ -19,8 +19,8 @@ def add_build_options(parser: argparse.ArgumentParser, *, trials: int, epochs: i
     search.add_argument("--template", default="ecg-forecaster",
                         help="built-in or entry-point name, or module.path:function (default ecg-forecaster)")  # fmt: skip
     search.add_argument("--trials", type=int, default=trials, help=f"most trials to run (default {trials})")
-    search.add_argument("--max-seconds", type=float, default=max_seconds,
-                        help=f"time budget; no trial starts that would be expected to end past it (default {max_seconds:g})")  # fmt: skip
+    budget_help = f"time budget in seconds: no trial starts that would be expected to end past it (default {max_seconds:g})"
+    search.add_argument("--max-seconds", type=float, default=max_seconds, help=budget_help)
     search.add_argument("--epochs", type=int, default=epochs, help=f"training epochs per trial (default {epochs})")
     search.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
     search.add_argument("--tuner", choices=TUNERS, default="random", help="KerasTuner search (default random)")

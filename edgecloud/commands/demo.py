@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .build import add_build_options, settings_from
 from .serve import add_serving_options, options_from, serve_until_stopped
 
+if TYPE_CHECKING:
+    from ..builder.build import BuildSettings
+
 DEMO_NAME = "forecaster"
 # Small enough for a cold `make demo` to build in one to two minutes on 2 CPU cores.
-DEMO_TRIALS, DEMO_EPOCHS, DEMO_MAX_SECONDS = 4, 6, 150
+DEMO_TRIALS, DEMO_EPOCHS, DEMO_MAX_SECONDS = 4, 6, 150.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,14 +41,15 @@ def say(message: str) -> None:
     print(f"demo: {message}", file=sys.stderr, flush=True)
 
 
-def cached_build(settings, out: Path, rebuild: bool) -> tuple[Path, Path, dict]:
+def cached_build(settings: "BuildSettings", out: Path, rebuild: bool) -> tuple[Path, Path, dict[str, Any]]:
     """(model, sample, report) from `out` when built with the same settings, else a fresh build."""
     from ..builder.build import MODEL_FILE, SAMPLE_FILE, build
     from ..builder.report import read_report
 
     report = read_report(out)
     model_path, sample_path = out / MODEL_FILE, out / SAMPLE_FILE
-    if not rebuild and report and report.get("settings") == settings.as_json() and model_path.is_file() and sample_path.is_file():
+    same = report is not None and report.get("settings") == settings.as_json()
+    if same and not rebuild and model_path.is_file() and sample_path.is_file():
         say(f"reusing {model_path} (built {report['created']}; --retrain to build again)")
         return model_path, sample_path, report
     say(f"building {settings.template}: up to {settings.search.trials} trials of {settings.search.epochs} epochs, "
@@ -53,31 +58,48 @@ def cached_build(settings, out: Path, rebuild: bool) -> tuple[Path, Path, dict]:
     return result.model_path, result.sample_path, result.report
 
 
-def prepare(args: argparse.Namespace, settings, registry: Path, model_store: Path) -> None:
-    """Build (or reuse), export into `registry` and archive into `model_store`."""
+def demo_settings() -> "BuildSettings":
+    """What `edgecloud demo` builds when given no build options."""
+    from ..builder.build import BuildSettings
+    from ..builder.data import DataSpec
+    from ..builder.search import SearchSettings
+
+    search = SearchSettings(trials=DEMO_TRIALS, max_seconds=DEMO_MAX_SECONDS, epochs=DEMO_EPOCHS)
+    return BuildSettings(template="ecg-forecaster", search=search, data=DataSpec())
+
+
+def artefact_dirs(cache: Path) -> tuple[Path, Path]:
+    """(registry, model_store) inside the demo's cache folder."""
+    return Path(cache) / "registry", Path(cache) / "model-store"
+
+
+def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None" = None) -> tuple[Path, Path]:
+    """Build (or reuse), export and archive every artefact of the demo; returns (registry, model_store)."""
     from export.pipeline import export_model
     from mms_handlers.archive import build_archive
 
-    cache = Path(args.cache)
-    model_path, sample_path, report = cached_build(settings, cache / "build", args.retrain)
+    build_dir = Path(cache) / "build"
+    model_path, sample_path, report = cached_build(settings or demo_settings(), build_dir, retrain)
     say(f"best val MAE {report['best']['val_mae']:.4f} mV (last value {report['baselines']['last_value']['val_mae']:.4f}, "
         f"repeat previous beat {report['baselines']['repeat_previous_beat']['val_mae']:.4f}); "
-        f"report: {cache / 'build' / 'report.md'}")  # fmt: skip
+        f"report: {build_dir / 'report.md'}")  # fmt: skip
     if not report["beats_baselines"]:
         say(f"WARNING: {report['verdict']} (serving it anyway: the demo shows the stack)")
+    registry, model_store = artefact_dirs(cache)
     result = export_model(
         model_path, name=DEMO_NAME, version="1", out=registry, sample=sample_path, force=True, progress=say
     )
     say(f"archived {build_archive(result.version_dir, model_store)}")
+    return registry, model_store
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    registry, model_store = Path(args.cache) / "registry", Path(args.cache) / "model-store"
+    registry, model_store = artefact_dirs(args.cache)
     for folder in (registry, model_store):
         folder.mkdir(parents=True, exist_ok=True)
     options = options_from(args, model_store, registry)  # bad serving options fail before the build
-    prepare(args, settings, registry, model_store)
+    prepare(args.cache, args.retrain, settings)
     if args.no_serve:
         return 0
     return serve_until_stopped(options)

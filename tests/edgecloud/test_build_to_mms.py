@@ -34,7 +34,9 @@ def tiny_build(workdir):
 
 def test_build_writes_model_sample_and_a_report_of_every_trial(tiny_build):
     out, lines = tiny_build
-    assert [line.split("  ")[0].removeprefix("build: ") for line in lines if line.startswith("build: trial ")] == ["trial 1/2", "trial 2/2"]
+    trial_lines = [line.removeprefix("build: ") for line in lines if line.startswith("build: trial ")]
+    assert [line.split("  ")[0] for line in trial_lines] == ["trial 1/2", "trial 2/2"]
+    assert all("val MAE" in line and "filters=" in line and "total" in line for line in trial_lines)
     report = json.loads((out / "report.json").read_text())
     assert [trial["number"] for trial in report["trials"]] == [1, 2]
     for trial in report["trials"]:
@@ -75,7 +77,8 @@ def test_built_model_exports_archives_and_mms_answers_like_keras(tiny_build, reg
     sample = np.load(out / "sample.npy")
     batch = np.concatenate([sample, sample[:, ::-1] * 0.5 + 0.1, np.zeros_like(sample)]).astype(np.float32)
     want = np.asarray(keras.saving.load_model(out / "model.keras")(batch))
-    status, body = post(f"{mms.config.inference_url}/predictions/ecg", json.dumps({"inputs": {"window": batch.tolist()}}).encode())
+    body = json.dumps({"inputs": {"window": batch.tolist()}}).encode()
+    status, body = post(f"{mms.config.inference_url}/predictions/ecg", body)
     assert status == 200, body
     cloud = np.asarray(body["outputs"]["forecast"], dtype=np.float32)
     assert cloud.shape == (3, 25)

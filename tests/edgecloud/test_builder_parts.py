@@ -128,6 +128,16 @@ USER_TEMPLATES = textwrap.dedent(
 
     def broken(hp, *, window, horizon):
         raise ZeroDivisionError("oops")
+
+    def fails_to_train(hp, *, window, horizon):
+        def loss(y_true, y_pred):
+            raise ArithmeticError("loss exploded")
+
+        inputs = keras.Input((window, 1))
+        hidden = keras.layers.Dense(hp.Choice("units", [2, 3]))(keras.layers.Flatten()(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(horizon)(hidden))
+        model.compile(optimizer="adam", loss=loss)
+        return model
     '''
 )
 
@@ -204,6 +214,18 @@ def test_bad_build_options_exit_2_with_one_line(tmp_path, capsys, options, messa
     assert len(err) == 1 and message in err[0], err
 
 
+def test_a_search_where_every_trial_fails_exits_1_naming_the_error(user_templates, tmp_path, capsys):
+    tiny = ["--people", "2", "--validation-people", "1", "--seconds-per-person", "4", "--stride", "50"]
+    code = cli(["build", "--template", "user_ecg_templates:fails_to_train", "--trials", "2", "--epochs", "1",
+                "--out", str(tmp_path / "out"), *tiny])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert [line.split("  ")[0] for line in err if line.startswith("build: trial")] == ["build: trial 1/2", "build: trial 2/2"]
+    assert "FAILED: ArithmeticError: loss exploded" in err[-2]
+    assert not any("Traceback" in line for line in err)
+    assert err[-1].startswith("edgecloud build: error: the search failed: no trial finished") and "loss exploded" in err[-1]
+
+
 def test_a_model_worse_than_a_baseline_fails_the_build_unless_allowed(tmp_path, capsys, monkeypatch):
     """The exit code policy, with the (slow) build itself stubbed: 1 without --allow-worse, 0 + WARNING with."""
     from edgecloud.builder import build as build_module
@@ -256,6 +278,7 @@ def test_demo_reuses_a_build_only_when_its_settings_match(tmp_path, monkeypatch)
     out = tmp_path / "build"
     out.mkdir()
     settings = settings_from(build_parser().parse_args(["demo"]))
+    assert settings.as_json() == demo.demo_settings().as_json()  # `prepare(cache)` and `edgecloud demo` share a cache
     demo.cached_build(settings, out, rebuild=False)
     demo.cached_build(settings, out, rebuild=False)
     assert len(calls) == 1

@@ -65,20 +65,20 @@ def test_built_model_exports_archives_and_mms_answers_like_keras(tiny_build, reg
     import keras
 
     out, _ = tiny_build
-    assert cli(["export", str(out / "model.keras"), "--sample", str(out / "sample.npy"), "--name", "ecg",
+    assert cli(["export", str(out / "model.keras"), "--sample", str(out / "sample.npy"), "--name", "builder_ecg",
                 "--out", str(registry)]) == 0  # fmt: skip
-    manifest = json.loads((registry / "ecg" / "1" / "model.json").read_text())
+    manifest = json.loads((registry / "builder_ecg" / "1" / "model.json").read_text())
     assert manifest["inputs"] == [{"name": "window", "dtype": "float32", "shape": [None, 250, 1]}]
     assert manifest["outputs"] == [{"name": "forecast", "dtype": "float32", "shape": [None, 25]}]
-    assert cli(["archive", str(registry / "ecg" / "1"), "--out", str(model_store)]) == 0
-    mms.register("ecg.mar")
+    assert cli(["archive", str(registry / "builder_ecg" / "1"), "--out", str(model_store)]) == 0
+    mms.register("builder_ecg.mar")
     mms.wait_until_healthy()
 
     sample = np.load(out / "sample.npy")
     batch = np.concatenate([sample, sample[:, ::-1] * 0.5 + 0.1, np.zeros_like(sample)]).astype(np.float32)
     want = np.asarray(keras.saving.load_model(out / "model.keras")(batch))
     body = json.dumps({"inputs": {"window": batch.tolist()}}).encode()
-    status, body = post(f"{mms.config.inference_url}/predictions/ecg", body)
+    status, body = post(f"{mms.config.inference_url}/predictions/builder_ecg", body)
     assert status == 200, body
     cloud = np.asarray(body["outputs"]["forecast"], dtype=np.float32)
     assert cloud.shape == (3, 25)

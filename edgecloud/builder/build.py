@@ -114,6 +114,7 @@ def _report(template: Template, settings: BuildSettings, data: Dataset, search: 
         "beats_baselines": beats,
         "verdict": judgement,
         "files": {"model": MODEL_FILE, "sample": SAMPLE_FILE},
+        "search_seconds": search.seconds,
         "seconds": round(time.monotonic() - started, 2),
     }
 

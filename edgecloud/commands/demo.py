@@ -1,50 +1,91 @@
-"""`edgecloud demo`: train (or reuse) the demo model → export → archive → serve, in one command."""
+"""`edgecloud demo`: build (or reuse) the ECG forecaster → export → archive → serve, in one command."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from .build import add_build_options, settings_from
 from .serve import add_serving_options, options_from, serve_until_stopped
 
+if TYPE_CHECKING:
+    from ..builder.build import BuildSettings
+
 DEMO_NAME = "forecaster"
+# Small enough for a cold `make demo` to build in one to two minutes on 2 CPU cores.
+DEMO_TRIALS, DEMO_EPOCHS, DEMO_MAX_SECONDS = 4, 6, 150.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="train the demo model, export, archive and serve it with the page",
+        help="build the ECG forecaster, export, archive and serve it with the page",
         description=(
-            "Train a small Keras forecaster on a generated ECG-like signal (reused from the cache "
-            "folder when already there), export it to ONNX with a parity check, package it for "
-            "Multi Model Server, then serve MMS and the page until Ctrl-C."
+            "Run the Prediction Builder on simulated ECG (Conv1D + LSTM template, a short search; "
+            "reused from CACHE/build when already built with the same settings), export the best "
+            "model to ONNX with a parity check, package it for Multi Model Server, then serve MMS "
+            "and the page until Ctrl-C."
         ),
     )
     parser.add_argument("--cache", type=Path, default=Path(".edgecloud/demo"), help="work folder (.edgecloud/demo)")
-    parser.add_argument("--retrain", action="store_true", help="train again even if a model is cached")
+    parser.add_argument("--retrain", action="store_true", help="build again even if a model is cached")
     parser.add_argument("--no-serve", action="store_true", help="stop after archiving (for checks)")
+    add_build_options(parser, trials=DEMO_TRIALS, epochs=DEMO_EPOCHS, max_seconds=DEMO_MAX_SECONDS)
     add_serving_options(parser)
     parser.set_defaults(run=run)
 
 
-def prepare(cache: Path, retrain: bool = False) -> tuple[Path, Path]:
-    """Build every artefact of the demo; returns (registry, model_store)."""
+def say(message: str) -> None:
+    print(f"demo: {message}", file=sys.stderr, flush=True)
+
+
+def cached_build(settings: "BuildSettings", out: Path, rebuild: bool) -> tuple[Path, Path, dict[str, Any]]:
+    """(model, sample, report) from `out` when built with the same settings, else a fresh build."""
+    from ..builder.build import MODEL_FILE, SAMPLE_FILE, build
+    from ..builder.report import read_report
+
+    report = read_report(out)
+    model_path, sample_path = out / MODEL_FILE, out / SAMPLE_FILE
+    same = report is not None and report.get("settings") == settings.as_json()
+    if same and not rebuild and model_path.is_file() and sample_path.is_file():
+        say(f"reusing {model_path} (built {report['created']}; --retrain to build again)")
+        return model_path, sample_path, report
+    say(f"building {settings.template}: up to {settings.search.trials} trials of {settings.search.epochs} epochs, "
+        f"at most {settings.search.max_seconds:g} s")  # fmt: skip
+    result = build(settings, out, progress=say)
+    return result.model_path, result.sample_path, result.report
+
+
+def demo_settings() -> "BuildSettings":
+    """What `edgecloud demo` builds when given no build options."""
+    from ..builder.build import BuildSettings
+    from ..builder.data import DataSpec
+    from ..builder.search import SearchSettings
+
+    search = SearchSettings(trials=DEMO_TRIALS, max_seconds=DEMO_MAX_SECONDS, epochs=DEMO_EPOCHS)
+    return BuildSettings(template="ecg-forecaster", search=search, data=DataSpec())
+
+
+def artefact_dirs(cache: Path) -> tuple[Path, Path]:
+    """(registry, model_store) inside the demo's cache folder."""
+    return Path(cache) / "registry", Path(cache) / "model-store"
+
+
+def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None" = None) -> tuple[Path, Path]:
+    """Build (or reuse), export and archive every artefact of the demo; returns (registry, model_store)."""
     from export.pipeline import export_model
     from mms_handlers.archive import build_archive
 
-    from ..demo_model import train_demo_model
-
-    def say(message: str) -> None:
-        print(f"demo: {message}", file=sys.stderr)
-
-    model_path, sample_path = cache / "model" / "forecaster.keras", cache / "model" / "sample.npy"
-    if retrain or not (model_path.exists() and sample_path.exists()):
-        say("training the demo forecaster (a few seconds)")
-        model_path, sample_path = train_demo_model(cache / "model")
-    else:
-        say(f"reusing {model_path}")
-    registry, model_store = cache / "registry", cache / "model-store"
+    build_dir = Path(cache) / "build"
+    model_path, sample_path, report = cached_build(settings or demo_settings(), build_dir, retrain)
+    say(f"best val MAE {report['best']['val_mae']:.4f} mV (last value {report['baselines']['last_value']['val_mae']:.4f}, "
+        f"repeat previous beat {report['baselines']['repeat_previous_beat']['val_mae']:.4f}); "
+        f"report: {build_dir / 'report.md'}")  # fmt: skip
+    if not report["beats_baselines"]:
+        say(f"WARNING: {report['verdict']} (serving it anyway: the demo shows the stack)")
+    registry, model_store = artefact_dirs(cache)
     result = export_model(
         model_path, name=DEMO_NAME, version="1", out=registry, sample=sample_path, force=True, progress=say
     )
@@ -53,7 +94,12 @@ def prepare(cache: Path, retrain: bool = False) -> tuple[Path, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    registry, model_store = prepare(args.cache, args.retrain)
+    settings = settings_from(args)
+    registry, model_store = artefact_dirs(args.cache)
+    for folder in (registry, model_store):
+        folder.mkdir(parents=True, exist_ok=True)
+    options = options_from(args, model_store, registry)  # bad serving options fail before the build
+    prepare(args.cache, args.retrain, settings)
     if args.no_serve:
         return 0
-    return serve_until_stopped(options_from(args, model_store, registry))
+    return serve_until_stopped(options)

@@ -27,9 +27,9 @@ PASSES: list[tuple[str, Pass]] = [
     ("unroll-recurrent", recurrent.run),
     ("conv1d-to-2d", conv1d.run),
     ("split-to-slice", split.run),
-    ("softmax-last-axis", softmax.run),
     ("fold-constants-again", fold.simplify),
     ("static-batch-shapes-again", fold.static_shapes),
+    ("softmax-last-axis", softmax.run),  # after onnxsim, which fuses Log(Softmax) back into LogSoftmax
     ("opset-down", opset.run),
     ("int64-to-int32-range", int64.run),
 ]

@@ -34,9 +34,12 @@ def edge_variant(
     enabled: bool = True,
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Lower `model`, write `EDGE_FILE` into `folder` if it differs; return (extra files, `edge` entry)."""
-    if not enabled:
-        blockers = blocker_summary(model)
+    """Lower `model`, write `EDGE_FILE` into `folder` if it differs; return (extra files, `edge` entry).
+
+    A model ONNX.js already runs as exported is left alone: one file serves both sides.
+    """
+    blockers = blocker_summary(model)
+    if not enabled or not any(blockers.values()):
         backends = [backend for backend in BACKENDS if not blockers[backend]]
         edge = {"file": cloud_file, "runtime": _runtime(backends), "lowered": False, "passes": [],
                 "blockers": blockers, "backends": backends, "verified": {}}  # fmt: skip

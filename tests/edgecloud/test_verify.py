@@ -1,0 +1,69 @@
+"""`edgecloud verify` in real Chromium: a silent ONNX.js mismatch (Softmax-13 over a non-last
+axis, written without lowering) fails with exit 1 and is recorded; the lowered file passes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+from edgecloud.cli import main as cli
+from export.edge.artifact import edge_variant
+from export.manifest import file_entry, graph_inputs, tensor_specs, write_manifest
+from export.pipeline import SAMPLE_FILE, sample_json
+from export.verify import onnxruntime_runner
+from tests.export import edge_graphs
+
+pytestmark = [pytest.mark.integration]
+
+
+def write_version(registry: Path, name: str, lowered: bool) -> Path:
+    """A registry version for the hand-built Softmax-13 model, as `edgecloud export` lays it out."""
+    model, sample = edge_graphs.softmax_middle_axis()
+    folder = registry / name / "1"
+    folder.mkdir(parents=True)
+    onnx.save(model, folder / "model.onnx")
+    (folder / SAMPLE_FILE).write_text(json.dumps(sample_json(sample)))
+    files, edge = edge_variant(model, sample, onnxruntime_runner(model), folder, "model.onnx", enabled=lowered)
+    manifest = {
+        "name": name, "version": "1", "inputs": tensor_specs(graph_inputs(model)),
+        "outputs": tensor_specs(list(model.graph.output)), "cloud": {"file": "model.onnx"}, "edge": edge,
+        "files": {"model.onnx": file_entry(folder / "model.onnx"), SAMPLE_FILE: file_entry(folder / SAMPLE_FILE), **files},
+    }  # fmt: skip
+    write_manifest(folder, manifest)
+    return folder
+
+
+def test_verify_fails_on_a_silent_onnxjs_mismatch(tmp_path, capsys):
+    folder = write_version(tmp_path, "raw_softmax", lowered=False)
+    before = json.loads((folder / "model.json").read_text())
+    assert before["edge"]["runtime"] == "onnxruntime-web"  # the checker already knows
+    assert cli(["verify", str(folder), "--random", "1", "--repeats", "2"]) == 1
+    out, err = capsys.readouterr()
+    assert "MISMATCH" in out and "onnxjs/cpu differs" in err
+    verified = json.loads((folder / "model.json").read_text())["edge"]["verified"]
+    assert verified["passed"] is False
+    cpu = next(row for row in verified["results"] if row["backend"] == "cpu")
+    assert cpu["runs"] and cpu["max_abs_diff"] > 1e-4
+    ort_web = next(row for row in verified["results"] if row["runtime"] == "onnxruntime-web")
+    assert ort_web["passed"] and ort_web["max_abs_diff"] <= 1e-6
+    assert verified["file"] == "model.onnx"
+
+
+def test_verify_passes_on_the_lowered_file_and_keeps_hashes_right(tmp_path, capsys):
+    folder = write_version(tmp_path, "lowered_softmax", lowered=True)
+    assert cli(["verify", str(folder), "--random", "1", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["runtime", "backend", "loads"]
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest["edge"]["file"] == "model.edge.onnx" and manifest["edge"]["verified"]["passed"]
+    assert {row["backend"] for row in manifest["edge"]["verified"]["results"] if row["passed"]} >= {"cpu", "wasm"}
+    for name, entry in manifest["files"].items():
+        assert file_entry(folder / name)["sha256"] == entry["sha256"]
+
+
+def test_verify_names_a_folder_that_is_not_a_model(tmp_path, capsys):
+    assert cli(["verify", str(tmp_path)]) == 2
+    assert "no model.json" in capsys.readouterr().err

@@ -13,7 +13,7 @@ import onnx
 from ..manifest import default_opset
 from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
 from .graph import batch_variant, remove_dead
-from .passes import conv1d, fold, int64, loop, opset, recurrent, softmax, split
+from .passes import conv1d, fold, gather, int64, loop, opset, recurrent, softmax, split
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
@@ -29,7 +29,9 @@ PASSES: list[tuple[str, Pass]] = [
     ("split-to-slice", split.run),
     ("fold-constants-again", fold.simplify),
     ("static-batch-shapes-again", fold.static_shapes),
-    ("softmax-last-axis", softmax.run),  # after onnxsim, which fuses Log(Softmax) back into LogSoftmax
+    # After onnxsim, which fuses Log(Softmax) back into LogSoftmax and Slice+Squeeze into Gather:
+    ("gather-scalar-to-slice", gather.run),
+    ("softmax-last-axis", softmax.run),
     ("opset-down", opset.run),
     ("int64-to-int32-range", int64.run),
 ]

@@ -1,15 +1,21 @@
 """`edgecloud verify` in real Chromium: a silent ONNX.js mismatch (Softmax-13 over a non-last
-axis, written without lowering) fails with exit 1 and is recorded; the lowered file passes."""
+axis, written without lowering) fails with exit 1 and is recorded; the lowered file passes.
+
+The command runs in a child process, as a user runs it (and because Playwright's sync API
+cannot start twice in one thread while the session's browser fixture is open).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
 import pytest
 
-from edgecloud.cli import main as cli
 from export.edge.artifact import edge_variant
 from export.manifest import file_entry, graph_inputs, tensor_specs, write_manifest
 from export.pipeline import SAMPLE_FILE, sample_json
@@ -36,13 +42,20 @@ def write_version(registry: Path, name: str, lowered: bool) -> Path:
     return folder
 
 
-def test_verify_fails_on_a_silent_onnxjs_mismatch(tmp_path, capsys):
+def verify(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command = [sys.executable, "-m", "edgecloud", "verify", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_verify_fails_on_a_silent_onnxjs_mismatch(tmp_path):
     folder = write_version(tmp_path, "raw_softmax", lowered=False)
     before = json.loads((folder / "model.json").read_text())
     assert before["edge"]["runtime"] == "onnxruntime-web"  # the checker already knows
-    assert cli(["verify", str(folder), "--random", "1", "--repeats", "2"]) == 1
-    out, err = capsys.readouterr()
-    assert "MISMATCH" in out and "onnxjs/cpu differs" in err
+    result = verify(str(folder), "--random", "1", "--repeats", "2")
+    assert result.returncode == 1, result.stderr
+    assert "MISMATCH" in result.stdout and "onnxjs/cpu differs" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     verified = json.loads((folder / "model.json").read_text())["edge"]["verified"]
     assert verified["passed"] is False
     cpu = next(row for row in verified["results"] if row["backend"] == "cpu")
@@ -52,11 +65,11 @@ def test_verify_fails_on_a_silent_onnxjs_mismatch(tmp_path, capsys):
     assert verified["file"] == "model.onnx"
 
 
-def test_verify_passes_on_the_lowered_file_and_keeps_hashes_right(tmp_path, capsys):
+def test_verify_passes_on_the_lowered_file_and_keeps_hashes_right(tmp_path):
     folder = write_version(tmp_path, "lowered_softmax", lowered=True)
-    assert cli(["verify", str(folder), "--random", "1", "--repeats", "2"]) == 0
-    out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[:3] == ["runtime", "backend", "loads"]
+    result = verify(str(folder), "--random", "1", "--repeats", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split()[:3] == ["runtime", "backend", "loads"]
     manifest = json.loads((folder / "model.json").read_text())
     assert manifest["edge"]["file"] == "model.edge.onnx" and manifest["edge"]["verified"]["passed"]
     assert {row["backend"] for row in manifest["edge"]["verified"]["results"] if row["passed"]} >= {"cpu", "wasm"}
@@ -64,6 +77,6 @@ def test_verify_passes_on_the_lowered_file_and_keeps_hashes_right(tmp_path, caps
         assert file_entry(folder / name)["sha256"] == entry["sha256"]
 
 
-def test_verify_names_a_folder_that_is_not_a_model(tmp_path, capsys):
-    assert cli(["verify", str(tmp_path)]) == 2
-    assert "no model.json" in capsys.readouterr().err
+def test_verify_names_a_folder_that_is_not_a_model(tmp_path):
+    result = verify(str(tmp_path))
+    assert result.returncode == 2 and "no model.json" in result.stderr

@@ -15,9 +15,9 @@ import io
 import numpy as np
 import onnx
 
+from ...manifest import default_opset
 from ...verify import Feeds
 from ..graph import Builder, batch_variant, constants, probe_shapes, remove_dead, topological_sort
-from ...manifest import default_opset
 
 
 def simplify(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:

@@ -9,6 +9,7 @@ sample path)`, `.framework`, `.has_ml_ops`); its non-Keras entries are added bel
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -17,6 +18,8 @@ import pytest
 
 from edgecloud.cli import main as cli
 from edgecloud.edge_verify import verify_version
+from export.edge.artifact import EDGE_FILE
+from export.manifest import file_entry
 
 from .keras_zoo import KERAS_ZOO
 
@@ -55,6 +58,21 @@ ONNXJS_BACKENDS = ("cpu", "wasm")
 RESULTS: dict[str, dict] = {}
 
 
+def check_manifest_files(version_dir: Path) -> None:
+    """One file for both sides, or model.onnx (cloud) + model.edge.onnx (edge), hashes right."""
+    manifest = json.loads((version_dir / "model.json").read_text())
+    edge = manifest["edge"]
+    roles = {name: entry.get("role") for name, entry in manifest["files"].items()}
+    if edge["lowered"]:
+        assert edge["file"] == EDGE_FILE and roles[EDGE_FILE] == "edge" and roles["model.onnx"] == "cloud"
+        assert manifest["files"][EDGE_FILE]["parity"]["source_vs_onnxruntime"]["passed"]
+        assert all(record["max_abs_diff"] <= 1e-5 for record in edge["passes"] if record["applied"])
+    else:
+        assert edge["file"] == "model.onnx" and roles["model.onnx"] == "cloud+edge"
+    for name, entry in manifest["files"].items():
+        assert file_entry(version_dir / name)["sha256"] == entry["sha256"], name
+
+
 @pytest.fixture(scope="module")
 def zoo_registry(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("zoo-registry")
@@ -66,7 +84,9 @@ def test_zoo_model_runs_in_chromium(name, zoo_registry, tmp_path, browser_contex
     exported = cli(["export", str(model_path), "--sample", str(sample_path), "--name", name, "--out", str(zoo_registry),
                     "--framework", FRAMEWORK[name]])  # fmt: skip
     assert exported == 0
-    report = verify_version(zoo_registry / name / "1", random_inputs=2, repeats=3, context=browser_context)
+    version_dir = zoo_registry / name / "1"
+    check_manifest_files(version_dir)
+    report = verify_version(version_dir, random_inputs=2, repeats=3, context=browser_context)
     rows = {(row["runtime"], row["backend"]): row for row in report.rows}
     RESULTS[name] = rows
     assert report.failures == [], report.failures  # nothing that runs may differ by > 1e-4
@@ -83,3 +103,16 @@ def test_zoo_fraction_on_onnxjs():
           f"{len(RESULTS)}/{len(RESULTS)} on onnxruntime-web")  # fmt: skip
     assert fraction >= 0.9
     assert all(rows[("onnxruntime-web", "wasm")]["passed"] for rows in RESULTS.values())
+
+
+def test_no_edge_keeps_the_export_and_names_the_blockers(tmp_path):
+    model_path, sample_path = ZOO["keras_softmax_non_last_axis"](tmp_path)
+    registry = tmp_path / "registry"
+    assert cli(["export", str(model_path), "--sample", str(sample_path), "--name", "raw", "--out", str(registry),
+                "--no-edge"]) == 0  # fmt: skip
+    manifest = json.loads((registry / "raw" / "1" / "model.json").read_text())
+    edge = manifest["edge"]
+    assert edge["file"] == "model.onnx" and edge["lowered"] is False and edge["passes"] == []
+    assert edge["runtime"] == "onnxruntime-web" and edge["backends"] == []
+    assert any("Softmax" in reason for reason in edge["blockers"]["cpu"])
+    assert set(manifest["files"]) == {"model.onnx", "sample.json"}

@@ -13,7 +13,7 @@ import onnx
 from ..manifest import default_opset
 from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
 from .graph import batch_variant, remove_dead
-from .passes import conv1d, fold, gather, int64, loop, opset, recurrent, softmax, split
+from .passes import conv1d, fold, gather, int64, loop, opset, recurrent, slice_concat, softmax, split
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
@@ -25,6 +25,7 @@ PASSES: list[tuple[str, Pass]] = [
     ("static-batch-shapes", fold.static_shapes),
     ("unroll-loop", loop.run),
     ("unroll-recurrent", recurrent.run),
+    ("slice-of-concat", slice_concat.run),
     ("conv1d-to-2d", conv1d.run),
     ("split-to-slice", split.run),
     ("fold-constants-again", fold.simplify),

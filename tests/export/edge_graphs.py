@@ -72,3 +72,17 @@ def squeeze_split_slice() -> tuple[onnx.ModelProto, dict]:
     inits = {"ax0": np.array([0], np.int64), "sizes": np.array([3, 3], np.int64), "starts": np.array([0], np.int64),
              "ends": np.array([np.iinfo(np.int64).max], np.int64), "axes": np.array([-1], np.int64)}  # fmt: skip
     return _model(nodes, [value("x", [None, 6])], [value("y", [None, 3])], inits), {"x": _w(1, 6)}
+
+
+def last_of_stack_by_gather() -> tuple[onnx.ModelProto, dict]:
+    """What an unrolled Keras GRU leaves: steps stacked by Concat, the last one sliced out, Gather(x, t)."""
+    nodes = [helper.make_node("Gather", ["x", f"t{t}"], [f"s{t}"], axis=1) for t in range(3)]
+    nodes += [helper.make_node("Unsqueeze", [f"s{t}", "ax0"], [f"u{t}"]) for t in range(3)]
+    nodes += [
+        helper.make_node("Concat", ["u0", "u1", "u2"], ["stack"], axis=0),
+        helper.make_node("Slice", ["stack", "minus1", "big", "ax0"], ["last"]),
+        helper.make_node("Squeeze", ["last", "ax0"], ["y"]),
+    ]
+    inits = {f"t{t}": np.array(t, np.int64) for t in range(3)}
+    inits |= {"ax0": np.array([0], np.int64), "minus1": np.array([-1], np.int64), "big": np.array([2**62], np.int64)}
+    return _model(nodes, [value("x", [None, 3, 4])], [value("y", [None, 4])], inits), {"x": _w(1, 3, 4)}

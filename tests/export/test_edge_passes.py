@@ -95,3 +95,10 @@ def test_a_pass_that_breaks_parity_is_rejected(monkeypatch):
     assert result.passes[0]["applied"] is False and "parity" in result.passes[0]["reason"]
     assert result.changed is False and result.runtime == "onnxruntime-web"
     assert np.isfinite(result.passes[0]["max_abs_diff"])
+
+
+def test_slice_of_concat_and_scalar_gather_are_removed():
+    model, sample = edge_graphs.last_of_stack_by_gather()
+    lowered = assert_lowered(model, sample, "slice-of-concat")
+    ops = {node.op_type for node in lowered.graph.node}
+    assert "Concat" not in ops and "Gather" not in ops, ops

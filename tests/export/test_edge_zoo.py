@@ -101,6 +101,10 @@ def test_zoo_fraction_on_onnxjs():
     print(f"\nzoo: {len(on_onnxjs)}/{len(counted)} = {fraction:.0%} of the models without ai.onnx.ml ops run on "
           f"ONNX.js (cpu+wasm) after lowering; not: {sorted(set(counted) - set(on_onnxjs))}; "
           f"{len(RESULTS)}/{len(RESULTS)} on onnxruntime-web")  # fmt: skip
+    for name, rows in sorted(RESULTS.items()):
+        cells = "  ".join(f"{runtime}/{backend}={'ok' if row['passed'] else ('MISMATCH' if row['runs'] else 'no')}"
+                          for (runtime, backend), row in rows.items())  # fmt: skip
+        print(f"  {name:<32} {cells}")
     assert fraction >= 0.9
     assert all(rows[("onnxruntime-web", "wasm")]["passed"] for rows in RESULTS.values())
 

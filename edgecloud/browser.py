@@ -74,6 +74,16 @@ class HarnessBrowser:
         self.page = None
 
     def __enter__(self) -> "HarnessBrowser":
+        try:
+            return self._start()
+        except Exception as error:  # noqa: BLE001 - Playwright/OS errors become one clear line
+            self.__exit__()
+            if isinstance(error, BrowserError):
+                raise
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise BrowserError(f"cannot start headless Chromium on the harness page: {reason}") from None
+
+    def _start(self) -> "HarnessBrowser":
         if self.site is None:
             self.site = StaticSite(self.registry, {"cloud": None, "models": []}, port=0).start()
         if self.context is None:
@@ -89,14 +99,19 @@ class HarnessBrowser:
     def __exit__(self, *exc: object) -> None:
         if self.page is not None:
             self.page.close()
+            self.page = None
         if self._given_context is None and self.context is not None:
             self.context.close()
+            self.context = None
         if self._playwright is not None:
             self._playwright.stop()
+            self._playwright = None
         if self._profile:
             shutil.rmtree(self._profile, ignore_errors=True)
+            self._profile = None
         if self._given_site is None and self.site is not None:
             self.site.stop()
+            self.site = None
 
     def run(
         self, runtime: str, backend: str, model_url: str, inputs: list[dict[str, np.ndarray]], input_names: list[str], repeats: int = 10

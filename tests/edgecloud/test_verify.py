@@ -80,3 +80,20 @@ def test_verify_passes_on_the_lowered_file_and_keeps_hashes_right(tmp_path):
 def test_verify_names_a_folder_that_is_not_a_model(tmp_path):
     result = verify(str(tmp_path))
     assert result.returncode == 2 and "no model.json" in result.stderr
+
+
+def test_verify_refuses_a_file_that_does_not_match_its_hash(tmp_path):
+    folder = write_version(tmp_path, "tampered", lowered=True)
+    (folder / "model.edge.onnx").write_bytes((folder / "model.edge.onnx").read_bytes() + b"\0")
+    result = verify(str(folder))
+    assert result.returncode == 2 and "model.edge.onnx does not match the SHA-256" in result.stderr
+
+
+def test_verify_without_chromium_says_so(tmp_path):
+    folder = write_version(tmp_path, "no_browser", lowered=True)
+    env_chromium = str(tmp_path / "no-such-chromium")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "EDGECLOUD_CHROMIUM": env_chromium}
+    result = subprocess.run([sys.executable, "-m", "edgecloud", "verify", str(folder)], capture_output=True, text=True,
+                            env=env, timeout=600)  # fmt: skip
+    assert result.returncode == 1 and "Chromium not found" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -45,10 +45,10 @@ def selector_matches(version: int, selector: str) -> bool:
 
 def backend_ops(backend: str) -> dict[str, list[str]]:
     table = rules()["backends"]
-    ops = dict(table[backend])
+    ops = {op: list(selectors) for op, selectors in table[backend].items()}
     if backend == "wasm" and rules()["wasm_falls_back_to_cpu"]:
         for op, selectors in table["cpu"].items():
-            ops.setdefault(op, []).extend(selectors)
+            ops[op] = sorted(set(ops.get(op, [])) | set(selectors))
     return ops
 
 

@@ -39,7 +39,7 @@ def conv1d_pools() -> tuple[onnx.ModelProto, dict]:
     nodes = [
         helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3], pads=[1, 1], strides=[1]),
         helper.make_node("Relu", ["c"], ["r"]),
-        helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2], strides=[2]),
+        helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2], strides=[2], ceil_mode=0, dilations=[1]),  # as torch writes
         helper.make_node("AveragePool", ["m"], ["y"], kernel_shape=[2], strides=[2]),
     ]
     inits = {"w": _w(4, 2, 3), "b": _w(4)}

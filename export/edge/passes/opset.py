@@ -143,7 +143,8 @@ def _check_same_meaning(node: onnx.NodeProto, opset: int, shapes: dict[str, tupl
         raise _Refused("BatchNormalization in training mode")
     if op == "Gemm" and len(node.input) < 3:
         raise _Refused("Gemm without C")
-    for name in ("training_mode", "allowzero"):
+    neutral = ["training_mode", "allowzero"] + (["ceil_mode", "dilations"] if op in ("MaxPool", "AveragePool") else [])
+    for name in neutral:  # checked above to hold their default; opset 9 does not know them
         for index, entry in enumerate(node.attribute):
             if entry.name == name:
                 del node.attribute[index]

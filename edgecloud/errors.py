@@ -9,13 +9,19 @@ class CliError(Exception):
     exit_code = 2
 
 
+class CommandFailed(Exception):
+    """A command ran and found a failure (exit code 1), e.g. a browser runtime that disagrees."""
+
+    exit_code = 1
+
+
 def exit_code_for(error: BaseException) -> int | None:
     """2 for the user's mistakes, 1 for failures, None for bugs (let the traceback show)."""
     from export.errors import ExportError
     from mms_handlers.archive import ArchiveError
     from mms_handlers.server import ServerError
 
-    if isinstance(error, (CliError, ExportError)):
+    if isinstance(error, (CliError, CommandFailed, ExportError)):
         return error.exit_code
     if isinstance(error, ArchiveError):
         return 2

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 
 from . import converter as converters
+from .edge.artifact import edge_variant
 from .errors import BadInputError, ExportError, UnsupportedModelError
 from .manifest import (
     MANIFEST_NAME,
@@ -62,6 +63,7 @@ def export_model(
     opset: int = DEFAULT_OPSET,
     tolerance: float = DEFAULT_TOLERANCE,
     force: bool = False,
+    edge: bool = True,
     progress: Callable[[str], None] = lambda message: None,
 ) -> ExportResult:
     """Write `OUT/NAME/VERSION/{model.onnx, model.json, sample.json}` and `OUT/NAME/latest.json`."""
@@ -72,7 +74,7 @@ def export_model(
     chosen = converters.pick(framework, source)
     progress(f"converting {source.name} with the {chosen.name} converter (opset {opset})")
     conversion = chosen.convert(source, load_sample(sample), opset)
-    return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, progress=progress)
+    return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, edge=edge, progress=progress)
 
 
 def unknown_operators(model: onnx.ModelProto) -> list[str]:
@@ -99,6 +101,7 @@ def publish(
     *,
     source_file: str,
     tolerance: float = DEFAULT_TOLERANCE,
+    edge: bool = True,
     progress: Callable[[str], None] = lambda message: None,
 ) -> ExportResult:
     """Check the graph, prove parity, then write the version folder atomically (any converter, file or API)."""
@@ -125,6 +128,10 @@ def publish(
     try:
         onnx.save(conversion.model, staging / MODEL_FILE)
         (staging / SAMPLE_FILE).write_text(json.dumps(sample_json(conversion.sample)))
+        progress("lowering for the browser (ONNX.js)" if edge else "checking what ONNX.js can run (--no-edge)")
+        edge_files, edge_entry = edge_variant(
+            conversion.model, conversion.sample, conversion.reference, staging, MODEL_FILE, enabled=edge, tolerance=tolerance
+        )
         manifest = {
             "schema": 1,
             "name": name,
@@ -140,11 +147,12 @@ def publish(
             "inputs": tensor_specs(graph_inputs(conversion.model)),
             "outputs": tensor_specs(list(conversion.model.graph.output)),
             "files": {
-                MODEL_FILE: {**file_entry(staging / MODEL_FILE), "role": "cloud+edge"},
+                MODEL_FILE: {**file_entry(staging / MODEL_FILE), "role": "cloud" if edge_files else "cloud+edge"},
+                **edge_files,
                 SAMPLE_FILE: file_entry(staging / SAMPLE_FILE),
             },
             "cloud": {"file": MODEL_FILE},
-            "edge": {"file": MODEL_FILE, "runtime": "onnxjs", "passes": [], "verified": {}},
+            "edge": edge_entry,
             "parity": {"source_vs_onnxruntime": report.as_json()},
         }
         write_manifest(staging, manifest)

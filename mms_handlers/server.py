@@ -344,7 +344,7 @@ class MmsServer:
 _HANDLER_ERROR = re.compile(r"WorkerLifeCycle - (?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 
 
-def _handler_error(log_file: Path, start: int, wait: float = 3.0) -> str | None:
+def _handler_error(log_file: Path, start: int, wait: float = 15.0) -> str | None:
     """The last `SomeError: message` a worker printed since `start` (its load failure), if any.
 
     MMS answers the registration before its thread copying the worker's output has logged it: wait a little.

@@ -22,7 +22,7 @@ def add_build_options(parser: argparse.ArgumentParser, *, trials: int, epochs: i
     budget_help = f"time budget in seconds: no trial starts that would be expected to end past it (default {max_seconds:g})"
     search.add_argument("--max-seconds", type=float, default=max_seconds, help=budget_help)
     search.add_argument("--epochs", type=int, default=epochs, help=f"training epochs per trial (default {epochs})")
-    search.add_argument("--batch-size", type=int, default=64, help="training batch size (default 64)")
+    search.add_argument("--train-batch-size", type=int, default=64, help="training batch size (default 64)")
     search.add_argument("--tuner", choices=TUNERS, default="random", help="KerasTuner search (default random)")
     search.add_argument("--seed", type=int, default=spec.seed, help="seed for the data and the search (default 0)")
     data = parser.add_argument_group("data (simulated ECG, neurokit2)")
@@ -45,7 +45,7 @@ def settings_from(args: argparse.Namespace):
     from ..builder.data import DataSpec
     from ..builder.search import SearchSettings
 
-    for option, minimum in (("trials", 1), ("epochs", 1), ("batch_size", 1), ("people", 2), ("seconds_per_person", 1)):
+    for option, minimum in (("trials", 1), ("epochs", 1), ("train_batch_size", 1), ("people", 2), ("seconds_per_person", 1)):
         if getattr(args, option) < minimum:
             raise CliError(f"--{option.replace('_', '-')} must be at least {minimum}, got {getattr(args, option)}")
     if not args.max_seconds > 0:
@@ -53,7 +53,7 @@ def settings_from(args: argparse.Namespace):
     return BuildSettings(
         template=args.template,
         search=SearchSettings(trials=args.trials, max_seconds=args.max_seconds, epochs=args.epochs,
-                              batch_size=args.batch_size, seed=args.seed, tuner=args.tuner),  # fmt: skip
+                              batch_size=args.train_batch_size, seed=args.seed, tuner=args.tuner),  # fmt: skip
         data=DataSpec(
             sampling_rate=args.sampling_rate,
             window_seconds=args.window_seconds,

@@ -39,6 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset for the cloud model (default 13)")
     parser.add_argument("--tolerance", type=float, default=1e-5, help="max |diff| allowed vs the source (1e-5)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing version")
+    parser.add_argument(
+        "--no-edge",
+        dest="edge",
+        action="store_false",
+        help="skip the browser lowering (the browser gets model.onnx as exported; blockers are still listed)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -57,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset,
         tolerance=args.tolerance,
         force=args.force,
+        edge=args.edge,
         progress=lambda message: print(f"export: {message}", file=sys.stderr),
     )
     parity = result.manifest["parity"]["source_vs_onnxruntime"]["max_abs_diff"]

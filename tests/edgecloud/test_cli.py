@@ -135,3 +135,11 @@ def test_serve_prints_urls_answers_and_stops_without_leftovers(tmp_path, stop_si
         time.sleep(0.2)
     assert _java_processes_under(runtime_tmp) == []
     shutil.rmtree(runtime_tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize("command", ["export", "archive", "serve", "verify", "build", "demo"])
+def test_every_command_explains_itself(command, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli([command, "--help"])
+    assert stopped.value.code == 0
+    assert "usage: edgecloud" in capsys.readouterr().out

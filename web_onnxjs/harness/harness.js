@@ -35,6 +35,27 @@ window.harness = {
       return { error: String(error && error.message ? error.message : error) };
     }
   },
+  /**
+   * One session, many inputs (for `edgecloud verify`): outputs per input, median latency of
+   * `repeats` runs of the first input. `runtime` is 'onnxjs' (with `backend`) or 'ortweb'.
+   */
+  async runMany({ runtime, modelUrl, backend, feedsList, inputNames, repeats = 10 }) {
+    let session;
+    try {
+      session = runtime === 'onnxjs' ? await createOnnxjsSession(modelUrl, backend) : await createOrtSession(modelUrl);
+    } catch (error) {
+      return { loads: false, error: String(error && error.message ? error.message : error) };
+    }
+    const run = (feeds) => (runtime === 'onnxjs' ? runOnnxjs(session, feeds, inputNames) : runOrt(session, feeds));
+    try {
+      const outputs = [];
+      for (const feeds of feedsList) outputs.push(await run(feeds));
+      const { medianMs } = await timeRuns(() => run(feedsList[0]), repeats);
+      return { loads: true, outputs, medianMs };
+    } catch (error) {
+      return { loads: true, error: String(error && error.message ? error.message : error) };
+    }
+  },
   async predictCloud({ cloudUrl, name, feeds }) {
     try {
       return { outputs: await predictCloud(cloudUrl, name, feeds) };

@@ -1,0 +1,38 @@
+"""`edgecloud verify REGISTRY/NAME/VERSION`: run the browser file in headless Chromium."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import CliError, CommandFailed
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "verify",
+        help="run the model in headless Chromium (ONNX.js cpu/wasm/webgl, onnxruntime-web) against onnxruntime",
+        description=(
+            "Serve the registry, open the harness page in headless Chromium and run the model's browser file "
+            "on ONNX.js (cpu, wasm, webgl) and onnxruntime-web (wasm) on the recorded sample plus random inputs; "
+            "compare with onnxruntime in Python, print a table, record it in model.json (edge.verified). "
+            "Exit 1 if any runtime that loads the model differs by more than --tolerance."
+        ),
+    )
+    parser.add_argument("version_dir", type=Path, metavar="REGISTRY/NAME/VERSION", help="an exported model version")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="max |diff| allowed (default 1e-4)")
+    parser.add_argument("--random", type=int, default=3, help="random inputs besides the sample (default 3)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed runs for the median latency (default 10)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..edge_verify import format_table, verify_version
+
+    if args.tolerance <= 0 or args.random < 0 or args.repeats < 1:
+        raise CliError("--tolerance must be > 0, --random >= 0 and --repeats >= 1")
+    report = verify_version(args.version_dir, tolerance=args.tolerance, random_inputs=args.random, repeats=args.repeats)
+    print(format_table(report))
+    if not report.passed:
+        raise CommandFailed("; ".join(report.failures))
+    return 0

@@ -1,0 +1,139 @@
+"""`edgecloud verify`: the browser file, run in Chromium on every browser runtime, against
+onnxruntime in Python on the same inputs; the table is recorded in model.json `edge.verified`.
+
+A runtime that loads the model but differs by more than the tolerance fails the verification:
+ONNX.js can return wrong numbers without an error (Softmax-13), so loading is never enough.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.errors import BadInputError
+from export.manifest import file_entry, read_manifest, write_manifest
+from export.pipeline import load_feeds
+from export.verify import onnxruntime_runner, parity_inputs
+
+from .browser import TARGETS, HarnessBrowser
+
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_RANDOM_INPUTS = 3
+
+
+@dataclass
+class VerifyReport:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    tolerance: float = DEFAULT_TOLERANCE
+    inputs: int = 0
+
+    @property
+    def failures(self) -> list[str]:
+        bad = [f"{row['runtime']}/{row['backend']} differs by {row['max_abs_diff']:.3g} (tolerance {self.tolerance:g})"
+               for row in self.rows if row["runs"] and not row["passed"]]  # fmt: skip
+        if not any(row["runs"] for row in self.rows):
+            bad.append("no browser runtime runs the model")
+        return bad
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "inputs_compared": self.inputs,
+            "tolerance": self.tolerance,
+            "passed": self.passed,
+            "results": self.rows,
+        }
+
+
+def _max_diff(want: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]]) -> float:
+    worst = 0.0
+    for expected, actual in zip(want, got):
+        for name, array in expected.items():
+            if name not in actual or actual[name].size != array.size:
+                return math.inf
+            diff = np.abs(actual[name].astype(np.float64).reshape(array.shape) - array.astype(np.float64))
+            if np.any(np.isnan(diff)):
+                return math.inf
+            worst = max(worst, float(diff.max()) if diff.size else 0.0)
+    return worst
+
+
+def check_files(version_dir: Path, manifest: dict[str, Any]) -> None:
+    """The files model.json names must be there with the SHA-256 it records."""
+    for name, entry in manifest["files"].items():
+        path = version_dir / name
+        if not path.is_file():
+            raise BadInputError(f"{path} is missing")
+        if file_entry(path)["sha256"] != entry["sha256"]:
+            raise BadInputError(f"{path} does not match the SHA-256 in model.json")
+
+
+def verify_version(
+    version_dir: Path,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    random_inputs: int = DEFAULT_RANDOM_INPUTS,
+    repeats: int = 10,
+    context=None,
+    site=None,
+    record: bool = True,
+) -> VerifyReport:
+    """Run the edge file on every (runtime, backend) in Chromium; optionally record in model.json.
+
+    A row that loads and runs must match within `tolerance`; one that cannot load or throws
+    while running is reported (ONNX.js's webgl shaders fail on some graphs), not a mismatch.
+    """
+    version_dir = Path(version_dir)
+    if not (version_dir / "model.json").is_file():
+        raise BadInputError(f"{version_dir} is not an exported model version (no model.json)")
+    manifest = read_manifest(version_dir)
+    check_files(version_dir, manifest)
+    edge_file = manifest["edge"]["file"]
+    inputs = parity_inputs(load_feeds(version_dir), count=random_inputs)
+    reference = onnxruntime_runner(str(version_dir / manifest["cloud"]["file"]))
+    expected = [reference(feeds) for feeds in inputs]
+    registry = version_dir.parent.parent
+    url = f"/models/{manifest['name']}/{manifest['version']}/{edge_file}"
+    names = [spec["name"] for spec in manifest["inputs"]]
+    report = VerifyReport(tolerance=tolerance, inputs=len(inputs))
+    with HarnessBrowser(registry, context=context, site=site) as browser:
+        for runtime, backend in TARGETS:
+            result = browser.run(runtime, backend, url, inputs, names, repeats)
+            row: dict[str, Any] = {"runtime": runtime, "backend": backend, "loads": bool(result.get("loads"))}
+            if "outputs" in result:
+                diff = _max_diff(expected, result["outputs"])
+                row.update(runs=True, max_abs_diff=diff, median_ms=result["medianMs"], passed=diff <= tolerance)
+            else:  # did not load, or loaded and then threw: no numbers, so nothing to mismatch
+                row.update(runs=False, max_abs_diff=None, median_ms=None, passed=False, error=result.get("error", "")[:300])
+            report.rows.append(row)
+    if record:
+        verified = {**report.as_json(), "file": edge_file}
+        verified["results"] = [
+            {**row, "max_abs_diff": "inf"} if row.get("max_abs_diff") == math.inf else dict(row) for row in report.rows
+        ]
+        manifest["edge"]["verified"] = verified
+        write_manifest(version_dir, manifest)
+    return report
+
+
+def format_table(report: VerifyReport) -> str:
+    lines = [f"{'runtime':<16} {'backend':<8} {'loads':<6} {'max |diff|':>11} {'median ms':>10}  result"]
+    for row in report.rows:
+        diff = row.get("max_abs_diff")
+        diff_text = "-" if diff is None else f"{diff:.2e}"
+        ms = "-" if row.get("median_ms") is None else f"{row['median_ms']:.3f}"
+        if row["runs"]:
+            verdict = "ok" if row["passed"] else "MISMATCH"
+        else:
+            verdict = f"{'cannot run' if row['loads'] else 'cannot load'}: {row.get('error', '')[:70]}"
+        lines.append(f"{row['runtime']:<16} {row['backend']:<8} {'yes' if row['loads'] else 'no':<6} {diff_text:>11} {ms:>10}  {verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""What the registry keeps for the browser: the lowered file (when it differs) and model.json's `edge`.
+
+The default is one file for both sides. When lowering changed the graph, the cloud keeps the
+exporter's `model.onnx` (onnxruntime runs it natively and faster) and the browser gets
+`model.edge.onnx`, with its own hash and parity figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from ..manifest import default_opset, file_entry
+from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, compare, onnxruntime_runner, parity_inputs, require
+from .lowering import lower
+from .rules import BACKENDS, blocker_summary
+
+EDGE_FILE = "model.edge.onnx"
+
+
+def _runtime(backends: list[str]) -> str:
+    return "onnxjs" if backends else "onnxruntime-web"
+
+
+def edge_variant(
+    model: onnx.ModelProto,
+    sample: Feeds,
+    reference: Runner,
+    folder: Path,
+    cloud_file: str,
+    *,
+    enabled: bool = True,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Lower `model`, write `EDGE_FILE` into `folder` if it differs; return (extra files, `edge` entry).
+
+    A model ONNX.js already runs as exported is left alone: one file serves both sides.
+    """
+    blockers = blocker_summary(model)
+    if not enabled or not any(blockers.values()):
+        backends = [backend for backend in BACKENDS if not blockers[backend]]
+        edge = {"file": cloud_file, "runtime": _runtime(backends), "lowered": False, "passes": [],
+                "blockers": blockers, "backends": backends, "verified": {}}  # fmt: skip
+        return {}, edge
+    lowering = lower(model, sample, tolerance)
+    edge = {
+        "file": cloud_file,
+        "runtime": lowering.runtime,
+        "lowered": lowering.changed,
+        "passes": lowering.passes,
+        "blockers": lowering.blockers,
+        "backends": lowering.backends,
+        "verified": {},
+    }
+    if not lowering.changed:
+        return {}, edge
+    path = Path(folder) / EDGE_FILE
+    onnx.save(lowering.model, path)
+    report = require(
+        compare(reference, onnxruntime_runner(lowering.model), parity_inputs(sample), tolerance),
+        against="the source framework (browser file)",
+    )
+    edge["file"] = EDGE_FILE
+    entry = {**file_entry(path), "role": "edge", "opset": default_opset(lowering.model),
+             "parity": {"source_vs_onnxruntime": report.as_json(), "cloud_model_vs_edge_model": lowering.parity}}  # fmt: skip
+    return {EDGE_FILE: entry}, edge
+

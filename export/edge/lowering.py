@@ -1,0 +1,105 @@
+"""Lower a model to what ONNX.js 0.1.8 runs: apply the passes in order, keep each only if its
+result still matches the unlowered model under onnxruntime, then name what still blocks ONNX.js.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import onnx
+
+from ..manifest import default_opset
+from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
+from .graph import batch_variant, remove_dead
+from .passes import conv1d, fold, gather, int64, loop, opset, recurrent, slice_concat, softmax, split
+from .rules import BACKENDS, blocker_summary
+
+Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
+
+# Order matters: structure first (at the exporter's opset), then folding, then the opset drop
+# that moves axes inputs to attributes, then the int64 clean-up of what is left.
+PASSES: list[tuple[str, Pass]] = [
+    ("fold-constants", fold.simplify),
+    ("static-batch-shapes", fold.static_shapes),
+    ("unroll-loop", loop.run),
+    ("unroll-recurrent", recurrent.run),
+    ("slice-of-concat", slice_concat.run),
+    ("conv1d-to-2d", conv1d.run),
+    ("split-to-slice", split.run),
+    ("fold-constants-again", fold.simplify),
+    ("static-batch-shapes-again", fold.static_shapes),
+    # After onnxsim, which fuses Log(Softmax) back into LogSoftmax and Slice+Squeeze into Gather:
+    ("gather-scalar-to-slice", gather.run),
+    ("softmax-last-axis", softmax.run),
+    ("opset-down", opset.run),
+    ("int64-to-int32-range", int64.run),
+]
+PARITY_RANDOM_INPUTS = 8
+
+
+@dataclass
+class Lowering:
+    """The lowered model and what happened on the way."""
+
+    model: onnx.ModelProto
+    changed: bool
+    passes: list[dict[str, Any]] = field(default_factory=list)
+    blockers: dict[str, list[str]] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backends(self) -> list[str]:
+        return [backend for backend in BACKENDS if not self.blockers.get(backend)]
+
+    @property
+    def runtime(self) -> str:
+        return "onnxjs" if self.backends else "onnxruntime-web"
+
+
+def check_inputs(model: onnx.ModelProto, sample: Feeds, count: int = PARITY_RANDOM_INPUTS) -> list[Feeds]:
+    """The sample, random inputs like it, and a batch of three when the batch axis is free."""
+    inputs = parity_inputs(sample, count=count)
+    batched = batch_variant(inputs[1] if len(inputs) > 1 else sample, model)
+    return inputs + ([batched] if batched is not None else [])
+
+
+def lower(model: onnx.ModelProto, sample: Feeds, tolerance: float = DEFAULT_TOLERANCE) -> Lowering:
+    """Run every pass; a pass that fails or breaks parity is recorded and skipped."""
+    inputs = check_inputs(model, sample)
+    reference = onnxruntime_runner(model)
+    current = model
+    records: list[dict[str, Any]] = []
+    worst = 0.0
+    for name, run in PASSES:
+        before = default_opset(current)
+        try:
+            candidate = run(copy.deepcopy(current), sample)
+            if candidate is None:
+                continue
+            remove_dead(candidate)
+            onnx.checker.check_model(candidate)
+            report = compare(reference, onnxruntime_runner(candidate), inputs, tolerance)
+        except Exception as error:  # noqa: BLE001 - a pass that cannot apply is reported, not fatal
+            records.append({"name": name, "applied": False, "reason": _one_line(error)})
+            continue
+        record: dict[str, Any] = {"name": name, "applied": report.passed, "max_abs_diff": report.max_abs_diff}
+        if default_opset(candidate) != before:
+            record["opset"] = [before, default_opset(candidate)]
+        if report.passed:
+            current, worst = candidate, max(worst, report.max_abs_diff)
+        else:
+            record["reason"] = f"parity {report.max_abs_diff:.3g} > {tolerance:g}"
+        records.append(record)
+    changed = current is not model
+    parity = {"max_abs_diff": worst, "inputs_compared": len(inputs), "tolerance": tolerance, "passed": True}
+    return Lowering(model=current, changed=changed, passes=records, blockers=blocker_summary(current), parity=parity)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
+__all__ = ["Lowering", "PASSES", "check_inputs", "lower"]

@@ -1,0 +1,150 @@
+"""Which nodes of a model ONNX.js 0.1.8 cannot run, per backend, from the rules kept as data.
+
+The operator/opset table is `onnxjs_0.1.8_rules.json`, read from the released package's
+`op-resolve-rules` (see its `source`). On top of the table come the semantic traps a table
+cannot express, each seen in Chromium: inputs where ONNX.js reads attributes (Squeeze-13),
+1-D convolutions and pools, and Softmax-13 over a non-last axis (wrong numbers, no error).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import onnx
+from onnx import numpy_helper
+
+from ..manifest import default_opset
+
+RULES_FILE = Path(__file__).with_name("onnxjs_0.1.8_rules.json")
+BACKENDS = ("cpu", "wasm", "webgl")
+# ONNX.js reads these from attributes; opset 13+ moved them to inputs, which it ignores.
+_ATTRIBUTE_INPUT_OPS = {"Squeeze", "Unsqueeze", "Split", "ReduceSum"}
+_ATTRIBUTE_INPUT_OPS_18 = {"ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceLogSum"}
+_INT32_MAX = 2**31 - 1
+_SPATIAL_OPS = {"Conv", "MaxPool", "AveragePool"}
+
+
+@lru_cache(maxsize=1)
+def rules() -> dict:
+    """The ONNX.js 0.1.8 rule table (operator → opset selectors per backend)."""
+    return json.loads(RULES_FILE.read_text())
+
+
+def selector_matches(version: int, selector: str) -> bool:
+    """ONNX.js's own `matchSelector` (lib/opset.ts): '7+', '7-10' or '11'."""
+    if selector.endswith("+"):
+        return int(selector[:-1]) <= version
+    if "-" in selector:
+        low, high = selector.split("-")
+        return int(low) <= version <= int(high)
+    return int(selector) == version
+
+
+def backend_ops(backend: str) -> dict[str, list[str]]:
+    table = rules()["backends"]
+    ops = {op: list(selectors) for op, selectors in table[backend].items()}
+    if backend == "wasm" and rules()["wasm_falls_back_to_cpu"]:
+        for op, selectors in table["cpu"].items():
+            ops[op] = sorted(set(ops.get(op, [])) | set(selectors))
+    return ops
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """One node a backend cannot run, and why."""
+
+    node: str
+    op_type: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.op_type} ({self.reason})"
+
+
+def _initializer_ranks(graph: onnx.GraphProto) -> dict[str, int]:
+    return {init.name: len(init.dims) for init in graph.initializer}
+
+
+def _attribute(node: onnx.NodeProto, name: str, default=None):
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return onnx.helper.get_attribute_value(attribute)
+    return default
+
+
+def _semantic_blocker(node: onnx.NodeProto, opset: int, ranks: dict[str, int], value_ranks: dict[str, int]) -> str | None:
+    real_inputs = [name for name in node.input if name]
+    if node.op_type in _ATTRIBUTE_INPUT_OPS and opset >= 13 and len(real_inputs) > 1:
+        return f"opset {opset} passes axes/split as an input; ONNX.js reads the attribute"
+    if node.op_type in _ATTRIBUTE_INPUT_OPS_18 and opset >= 18 and len(real_inputs) > 1:
+        return f"opset {opset} passes axes as an input; ONNX.js reads the attribute"
+    if node.op_type == "Dropout" and len(real_inputs) > 1:
+        return "Dropout with ratio/training inputs is refused when the graph loads"
+    if node.op_type in _SPATIAL_OPS:
+        kernel = _attribute(node, "kernel_shape")
+        weight_rank = ranks.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        data_rank = value_ranks.get(node.input[0])
+        if (kernel is not None and len(kernel) == 1) or weight_rank == 3 or data_rank == 3:
+            return "1-D convolution/pool: ONNX.js runs 2-D only"
+    if node.op_type in ("Softmax", "LogSoftmax") and opset >= 13:
+        axis = _attribute(node, "axis", -1)
+        rank = value_ranks.get(node.input[0])
+        if axis != -1 and (rank is None or axis != rank - 1):
+            return f"opset {opset} Softmax over axis {axis} (not the last): ONNX.js computes opset-12 semantics, silently wrong"
+    return None
+
+
+def _value_ranks(model: onnx.ModelProto) -> dict[str, int]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - ranks are a hint; unknown rank is handled by the caller
+        inferred = model
+    graph = inferred.graph
+    ranks = {}
+    for value in (*graph.input, *graph.value_info, *graph.output):
+        if value.type.tensor_type.HasField("shape"):
+            ranks[value.name] = len(value.type.tensor_type.shape.dim)
+    ranks.update(_initializer_ranks(graph))
+    return ranks
+
+
+def blockers(model: onnx.ModelProto, backend: str) -> list[Blocker]:
+    """The nodes of `model` that ONNX.js 0.1.8 cannot run (or runs wrongly) on `backend`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown ONNX.js backend {backend!r}; one of {BACKENDS}")
+    opset = default_opset(model)
+    table = backend_ops(backend)
+    graph_level = rules()["graph_level_ops"]
+    ranks = _initializer_ranks(model.graph)
+    value_ranks = _value_ranks(model)
+    found: list[Blocker] = []
+    for init in model.graph.initializer:
+        if init.data_type == onnx.TensorProto.INT64:
+            values = numpy_helper.to_array(init)
+            if values.size and (values.max() > _INT32_MAX or values.min() < -_INT32_MAX - 1):
+                found.append(Blocker(init.name, "int64", "int64 constant outside the int32 range ONNX.js reads"))
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            found.append(Blocker(node.name, node.op_type, f"operator domain {node.domain} is not supported"))
+            continue
+        semantic = _semantic_blocker(node, opset, ranks, value_ranks)
+        if semantic:
+            found.append(Blocker(node.name, node.op_type, semantic))
+        elif node.op_type in graph_level:
+            continue
+        elif node.op_type not in table:
+            found.append(Blocker(node.name, node.op_type, f"not implemented on {backend}"))
+        elif not any(selector_matches(opset, selector) for selector in table[node.op_type]):
+            found.append(Blocker(node.name, node.op_type, f"opset {opset} not resolved (only {', '.join(table[node.op_type])})"))
+    return found
+
+
+def blocker_summary(model: onnx.ModelProto) -> dict[str, list[str]]:
+    """Per backend, the distinct reasons ONNX.js cannot run the model (empty list: it can)."""
+    summary = {}
+    for backend in BACKENDS:
+        summary[backend] = sorted({str(blocker) for blocker in blockers(model, backend)})
+    return summary

@@ -1,0 +1,122 @@
+"""The browser zoo: every model exported with `edgecloud export` (lowering on), then run in
+Chromium on ONNX.js (cpu, wasm) and onnxruntime-web against onnxruntime in Python.
+
+Prints and asserts the fraction of models without `ai.onnx.ml` operators that run on ONNX.js
+after lowering (target >= 90 %); every model must run on onnxruntime-web. Other frameworks plug
+in through `tests/export/zoo.py` (the converters' zoo: `ZOO[name].build(folder) -> (model path,
+sample path)`, `.framework`, `.has_ml_ops`); its non-Keras entries are added below when present.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from edgecloud.cli import main as cli
+from edgecloud.edge_verify import verify_version
+from export.edge.artifact import EDGE_FILE
+from export.manifest import file_entry
+
+from .keras_zoo import KERAS_ZOO
+
+pytestmark = [pytest.mark.integration, pytest.mark.keras]
+
+SavedModel = Callable[[Path], tuple[Path, Path]]
+
+
+def _keras_entry(builder) -> SavedModel:
+    def save(folder: Path) -> tuple[Path, Path]:
+        import keras
+
+        keras.utils.set_random_seed(3)
+        model, sample = builder()
+        path = folder / "model.keras"
+        model.save(path)
+        np.save(folder / "sample.npy", sample)
+        return path, folder / "sample.npy"
+
+    return save
+
+
+ZOO: dict[str, SavedModel] = {name: _keras_entry(builder) for name, builder in KERAS_ZOO.items()}
+FRAMEWORK: dict[str, str] = {name: "keras" for name in ZOO}
+ML_OPS: set[str] = set()  # models with ai.onnx.ml operators: onnxruntime-web only, not in the fraction
+try:  # the hook: PyTorch, scikit-learn and MXNet models from the converters' zoo, once merged
+    from .zoo import ZOO as FRAMEWORK_ZOO
+except ImportError:
+    FRAMEWORK_ZOO = {}
+for _name, _entry in FRAMEWORK_ZOO.items():
+    if _entry.framework != "keras":
+        ZOO[_name], FRAMEWORK[_name] = _entry.build, _entry.framework
+        if _entry.has_ml_ops:
+            ML_OPS.add(_name)
+ONNXJS_BACKENDS = ("cpu", "wasm")
+RESULTS: dict[str, dict] = {}
+
+
+def check_manifest_files(version_dir: Path) -> None:
+    """One file for both sides, or model.onnx (cloud) + model.edge.onnx (edge), hashes right."""
+    manifest = json.loads((version_dir / "model.json").read_text())
+    edge = manifest["edge"]
+    roles = {name: entry.get("role") for name, entry in manifest["files"].items()}
+    if edge["lowered"]:
+        assert edge["file"] == EDGE_FILE and roles[EDGE_FILE] == "edge" and roles["model.onnx"] == "cloud"
+        assert manifest["files"][EDGE_FILE]["parity"]["source_vs_onnxruntime"]["passed"]
+        assert all(record["max_abs_diff"] <= 1e-5 for record in edge["passes"] if record["applied"])
+    else:
+        assert edge["file"] == "model.onnx" and roles["model.onnx"] == "cloud+edge"
+    for name, entry in manifest["files"].items():
+        assert file_entry(version_dir / name)["sha256"] == entry["sha256"], name
+
+
+@pytest.fixture(scope="module")
+def zoo_registry(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("zoo-registry")
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_model_runs_in_chromium(name, zoo_registry, tmp_path, browser_context):
+    model_path, sample_path = ZOO[name](tmp_path)
+    exported = cli(["export", str(model_path), "--sample", str(sample_path), "--name", name, "--out", str(zoo_registry),
+                    "--framework", FRAMEWORK[name]])  # fmt: skip
+    assert exported == 0
+    version_dir = zoo_registry / name / "1"
+    check_manifest_files(version_dir)
+    report = verify_version(version_dir, random_inputs=2, repeats=3, context=browser_context)
+    rows = {(row["runtime"], row["backend"]): row for row in report.rows}
+    RESULTS[name] = rows
+    assert report.failures == [], report.failures  # nothing that runs may differ by > 1e-4
+    assert rows[("onnxruntime-web", "wasm")]["passed"], rows[("onnxruntime-web", "wasm")]
+
+
+def test_zoo_fraction_on_onnxjs():
+    assert set(RESULTS) == set(ZOO), "run the whole zoo module: the fraction needs every model"
+    counted = {name: rows for name, rows in RESULTS.items() if name not in ML_OPS}
+    on_onnxjs = sorted(name for name, rows in counted.items() if all(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS))
+    fraction = len(on_onnxjs) / len(counted)
+    print(f"\nzoo: {len(on_onnxjs)}/{len(counted)} = {fraction:.0%} of the models without ai.onnx.ml ops run on "
+          f"ONNX.js (cpu+wasm) after lowering; not: {sorted(set(counted) - set(on_onnxjs))}; "
+          f"{len(RESULTS)}/{len(RESULTS)} on onnxruntime-web")  # fmt: skip
+    for name, rows in sorted(RESULTS.items()):
+        cells = "  ".join(f"{runtime}/{backend}={'ok' if row['passed'] else ('MISMATCH' if row['runs'] else 'no')}"
+                          for (runtime, backend), row in rows.items())  # fmt: skip
+        print(f"  {name:<32} {cells}")
+    assert fraction >= 0.9
+    assert all(rows[("onnxruntime-web", "wasm")]["passed"] for rows in RESULTS.values())
+
+
+def test_no_edge_keeps_the_export_and_names_the_blockers(tmp_path):
+    model_path, sample_path = ZOO["keras_softmax_non_last_axis"](tmp_path)
+    registry = tmp_path / "registry"
+    assert cli(["export", str(model_path), "--sample", str(sample_path), "--name", "raw", "--out", str(registry),
+                "--no-edge"]) == 0  # fmt: skip
+    manifest = json.loads((registry / "raw" / "1" / "model.json").read_text())
+    edge = manifest["edge"]
+    assert edge["file"] == "model.onnx" and edge["lowered"] is False and edge["passes"] == []
+    assert edge["runtime"] == "onnxruntime-web" and edge["backends"] == []
+    assert any("Softmax" in reason for reason in edge["blockers"]["cpu"])
+    assert set(manifest["files"]) == {"model.onnx", "sample.json"}

@@ -61,7 +61,7 @@ def _edge(rows: list[EdgeRow], out: Path, values: tuple[str, ...], title: str) -
             found = {r.model: getattr(r, value) for r in rows if r.runtime == runtime}
             series[runtime] = [found.get(model) or 0.0 for model in models]
         _bars(ax, models, series, log=True)
-        ax.set_title(f"{title}: {value.replace('_ms', '').replace('_', ' ')} (ms, 0 = failed)", fontsize=9)
+        ax.set_title(f"{title}: {value.replace('_ms', '').replace('_', ' ')} (ms; no bar: failed)", fontsize=9)
     figure.tight_layout()
     figure.savefig(out, dpi=DPI)
     plt.close(figure)

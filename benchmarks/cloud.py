@@ -1,7 +1,8 @@
 """Cloud load tests: every peer on the same model, body, concurrency and duration, one after another.
 
 Peers: MMS `/ping` (the HTTP ceiling of the server itself), MMS + our onnxruntime handler at
-batch size 1 and 8, the seed's Flask app under gunicorn, and onnxruntime called in-process
+batch size 1 and 8, TorchServe with the same handler (when it runs here), the seed's Flask app
+under gunicorn, and onnxruntime called in-process
 (the compute floor, no HTTP at all). Points are interleaved per concurrency level so a burst of
 load from elsewhere on this shared machine hits every peer alike.
 """
@@ -26,8 +27,9 @@ PING = "MMS /ping"
 MMS_B1 = "MMS batch 1"
 MMS_B8 = "MMS batch 8"
 FLASK = "Flask + gunicorn (2 workers)"
+TORCHSERVE = "TorchServe batch 1"
 IN_PROCESS = "onnxruntime in-process"
-PEERS = (PING, MMS_B1, MMS_B8, FLASK, IN_PROCESS)
+PEERS = (PING, MMS_B1, MMS_B8, TORCHSERVE, FLASK, IN_PROCESS)
 BATCH8_DELAY_MS = 5
 WORKERS = 2  # MMS workers per model, like gunicorn's 2 workers: one per core here
 WARMUP_REQUESTS = 20
@@ -112,9 +114,10 @@ def run_cloud(
     cloud_models: list[BenchModel],
     concurrencies: tuple[int, ...],
     seconds: float,
+    torchserve_url: str | None = None,
     progress=lambda message: None,
 ) -> list[CloudRow]:
-    """All peers × models × concurrencies; MMS must already have the models registered."""
+    """All peers × models × concurrencies; MMS (and TorchServe, if given) must serve the models already."""
     rows: list[CloudRow] = []
     base = mms.config.inference_url
     files = {model.name: model.version_dir / model.manifest["cloud"]["file"] for model in cloud_models}
@@ -126,6 +129,8 @@ def run_cloud(
                 (MMS_B8, f"{base}/predictions/{batched_name(model)}"),
                 (FLASK, f"{flask.url}/predictions/{model.name}"),
             ]
+            if torchserve_url:
+                targets.insert(2, (TORCHSERVE, f"{torchserve_url}/predictions/{model.name}"))
             for _, url in targets:
                 _warm_up(url, body)
             progress(f"cloud: {model.name} in-process floor")

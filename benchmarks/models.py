@@ -64,7 +64,7 @@ def _build_keras(name: str):
         hidden = keras.layers.Dense(32, activation="relu")(inputs)
         outputs = keras.layers.Dense(4, name="y")(hidden)
         shape = (1, 16)
-    elif name == "cnn":  # Conv2D + global pooling: what ONNX.js runs on every backend
+    elif name == "cnn":  # Conv2D + global pooling; exports a Squeeze-13 that ONNX.js cannot run unlowered
         inputs = keras.Input((28, 28, 1), name="image")
         hidden = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
         hidden = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(hidden)

@@ -50,6 +50,33 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM the process group (launcher, java, workers), wait until it is gone, then SIGKILL what is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _group_alive(process.pid):
+            process.poll()  # reap the launcher so a zombie does not keep the group alive
+            time.sleep(0.1)
+        if not _group_alive(process.pid):
+            break
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 class FlaskPeer:
     """benchmarks.flask_app under gunicorn (sync workers), serving the given ONNX files."""
 
@@ -82,14 +109,6 @@ class FlaskPeer:
     def __exit__(self, *exc: object) -> None:
         process, self.process = self.process, None
         if process is not None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=5)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
+            stop_process_group(process)
         self._log.close()
         Path(self._log.name).unlink(missing_ok=True)

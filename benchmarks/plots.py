@@ -24,7 +24,7 @@ def _bars(ax, groups: list[str], series: dict[str, list[float]], log: bool = Fal
     ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, fontsize=8)
     if log:
         ax.set_yscale("log")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, framealpha=0.6)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -35,8 +35,8 @@ def _cloud(rows: list[CloudRow], out: Path, value: str, title: str, ylabel: str)
     for ax, model in zip(axes[0], models):
         series = {}
         for peer in PEERS:
-            if peer == IN_PROCESS and value == "requests_per_s":
-                continue  # one thread, no HTTP: not comparable with concurrent load
+            if (peer == IN_PROCESS and value == "requests_per_s") or not any(r.peer == peer for r in rows):
+                continue  # in-process: one thread, no HTTP, not comparable with concurrent load
             values = []
             for concurrency in concurrencies:
                 match = [r for r in rows if r.peer == peer and r.model in (model, "-") and

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cloud import FLASK, IN_PROCESS, MMS_B1, MMS_B8, PEERS, PING, CloudRow
+from .cloud import FLASK, IN_PROCESS, MMS_B1, MMS_B8, PEERS, PING, TORCHSERVE, CloudRow
 from .edge import CLOUD, EdgeRow
 from .export_figures import ExportRow
 from .plots import PLOTS, write_plots
@@ -72,7 +72,7 @@ def _find(rows: list[CloudRow], peer: str, model: str, concurrency: int) -> Clou
 
 
 def cloud_ratios(rows: list[CloudRow]) -> list[dict[str, Any]]:
-    """Per model and concurrency: predictions ÷ ping, MMS ÷ Flask (req/s), MMS p50 − in-process p50."""
+    """Per model and concurrency: predictions ÷ ping, MMS ÷ Flask (÷ TorchServe) req/s, MMS p50 − in-process p50."""
     ratios = []
     models = list(dict.fromkeys(r.model for r in rows if r.peer != PING))
     for model in models:
@@ -80,6 +80,7 @@ def cloud_ratios(rows: list[CloudRow]) -> list[dict[str, Any]]:
         for concurrency in sorted({r.concurrency for r in rows if r.peer == PING}):
             ping, flask = _find(rows, PING, "-", concurrency), _find(rows, FLASK, model, concurrency)
             b1, b8 = _find(rows, MMS_B1, model, concurrency), _find(rows, MMS_B8, model, concurrency)
+            torchserve = _find(rows, TORCHSERVE, model, concurrency)
             if not (ping and flask and b1 and b8 and floor):
                 continue
             ratios.append({
@@ -88,6 +89,7 @@ def cloud_ratios(rows: list[CloudRow]) -> list[dict[str, Any]]:
                 "b8_over_ping": b8.requests_per_s / ping.requests_per_s,
                 "b1_over_flask": b1.requests_per_s / flask.requests_per_s,
                 "b8_over_flask": b8.requests_per_s / flask.requests_per_s,
+                "b1_over_torchserve": b1.requests_per_s / torchserve.requests_per_s if torchserve else None,
                 "b1_p50_minus_floor_ms": b1.p50_ms - floor.p50_ms,
                 "flask_p50_minus_floor_ms": flask.p50_ms - floor.p50_ms,
             })  # fmt: skip
@@ -115,10 +117,11 @@ def cloud_markdown(rows: list[CloudRow]) -> str:
 
 def cloud_ratio_markdown(rows: list[CloudRow]) -> str:
     body = [[r["model"], str(r["concurrency"]), _num(r["b1_over_ping"]), _num(r["b8_over_ping"]),
-             _num(r["b1_over_flask"]), _num(r["b8_over_flask"]), _num(r["b1_p50_minus_floor_ms"]),
+             _num(r["b1_over_flask"]), _num(r["b8_over_flask"]), _num(r["b1_over_torchserve"]),
+             _num(r["b1_p50_minus_floor_ms"]),
              _num(r["flask_p50_minus_floor_ms"])] for r in cloud_ratios(rows)]  # fmt: skip
     header = ["model", "concurrency", "MMS b1 ÷ ping", "MMS b8 ÷ ping", "MMS b1 ÷ Flask", "MMS b8 ÷ Flask",
-              "MMS b1 p50 − in-process p50 (ms)", "Flask p50 − in-process p50 (ms)"]  # fmt: skip
+              "MMS b1 ÷ TorchServe", "MMS b1 p50 − in-process p50 (ms)", "Flask p50 − in-process p50 (ms)"]  # fmt: skip
     return _table(header, body)
 
 

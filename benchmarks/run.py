@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def run(settings: Settings, out: Path, work: Path, command: str) -> Path:
     from .models import prepare_models
     from .peers import free_port
     from .report import Results, write_report
-    from .torchserve_peer import torchserve_status
+    from .torchserve_peer import start_torchserve
 
     results = Results(now(), command, asdict(settings), machine(), versions())
     say("building and exporting the models")
@@ -65,13 +66,19 @@ def run(settings: Settings, out: Path, work: Path, command: str) -> Path:
     config = ServerConfig(model_store=model_store, inference_port=free_port(), management_port=free_port(),
                           workers=settings.mms_workers, cors_origins=["*"], job_queue_size=256)  # fmt: skip
     say("starting Multi Model Server")
-    with MmsServer(config) as mms:
+    with MmsServer(config) as mms, ExitStack() as torchserve:
         register(mms, models, cloud_models)
-        results.cloud = run_cloud(mms, cloud_models, settings.concurrencies, settings.cloud_seconds, say)
+        torchserve_url, results.torchserve = None, "Not measured in smoke mode (it adds a Java server start)."
+        if settings.torchserve:
+            say("starting TorchServe (installed on first use)")
+            mars = {m.name: m.mar.name for m in cloud_models}
+            torchserve_url, results.torchserve = start_torchserve(torchserve, model_store, mars, settings.mms_workers)
+        results.cloud = run_cloud(mms, cloud_models, settings.concurrencies, settings.cloud_seconds, torchserve_url,
+                                  say)  # fmt: skip
+        torchserve.close()
         with StaticSite(registry, {"cloud": config.inference_url}, port=free_port()) as site:
             results.edge = run_edge(site.url, config.inference_url, models, settings.edge_seconds,
                                     settings.edge_max_runs, settings.edge_timeout_s, progress=say)  # fmt: skip
-    results.torchserve = torchserve_status(settings.torchserve)
     results.export = export_figures(models, results.edge)
     return write_report(results, out)
 

@@ -45,7 +45,8 @@ def wrk_version() -> str:
         out = subprocess.run([WRK, "-v"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return "missing"
-    return (out.stdout + out.stderr).splitlines()[0].split(" Copyright")[0].strip() if (out.stdout + out.stderr) else "?"
+    text = (out.stdout + out.stderr).strip()
+    return text.splitlines()[0].split(" Copyright")[0].strip() if text else "?"
 
 
 def _ms(value: str) -> float:

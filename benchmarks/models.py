@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 
 # Small on purpose: the whole zoo builds and exports in seconds (weights are seeded, not trained).
 ZOO_NAMES = ("mlp", "cnn", "dense_big")
+DEMO_NOTE = "edgecloud.commands.demo.prepare: export + archive, plus training when its cache is empty"
 
 
 @dataclass
@@ -110,20 +112,30 @@ def prepare_models(
     zoo: tuple[str, ...] = ZOO_NAMES,
     demo: Callable[[Path], tuple[Path, Path]] = prepare_demo,
 ) -> tuple[Path, Path, list[BenchModel]]:
-    """(registry, model_store, models): the demo model(s) first, then the zoo, all in one registry."""
+    """(registry, model_store, models) under `work`, rebuilt each run: the demo model(s) first, then the zoo.
+
+    The demo builder keeps its own cache (`work/demo`, so a trained model is reused); its models
+    are copied into one fresh registry and model store next to the zoo's, served by one MMS.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    registry, model_store = work / "registry", work / "model-store"
+    for folder in (registry, model_store):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
     start = time.perf_counter()
-    registry, model_store = demo(work / "demo")
+    demo_registry, demo_store = demo(work / "demo")
     demo_seconds = time.perf_counter() - start
     models = []
-    for model_dir in sorted(p for p in Path(registry).iterdir() if (p / "latest.json").exists()):
-        mar = Path(model_store) / f"{model_dir.name}.mar"
+    for model_dir in sorted(p for p in Path(demo_registry).iterdir() if (p / "latest.json").exists()):
+        mar = Path(demo_store) / f"{model_dir.name}.mar"
         if mar.exists():
+            shutil.copytree(model_dir, registry / model_dir.name)
+            shutil.copy2(mar, model_store / mar.name)
             models.append(
-                BenchModel(model_dir.name, "demo", _latest_version_dir(model_dir), mar, demo_seconds,
-                           "edgecloud demo prepare (train + export + archive)")
+                BenchModel(model_dir.name, "demo", _latest_version_dir(registry / model_dir.name),
+                           model_store / mar.name, demo_seconds, DEMO_NOTE)
             )  # fmt: skip
     if not models:
-        raise RuntimeError(f"the demo builder left no archived model in {registry} / {model_store}")
-    models += [export_zoo_model(name, work, Path(registry), Path(model_store)) for name in zoo]
-    return Path(registry), Path(model_store), models
+        raise RuntimeError(f"the demo builder left no archived model in {demo_registry} / {demo_store}")
+    models += [export_zoo_model(name, work, registry, model_store) for name in zoo]
+    return registry, model_store, models

@@ -72,7 +72,7 @@ def _find(rows: list[CloudRow], peer: str, model: str, concurrency: int) -> Clou
 
 
 def cloud_ratios(rows: list[CloudRow]) -> list[dict[str, Any]]:
-    """Per model and concurrency: predictions ÷ ping, MMS ÷ Flask (÷ TorchServe) req/s, MMS p50 − in-process p50."""
+    """Per model and concurrency: predictions ÷ ping, MMS ÷ Flask (÷ TorchServe) req/s; p50 − in-process p50."""
     ratios = []
     models = list(dict.fromkeys(r.model for r in rows if r.peer != PING))
     for model in models:
@@ -121,7 +121,8 @@ def cloud_ratio_markdown(rows: list[CloudRow]) -> str:
              _num(r["b1_p50_minus_floor_ms"]),
              _num(r["flask_p50_minus_floor_ms"])] for r in cloud_ratios(rows)]  # fmt: skip
     header = ["model", "concurrency", "MMS b1 ÷ ping", "MMS b8 ÷ ping", "MMS b1 ÷ Flask", "MMS b8 ÷ Flask",
-              "MMS b1 ÷ TorchServe", "MMS b1 p50 − in-process p50 (ms)", "Flask p50 − in-process p50 (ms)"]  # fmt: skip
+              "MMS b1 ÷ TorchServe", "MMS b1 p50 − in-process p50 (ms)",
+              "Flask p50 − in-process p50 (ms)"]  # fmt: skip
     return _table(header, body)
 
 

@@ -36,7 +36,8 @@ def ensure_installed(target: Path = PACKAGES) -> None:
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     if done.returncode != 0:
-        raise RuntimeError(f"pip could not install torchserve=={VERSION}: {(done.stderr.strip() or '?').splitlines()[-1]}")
+        last = (done.stderr.strip() or "?").splitlines()[-1]
+        raise RuntimeError(f"pip could not install torchserve=={VERSION}: {last}")
 
 
 class TorchServePeer:
@@ -77,7 +78,8 @@ class TorchServePeer:
                    "--disable-token-auth", "--enable-model-api"]  # fmt: skip
         with open(self.runtime / "logs" / "stdout.log", "ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.runtime)  # fmt: skip
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            cwd=self.runtime)  # fmt: skip
         try:
             wait_for_http(f"{self.url}/ping", 90, self.process)
         except BaseException:

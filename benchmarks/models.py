@@ -44,9 +44,6 @@ class BenchModel:
 
         return load_feeds(self.version_dir)
 
-    def sample_json(self) -> dict[str, Any]:
-        return json.loads((self.version_dir / "sample.json").read_text())["inputs"]
-
 
 def prepare_demo(cache: Path) -> tuple[Path, Path]:
     """The demo model's (registry, model_store); swap this to benchmark another demo model."""

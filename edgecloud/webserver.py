@@ -1,6 +1,6 @@
 """A small static web server for the page, the browser runtimes and the model registry.
 
-Routes: `/demo/`, `/src/`, `/harness/` from web_onnxjs; `/vendor/<pkg>/` from node_modules
+Routes: `/demo/`, `/src/`, `/harness/`, `/bench/` from web_onnxjs; `/vendor/<pkg>/` from node_modules
 (nothing comes from a CDN); `/onnx-wasm.wasm` at the root because ONNX.js fetches it there;
 `/models/` is the registry (versioned files cached for good, latest.json never); `/config.json`
 tells the page where the cloud is. Pages are cross-origin isolated (COOP/COEP) so timers are
@@ -126,7 +126,7 @@ class StaticSite:
             base, rest = node_modules() / package / sub, rest[1:]
         elif head == "models":
             base = self.registry
-        elif head in ("demo", "src", "harness"):
+        elif head in ("demo", "src", "harness", "bench"):
             base, rest = self.root / head, rest
         else:
             return None

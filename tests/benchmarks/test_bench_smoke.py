@@ -1,0 +1,99 @@
+"""`python -m benchmarks.run --smoke` end to end (real MMS, gunicorn, wrk, Chromium), so the benchmarks cannot rot.
+
+The smoke run is seconds-long per point; what is asserted is shape and sanity (every section,
+every peer, positive figures, no failed requests, browser parity), never a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.cloud import PEERS, TORCHSERVE
+from benchmarks.edge import RUNTIMES
+from benchmarks.loadtest import parse_wrk
+from benchmarks.plots import PLOTS
+from benchmarks.report import SECTIONS
+
+REPO = Path(__file__).resolve().parents[2]
+
+WRK_OUTPUT = """\
+Running 1s test @ http://127.0.0.1:8080/predictions/mlp
+  2 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     4.10ms    2.00ms  30.00ms   90.00%
+  Latency Distribution
+     50%  850.00us
+     75%    4.00ms
+     90%    6.00ms
+     99%    1.20s
+  1597 requests in 1.02s, 300.00KB read
+  Socket errors: connect 0, read 12, write 0, timeout 3
+  Non-2xx or 3xx responses: 5
+Requests/sec:   1560.12
+Transfer/sec:    293.00KB
+"""
+
+
+def test_wrk_output_is_read_with_units_and_errors():
+    result = parse_wrk(WRK_OUTPUT)
+    assert result.requests_per_s == pytest.approx(1560.12)
+    assert result.p50_ms == pytest.approx(0.85)
+    assert result.p99_ms == pytest.approx(1200.0)
+    assert result.requests == 1597
+    assert result.errors == 5 + 3  # non-2xx + timeouts; "read" errors are closes by non-keep-alive servers
+
+
+def test_bad_usage_exits_2():
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--no-such-flag"], cwd=REPO,
+                          capture_output=True, text=True, env=_env())  # fmt: skip
+    assert done.returncode == 2
+    assert "--no-such-flag" in done.stderr
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+
+
+@pytest.mark.integration
+@pytest.mark.keras
+def test_smoke_run_writes_every_section_with_sane_figures(tmp_path):
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out),
+                           "--work", str(tmp_path / "work")], cwd=REPO, capture_output=True, text=True,
+                          env=_env())  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    report = (out / "REPORT.md").read_text()
+    for section in SECTIONS:
+        assert f"\n## {section}\n" in report, section
+    for plot in PLOTS:
+        assert (out / plot).stat().st_size > 1000, plot
+    results = json.loads((out / "results.json").read_text())
+    assert results["machine"]["cores"] and results["versions"]["onnxjs"] == "0.1.8"
+
+    cloud = results["cloud"]
+    assert {row["peer"] for row in cloud} == set(PEERS) - {TORCHSERVE}  # smoke mode skips the optional peer
+    assert "Not measured in smoke mode" in report.split("## TorchServe")[1]
+    assert {row["concurrency"] for row in cloud} == {1, 8, 32}
+    for row in cloud:
+        assert row["requests_per_s"] > 0 and row["p50_ms"] > 0 and row["p99_ms"] >= row["p50_ms"], row
+        assert row["requests"] > 0 and row["errors"] == 0, row
+    assert "| mlp | 32 |" in report.split("## Cloud ratios")[1]
+
+    edge = {(row["model"], row["runtime"]): row for row in results["edge"]}
+    for runtime in RUNTIMES:  # the tiny MLP runs everywhere; the demo model may not (e.g. LSTM on ONNX.js)
+        row = edge[("mlp", runtime)]
+        assert row["error"] is None, row
+        assert row["cold_ms"] > 0 and row["warm_ms"] > 0 and row["p50_ms"] > 0 and row["runs"] > 0, row
+        assert row["max_abs_diff"] <= 1e-5 and row["isolated"] is True, row
+    assert "| mlp | ortweb-wasm |" in report.split("## Edge vs cloud")[1]
+
+    exports = {row["model"]: row for row in results["export"]}
+    assert exports["mlp"]["export_seconds"] > 0 and exports["mlp"]["onnx_bytes"] > 0
+    assert exports["mlp"]["parity"]["source vs onnxruntime"] <= 1e-5

@@ -52,6 +52,18 @@ def prepare_demo(cache: Path) -> tuple[Path, Path]:
     return prepare(cache)
 
 
+def prepare_small_demo(cache: Path) -> tuple[Path, Path]:
+    """The demo pipeline on a one-trial, one-epoch build of the same template (smoke mode: seconds, not minutes)."""
+    from edgecloud.builder.build import BuildSettings
+    from edgecloud.builder.data import DataSpec
+    from edgecloud.builder.search import SearchSettings
+    from edgecloud.commands.demo import prepare
+
+    data = DataSpec(people=3, validation_people=1, seconds_per_person=12, stride=20)
+    search = SearchSettings(trials=1, epochs=1, max_seconds=60.0)
+    return prepare(cache, settings=BuildSettings(template="ecg-forecaster", search=search, data=data))
+
+
 def _build_keras(name: str):
     """A fresh (untrained, seeded) Keras model and a one-row sample for it."""
     import keras

@@ -54,14 +54,15 @@ def run(settings: Settings, out: Path, work: Path, command: str) -> Path:
     from .edge import run_edge
     from .export_figures import export_figures
     from .machine import machine, now, versions
-    from .models import prepare_models
+    from .models import prepare_demo, prepare_models, prepare_small_demo
     from .peers import free_port
     from .report import Results, write_report
     from .torchserve_peer import start_torchserve
 
     results = Results(now(), command, asdict(settings), machine(), versions())
     say("building and exporting the models")
-    registry, model_store, models = prepare_models(work, settings.zoo)
+    demo = prepare_small_demo if settings.mode == "smoke" else prepare_demo
+    registry, model_store, models = prepare_models(work, settings.zoo, demo=demo)
     cloud_models = [m for m in models if m.kind == "demo"] + [m for m in models if m.name == "mlp"]
     config = ServerConfig(model_store=model_store, inference_port=free_port(), management_port=free_port(),
                           workers=settings.mms_workers, cors_origins=["*"], job_queue_size=256)  # fmt: skip

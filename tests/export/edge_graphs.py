@@ -86,3 +86,16 @@ def last_of_stack_by_gather() -> tuple[onnx.ModelProto, dict]:
     inits = {f"t{t}": np.array(t, np.int64) for t in range(3)}
     inits |= {"ax0": np.array([0], np.int64), "minus1": np.array([-1], np.int64), "big": np.array([2**62], np.int64)}
     return _model(nodes, [value("x", [None, 3, 4])], [value("y", [None, 4])], inits), {"x": _w(1, 3, 4)}
+
+
+def conv_pool_flatten_gemm() -> tuple[onnx.ModelProto, dict]:
+    """MXNet Gluon's Conv2D → MaxPool2D → Flatten → Dense: a Flatten with no axis attribute (axis 1)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[0, 0, 0, 0]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=0),
+        helper.make_node("Flatten", ["m"], ["f"]),
+        helper.make_node("Gemm", ["f", "dense_w", "dense_b"], ["y"], transB=1),
+    ]
+    inits = {"w": _w(4, 1, 3, 3), "b": _w(4), "dense_w": _w(3, 36), "dense_b": _w(3)}
+    return _model(nodes, [value("x", [None, 1, 8, 8])], [value("y", [None, 3])], inits), {"x": _w(1, 1, 8, 8)}

@@ -102,3 +102,11 @@ def test_slice_of_concat_and_scalar_gather_are_removed():
     lowered = assert_lowered(model, sample, "slice-of-concat")
     ops = {node.op_type for node in lowered.graph.node}
     assert "Concat" not in ops and "Gather" not in ops, ops
+
+
+def test_flatten_without_axis_keeps_axis_1_when_maxpool_goes_to_opset_9():
+    model, sample = edge_graphs.conv_pool_flatten_gemm()
+    assert any("MaxPool (opset 13" in reason for reason in blocker_summary(model)["cpu"])
+    lowered = assert_lowered(model, sample, "opset-down")
+    flatten = next(node for node in lowered.graph.node if node.op_type == "Flatten")
+    assert [a.i for a in flatten.attribute if a.name == "axis"] == [1]

@@ -121,10 +121,18 @@ def _rewrite(node: onnx.NodeProto, opset: int, known: dict[str, np.ndarray], sha
     else:
         raise _Refused(f"{op}-{since} has no opset-{TARGET} form here")
     if op in _AXIS_ATTRS and op != "Split":
-        default = 1 if op in ("Flatten", "Softmax", "LogSoftmax") and opset < 13 else (-1 if op in ("Softmax", "LogSoftmax") else 0)
-        axis = attribute(node, "axis", default)
+        axis = attribute(node, "axis", _default_axis(op, opset))
         rank = _rank_of(shapes, node)
         _set(node, "axis", int(axis) % (rank + (1 if op == "Flatten" else 0)) if rank else int(axis))
+
+
+def _default_axis(op: str, opset: int) -> int:
+    """The axis a node means when it has no `axis` attribute (Flatten: 1 at every opset)."""
+    if op == "Flatten":
+        return 1
+    if op in ("Softmax", "LogSoftmax"):
+        return 1 if opset < 13 else -1
+    return 0
 
 
 def _check_same_meaning(node: onnx.NodeProto, opset: int, shapes: dict[str, tuple]) -> None:

@@ -9,9 +9,10 @@ from onnx import TensorProto, helper, numpy_helper
 RNG = np.random.default_rng(0)
 
 
-def _model(nodes, inputs, outputs, inits, opset: int = 13) -> onnx.ModelProto:
+def _model(nodes, inputs, outputs, inits, opset: int = 13, ml: bool = False) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    imports = [helper.make_opsetid("", opset)] + ([helper.make_opsetid("ai.onnx.ml", 1)] if ml else [])
+    model = helper.make_model(graph, opset_imports=imports)
     model.ir_version = 8  # onnx 1.23 stamps IR 14, which onnxruntime 1.31 refuses
     onnx.checker.check_model(model)
     return model
@@ -99,3 +100,30 @@ def conv_pool_flatten_gemm() -> tuple[onnx.ModelProto, dict]:
     ]
     inits = {"w": _w(4, 1, 3, 3), "b": _w(4), "dense_w": _w(3, 36), "dense_b": _w(3)}
     return _model(nodes, [value("x", [None, 1, 8, 8])], [value("y", [None, 3])], inits), {"x": _w(1, 1, 8, 8)}
+
+
+def _ml(op: str, inputs: list[str], outputs: list[str], **attrs) -> onnx.NodeProto:
+    return helper.make_node(op, inputs, outputs, domain="ai.onnx.ml", **attrs)
+
+
+def scaler_linear_regressor() -> tuple[onnx.ModelProto, dict]:
+    """skl2onnx's StandardScaler + Ridge with two targets: Scaler → LinearRegressor."""
+    nodes = [
+        _ml("Scaler", ["x"], ["scaled"], offset=_w(5).tolist(), scale=(np.abs(_w(5)) + 0.5).tolist()),
+        _ml("LinearRegressor", ["scaled"], ["y"], coefficients=_w(2, 5).ravel().tolist(), intercepts=_w(2).tolist(), targets=2),
+    ]
+    return _model(nodes, [value("x", [None, 5])], [value("y", [None, 2])], {}, ml=True), {"x": _w(1, 5) * 3}
+
+
+def linear_classifier(labels, post_transform: str = "SOFTMAX", norm: str | None = "L1", strings: bool = False):
+    """skl2onnx's LogisticRegression with zipmap=False: LinearClassifier (+ Normalizer) → label, probabilities."""
+    classes = len(labels)
+    label_attr = {"classlabels_strings": [str(v) for v in labels]} if strings else {"classlabels_ints": list(labels)}
+    scores = "scores" if norm else "probabilities"
+    nodes = [_ml("LinearClassifier", ["x"], ["label", scores], coefficients=(_w(classes, 5) * 4).ravel().tolist(),
+                 intercepts=_w(classes).tolist(), multi_class=1, post_transform=post_transform, **label_attr)]  # fmt: skip
+    if norm:
+        nodes.append(_ml("Normalizer", ["scores"], ["probabilities"], norm=norm))
+    label_type = TensorProto.STRING if strings else TensorProto.INT64
+    outputs = [helper.make_tensor_value_info("label", label_type, [None]), value("probabilities", [None, classes])]
+    return _model(nodes, [value("x", [None, 5])], outputs, {}, ml=True), {"x": _w(1, 5)}

@@ -162,7 +162,8 @@ def _check_same_meaning(node: onnx.NodeProto, opset: int, shapes: dict[str, tupl
 def _by_hand(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto:
     opset = default_opset(model)
     known = constants(model.graph)
-    shapes = probe_shapes(model, sample)
+    shapes = {name: value.shape for name, value in known.items()}  # e.g. a Gather from a constant table
+    shapes.update(probe_shapes(model, sample))
     for node in model.graph.node:
         if node.domain in ("", "ai.onnx"):
             _rewrite(node, opset, known, shapes)

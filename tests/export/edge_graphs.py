@@ -127,3 +127,21 @@ def linear_classifier(labels, post_transform: str = "SOFTMAX", norm: str | None 
     label_type = TensorProto.STRING if strings else TensorProto.INT64
     outputs = [helper.make_tensor_value_info("label", label_type, [None]), value("probabilities", [None, classes])]
     return _model(nodes, [value("x", [None, 5])], outputs, {}, ml=True), {"x": _w(1, 5)}
+
+
+def stacked_steps(axis: int) -> tuple[onnx.ModelProto, dict]:
+    """Two recurrent steps whose states are stacked (return_sequences) while the next step reads them."""
+    rank_out = 3
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["xw"]),
+        helper.make_node("Tanh", ["xw"], ["h1"]),
+        helper.make_node("Unsqueeze", ["h1", "axes"], ["h1_stacked"]),  # before the MatMul that reads h1: the webgl trap
+        helper.make_node("MatMul", ["h1", "r"], ["h1r"]),
+        helper.make_node("Tanh", ["h1r"], ["h2"]),
+        helper.make_node("Unsqueeze", ["h2", "axes"], ["h2_stacked"]),
+        helper.make_node("Concat", ["h1_stacked", "h2_stacked"], ["y"], axis=axis),
+    ]
+    inits = {"w": _w(3, 5), "r": _w(5, 5), "axes": np.array([axis], np.int64)}
+    shape = [None, 5]
+    shape.insert(axis % rank_out, 2)
+    return _model(nodes, [value("x", [None, 3])], [value("y", shape)], inits), {"x": _w(1, 3)}

@@ -8,7 +8,8 @@ import onnx
 import pytest
 
 from export.edge.lowering import check_inputs, lower
-from export.edge.rules import blocker_summary, blockers, selector_matches
+from export.edge.passes import opset as opset_pass
+from export.edge.rules import UNSQUEEZE_BEFORE_MATMUL, blocker_summary, blockers, selector_matches
 from export.manifest import default_opset
 from export.verify import compare, onnxruntime_runner
 
@@ -149,3 +150,13 @@ def test_ml_forms_without_an_exact_rewrite_stay_on_onnxruntime_web(variant):
     lowering = lower(model, sample)
     assert lowering.runtime == "onnxruntime-web"
     assert any("LinearClassifier" in reason for reason in lowering.blockers["cpu"]), lowering.blockers
+
+
+@pytest.mark.parametrize("axis", [0, 1, -2])
+def test_stack_of_unsqueezed_steps_becomes_concat_and_reshape(axis):
+    model, sample = edge_graphs.stacked_steps(axis)
+    attribute_form = opset_pass.run(model, sample)  # Unsqueeze-1 as ONNX.js reads it: only webgl's trap is left
+    assert [str(b) for b in blockers(attribute_form, "webgl")] == [f"Unsqueeze ({UNSQUEEZE_BEFORE_MATMUL})"]
+    assert blockers(attribute_form, "cpu") == []
+    lowered = assert_lowered(model, sample, "stack-without-unsqueeze")
+    assert "Unsqueeze" not in {node.op_type for node in lowered.graph.node}

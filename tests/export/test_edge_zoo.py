@@ -91,6 +91,8 @@ def test_zoo_model_runs_in_chromium(name, zoo_registry, tmp_path, browser_contex
     rows = {(row["runtime"], row["backend"]): row for row in report.rows}
     RESULTS[name] = rows
     assert report.failures == [], report.failures  # nothing that runs may differ by > 1e-4
+    claimed = json.loads((version_dir / "model.json").read_text())["edge"]["backends"]
+    assert all(rows[("onnxjs", backend)]["passed"] for backend in claimed), (claimed, rows)  # the rules hold in Chromium
     assert rows[("onnxruntime-web", "wasm")]["passed"], rows[("onnxruntime-web", "wasm")]
 
 
@@ -98,11 +100,12 @@ def test_zoo_fraction_on_onnxjs():
     assert set(RESULTS) == set(ZOO), "run the whole zoo module: the fraction needs every model"
     on_onnxjs = {name for name, rows in RESULTS.items() if all(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS)}
     counted = set(RESULTS) - ML_OPS  # the figure: models without ai.onnx.ml operators
+    on_webgl = {name for name in on_onnxjs if RESULTS[name][("onnxjs", "webgl")]["passed"]}
     fraction = len(on_onnxjs & counted) / len(counted)
     print(f"\nzoo: {len(on_onnxjs & counted)}/{len(counted)} = {fraction:.0%} of the models without ai.onnx.ml ops run on "
           f"ONNX.js (cpu+wasm) after lowering; not: {sorted(counted - on_onnxjs)}; "
           f"all models: {len(on_onnxjs)}/{len(RESULTS)} = {len(on_onnxjs) / len(RESULTS):.0%} on ONNX.js "
-          f"(with ai.onnx.ml: {len(on_onnxjs & ML_OPS)}/{len(ML_OPS)}); "
+          f"(with ai.onnx.ml: {len(on_onnxjs & ML_OPS)}/{len(ML_OPS)}), on webgl too: {len(on_webgl)}/{len(RESULTS)}; "
           f"{len(RESULTS)}/{len(RESULTS)} on onnxruntime-web")  # fmt: skip
     for name, rows in sorted(RESULTS.items()):
         cells = "  ".join(f"{runtime}/{backend}={'ok' if row['passed'] else ('MISMATCH' if row['runs'] else 'no')}"

@@ -45,7 +45,7 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         sources = [piece.input[0] for piece in pieces]
         source_shapes = {tuple(shapes[name]) for name in sources}
         axes = [_unsqueeze_axes(piece, known) for piece in pieces]
-        if len(source_shapes) != 1 or any(a is None or len(a) != 1 or a[0] % (len(shapes[node.output[0]])) != axis for a in axes):
+        if len(source_shapes) != 1 or any(a is None or len(a) != 1 or a[0] % len(shapes[node.output[0]]) != axis for a in axes):
             continue
         (shape,) = source_shapes
         rank = len(shape)

@@ -149,6 +149,12 @@ def batch_variant(sample: Feeds, model: onnx.ModelProto, size: int = 3) -> Feeds
 
 def probe_shapes(model: onnx.ModelProto, feeds: Feeds) -> dict[str, tuple[int, ...]]:
     """Every top-level value's concrete shape when the model runs on `feeds` (onnxruntime)."""
+    return {name: tuple(array.shape) for name, array in probe_values(model, feeds).items()}
+
+
+def probe_values(model: onnx.ModelProto, feeds: Feeds) -> dict[str, np.ndarray]:
+    """Every top-level value when the model runs on `feeds` (onnxruntime): shapes and dtypes
+    even where onnx's shape inference knows none (e.g. after `ai.onnx.ml` operators)."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     existing = {output.name for output in probe.graph.output}
@@ -163,9 +169,9 @@ def probe_shapes(model: onnx.ModelProto, feeds: Feeds) -> dict[str, tuple[int, .
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     names = [output.name for output in session.get_outputs()]
-    shapes = {name: tuple(np.asarray(value).shape) for name, value in zip(names, session.run(names, feeds))}
-    shapes.update({name: tuple(array.shape) for name, array in feeds.items()})
-    return shapes
+    values = {name: np.asarray(value) for name, value in zip(names, session.run(names, feeds))}
+    values.update({name: np.asarray(array) for name, array in feeds.items()})
+    return values
 
 
 class Builder:

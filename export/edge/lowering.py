@@ -13,7 +13,7 @@ import onnx
 from ..manifest import default_opset
 from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
 from .graph import batch_variant, remove_dead
-from .passes import conv1d, fold, gather, int64, loop, opset, recurrent, slice_concat, softmax, split
+from .passes import conv1d, fold, gather, int64, loop, ml_linear, opset, recurrent, slice_concat, softmax, split, stack
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
@@ -21,11 +21,13 @@ Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
 # Order matters: structure first (at the exporter's opset), then folding, then the opset drop
 # that moves axes inputs to attributes, then the int64 clean-up of what is left.
 PASSES: list[tuple[str, Pass]] = [
+    ("ml-linear-to-onnx", ml_linear.run),
     ("fold-constants", fold.simplify),
     ("static-batch-shapes", fold.static_shapes),
     ("unroll-loop", loop.run),
     ("unroll-recurrent", recurrent.run),
     ("slice-of-concat", slice_concat.run),
+    ("stack-without-unsqueeze", stack.run),
     ("conv1d-to-2d", conv1d.run),
     ("split-to-slice", split.run),
     ("fold-constants-again", fold.simplify),

@@ -3,7 +3,8 @@
 The operator/opset table is `onnxjs_0.1.8_rules.json`, read from the released package's
 `op-resolve-rules` (see its `source`). On top of the table come the semantic traps a table
 cannot express, each seen in Chromium: inputs where ONNX.js reads attributes (Squeeze-13),
-1-D convolutions and pools, and Softmax-13 over a non-last axis (wrong numbers, no error).
+1-D convolutions and pools, Softmax-13 over a non-last axis (wrong numbers, no error), and on
+webgl an Unsqueeze whose input a later MatMul reads (the shader fails to compile).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ _ATTRIBUTE_INPUT_OPS = {"Squeeze", "Unsqueeze", "Split", "ReduceSum"}
 _ATTRIBUTE_INPUT_OPS_18 = {"ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceLogSum"}
 _INT32_MAX = 2**31 - 1
 _SPATIAL_OPS = {"Conv", "MaxPool", "AveragePool"}
+UNSQUEEZE_BEFORE_MATMUL = (
+    "webgl gives its input the unsqueezed texture layout, and a MatMul that reads that input later fails to compile"
+)
 
 
 @lru_cache(maxsize=1)
@@ -111,6 +115,19 @@ def _value_ranks(model: onnx.ModelProto) -> dict[str, int]:
     return ranks
 
 
+def _unsqueeze_before_matmul(graph: onnx.GraphProto) -> set[int]:
+    """Indices of Unsqueeze nodes whose input a MatMul further down the node list reads (webgl only)."""
+    last_matmul_read: dict[str, int] = {}
+    for index, node in enumerate(graph.node):
+        if node.op_type == "MatMul":
+            last_matmul_read.update((name, index) for name in node.input)
+    return {
+        index
+        for index, node in enumerate(graph.node)
+        if node.op_type == "Unsqueeze" and node.input and last_matmul_read.get(node.input[0], -1) > index
+    }
+
+
 def blockers(model: onnx.ModelProto, backend: str) -> list[Blocker]:
     """The nodes of `model` that ONNX.js 0.1.8 cannot run (or runs wrongly) on `backend`."""
     if backend not in BACKENDS:
@@ -120,17 +137,19 @@ def blockers(model: onnx.ModelProto, backend: str) -> list[Blocker]:
     graph_level = rules()["graph_level_ops"]
     ranks = _initializer_ranks(model.graph)
     value_ranks = _value_ranks(model)
+    texture_traps = _unsqueeze_before_matmul(model.graph) if backend == "webgl" else set()
     found: list[Blocker] = []
     for init in model.graph.initializer:
         if init.data_type == onnx.TensorProto.INT64:
             values = numpy_helper.to_array(init)
             if values.size and (values.max() > _INT32_MAX or values.min() < -_INT32_MAX - 1):
                 found.append(Blocker(init.name, "int64", "int64 constant outside the int32 range ONNX.js reads"))
-    for node in model.graph.node:
+    for index, node in enumerate(model.graph.node):
         if node.domain not in ("", "ai.onnx"):
             found.append(Blocker(node.name, node.op_type, f"operator domain {node.domain} is not supported"))
             continue
         semantic = _semantic_blocker(node, opset, ranks, value_ranks)
+        semantic = semantic or (UNSQUEEZE_BEFORE_MATMUL if index in texture_traps else None)
         if semantic:
             found.append(Blocker(node.name, node.op_type, semantic))
         elif node.op_type in graph_level:

@@ -9,9 +9,10 @@ from onnx import TensorProto, helper, numpy_helper
 RNG = np.random.default_rng(0)
 
 
-def _model(nodes, inputs, outputs, inits, opset: int = 13) -> onnx.ModelProto:
+def _model(nodes, inputs, outputs, inits, opset: int = 13, ml: bool = False) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(v, k) for k, v in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    imports = [helper.make_opsetid("", opset)] + ([helper.make_opsetid("ai.onnx.ml", 1)] if ml else [])
+    model = helper.make_model(graph, opset_imports=imports)
     model.ir_version = 8  # onnx 1.23 stamps IR 14, which onnxruntime 1.31 refuses
     onnx.checker.check_model(model)
     return model
@@ -86,3 +87,61 @@ def last_of_stack_by_gather() -> tuple[onnx.ModelProto, dict]:
     inits = {f"t{t}": np.array(t, np.int64) for t in range(3)}
     inits |= {"ax0": np.array([0], np.int64), "minus1": np.array([-1], np.int64), "big": np.array([2**62], np.int64)}
     return _model(nodes, [value("x", [None, 3, 4])], [value("y", [None, 4])], inits), {"x": _w(1, 3, 4)}
+
+
+def conv_pool_flatten_gemm() -> tuple[onnx.ModelProto, dict]:
+    """MXNet Gluon's Conv2D → MaxPool2D → Flatten → Dense: a Flatten with no axis attribute (axis 1)."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[0, 0, 0, 0]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=0),
+        helper.make_node("Flatten", ["m"], ["f"]),
+        helper.make_node("Gemm", ["f", "dense_w", "dense_b"], ["y"], transB=1),
+    ]
+    inits = {"w": _w(4, 1, 3, 3), "b": _w(4), "dense_w": _w(3, 36), "dense_b": _w(3)}
+    return _model(nodes, [value("x", [None, 1, 8, 8])], [value("y", [None, 3])], inits), {"x": _w(1, 1, 8, 8)}
+
+
+def _ml(op: str, inputs: list[str], outputs: list[str], **attrs) -> onnx.NodeProto:
+    return helper.make_node(op, inputs, outputs, domain="ai.onnx.ml", **attrs)
+
+
+def scaler_linear_regressor() -> tuple[onnx.ModelProto, dict]:
+    """skl2onnx's StandardScaler + Ridge with two targets: Scaler → LinearRegressor."""
+    nodes = [
+        _ml("Scaler", ["x"], ["scaled"], offset=_w(5).tolist(), scale=(np.abs(_w(5)) + 0.5).tolist()),
+        _ml("LinearRegressor", ["scaled"], ["y"], coefficients=_w(2, 5).ravel().tolist(), intercepts=_w(2).tolist(), targets=2),
+    ]
+    return _model(nodes, [value("x", [None, 5])], [value("y", [None, 2])], {}, ml=True), {"x": _w(1, 5) * 3}
+
+
+def linear_classifier(labels, post_transform: str = "SOFTMAX", norm: str | None = "L1", strings: bool = False):
+    """skl2onnx's LogisticRegression with zipmap=False: LinearClassifier (+ Normalizer) → label, probabilities."""
+    classes = len(labels)
+    label_attr = {"classlabels_strings": [str(v) for v in labels]} if strings else {"classlabels_ints": list(labels)}
+    scores = "scores" if norm else "probabilities"
+    nodes = [_ml("LinearClassifier", ["x"], ["label", scores], coefficients=(_w(classes, 5) * 4).ravel().tolist(),
+                 intercepts=_w(classes).tolist(), multi_class=1, post_transform=post_transform, **label_attr)]  # fmt: skip
+    if norm:
+        nodes.append(_ml("Normalizer", ["scores"], ["probabilities"], norm=norm))
+    label_type = TensorProto.STRING if strings else TensorProto.INT64
+    outputs = [helper.make_tensor_value_info("label", label_type, [None]), value("probabilities", [None, classes])]
+    return _model(nodes, [value("x", [None, 5])], outputs, {}, ml=True), {"x": _w(1, 5)}
+
+
+def stacked_steps(axis: int) -> tuple[onnx.ModelProto, dict]:
+    """Two recurrent steps whose states are stacked (return_sequences) while the next step reads them."""
+    rank_out = 3
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["xw"]),
+        helper.make_node("Tanh", ["xw"], ["h1"]),
+        helper.make_node("Unsqueeze", ["h1", "axes"], ["h1_stacked"]),  # before the MatMul that reads h1: the webgl trap
+        helper.make_node("MatMul", ["h1", "r"], ["h1r"]),
+        helper.make_node("Tanh", ["h1r"], ["h2"]),
+        helper.make_node("Unsqueeze", ["h2", "axes"], ["h2_stacked"]),
+        helper.make_node("Concat", ["h1_stacked", "h2_stacked"], ["y"], axis=axis),
+    ]
+    inits = {"w": _w(3, 5), "r": _w(5, 5), "axes": np.array([axis], np.int64)}
+    shape = [None, 5]
+    shape.insert(axis % rank_out, 2)
+    return _model(nodes, [value("x", [None, 3])], [value("y", shape)], inits), {"x": _w(1, 3)}

@@ -8,7 +8,8 @@ import onnx
 import pytest
 
 from export.edge.lowering import check_inputs, lower
-from export.edge.rules import blocker_summary, blockers, selector_matches
+from export.edge.passes import opset as opset_pass
+from export.edge.rules import UNSQUEEZE_BEFORE_MATMUL, blocker_summary, blockers, selector_matches
 from export.manifest import default_opset
 from export.verify import compare, onnxruntime_runner
 
@@ -102,3 +103,60 @@ def test_slice_of_concat_and_scalar_gather_are_removed():
     lowered = assert_lowered(model, sample, "slice-of-concat")
     ops = {node.op_type for node in lowered.graph.node}
     assert "Concat" not in ops and "Gather" not in ops, ops
+
+
+def test_flatten_without_axis_keeps_axis_1_when_maxpool_goes_to_opset_9():
+    model, sample = edge_graphs.conv_pool_flatten_gemm()
+    assert any("MaxPool (opset 13" in reason for reason in blocker_summary(model)["cpu"])
+    lowered = assert_lowered(model, sample, "opset-down")
+    flatten = next(node for node in lowered.graph.node if node.op_type == "Flatten")
+    assert [a.i for a in flatten.attribute if a.name == "axis"] == [1]
+
+
+def test_scaler_and_linear_regressor_become_sub_mul_gemm():
+    model, sample = edge_graphs.scaler_linear_regressor()
+    assert any("ai.onnx.ml" in reason for reason in blocker_summary(model)["cpu"])
+    lowered = assert_lowered(model, sample, "ml-linear-to-onnx")
+    assert {node.op_type for node in lowered.graph.node} == {"Sub", "Mul", "Gemm"}
+    assert [entry.domain for entry in lowered.opset_import] == [""]
+
+
+@pytest.mark.parametrize(
+    "labels, post_transform, norm, label_op",
+    [((0, 1, 2), "SOFTMAX", "L1", "ArgMax"), ((3, 7, 11, 20), "LOGISTIC", "L2", "Gather"), ((0, 1), "NONE", None, "ArgMax")],
+)
+def test_linear_classifier_keeps_int64_labels_and_scores(labels, post_transform, norm, label_op):
+    model, sample = edge_graphs.linear_classifier(labels, post_transform, norm)
+    lowering = lower(model, sample)
+    assert lowering.passes[0]["name"] == "ml-linear-to-onnx" and lowering.passes[0]["applied"], lowering.passes
+    assert lowering.blockers["cpu"] == lowering.blockers["wasm"] == []
+    assert lowering.blockers["webgl"] == ["ArgMax (not implemented on webgl)"]  # the label needs ArgMax
+    lowered = lowering.model
+    assert "Cast" not in {node.op_type for node in lowered.graph.node}
+    label = next(node for node in lowered.graph.node if "label" in node.output)
+    assert label.op_type == label_op
+    assert lowered.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    inputs = check_inputs(model, sample, 32)
+    report = compare(onnxruntime_runner(model), onnxruntime_runner(lowered), inputs)
+    assert report.exact == ["label"] and report.per_output["label"] == 0.0, report.per_output
+    assert report.per_output["probabilities"] <= 1e-5
+    labels_seen = {int(v) for feeds in inputs for v in onnxruntime_runner(lowered)(feeds)["label"]}
+    assert labels_seen <= set(labels) and len(labels_seen) > 1  # the inputs really tell classes apart
+
+
+@pytest.mark.parametrize("variant", [{"strings": True}, {"post_transform": "PROBIT"}])
+def test_ml_forms_without_an_exact_rewrite_stay_on_onnxruntime_web(variant):
+    model, sample = edge_graphs.linear_classifier((0, 1, 2), **{"norm": None, **variant})
+    lowering = lower(model, sample)
+    assert lowering.runtime == "onnxruntime-web"
+    assert any("LinearClassifier" in reason for reason in lowering.blockers["cpu"]), lowering.blockers
+
+
+@pytest.mark.parametrize("axis", [0, 1, -2])
+def test_stack_of_unsqueezed_steps_becomes_concat_and_reshape(axis):
+    model, sample = edge_graphs.stacked_steps(axis)
+    attribute_form = opset_pass.run(model, sample)  # Unsqueeze-1 as ONNX.js reads it: only webgl's trap is left
+    assert [str(b) for b in blockers(attribute_form, "webgl")] == [f"Unsqueeze ({UNSQUEEZE_BEFORE_MATMUL})"]
+    assert blockers(attribute_form, "cpu") == []
+    lowered = assert_lowered(model, sample, "stack-without-unsqueeze")
+    assert "Unsqueeze" not in {node.op_type for node in lowered.graph.node}

@@ -9,7 +9,7 @@ Helpers, not tests: the export tests and the browser tests import this module.
     model_path, sample_path = build("keras_mlp", folder)  # the same, into folder/keras_mlp/
 
 `framework` is the name `edgecloud export --framework` takes; `has_ml_ops` says the ONNX graph
-holds `ai.onnx.ml` operators (ONNX.js cannot run those). Every model is tiny and built without
+holds `ai.onnx.ml` operators (ONNX.js runs the linear ones only once lowered). Every model is tiny and built without
 training (seeded random weights), so building all of them takes seconds, not minutes; samples
 are float32 with a batch of one. Framework imports happen inside each builder.
 """

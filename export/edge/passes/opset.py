@@ -121,10 +121,18 @@ def _rewrite(node: onnx.NodeProto, opset: int, known: dict[str, np.ndarray], sha
     else:
         raise _Refused(f"{op}-{since} has no opset-{TARGET} form here")
     if op in _AXIS_ATTRS and op != "Split":
-        default = 1 if op in ("Flatten", "Softmax", "LogSoftmax") and opset < 13 else (-1 if op in ("Softmax", "LogSoftmax") else 0)
-        axis = attribute(node, "axis", default)
+        axis = attribute(node, "axis", _default_axis(op, opset))
         rank = _rank_of(shapes, node)
         _set(node, "axis", int(axis) % (rank + (1 if op == "Flatten" else 0)) if rank else int(axis))
+
+
+def _default_axis(op: str, opset: int) -> int:
+    """The axis a node means when it has no `axis` attribute (Flatten: 1 at every opset)."""
+    if op == "Flatten":
+        return 1
+    if op in ("Softmax", "LogSoftmax"):
+        return 1 if opset < 13 else -1
+    return 0
 
 
 def _check_same_meaning(node: onnx.NodeProto, opset: int, shapes: dict[str, tuple]) -> None:
@@ -154,7 +162,8 @@ def _check_same_meaning(node: onnx.NodeProto, opset: int, shapes: dict[str, tupl
 def _by_hand(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto:
     opset = default_opset(model)
     known = constants(model.graph)
-    shapes = probe_shapes(model, sample)
+    shapes = {name: value.shape for name, value in known.items()}  # e.g. a Gather from a constant table
+    shapes.update(probe_shapes(model, sample))
     for node in model.graph.node:
         if node.domain in ("", "ai.onnx"):
             _rewrite(node, opset, known, shapes)

@@ -102,3 +102,9 @@ def test_slice_of_concat_and_scalar_gather_are_removed():
     lowered = assert_lowered(model, sample, "slice-of-concat")
     ops = {node.op_type for node in lowered.graph.node}
     assert "Concat" not in ops and "Gather" not in ops, ops
+
+
+def test_slice_of_squeezed_concat_keeps_only_the_last_step():
+    model, sample = edge_graphs.last_of_lstm_stack()
+    lowered = assert_lowered(model, sample, "slice-of-concat")
+    assert "Concat" not in {node.op_type for node in lowered.graph.node}

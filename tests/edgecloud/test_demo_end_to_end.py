@@ -1,7 +1,7 @@
 """The project's main job as a newcomer sees it, on a tiny build: `edgecloud demo`'s own
 `prepare()` (build → export with browser lowering → archive) → the real stack (MMS + the page) →
 Chromium opens /demo/. The Conv1D + LSTM forecaster must run on ONNX.js (not onnxruntime-web,
-not the cloud), the cloud must answer too, and both must agree; `edgecloud verify` must pass it
+not the cloud) on the ECG strip prepare() writes, the cloud must answer too, and both must agree; `edgecloud verify` must pass it
 on every ONNX.js backend. The page's screenshot lands in tests/edgecloud/artifacts/demo-end-to-end.png.
 """
 
@@ -98,6 +98,8 @@ def test_the_demo_page_runs_the_forecaster_on_onnxjs_and_the_cloud_agrees(page, 
     assert page.inner_text("#ran-on") == "edge" and page.inner_text("#fallback") == "none"
     assert page.inner_text("#backend").startswith("onnxjs/"), page.inner_text("#backend")
     assert page.inner_text("#answer-version") == "1"
+    # The page streams the validation person's ECG that prepare() wrote, not its built-in pulse train.
+    assert page.inner_text("#signal-source").startswith("neurokit2 ecg_simulate, validation person")
     assert side(page, "edge", "where").startswith("edge · onnxjs/")
     assert side(page, "cloud", "where") == "cloud · mms/onnxruntime"
     edge_values = [float(v) for v in side(page, "edge", "values").split(",")]

@@ -27,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the Prediction Builder on simulated ECG (Conv1D + LSTM template, a short search; "
             "reused from CACHE/build when already built with the same settings), export the best "
-            "model to ONNX with a parity check, package it for Multi Model Server, then serve MMS "
-            "and the page until Ctrl-C."
+            "model to ONNX with a parity check plus a browser file lowered for ONNX.js, package it "
+            "for Multi Model Server, then serve MMS and the page (URLs printed) until Ctrl-C."
         ),
     )
     parser.add_argument("--cache", type=Path, default=Path(".edgecloud/demo"), help="work folder (.edgecloud/demo)")

@@ -12,7 +12,7 @@ from mms_handlers.server import MmsServer, ModelOptions, ServerConfig, cors_orig
 
 from .webserver import StaticSite
 
-# REGISTRY/NAME/signal.json ({"sampling_rate", "unit", "data"}): a recording the demo page streams
+# REGISTRY/NAME/signal.json ({"source", "sampling_rate", "unit", "data"}): a recording the demo page streams
 # through model NAME instead of its built-in pulse train (`edgecloud demo` writes one).
 SIGNAL_FILE = "signal.json"
 

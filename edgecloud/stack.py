@@ -12,6 +12,10 @@ from mms_handlers.server import MmsServer, ModelOptions, ServerConfig, cors_orig
 
 from .webserver import StaticSite
 
+# REGISTRY/NAME/signal.json ({"source", "sampling_rate", "unit", "data"}): a recording the demo page streams
+# through model NAME instead of its built-in pulse train (`edgecloud demo` writes one).
+SIGNAL_FILE = "signal.json"
+
 
 @dataclass
 class StackOptions:
@@ -65,7 +69,9 @@ class Stack:
             progress(f"registered {', '.join(self.models) or 'no models'}; waiting for /ping to say Healthy")
             if self.models:
                 self.mms.wait_until_healthy()
-            self.site.config = {"cloud": self.mms.config.inference_url, "models": self.models}
+            signals = {name: f"/models/{name}/{SIGNAL_FILE}" for name in self.models
+                       if (Path(self.options.registry) / name / SIGNAL_FILE).is_file()}  # fmt: skip
+            self.site.config = {"cloud": self.mms.config.inference_url, "models": self.models, "signals": signals}
             self.site.start()
         except BaseException:
             self.stop()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..stack import SIGNAL_FILE
 from .build import add_build_options, settings_from
 from .serve import add_serving_options, options_from, serve_until_stopped
 
@@ -25,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the Prediction Builder on simulated ECG (Conv1D + LSTM template, a short search; "
             "reused from CACHE/build when already built with the same settings), export the best "
-            "model to ONNX with a parity check, package it for Multi Model Server, then serve MMS "
-            "and the page until Ctrl-C."
+            "model to ONNX with a parity check plus a browser file lowered for ONNX.js, package it "
+            "for Multi Model Server, then serve MMS and the page (URLs printed) until Ctrl-C."
         ),
     )
     parser.add_argument("--cache", type=Path, default=Path(".edgecloud/demo"), help="work folder (.edgecloud/demo)")
@@ -68,6 +70,21 @@ def demo_settings() -> "BuildSettings":
     return BuildSettings(template="ecg-forecaster", search=search, data=DataSpec())
 
 
+def write_page_signal(report: dict[str, Any], folder: Path) -> Path:
+    """The first validation person's ECG as `folder/signal.json`, so the page streams the kind of
+    signal the model learnt (a person it never trained on), not a made-up pulse train."""
+    from ..builder.data import DataSpec, Person, ecg_signal
+
+    spec = DataSpec(**report["settings"]["data"])
+    person = Person(**report["data"]["validation_people"][0])
+    path = Path(folder) / SIGNAL_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = [round(float(v), 5) for v in ecg_signal(person, spec)]
+    source = f"neurokit2 ecg_simulate, validation person {person.id} ({person.heart_rate:g} bpm)"
+    path.write_text(json.dumps({"source": source, "sampling_rate": spec.sampling_rate, "unit": "mV", "data": values}))
+    return path
+
+
 def artefact_dirs(cache: Path) -> tuple[Path, Path]:
     """(registry, model_store) inside the demo's cache folder."""
     return Path(cache) / "registry", Path(cache) / "model-store"
@@ -90,6 +107,7 @@ def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None"
         model_path, name=DEMO_NAME, version="1", out=registry, sample=sample_path, force=True, progress=say
     )
     say(f"archived {build_archive(result.version_dir, model_store)}")
+    say(f"wrote the page's ECG strip {write_page_signal(report, registry / DEMO_NAME)}")
     return registry, model_store
 
 

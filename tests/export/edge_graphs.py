@@ -145,3 +145,19 @@ def stacked_steps(axis: int) -> tuple[onnx.ModelProto, dict]:
     shape = [None, 5]
     shape.insert(axis % rank_out, 2)
     return _model(nodes, [value("x", [None, 3])], [value("y", shape)], inits), {"x": _w(1, 3)}
+
+
+def last_of_lstm_stack() -> tuple[onnx.ModelProto, dict]:
+    """What an unrolled Keras LSTM leaves: steps stacked [T, 1, N, H], the direction axis squeezed, the last step sliced."""
+    nodes = [helper.make_node("Gather", ["x", f"t{t}"], [f"s{t}"], axis=1) for t in range(3)]
+    nodes += [helper.make_node("Unsqueeze", [f"s{t}", "ax01"], [f"u{t}"]) for t in range(3)]
+    nodes += [
+        helper.make_node("Concat", ["u0", "u1", "u2"], ["stack"], axis=0),
+        helper.make_node("Squeeze", ["stack", "ax1"], ["steps"]),
+        helper.make_node("Slice", ["steps", "minus1", "big", "ax0"], ["last"]),
+        helper.make_node("Squeeze", ["last", "ax0"], ["y"]),
+    ]
+    inits = {f"t{t}": np.array(t, np.int64) for t in range(3)}
+    inits |= {"ax0": np.array([0], np.int64), "ax1": np.array([1], np.int64), "ax01": np.array([0, 1], np.int64),
+              "minus1": np.array([-1], np.int64), "big": np.array([2**62], np.int64)}  # fmt: skip
+    return _model(nodes, [value("x", [None, 3, 4])], [value("y", [None, 4])], inits), {"x": _w(1, 3, 4)}

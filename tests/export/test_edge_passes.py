@@ -160,3 +160,9 @@ def test_stack_of_unsqueezed_steps_becomes_concat_and_reshape(axis):
     assert blockers(attribute_form, "cpu") == []
     lowered = assert_lowered(model, sample, "stack-without-unsqueeze")
     assert "Unsqueeze" not in {node.op_type for node in lowered.graph.node}
+
+
+def test_slice_of_squeezed_concat_keeps_only_the_last_step():
+    model, sample = edge_graphs.last_of_lstm_stack()
+    lowered = assert_lowered(model, sample, "slice-of-concat")
+    assert "Concat" not in {node.op_type for node in lowered.graph.node}

@@ -1,6 +1,8 @@
 // The demo page: an ECG-like signal slides past; each window goes through the Prediction Handler
 // with the chosen privacy mode, and the edge's and the cloud's forecasts are drawn side by side.
 // Shapes come from model.json (window → forecast, 2-D [?, T] or 3-D [?, T, 1]), never hard-coded.
+// The signal is the recording /config.json names for the model (`signals`, e.g. the ECG strip
+// `edgecloud demo` writes), else a built-in pulse train.
 
 import { fetchJson } from '../src/registry.js';
 import { PredictionHandler } from '../src/prediction-handler.js';
@@ -8,7 +10,7 @@ import { maxAbsDiff } from '../src/tensors.js';
 
 const $ = (id) => document.getElementById(id);
 const status = $('status');
-const SIGNAL_LENGTH = 6000;
+const PULSE_LENGTH = 6000;
 
 /** The same pulse train as edgecloud/demo_model.py: a sharp peak and a wider wave per beat, plus noise. */
 function pulseSignal(length, period = 50, noise = 0.02, seed = 1) {
@@ -29,11 +31,10 @@ function pulseSignal(length, period = 50, noise = 0.02, seed = 1) {
 const product = (dims) => dims.reduce((a, b) => a * b, 1);
 
 class Demo {
-  constructor(handler, config, uPlot) {
+  constructor(handler, signal, uPlot) {
     this.handler = handler;
-    this.config = config;
     this.uPlot = uPlot;
-    this.signal = pulseSignal(SIGNAL_LENGTH);
+    this.signal = signal;
     const input = handler.manifest.inputs[0];
     this.inputName = input.name;
     this.inputDims = input.shape.slice(1).map((d) => d ?? 64); // [T] or [T, 1]
@@ -61,7 +62,7 @@ class Demo {
   async step({ advance = true } = {}) {
     if (this.busy) return;
     this.busy = true;
-    if (advance && this.started) this.position = Math.min(this.position + this.horizon, SIGNAL_LENGTH - this.horizon);
+    if (advance && this.started) this.position = Math.min(this.position + this.horizon, this.signal.length - this.horizon);
     this.started = true;
     try {
       const privacy = this.privacy();
@@ -147,13 +148,16 @@ async function main() {
   const name = (config.models ?? [])[0];
   if (!name) throw new Error('the server has no model registered');
   $('model-name').textContent = name;
-  const [{ default: uPlot }, handler] = await Promise.all([
+  const signalUrl = (config.signals ?? {})[name];
+  const [{ default: uPlot }, handler, recording] = await Promise.all([
     import('/vendor/uplot/uPlot.esm.js'),
     PredictionHandler.create({ registry: '/models', model: name, cloud: config.cloud ?? null }),
+    signalUrl ? fetchJson(signalUrl) : null,
   ]);
   $('model-version').textContent = handler.modelVersion;
+  $('signal-source').textContent = recording ? `${recording.source}, ${recording.sampling_rate} Hz, ${recording.unit}` : 'built-in pulse train';
   await handler.edgeReady();
-  const demo = new Demo(handler, config, uPlot);
+  const demo = new Demo(handler, recording ? recording.data : pulseSignal(PULSE_LENGTH), uPlot);
   window.demo = demo;
   $('next').addEventListener('click', () => demo.step());
   let timer = null;

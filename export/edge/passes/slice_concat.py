@@ -2,7 +2,9 @@
 
 An unrolled Keras GRU stacks every step's state (Concat) only to slice the last one out; the
 stack is dead weight, and ONNX.js's webgl backend cannot compile a shader for a Concat of many
-inputs. Dropping the pair leaves the graph the same values with less work.
+inputs. Dropping the pair leaves the graph the same values with less work. An unrolled Keras
+LSTM puts a Squeeze of its direction axis between the two (Concat → Squeeze → Slice): the piece
+is then squeezed the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +25,22 @@ def _bounds(node: onnx.NodeProto, known: dict[str, np.ndarray]) -> tuple[list, l
     return tuple(None if p is None else [int(v) for v in p] for p in parts)  # type: ignore[return-value]
 
 
+def _squeezed_axes(squeeze: onnx.NodeProto, known: dict[str, np.ndarray], rank: int) -> list[int] | None:
+    """The axes a Squeeze removes (attribute before opset 13, input after), or None when implicit."""
+    axes = attribute(squeeze, "axes") if len(squeeze.input) == 1 else known.get(squeeze.input[1])
+    return None if axes is None else sorted(int(a) % rank for a in axes)
+
+
+def _take(node: onnx.NodeProto, piece: str, squeeze: onnx.NodeProto | None) -> None:
+    """Turn the Slice into Identity(piece), or into the same Squeeze applied to the piece."""
+    node.op_type = "Identity" if squeeze is None else "Squeeze"
+    del node.input[:], node.attribute[:]
+    node.input.append(piece)
+    if squeeze is not None:
+        node.input.extend(squeeze.input[1:])
+        node.attribute.extend(squeeze.attribute)
+
+
 def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     producers = {output: node for node in model.graph.node for output in node.output}
     known = constants(model.graph)
@@ -30,7 +48,9 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     shapes = None
     changed = False
     for node in model.graph.node:
-        concat = producers.get(node.input[0]) if node.op_type == "Slice" else None
+        source = producers.get(node.input[0]) if node.op_type == "Slice" else None
+        squeeze = source if source is not None and source.op_type == "Squeeze" else None
+        concat = producers.get(squeeze.input[0]) if squeeze is not None else source
         if concat is None or concat.op_type != "Concat" or node.output[0] in outputs:
             continue
         bounds = _bounds(node, known)
@@ -38,18 +58,20 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
             continue
         shapes = shapes or probe_shapes(model, sample)
         rank = len(shapes[concat.output[0]])
-        axis = (bounds[2] or [0])[0] % rank
-        if axis != attribute(concat, "axis") % rank:
+        concat_axis = attribute(concat, "axis") % rank
+        squeezed = _squeezed_axes(squeeze, known, rank) if squeeze is not None else []
+        if squeezed is None or concat_axis in squeezed:
             continue
-        total = shapes[concat.output[0]][axis]
+        axis = (bounds[2] or [0])[0] % (rank - len(squeezed))
+        if axis != concat_axis - sum(1 for a in squeezed if a < concat_axis):
+            continue
+        total = shapes[concat.output[0]][concat_axis]
         start, end = (min(max(v + total if v < 0 else v, 0), total) for v in (bounds[0][0], bounds[1][0]))
         offset = 0
         for piece in concat.input:
-            size = shapes[piece][axis] if piece in shapes else known[piece].shape[axis]
+            size = shapes[piece][concat_axis] if piece in shapes else known[piece].shape[concat_axis]
             if (start, end) == (offset, offset + size):
-                node.op_type = "Identity"
-                del node.input[:], node.attribute[:]
-                node.input.append(piece)
+                _take(node, piece, squeeze)
                 changed = True
                 break
             offset += size

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CliError
+
+if TYPE_CHECKING:
+    from ..stack import StackOptions
 
 
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +67,7 @@ def parse_model_options(values: list[str]) -> dict:
     return options
 
 
-def options_from(args: argparse.Namespace, model_store: Path, registry: Path):
+def options_from(args: argparse.Namespace, model_store: Path, registry: Path) -> StackOptions:
     from mms_handlers.server import MAX_PORT, ServerError, mar_in_store
 
     from ..stack import StackOptions
@@ -106,7 +110,7 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path):
     )
 
 
-def serve_until_stopped(options) -> int:
+def serve_until_stopped(options: StackOptions) -> int:
     from ..stack import Stack
 
     stack = Stack(options)

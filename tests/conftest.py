@@ -1,8 +1,8 @@
 """Shared fixtures: real parts only. A session-wide MMS (Java) and a session-wide headless Chromium.
 
-`keras_models` builds small Keras models once per session; `mms` starts one real Multi Model
-Server on free ports with its own model store; `browser` is the system Chromium through
-Playwright (never a downloaded browser).
+`dense_keras_model` builds a small Keras model once per session; `mms` starts one real Multi
+Model Server on free ports with its own model store; `browser_context` is the system Chromium
+through Playwright (never a downloaded browser), launched the way `edgecloud verify` launches it.
 """
 
 from __future__ import annotations

@@ -317,9 +317,18 @@ class MmsServer:
         if status != 200:
             message = body.get("message") if isinstance(body, dict) else body
             reason = _handler_error(log_file, log_start)
+            if status >= 500:
+                self._wait_until_unlisted(name or candidate.stem)
             detail = f": {reason}" if reason else ""
             raise ServerError(f"registering {mar} failed ({status}): {message}{detail}; see {log_file}")
         return body if isinstance(body, dict) else {"status": body}
+
+    def _wait_until_unlisted(self, name: str, timeout: float = 10.0) -> None:
+        """MMS answers a failed registration before it has dropped the model; wait for that, so a
+        caller that sees the error never finds the broken model still listed."""
+        deadline = time.monotonic() + timeout
+        while any(model.get("modelName") == name for model in self.models()) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def register_store(self, mars: list[str] | None = None) -> list[str]:
         """Register the named .mar files (default: every .mar in the store); returns the model names."""

@@ -8,8 +8,13 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := openjdk-17-jre-headless chromium chromium-driver wrk
 PIP_STAMP := $(VENV)/.installed-all-dev
 NPM_STAMP := web_onnxjs/node_modules/.installed
+# TorchServe is a benchmark peer, not a dependency: installed outside the venv, at setup time
+# (never while a benchmark runs). The version has one home, benchmarks/torchserve_peer.py.
+TORCHSERVE_VERSION := $(shell sed -n 's/^VERSION = "\([^"]*\)".*/\1/p' benchmarks/torchserve_peer.py)
+TORCHSERVE_DIR := .edgecloud/torchserve-pkgs
+TORCHSERVE_STAMP := $(TORCHSERVE_DIR)/.installed-$(TORCHSERVE_VERSION)
 
-.PHONY: setup system python web demo test bench clean
+.PHONY: setup system python web torchserve demo test bench clean
 
 setup: system python web
 
@@ -37,14 +42,21 @@ $(NPM_STAMP): web_onnxjs/package.json web_onnxjs/package-lock.json
 	cd web_onnxjs && npm ci --no-audit --no-fund
 	touch $@
 
+torchserve: $(TORCHSERVE_STAMP)
+
+$(TORCHSERVE_STAMP): | $(PIP_STAMP)
+	rm -rf $(TORCHSERVE_DIR)
+	$(PY) -m pip install -q --no-deps --target $(TORCHSERVE_DIR) torchserve==$(TORCHSERVE_VERSION)
+	touch $@
+
 demo: setup
 	$(PY) -m edgecloud demo
 
 test: setup
 	$(PY) -m pytest -ra
 
-bench: setup
+bench: setup torchserve
 	$(PY) -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) web_onnxjs/node_modules .pytest_cache build *.egg-info
+	rm -rf $(VENV) web_onnxjs/node_modules .pytest_cache build *.egg-info $(TORCHSERVE_DIR)

@@ -13,7 +13,7 @@ import json
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -115,7 +115,7 @@ def run_cloud(
     concurrencies: tuple[int, ...],
     seconds: float,
     torchserve_url: str | None = None,
-    progress=lambda message: None,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> list[CloudRow]:
     """All peers × models × concurrencies; MMS (and TorchServe, if given) must serve the models already."""
     rows: list[CloudRow] = []

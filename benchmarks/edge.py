@@ -9,21 +9,19 @@ cross-origin isolated (COOP/COEP from StaticSite), so performance.now() is not c
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import urllib.parse
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from edgecloud.browser import fresh_chromium
+
 from .models import BenchModel
 
-CHROMIUM = os.environ.get("EDGECLOUD_CHROMIUM", "/usr/bin/chromium")
-# The launch recipe of tests/conftest.py (system Chromium, no GPU: WebGL runs on SwiftShader).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Playwright
+
 RUNTIMES = ("onnxjs-cpu", "onnxjs-wasm", "onnxjs-webgl", "ortweb-wasm", "cloud")
 CLOUD = "cloud"
 
@@ -65,7 +63,7 @@ def max_abs_diff(browser: dict[str, Any], reference: dict[str, np.ndarray]) -> f
     return worst
 
 
-def _open(context, url: str, timeout_ms: float) -> dict[str, Any]:
+def _open(context: BrowserContext, url: str, timeout_ms: float) -> dict[str, Any]:
     """Load the bench page; its state after the first prediction (or its error)."""
     page = context.new_page()
     page.goto(url)
@@ -78,34 +76,29 @@ def _open(context, url: str, timeout_ms: float) -> dict[str, Any]:
     return state
 
 
-def measure(playwright, url: str, row: EdgeRow, reference: dict[str, np.ndarray], seconds: float, max_runs: int,
+def measure(playwright: Playwright, url: str, row: EdgeRow, reference: dict[str, np.ndarray], seconds: float, max_runs: int,
             timeout_s: float) -> EdgeRow:  # fmt: skip
     """Cold start, steady p50/p99 and warm start for one (model, runtime) in a fresh profile."""
-    profile = tempfile.mkdtemp(prefix="edgecloud-bench-chromium-")
-    context = playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-    )
-    context.set_default_timeout(timeout_s * 1000)
-    try:
-        cold = _open(context, url, timeout_s * 1000)
-        if "error" in cold:
-            row.error = cold["error"].splitlines()[0][:160]
-            return row
-        row.cold_ms, row.isolated = cold["firstMs"], cold["isolated"]
-        row.max_abs_diff = max_abs_diff(cold["outputs"], reference)
-        times = cold["page"].evaluate("(args) => window.bench.steady(args)", {"seconds": seconds, "maxRuns": max_runs})
-        cold["page"].close()
-        row.runs = len(times)
-        row.p50_ms, row.p99_ms = float(np.percentile(times, 50)), float(np.percentile(times, 99))
-        warm = _open(context, url, timeout_s * 1000)
-        row.warm_ms = warm.get("firstMs")
-        if "error" in warm:
-            row.error = f"warm start: {warm['error'][:140]}"
-    except Exception as error:  # noqa: BLE001 - a hung or crashed runtime is a result, not the end of the run
-        row.error = f"{type(error).__name__}: {str(error).splitlines()[0][:140]}"
-    finally:
-        context.close()
-        shutil.rmtree(profile, ignore_errors=True)
+    with fresh_chromium(playwright, prefix="edgecloud-bench-chromium-") as context:
+        context.set_default_timeout(timeout_s * 1000)
+        try:
+            cold = _open(context, url, timeout_s * 1000)
+            if "error" in cold:
+                row.error = cold["error"].splitlines()[0][:160]
+                return row
+            row.cold_ms, row.isolated = cold["firstMs"], cold["isolated"]
+            row.max_abs_diff = max_abs_diff(cold["outputs"], reference)
+            times = cold["page"].evaluate("(args) => window.bench.steady(args)",
+                                          {"seconds": seconds, "maxRuns": max_runs})  # fmt: skip
+            cold["page"].close()
+            row.runs = len(times)
+            row.p50_ms, row.p99_ms = float(np.percentile(times, 50)), float(np.percentile(times, 99))
+            warm = _open(context, url, timeout_s * 1000)
+            row.warm_ms = warm.get("firstMs")
+            if "error" in warm:
+                row.error = f"warm start: {warm['error'][:140]}"
+        except Exception as error:  # noqa: BLE001 - a hung or crashed runtime is a result, not the end of the run
+            row.error = f"{type(error).__name__}: {str(error).splitlines()[0][:140]}"
     return row
 
 
@@ -117,7 +110,7 @@ def run_edge(
     max_runs: int,
     timeout_s: float = 60.0,
     runtimes: tuple[str, ...] = RUNTIMES,
-    progress=lambda message: None,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> list[EdgeRow]:
     """Every runtime on every model; MMS must serve each model under its own name (batch size 1)."""
     from playwright.sync_api import sync_playwright

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 import onnxruntime
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 MODELS_ENV = "EDGECLOUD_BENCH_MODELS"
 
@@ -34,12 +34,12 @@ _input_types = {
 
 
 @app.get("/ping")
-def ping():
+def ping() -> Response:
     return jsonify(status="Healthy")
 
 
 @app.post("/predictions/<name>")
-def predict(name: str):
+def predict(name: str) -> Response | tuple[Response, int]:
     session = _sessions.get(name)
     if session is None:
         return jsonify(code=404, message=f"unknown model {name!r}"), 404

@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from edgecloud.browser import CHROMIUM
 from edgecloud.paths import node_modules
 
-from .edge import CHROMIUM
 from .loadtest import wrk_version
 
 

@@ -1,16 +1,13 @@
 """The servers the cloud benchmark loads besides MMS: the seed's Flask app under gunicorn.
 
-Each runs in its own process group so stopping it leaves nothing behind; ports are picked
-below 32768 because MMS 1.1.11 refuses higher ones (one rule for every peer keeps it simple).
+Each runs in its own process group so stopping it leaves nothing behind; ports come from MMS's
+`free_port` (below 32768, which MMS 1.1.11 needs; one rule for every peer keeps it simple).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,20 +15,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mms_handlers.process_group import stop_process_group
+from mms_handlers.server import free_port
+
 GUNICORN_WORKERS = 2
-
-
-def free_port() -> int:
-    """A free loopback port below 32768."""
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
 
 
 def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
@@ -48,33 +35,6 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
-
-
-def _group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    """SIGTERM the process group (launcher, java, workers), wait until it is gone, then SIGKILL what is left."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _group_alive(process.pid):
-            process.poll()  # reap the launcher so a zombie does not keep the group alive
-            time.sleep(0.1)
-        if not _group_alive(process.pid):
-            break
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 class FlaskPeer:

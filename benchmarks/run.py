@@ -48,14 +48,13 @@ def say(message: str) -> None:
 def run(settings: Settings, out: Path, work: Path, command: str) -> Path:
     """The whole benchmark; returns the report's path."""
     from edgecloud.webserver import StaticSite
-    from mms_handlers.server import MmsServer, ServerConfig
+    from mms_handlers.server import MmsServer, ServerConfig, free_port
 
     from .cloud import register, run_cloud
     from .edge import run_edge
     from .export_figures import export_figures
     from .machine import machine, now, versions
     from .models import prepare_demo, prepare_models, prepare_small_demo
-    from .peers import free_port
     from .report import Results, write_report
     from .torchserve_peer import start_torchserve
 

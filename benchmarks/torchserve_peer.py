@@ -2,9 +2,10 @@
 
 TorchServe descends from MMS: it loads `mms_handlers.service:handle` from our .mar unchanged
 (same `handle(data, context)` contract, same management API). It is not a project dependency:
-`make bench` installs it on first use with `pip install --no-deps --target .edgecloud/torchserve-pkgs`
-(its own deps psutil, packaging, Pillow and wheel are already in the env), outside the shared venv.
-If that fails or Java cannot start it, the report says so and the other peers still run.
+`make torchserve` (part of `make bench`'s setup) installs it with `pip install --no-deps --target
+.edgecloud/torchserve-pkgs` (its own deps psutil, packaging, Pillow and wheel are already in the env),
+outside the venv, so the benchmark itself never needs the network. If it is not installed or Java
+cannot start it, the report says so and the other peers still run.
 """
 
 from __future__ import annotations
@@ -19,25 +20,26 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-from mms_handlers.server import worker_python_path
+from mms_handlers.process_group import stop_process_group
+from mms_handlers.server import free_port, worker_python_path
 
-from .peers import free_port, stop_process_group, wait_for_http
+from .peers import wait_for_http
 
-VERSION = "0.12.0"
+VERSION = "0.12.0"  # the Makefile's `torchserve` target reads the version to install from this line
 PACKAGES = Path(__file__).resolve().parent.parent / ".edgecloud" / "torchserve-pkgs"
 
 
-def ensure_installed(target: Path = PACKAGES) -> None:
-    """pip-install torchserve (no deps) into `target` once; raises RuntimeError with pip's last line."""
-    if (target / "ts" / "model_server.py").exists():
-        return
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), f"torchserve=={VERSION}"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    if done.returncode != 0:
-        last = (done.stderr.strip() or "?").splitlines()[-1]
-        raise RuntimeError(f"pip could not install torchserve=={VERSION}: {last}")
+class TorchServeMissing(RuntimeError):
+    """TorchServe is not installed where the benchmark looks (`make torchserve` installs it)."""
+
+
+def require_installed(target: Path = PACKAGES) -> None:
+    """Raise TorchServeMissing unless torchserve VERSION lies in `target`; installing is setup's job."""
+    if not (target / "ts" / "model_server.py").exists():
+        raise TorchServeMissing(f"TorchServe {VERSION} is not installed in {target} (run `make torchserve`)")
+    if not (target / f"torchserve-{VERSION}.dist-info").is_dir():
+        found = sorted(path.name for path in target.glob("torchserve-*.dist-info")) or ["no version"]
+        raise TorchServeMissing(f"{target} holds {', '.join(found)}, not torchserve {VERSION} (run `make torchserve`)")
 
 
 class TorchServePeer:
@@ -55,7 +57,7 @@ class TorchServePeer:
         return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> "TorchServePeer":
-        ensure_installed()
+        require_installed()
         for sub in ("tmp", "logs"):
             (self.runtime / sub).mkdir()
         config = self.runtime / "config.properties"
@@ -110,11 +112,13 @@ def start_torchserve(stack: ExitStack, model_store: Path, mars: dict[str, str], 
         peer = stack.enter_context(TorchServePeer(model_store, workers))
         for name, mar in mars.items():
             peer.register(mar, name)
+    except TorchServeMissing as missing:
+        return None, f"Not measured: {missing}."
     except Exception as error:  # noqa: BLE001 - an optional peer: report why, go on without it
         return None, f"Not measured: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     return peer.url, (
-        f"Measured as a peer: TorchServe {VERSION} (installed with `pip install --no-deps --target "
-        f".edgecloud/torchserve-pkgs`, Java 17), serving the same .mar files with the same handler "
+        f"Measured as a peer: TorchServe {VERSION} (installed by `make torchserve`: `pip install --no-deps "
+        f"--target .edgecloud/torchserve-pkgs`, Java 17), serving the same .mar files with the same handler "
         f"(`mms_handlers.service:handle`, unchanged), {workers} workers per model, batch size 1, "
         "`decode_input_request=false`, token authorization off."
     )

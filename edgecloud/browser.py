@@ -9,13 +9,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import CommandFailed
 from .webserver import StaticSite
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Playwright
 
 CHROMIUM = os.environ.get("EDGECLOUD_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,15 +51,31 @@ def from_plain(tensor: dict[str, Any]) -> np.ndarray:
     return np.asarray(tensor["data"], dtype=dtype).reshape(tensor["shape"])
 
 
-def launch_chromium(playwright):
-    """A persistent context on a fresh profile; returns (context, profile dir to delete)."""
-    profile = tempfile.mkdtemp(prefix="edgecloud-chromium-")
+def launch_chromium(playwright: Playwright, prefix: str = "edgecloud-chromium-") -> tuple[BrowserContext, str]:
+    """A persistent context on a fresh profile, so nothing is cached from an earlier run;
+    returns (context, profile dir the caller deletes after closing the context)."""
     if not Path(CHROMIUM).exists():
         raise BrowserError(f"Chromium not found at {CHROMIUM} (set EDGECLOUD_CHROMIUM)")
-    context = playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-    )
+    profile = tempfile.mkdtemp(prefix=prefix)
+    try:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+    except BaseException:
+        shutil.rmtree(profile, ignore_errors=True)
+        raise
     return context, profile
+
+
+@contextmanager
+def fresh_chromium(playwright: Playwright, prefix: str = "edgecloud-chromium-") -> Iterator[BrowserContext]:
+    """`launch_chromium` for a `with` block: the context is closed and its profile deleted on exit."""
+    context, profile = launch_chromium(playwright, prefix)
+    try:
+        yield context
+    finally:
+        context.close()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 class HarnessBrowser:
@@ -63,7 +84,9 @@ class HarnessBrowser:
     Use as a context manager, or hand an existing Playwright context (tests reuse one browser).
     """
 
-    def __init__(self, registry: Path, *, context=None, site: StaticSite | None = None) -> None:
+    def __init__(
+        self, registry: Path, *, context: BrowserContext | None = None, site: StaticSite | None = None
+    ) -> None:
         self.registry = Path(registry)
         self._given_context = context
         self._given_site = site

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,11 @@ from export.pipeline import load_feeds
 from export.verify import onnxruntime_runner, parity_inputs
 
 from .browser import TARGETS, HarnessBrowser
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext
+
+    from .webserver import StaticSite
 
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_RANDOM_INPUTS = 3
@@ -83,8 +88,8 @@ def verify_version(
     tolerance: float = DEFAULT_TOLERANCE,
     random_inputs: int = DEFAULT_RANDOM_INPUTS,
     repeats: int = 10,
-    context=None,
-    site=None,
+    context: BrowserContext | None = None,
+    site: StaticSite | None = None,
     record: bool = True,
 ) -> VerifyReport:
     """Run the edge file on every (runtime, backend) in Chromium; optionally record in model.json.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from mms_handlers.server import MmsServer, ModelOptions, ServerConfig, cors_origin_value
+from mms_handlers.server import MmsServer, ServerConfig, cors_origin_value
 
 from .webserver import StaticSite
 
@@ -19,20 +19,12 @@ SIGNAL_FILE = "signal.json"
 
 @dataclass
 class StackOptions:
-    model_store: Path
+    """The MMS settings as they are (the server's host is the page's too) plus what the page needs."""
+
+    server: ServerConfig
     registry: Path
-    host: str = "127.0.0.1"
-    inference_port: int = 8080
-    management_port: int = 8081
     web_port: int = 8000
-    workers: int = 1
-    batch_size: int = 1
-    max_batch_delay_ms: int = 100
-    job_queue_size: int = 100
-    max_request_size: int = 6553500
-    model_options: dict[str, ModelOptions] = field(default_factory=dict)
     register: list[str] = field(default_factory=list)  # .mar files of the store to register; empty = all
-    cors_origins: list[str] = field(default_factory=list)
 
 
 class Stack:
@@ -40,23 +32,16 @@ class Stack:
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
-        web_origin = f"http://{options.host}:{options.web_port}"
+        server = options.server
+        web_origin = f"http://{server.host}:{options.web_port}"
         self.mms = MmsServer(
-            ServerConfig(
-                model_store=options.model_store,
-                inference_port=options.inference_port,
-                management_port=options.management_port,
-                host=options.host,
-                workers=options.workers,
-                batch_size=options.batch_size,
-                max_batch_delay_ms=options.max_batch_delay_ms,
-                job_queue_size=options.job_queue_size,
-                max_request_size=options.max_request_size,
-                model_options=dict(options.model_options),
-                cors_origins=list(dict.fromkeys([web_origin, *options.cors_origins])),
+            replace(
+                server,
+                model_options=dict(server.model_options),
+                cors_origins=list(dict.fromkeys([web_origin, *server.cors_origins])),
             )
         )
-        self.site = StaticSite(options.registry, host=options.host, port=options.web_port)
+        self.site = StaticSite(options.registry, host=server.host, port=options.web_port)
         self.models: list[str] = []
 
     def start(self, progress: Callable[[str], None] = lambda message: None) -> "Stack":

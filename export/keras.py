@@ -7,6 +7,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -19,6 +20,9 @@ from .quiet import silenced
 from .signature import fit_sample, synthesize_sample
 from .verify import Feeds
 
+if TYPE_CHECKING:
+    import keras
+
 
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -27,7 +31,7 @@ def _quiet_tensorflow() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def load_keras_model(source: Path):
+def load_keras_model(source: Path) -> keras.Model:
     """Load a `.keras` file without its optimizer; a bad file is the user's error."""
     _quiet_tensorflow()
     import keras

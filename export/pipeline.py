@@ -19,6 +19,7 @@ from .edge.artifact import edge_variant
 from .errors import BadInputError, ExportError, UnsupportedModelError
 from .manifest import (
     MANIFEST_NAME,
+    SCHEMA_VERSION,
     default_opset,
     file_entry,
     graph_inputs,
@@ -133,7 +134,7 @@ def publish(
             conversion.model, conversion.sample, conversion.reference, staging, MODEL_FILE, enabled=edge, tolerance=tolerance
         )
         manifest = {
-            "schema": 1,
+            "schema": SCHEMA_VERSION,
             "name": name,
             "version": version,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

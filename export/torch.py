@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import onnx
@@ -23,6 +23,9 @@ from .errors import BadInputError, UnsupportedModelError, one_line
 from .quiet import silenced
 from .signature import fit_sample, name_sample, synthesize_sample
 from .verify import DEFAULT_TOLERANCE, Feeds
+
+if TYPE_CHECKING:
+    from .pipeline import ExportResult
 
 _LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "torch.fx")
 
@@ -211,7 +214,7 @@ def export_torch_module(
     tolerance: float = DEFAULT_TOLERANCE,
     force: bool = False,
     progress: Callable[[str], None] = lambda message: None,
-):
+) -> ExportResult:
     """Export a live `nn.Module` into the registry exactly like `edgecloud export` does for files.
 
     `sample` is a tensor/array, a tuple of them (one per forward argument) or a dict by input

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
-import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .engines.ort import THREADS_ENV, threads_per_worker
+from .process_group import group_members, stop_process_group
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
@@ -55,6 +57,19 @@ class ModelOptions:
         if number < lowest:
             raise ValueError(f"model option {key} must be at least {lowest}, got {number}")
         setattr(self, key, number)
+
+
+def free_port() -> int:
+    """A free loopback port MMS accepts (below 32768), for tests, benchmarks and their peers."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found")
 
 
 def check_port(name: str, port: int) -> None:
@@ -234,18 +249,7 @@ class MmsServer:
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None or _group_alive(process.pid):
-            _signal_group(process.pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _group_alive(process.pid):
-                process.poll()  # reap the launcher so a zombie does not look alive
-                time.sleep(0.1)
-            if _group_alive(process.pid):
-                _signal_group(process.pid, signal.SIGKILL)
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_process_group(process, timeout)
         if not self.temp_dir.is_relative_to(self.runtime_dir):
             shutil.rmtree(self.temp_dir, ignore_errors=True)
         if self._own_runtime_dir and os.environ.get("EDGECLOUD_KEEP_MMS_LOGS") != "1":
@@ -313,9 +317,18 @@ class MmsServer:
         if status != 200:
             message = body.get("message") if isinstance(body, dict) else body
             reason = _handler_error(log_file, log_start)
+            if status >= 500:
+                self._wait_until_unlisted(name or candidate.stem)
             detail = f": {reason}" if reason else ""
             raise ServerError(f"registering {mar} failed ({status}): {message}{detail}; see {log_file}")
         return body if isinstance(body, dict) else {"status": body}
+
+    def _wait_until_unlisted(self, name: str, timeout: float = 10.0) -> None:
+        """MMS answers a failed registration before it has dropped the model; wait for that, so a
+        caller that sees the error never finds the broken model still listed."""
+        deadline = time.monotonic() + timeout
+        while any(model.get("modelName") == name for model in self.models()) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def register_store(self, mars: list[str] | None = None) -> list[str]:
         """Register the named .mar files (default: every .mar in the store); returns the model names."""
@@ -330,7 +343,7 @@ class MmsServer:
 
         MMS runs in its own session, so they share its process group; other instances are untouched.
         """
-        return [] if self.process is None else _group_members(self.process.pid)
+        return [] if self.process is None else group_members(self.process.pid)
 
     def models(self) -> list[dict[str, Any]]:
         _status, body = _http("GET", f"{self.config.management_url}/models")
@@ -363,33 +376,3 @@ def _handler_error(log_file: Path, start: int, wait: float = 15.0) -> str | None
         if time.monotonic() > deadline:
             return None
         time.sleep(0.2)
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True

@@ -169,7 +169,14 @@ _service = ModelService()
 def handle(data: list[dict[str, Any]] | None, context: Any) -> list[str | bytes] | None:
     """MMS entry point (`mms_handlers.service:handle`)."""
     if not _service.initialized:
-        _service.initialize(context)
+        try:
+            _service.initialize(context)
+        except Exception as error:
+            # MMS stops copying a dying worker's output soon after its socket closes, often before the
+            # traceback's last line (the reason) is logged; one line first lets `register` name it.
+            reason = (str(error).strip().splitlines() or [""])[0]
+            print(f"{type(error).__name__}: {reason}", flush=True)
+            raise
     if data is None:
         return None
     return _service.handle_batch(data, context)

@@ -1,16 +1,14 @@
 """Shared fixtures: real parts only. A session-wide MMS (Java) and a session-wide headless Chromium.
 
-`keras_models` builds small Keras models once per session; `mms` starts one real Multi Model
-Server on free ports with its own model store; `browser` is the system Chromium through
-Playwright (never a downloaded browser).
+`dense_keras_model` builds a small Keras model once per session; `mms` starts one real Multi
+Model Server on free ports with its own model store; `browser_context` is the system Chromium
+through Playwright (never a downloaded browser), launched the way `edgecloud verify` launches it.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -18,32 +16,9 @@ from typing import Iterator
 import numpy as np
 import pytest
 
+from mms_handlers.server import free_port  # noqa: F401 - tests import it from here
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-CHROMIUM = os.environ.get("EDGECLOUD_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--enable-unsafe-swiftshader",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def free_port() -> int:
-    """A free loopback port below 32768: MMS 1.1.11 rejects higher port numbers."""
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
 
 
 @pytest.fixture(scope="session")
@@ -118,14 +93,10 @@ def browser_context():
     """The system Chromium, headless, with a fresh profile (nothing cached between sessions)."""
     from playwright.sync_api import sync_playwright
 
-    profile = tempfile.mkdtemp(prefix="edgecloud-chromium-")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+    from edgecloud.browser import fresh_chromium
+
+    with sync_playwright() as playwright, fresh_chromium(playwright) as context:
         yield context
-        context.close()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture

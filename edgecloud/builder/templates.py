@@ -12,9 +12,12 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import CliError
+
+if TYPE_CHECKING:
+    import keras
 
 ENTRY_POINT_GROUP = "edgecloud.templates"
 
@@ -32,7 +35,7 @@ class Template:
     origin: str  # "built-in", "entry point <value>" or "module path"
 
 
-def ecg_forecaster(hp: Any, *, window: int, horizon: int):
+def ecg_forecaster(hp: Any, *, window: int, horizon: int) -> keras.Model:
     """Conv1D front end (+ MaxPool1D) → LSTM → Dense head.
 
     The convolution finds beat shapes, the pooling shortens the sequence four times so the LSTM

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CliError
+
+if TYPE_CHECKING:
+    from ..builder.build import BuildSettings
 
 
 def add_build_options(parser: argparse.ArgumentParser, *, trials: int, epochs: int, max_seconds: float) -> None:
@@ -39,7 +43,7 @@ def add_build_options(parser: argparse.ArgumentParser, *, trials: int, epochs: i
     data.add_argument("--stride", type=int, default=spec.stride, help=f"samples between windows (default {spec.stride})")
 
 
-def settings_from(args: argparse.Namespace):
+def settings_from(args: argparse.Namespace) -> BuildSettings:
     """BuildSettings from parsed options; a bad value is a CliError naming the option."""
     from ..builder.build import BuildSettings
     from ..builder.data import DataSpec

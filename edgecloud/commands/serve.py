@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CliError
+
+if TYPE_CHECKING:
+    from ..stack import StackOptions
 
 
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +67,8 @@ def parse_model_options(values: list[str]) -> dict:
     return options
 
 
-def options_from(args: argparse.Namespace, model_store: Path, registry: Path):
-    from mms_handlers.server import MAX_PORT, ServerError, mar_in_store
+def options_from(args: argparse.Namespace, model_store: Path, registry: Path) -> StackOptions:
+    from mms_handlers.server import MAX_PORT, ServerConfig, ServerError, mar_in_store
 
     from ..stack import StackOptions
 
@@ -88,25 +92,23 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path):
             mar_in_store(Path(model_store), mar)
         except ServerError as error:
             raise CliError(f"--register: {error}") from None
-    return StackOptions(
+    server = ServerConfig(
         model_store=Path(model_store),
-        registry=Path(registry),
         host=args.host,
         inference_port=args.inference_port,
         management_port=args.management_port,
-        web_port=args.web_port,
         workers=args.workers,
         batch_size=args.batch_size,
         max_batch_delay_ms=args.max_batch_delay,
         job_queue_size=args.job_queue_size,
         max_request_size=args.max_request_size,
         model_options=parse_model_options(args.model_option),
-        register=register,
-        cors_origins=args.cors_origin,
+        cors_origins=list(args.cors_origin),
     )
+    return StackOptions(server=server, registry=Path(registry), web_port=args.web_port, register=register)
 
 
-def serve_until_stopped(options) -> int:
+def serve_until_stopped(options: StackOptions) -> int:
     from ..stack import Stack
 
     stack = Stack(options)

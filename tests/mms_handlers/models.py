@@ -1,12 +1,14 @@
 """Small ONNX models built with onnx.helper, written as registry folders (model.onnx + model.json).
 
 Handler tests need no training framework: each model here is a few nodes, and its model.json is
-written by hand with exactly the fields the handler reads.
+written by hand with exactly the fields the handler reads. `npy` encodes the `.npy` request bodies
+they are fed (written with numpy, not with the codec under test).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,13 @@ from onnx import TensorProto, helper
 
 IR_VERSION = 8  # onnx 1.23 stamps IR 14, which onnxruntime 1.31 refuses
 _ELEM = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "int64": TensorProto.INT64}
+
+
+def npy(array: np.ndarray) -> bytes:
+    """`array` as a .npy file's bytes."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def _value(name: str, dtype: str, shape: list[int | None]) -> onnx.ValueInfoProto:

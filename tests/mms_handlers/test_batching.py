@@ -14,6 +14,7 @@ from mms_handlers.service import ENGINE_FILE, ModelService
 from mms_handlers.signature import Signature, TensorSpec
 
 from . import models
+from .models import npy
 from .stub_context import StubContext
 
 SIGNATURE = Signature(inputs=(TensorSpec("x", "float32", (None, 4)),), outputs=(TensorSpec("y", "float32", (None, 4)),))
@@ -79,12 +80,6 @@ def mlp_service(tmp_path_factory):
     service = ModelService()
     service.initialize(StubContext(version_dir))
     return service, version_dir
-
-
-def npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
 
 
 def test_handler_batch_mixes_formats_and_fails_one_request_alone(mlp_service):

@@ -12,6 +12,8 @@ from mms_handlers import codecs
 from mms_handlers.errors import RequestError
 from mms_handlers.signature import Signature, TensorSpec
 
+from .models import npy
+
 ONE = Signature(inputs=(TensorSpec("x", "float32", (None, 4)),), outputs=(TensorSpec("y", "float32", (None, 3)),))
 TWO = Signature(
     inputs=(TensorSpec("a", "float32", (None, 2)), TensorSpec("n", "int64", (None, 1))),
@@ -22,12 +24,6 @@ VERSION = ("mlp", "1")
 
 def decode(body: bytes, content_type: str | None, signature: Signature = ONE) -> codecs.Decoded:
     return codecs.decode(body, content_type, signature, VERSION)
-
-
-def npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
 
 
 def test_plain_json_object_and_bare_list():

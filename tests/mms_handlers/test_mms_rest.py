@@ -23,6 +23,7 @@ from mms_handlers.server import MmsServer, ServerConfig
 from tests.conftest import free_port
 
 from . import models
+from .models import npy
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +47,6 @@ def post(server: MmsServer, model: str, body: bytes, content_type: str | None = 
             return Answer(response.status, response.read(), dict(response.headers))
     except urllib.error.HTTPError as error:
         return Answer(error.code, error.read(), dict(error.headers))
-
-
-def npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
 
 
 def worker_ids(server: MmsServer, model: str) -> list[str]:

@@ -15,8 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecloud.demo_model import HORIZON, WINDOW, pulse_signal, windows
 from export.manifest import (
+    SCHEMA_VERSION,
     default_opset,
     file_entry,
     graph_inputs,
@@ -27,6 +27,27 @@ from export.manifest import (
 
 OPSET = 13
 IR_VERSION = 8  # onnx 1.23 stamps IR 14, which onnxruntime 1.31 refuses
+WINDOW = 64  # the forecaster sees this many samples ...
+HORIZON = 8  # ... and forecasts this many after them
+
+
+def pulse_signal(length: int, period: float = 50.0, noise: float = 0.02, seed: int = 0) -> np.ndarray:
+    """An ECG-like pulse train (a sharp peak and a wider wave per beat, plus noise), the shape the
+    demo page draws, so the forecaster tests fit on something periodic rather than random numbers."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(length, dtype=np.float64)
+    phase = (t % period) / period
+    peak = np.exp(-(((phase - 0.3) / 0.02) ** 2))
+    wave = 0.3 * np.exp(-(((phase - 0.6) / 0.08) ** 2))
+    return (peak + wave + noise * rng.standard_normal(length)).astype(np.float32)
+
+
+def windows(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs [n, WINDOW], targets [n, HORIZON]): every window of the signal and what follows it."""
+    count = len(signal) - WINDOW - HORIZON
+    x = np.stack([signal[i : i + WINDOW] for i in range(count)])
+    y = np.stack([signal[i + WINDOW : i + WINDOW + HORIZON] for i in range(count)])
+    return x, y
 
 
 def _model(nodes, inputs, outputs, initializers) -> onnx.ModelProto:
@@ -149,7 +170,7 @@ def write_version(
         files = {"model.onnx": {**files["model.onnx"], "role": "cloud"},
                  edge_file: {**file_entry(version_dir / edge_file), "role": "edge"}}  # fmt: skip
     manifest = {
-        "schema": 1,
+        "schema": SCHEMA_VERSION,
         "name": name,
         "version": version,
         "source": {"framework": "onnx", "framework_version": onnx.__version__, "file": "model.onnx"},

@@ -12,7 +12,7 @@ const $ = (id) => document.getElementById(id);
 const status = $('status');
 const PULSE_LENGTH = 6000;
 
-/** The same pulse train as edgecloud/demo_model.py: a sharp peak and a wider wave per beat, plus noise. */
+/** The same pulse train as tests/web/registry_models.py: a sharp peak and a wider wave per beat, plus noise. */
 function pulseSignal(length, period = 50, noise = 0.02, seed = 1) {
   let state = seed;
   const uniform = () => {

@@ -1,17 +1,7 @@
 // The static model registry: models/NAME/latest.json → models/NAME/VERSION/{model.json, files}.
+// Which version to load (and checking its files) is ModelStore's job; these are the plain fetches.
 
-/** {version, manifest, baseUrl} of the version latest.json names. */
-export async function fetchLatest(registryUrl, name) {
-  const latest = await fetchJson(`${registryUrl}/${name}/latest.json`);
-  return fetchVersion(registryUrl, name, latest.version);
-}
-
-export async function fetchVersion(registryUrl, name, version) {
-  const baseUrl = `${registryUrl}/${name}/${version}`;
-  const manifest = await fetchJson(`${baseUrl}/model.json`);
-  return { version: String(version), manifest, baseUrl };
-}
-
+/** The JSON body of `url`; a non-2xx answer is an Error naming the URL and the status. */
 export async function fetchJson(url, init = undefined) {
   const response = await fetch(url, init);
   if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);

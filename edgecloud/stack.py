@@ -58,14 +58,15 @@ class Stack:
                        if (Path(self.options.registry) / name / SIGNAL_FILE).is_file()}  # fmt: skip
             self.site.config = {"cloud": self.mms.config.inference_url, "models": self.models, "signals": signals}
             self.site.start()
-        except BaseException:
-            self.stop()
+        except BaseException as error:
+            # A failure's message points at MMS's logs: keep them (Ctrl-C is no failure).
+            self.stop(keep_logs=not isinstance(error, KeyboardInterrupt))
             raise
         return self
 
-    def stop(self) -> None:
+    def stop(self, keep_logs: bool = False) -> None:
         self.site.stop()
-        self.mms.stop()
+        self.mms.stop(keep_logs=keep_logs)
 
     def urls(self) -> dict[str, str]:
         return {
@@ -75,14 +76,16 @@ class Stack:
             "registry": f"{self.site.url}/models/",
         }
 
-    def wait_for_signal(self) -> None:
-        """Block until Ctrl-C or SIGTERM (or MMS dies), then stop everything."""
+    def wait_for_signal(self) -> bool:
+        """Block until Ctrl-C or SIGTERM, then stop everything; False if MMS died first."""
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while not stop.wait(1.0):
                 if self.mms.process is None or self.mms.process.poll() is not None:
-                    break
+                    self.stop(keep_logs=True)
+                    return False
+            return True
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

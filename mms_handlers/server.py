@@ -240,19 +240,24 @@ class MmsServer:
         try:
             self.wait_until_healthy(timeout, allow_no_models=True)
         except BaseException:
-            self.stop()
+            self.stop(keep_logs=True)
             raise
         return self
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the whole process group, then SIGKILL whatever is left."""
+    def stop(self, timeout: float = 20.0, keep_logs: bool = False) -> None:
+        """SIGTERM the whole process group, then SIGKILL whatever is left.
+
+        The runtime folder goes too, unless `keep_logs` (after a failure, whose message names the
+        logs) or EDGECLOUD_KEEP_MMS_LOGS=1.
+        """
         process, self.process = self.process, None
         if process is None:
             return
         stop_process_group(process, timeout)
         if not self.temp_dir.is_relative_to(self.runtime_dir):
             shutil.rmtree(self.temp_dir, ignore_errors=True)
-        if self._own_runtime_dir and os.environ.get("EDGECLOUD_KEEP_MMS_LOGS") != "1":
+        keep_logs = keep_logs or os.environ.get("EDGECLOUD_KEEP_MMS_LOGS") == "1"
+        if self._own_runtime_dir and not keep_logs:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
     def __enter__(self) -> "MmsServer":

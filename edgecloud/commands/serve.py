@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import CliError
+from ..errors import CliError, CommandFailed
 
 if TYPE_CHECKING:
     from ..stack import StackOptions
@@ -119,7 +119,9 @@ def serve_until_stopped(options: StackOptions) -> int:
     print(f"Management:  {urls['management']}")
     print(f"Registry:    {urls['registry']}")
     print("Press Ctrl-C to stop.", flush=True)
-    stack.wait_for_signal()
+    log_dir = stack.mms.log_dir
+    if not stack.wait_for_signal():
+        raise CommandFailed(f"Multi Model Server exited unexpectedly; stopped the page too; see {log_dir}")
     print("stopped", file=sys.stderr)
     return 0
 

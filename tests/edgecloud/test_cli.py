@@ -137,6 +137,48 @@ def test_serve_prints_urls_answers_and_stops_without_leftovers(tmp_path, stop_si
     shutil.rmtree(runtime_tmp, ignore_errors=True)
 
 
+def _java_pids_under(folder: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(folder) in args and args.split(" ")[0].endswith("java"):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.integration
+def test_serve_fails_with_one_line_and_keeps_the_logs_when_mms_dies(tmp_path):
+    store, registry = tmp_path / "store", tmp_path / "registry"
+    assert cli(["archive", str(write_version_dir(registry / "relu" / "1")), "--out", str(store)]) == 0
+    ports = [free_port() for _ in range(3)]
+    runtime_tmp = Path(tempfile.mkdtemp(prefix="ect-", dir="/tmp"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgecloud", "serve", "--model-store", str(store), "--registry", str(registry),
+         "--inference-port", str(ports[0]), "--management-port", str(ports[1]), "--web-port", str(ports[2])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(runtime_tmp)},
+    )  # fmt: skip
+    try:
+        for line in process.stdout:
+            if line.startswith("Press Ctrl-C"):
+                break
+        java = _java_pids_under(runtime_tmp)
+        assert java, "MMS's java process should be running"
+        for pid in java:
+            os.kill(pid, signal.SIGKILL)
+        assert process.wait(timeout=60) == 1
+        errors = [line for line in process.stderr.read().splitlines() if ": error: " in line]
+        assert len(errors) == 1 and "Multi Model Server exited unexpectedly" in errors[0], errors
+        log_dir = Path(errors[0].rsplit("see ", 1)[1])
+        assert (log_dir / "mms_log.log").is_file()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(runtime_tmp, ignore_errors=True)
+
+
 @pytest.mark.parametrize("command", ["export", "archive", "serve", "verify", "build", "demo"])
 def test_every_command_explains_itself(command, capsys):
     with pytest.raises(SystemExit) as stopped:

@@ -17,6 +17,7 @@ import onnx
 import pytest
 
 from edgecloud.stack import Stack, StackOptions
+from mms_handlers.server import ServerConfig
 
 from ..conftest import free_port
 
@@ -76,10 +77,8 @@ def test_edgecloud_verify_passes_every_onnxjs_backend(demo_version):
 @pytest.fixture
 def demo_stack(demo_version):
     registry, model_store, _ = demo_version
-    options = StackOptions(
-        model_store=model_store, registry=registry,
-        inference_port=free_port(), management_port=free_port(), web_port=free_port(),
-    )  # fmt: skip
+    server = ServerConfig(model_store=model_store, inference_port=free_port(), management_port=free_port())
+    options = StackOptions(server=server, registry=registry, web_port=free_port())
     stack = Stack(options).start()
     yield stack
     stack.stop()

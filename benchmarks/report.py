@@ -155,9 +155,9 @@ def markdown(results: Results) -> str:
     settings = results.settings
     parts = [
         "# Benchmark report",
-        f"Run on {results.date} with `{results.command}` ({settings['mode']} mode). **This machine is shared** "
-        "(other engineers' test suites were running on the same cores during the run): absolute figures are "
-        "noisy, the ratios between peers measured side by side in this one run are what to read.",
+        f"Run on {results.date} with `{results.command}` ({settings['mode']} mode). **This machine is shared and "
+        "noisy** (see the load average below): absolute figures drift from run to run, the ratios between peers "
+        "measured side by side in this one run are what to read.",
         "## Machine and versions",
         _table(["", ""], [[k, v] for k, v in {**results.machine, **results.versions}.items()]),
         "## Cloud",

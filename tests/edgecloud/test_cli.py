@@ -89,20 +89,27 @@ def _java_processes_under(folder: Path) -> list[str]:
     return found
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_serve_prints_urls_answers_and_stops_without_leftovers(tmp_path, stop_signal):
+def _spawn_serve(tmp_path: Path) -> tuple[subprocess.Popen, list[int], Path]:
+    """`edgecloud serve` of a one-model store in a child process: (process, ports, its TMPDIR).
+
+    A short TMPDIR keeps MMS's worker sockets inside it, so workers can be looked for too.
+    """
     store, registry = tmp_path / "store", tmp_path / "registry"
-    version_dir = write_version_dir(registry / "relu" / "1")
-    assert cli(["archive", str(version_dir), "--out", str(store)]) == 0
+    assert cli(["archive", str(write_version_dir(registry / "relu" / "1")), "--out", str(store)]) == 0
     ports = [free_port() for _ in range(3)]
-    # A short TMPDIR keeps MMS's worker sockets inside it, so workers are checked for too.
     runtime_tmp = Path(tempfile.mkdtemp(prefix="ect-", dir="/tmp"))
     process = subprocess.Popen(
         [sys.executable, "-m", "edgecloud", "serve", "--model-store", str(store), "--registry", str(registry),
          "--inference-port", str(ports[0]), "--management-port", str(ports[1]), "--web-port", str(ports[2])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(runtime_tmp)},
     )  # fmt: skip
+    return process, ports, runtime_tmp
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_serve_prints_urls_answers_and_stops_without_leftovers(tmp_path, stop_signal):
+    process, ports, runtime_tmp = _spawn_serve(tmp_path)
     try:
         lines = []
         for line in process.stdout:
@@ -151,15 +158,7 @@ def _java_pids_under(folder: Path) -> list[int]:
 
 @pytest.mark.integration
 def test_serve_fails_with_one_line_and_keeps_the_logs_when_mms_dies(tmp_path):
-    store, registry = tmp_path / "store", tmp_path / "registry"
-    assert cli(["archive", str(write_version_dir(registry / "relu" / "1")), "--out", str(store)]) == 0
-    ports = [free_port() for _ in range(3)]
-    runtime_tmp = Path(tempfile.mkdtemp(prefix="ect-", dir="/tmp"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "edgecloud", "serve", "--model-store", str(store), "--registry", str(registry),
-         "--inference-port", str(ports[0]), "--management-port", str(ports[1]), "--web-port", str(ports[2])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(runtime_tmp)},
-    )  # fmt: skip
+    process, _ports, runtime_tmp = _spawn_serve(tmp_path)
     try:
         for line in process.stdout:
             if line.startswith("Press Ctrl-C"):

@@ -106,6 +106,16 @@ def _spawn_serve(tmp_path: Path) -> tuple[subprocess.Popen, list[int], Path]:
     return process, ports, runtime_tmp
 
 
+def _stop(process: subprocess.Popen) -> None:
+    """After a failed assertion: SIGTERM first, so serve still stops its MMS (SIGKILL would orphan it)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_serve_prints_urls_answers_and_stops_without_leftovers(tmp_path, stop_signal):
@@ -135,8 +145,7 @@ def test_serve_prints_urls_answers_and_stops_without_leftovers(tmp_path, stop_si
         process.send_signal(stop_signal)
         assert process.wait(timeout=60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
+        _stop(process)
     deadline = time.monotonic() + 10
     while _java_processes_under(runtime_tmp) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -173,8 +182,7 @@ def test_serve_fails_with_one_line_and_keeps_the_logs_when_mms_dies(tmp_path):
         log_dir = Path(errors[0].rsplit("see ", 1)[1])
         assert (log_dir / "mms_log.log").is_file()
     finally:
-        if process.poll() is None:
-            process.kill()
+        _stop(process)
         shutil.rmtree(runtime_tmp, ignore_errors=True)
 
 

@@ -28,7 +28,7 @@ from .manifest import (
     write_manifest,
 )
 from .signature import load_sample
-from .verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs, require
+from .verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs, remembered, require
 
 MODEL_FILE = "model.onnx"
 SAMPLE_FILE = "sample.json"
@@ -119,8 +119,9 @@ def publish(
 
     progress("checking parity against the source framework")
     inputs = parity_inputs(conversion.sample)
+    reference = remembered(conversion.reference)
     report = require(
-        compare(conversion.reference, onnxruntime_runner(conversion.model), inputs, tolerance),
+        compare(reference, onnxruntime_runner(conversion.model), inputs, tolerance),
         against=f"{conversion.framework} {conversion.framework_version}",
     )
 
@@ -131,7 +132,7 @@ def publish(
         (staging / SAMPLE_FILE).write_text(json.dumps(sample_json(conversion.sample)))
         progress("lowering for the browser (ONNX.js)" if edge else "checking what ONNX.js can run (--no-edge)")
         edge_files, edge_entry = edge_variant(
-            conversion.model, conversion.sample, conversion.reference, staging, MODEL_FILE, enabled=edge, tolerance=tolerance
+            conversion.model, conversion.sample, reference, inputs, staging, MODEL_FILE, enabled=edge, tolerance=tolerance
         )
         manifest = {
             "schema": SCHEMA_VERSION,

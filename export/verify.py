@@ -107,6 +107,19 @@ def _as_comparable(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float64) if numeric else array.astype(object)
 
 
+def remembered(runner: Runner) -> Runner:
+    """The same runner, run once per feeds object: the export compares the source framework with
+    the cloud file and again with the browser file on the very same inputs."""
+    results: dict[int, tuple[Feeds, dict[str, np.ndarray]]] = {}
+
+    def run(feeds: Feeds) -> dict[str, np.ndarray]:
+        if id(feeds) not in results:
+            results[id(feeds)] = (feeds, runner(feeds))  # keeps feeds alive so its id stays unique
+        return results[id(feeds)][1]
+
+    return run
+
+
 def compare(reference: Runner, candidate: Runner, inputs: list[Feeds], tolerance: float = DEFAULT_TOLERANCE) -> ParityReport:
     """Worst |reference - candidate| per output; shape mismatches count as infinite."""
     worst: dict[str, float] = {}

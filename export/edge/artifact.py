@@ -13,21 +13,18 @@ from typing import Any
 import onnx
 
 from ..manifest import default_opset, file_entry
-from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, compare, onnxruntime_runner, parity_inputs, require
-from .lowering import lower
-from .rules import BACKENDS, blocker_summary
+from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, compare, onnxruntime_runner, require
+from .lowering import Lowering, lower
+from .rules import blocker_summary
 
 EDGE_FILE = "model.edge.onnx"
-
-
-def _runtime(backends: list[str]) -> str:
-    return "onnxjs" if backends else "onnxruntime-web"
 
 
 def edge_variant(
     model: onnx.ModelProto,
     sample: Feeds,
     reference: Runner,
+    inputs: list[Feeds],
     folder: Path,
     cloud_file: str,
     *,
@@ -36,15 +33,15 @@ def edge_variant(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Lower `model`, write `EDGE_FILE` into `folder` if it differs; return (extra files, `edge` entry).
 
-    A model ONNX.js already runs as exported is left alone: one file serves both sides.
+    `reference` runs the source framework and `inputs` are the export's parity inputs, so the
+    browser file is held to the same proof as the cloud file. A model ONNX.js already runs as
+    exported is left alone: one file serves both sides.
     """
     blockers = blocker_summary(model)
-    if not enabled or not any(blockers.values()):
-        backends = [backend for backend in BACKENDS if not blockers[backend]]
-        edge = {"file": cloud_file, "runtime": _runtime(backends), "lowered": False, "passes": [],
-                "blockers": blockers, "backends": backends, "verified": {}}  # fmt: skip
-        return {}, edge
-    lowering = lower(model, sample, tolerance)
+    if enabled and any(blockers.values()):
+        lowering = lower(model, sample, tolerance)
+    else:
+        lowering = Lowering(model=model, changed=False, blockers=blockers)
     edge = {
         "file": cloud_file,
         "runtime": lowering.runtime,
@@ -59,11 +56,10 @@ def edge_variant(
     path = Path(folder) / EDGE_FILE
     onnx.save(lowering.model, path)
     report = require(
-        compare(reference, onnxruntime_runner(lowering.model), parity_inputs(sample), tolerance),
+        compare(reference, onnxruntime_runner(lowering.model), inputs, tolerance),
         against="the source framework (browser file)",
     )
     edge["file"] = EDGE_FILE
     entry = {**file_entry(path), "role": "edge", "opset": default_opset(lowering.model),
              "parity": {"source_vs_onnxruntime": report.as_json(), "cloud_model_vs_edge_model": lowering.parity}}  # fmt: skip
     return {EDGE_FILE: entry}, edge
-

@@ -97,16 +97,6 @@ def _outer_references(graph: onnx.GraphProto) -> set[str]:
     return used - local
 
 
-def replace_uses(graph: onnx.GraphProto, old: str, new: str) -> None:
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name == old:
-                node.input[i] = new
-    for output in graph.output:
-        if output.name == old:
-            raise ValueError("cannot rename a graph output")
-
-
 def topological_sort(model: onnx.ModelProto) -> None:
     """Reorder nodes so every input is produced before use (passes append freely)."""
     graph = model.graph

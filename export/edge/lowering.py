@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import onnx
 
+from ..errors import one_line
 from ..manifest import default_opset
 from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
 from .graph import batch_variant, remove_dead
@@ -84,7 +85,7 @@ def lower(model: onnx.ModelProto, sample: Feeds, tolerance: float = DEFAULT_TOLE
             onnx.checker.check_model(candidate)
             report = compare(reference, onnxruntime_runner(candidate), inputs, tolerance)
         except Exception as error:  # noqa: BLE001 - a pass that cannot apply is reported, not fatal
-            records.append({"name": name, "applied": False, "reason": _one_line(error)})
+            records.append({"name": name, "applied": False, "reason": one_line(error)[:300]})
             continue
         record: dict[str, Any] = {"name": name, "applied": report.passed, "max_abs_diff": report.max_abs_diff}
         if default_opset(candidate) != before:
@@ -97,11 +98,6 @@ def lower(model: onnx.ModelProto, sample: Feeds, tolerance: float = DEFAULT_TOLE
     changed = current is not model
     parity = {"max_abs_diff": worst, "inputs_compared": len(inputs), "tolerance": tolerance, "passed": True}
     return Lowering(model=current, changed=changed, passes=records, blockers=blocker_summary(current), parity=parity)
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:300]
 
 
 __all__ = ["Lowering", "PASSES", "check_inputs", "lower"]

@@ -18,6 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..manifest import default_opset
+from .graph import attribute
 
 RULES_FILE = Path(__file__).with_name("onnxjs_0.1.8_rules.json")
 BACKENDS = ("cpu", "wasm", "webgl")
@@ -72,13 +73,6 @@ def _initializer_ranks(graph: onnx.GraphProto) -> dict[str, int]:
     return {init.name: len(init.dims) for init in graph.initializer}
 
 
-def _attribute(node: onnx.NodeProto, name: str, default=None):
-    for attribute in node.attribute:
-        if attribute.name == name:
-            return onnx.helper.get_attribute_value(attribute)
-    return default
-
-
 def _semantic_blocker(node: onnx.NodeProto, opset: int, ranks: dict[str, int], value_ranks: dict[str, int]) -> str | None:
     real_inputs = [name for name in node.input if name]
     if node.op_type in _ATTRIBUTE_INPUT_OPS and opset >= 13 and len(real_inputs) > 1:
@@ -88,13 +82,13 @@ def _semantic_blocker(node: onnx.NodeProto, opset: int, ranks: dict[str, int], v
     if node.op_type == "Dropout" and len(real_inputs) > 1:
         return "Dropout with ratio/training inputs is refused when the graph loads"
     if node.op_type in _SPATIAL_OPS:
-        kernel = _attribute(node, "kernel_shape")
+        kernel = attribute(node, "kernel_shape")
         weight_rank = ranks.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
         data_rank = value_ranks.get(node.input[0])
         if (kernel is not None and len(kernel) == 1) or weight_rank == 3 or data_rank == 3:
             return "1-D convolution/pool: ONNX.js runs 2-D only"
     if node.op_type in ("Softmax", "LogSoftmax") and opset >= 13:
-        axis = _attribute(node, "axis", -1)
+        axis = attribute(node, "axis", -1)
         rank = value_ranks.get(node.input[0])
         if axis != -1 and (rank is None or axis != rank - 1):
             return f"opset {opset} Softmax over axis {axis} (not the last): ONNX.js computes opset-12 semantics, silently wrong"

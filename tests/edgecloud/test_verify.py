@@ -19,7 +19,7 @@ import pytest
 from export.edge.artifact import edge_variant
 from export.manifest import file_entry, graph_inputs, tensor_specs, write_manifest
 from export.pipeline import SAMPLE_FILE, sample_json
-from export.verify import onnxruntime_runner
+from export.verify import onnxruntime_runner, parity_inputs
 from tests.export import edge_graphs
 
 pytestmark = [pytest.mark.integration]
@@ -32,7 +32,9 @@ def write_version(registry: Path, name: str, lowered: bool) -> Path:
     folder.mkdir(parents=True)
     onnx.save(model, folder / "model.onnx")
     (folder / SAMPLE_FILE).write_text(json.dumps(sample_json(sample)))
-    files, edge = edge_variant(model, sample, onnxruntime_runner(model), folder, "model.onnx", enabled=lowered)
+    files, edge = edge_variant(
+        model, sample, onnxruntime_runner(model), parity_inputs(sample), folder, "model.onnx", enabled=lowered
+    )
     manifest = {
         "name": name, "version": "1", "inputs": tensor_specs(graph_inputs(model)),
         "outputs": tensor_specs(list(model.graph.output)), "cloud": {"file": "model.onnx"}, "edge": edge,

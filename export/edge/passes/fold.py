@@ -9,13 +9,11 @@ there (broadcasting downstream restores the batch). Dead nodes go.
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import onnx
 
 from ...manifest import default_opset
+from ...quiet import silenced
 from ...verify import Feeds
 from ..graph import Builder, batch_variant, constants, probe_shapes, remove_dead, topological_sort
 
@@ -25,7 +23,7 @@ def simplify(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     import onnxsim
 
     before = model.SerializeToString()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with silenced("onnxsim"):
         simplified, ok = onnxsim.simplify(model, check_n=0)
     if not ok:
         raise RuntimeError("onnxsim could not check its result")

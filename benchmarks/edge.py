@@ -45,12 +45,9 @@ class EdgeRow:
 
 def reference_outputs(model: BenchModel) -> dict[str, np.ndarray]:
     """onnxruntime's answer to the sample, what every browser runtime is compared with."""
-    import onnxruntime
+    from export.verify import onnxruntime_runner
 
-    path = model.version_dir / model.manifest["cloud"]["file"]
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = [output.name for output in session.get_outputs()]
-    return dict(zip(names, session.run(None, model.sample())))
+    return onnxruntime_runner(str(model.version_dir / model.manifest["cloud"]["file"]))(model.sample())
 
 
 def max_abs_diff(browser: dict[str, Any], reference: dict[str, np.ndarray]) -> float:

@@ -321,7 +321,8 @@ class MmsServer:
         status, body = _http("POST", url, timeout=timeout)
         if status != 200:
             message = body.get("message") if isinstance(body, dict) else body
-            reason = _handler_error(log_file, log_start)
+            # Only a 5xx means a worker tried to load the model and may have logged why.
+            reason = _handler_error(log_file, log_start) if status >= 500 else None
             if status >= 500:
                 self._wait_until_unlisted(name or candidate.stem)
             detail = f": {reason}" if reason else ""

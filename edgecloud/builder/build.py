@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import CliError
+from ..errors import CliError, CommandFailed
 from . import baselines, templates
 from .data import DataSpec, Dataset, Normalisation, make_dataset
 from .report import write_report
@@ -27,10 +27,8 @@ MODEL_FILE = "model.keras"
 SAMPLE_FILE = "sample.npy"
 
 
-class BuildFailure(CliError):
+class BuildFailure(CommandFailed):
     """The search ran but produced nothing usable (exit code 1)."""
-
-    exit_code = 1
 
 
 @dataclass

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import CliError
+from ..errors import CliError, CommandFailed
 
 if TYPE_CHECKING:
     from ..builder.build import BuildSettings
@@ -109,6 +109,4 @@ def run(args: argparse.Namespace) -> int:
     if args.allow_worse:
         say(f"WARNING: {report['verdict']}")
         return 0
-    print(f"edgecloud build: error: {report['verdict']} (files kept in {result.out}; --allow-worse to accept)",
-          file=sys.stderr)  # fmt: skip
-    return 1
+    raise CommandFailed(f"{report['verdict']} (files kept in {result.out}; --allow-worse to accept)")

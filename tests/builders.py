@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import onnx
 from onnx import TensorProto, helper
@@ -17,11 +18,18 @@ def relu_model(width: int = 3) -> onnx.ModelProto:
     return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def write_version_dir(folder: Path, name: str = "relu", model: onnx.ModelProto | None = None) -> Path:
-    """A registry version folder (model.onnx + a minimal model.json) like `edgecloud export` writes."""
+def write_version_dir(
+    folder: Path, name: str = "relu", model: onnx.ModelProto | None = None, serving: dict[str, Any] | None = None
+) -> Path:
+    """A registry version folder (model.onnx + a minimal model.json) like `edgecloud export` writes.
+
+    The signature comes from the graph itself; `serving` is model.json's optional serving policy.
+    """
     from export.manifest import file_entry, graph_inputs, tensor_specs
 
     model = model or relu_model()
+    model.ir_version = min(model.ir_version, 8)  # onnxruntime 1.31 refuses onnx 1.23's default IR 14
+    onnx.checker.check_model(model)
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, folder / "model.onnx")
     manifest = {
@@ -34,5 +42,7 @@ def write_version_dir(folder: Path, name: str = "relu", model: onnx.ModelProto |
         "cloud": {"file": "model.onnx"},
         "edge": {"file": "model.onnx", "runtime": "onnxjs", "passes": [], "verified": {}},
     }
+    if serving is not None:
+        manifest["serving"] = serving
     (folder / "model.json").write_text(json.dumps(manifest))
     return folder

@@ -1,15 +1,13 @@
 """Small ONNX models built with onnx.helper, written as registry folders (model.onnx + model.json).
 
-Handler tests need no training framework: each model here is a few nodes, and its model.json is
-written by hand with exactly the fields the handler reads. `npy` encodes the `.npy` request bodies
+Handler tests need no training framework: each model here is a few nodes, written to a registry
+folder by `tests.builders.write_version_dir` (the signature read off the graph). `npy` encodes the `.npy` request bodies
 they are fed (written with numpy, not with the codec under test).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-IR_VERSION = 8  # onnx 1.23 stamps IR 14, which onnxruntime 1.31 refuses
+from tests.builders import write_version_dir
+
 _ELEM = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE, "int64": TensorProto.INT64}
 
 
@@ -32,23 +31,8 @@ def _value(name: str, dtype: str, shape: list[int | None]) -> onnx.ValueInfoProt
     return helper.make_tensor_value_info(name, _ELEM[dtype], shape)
 
 
-def _write(root: Path, name: str, model: onnx.ModelProto, inputs: list[dict], outputs: list[dict],
-           serving: dict[str, Any] | None = None) -> Path:  # fmt: skip
-    version_dir = root / name / "1"
-    version_dir.mkdir(parents=True, exist_ok=True)
-    model.ir_version = IR_VERSION
-    onnx.checker.check_model(model)
-    onnx.save(model, version_dir / "model.onnx")
-    data = (version_dir / "model.onnx").read_bytes()
-    manifest: dict[str, Any] = {
-        "schema": 1, "name": name, "version": "1", "inputs": inputs, "outputs": outputs,
-        "files": {"model.onnx": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "role": "cloud+edge"}},
-        "cloud": {"file": "model.onnx"}, "edge": {"file": "model.onnx"},
-    }  # fmt: skip
-    if serving is not None:
-        manifest["serving"] = serving
-    (version_dir / "model.json").write_text(json.dumps(manifest))
-    return version_dir
+def _write(root: Path, name: str, model: onnx.ModelProto, serving: dict[str, Any] | None = None) -> Path:
+    return write_version_dir(root / name / "1", name, model, serving)
 
 
 def mlp_weights(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +51,7 @@ def mlp(root: Path, name: str = "mlp", serving: dict[str, Any] | None = None) ->
          helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias)],  # fmt: skip
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    spec = [{"name": "x", "dtype": "float32", "shape": [None, 4]}]
-    return _write(root, name, model, spec, [{"name": "y", "dtype": "float32", "shape": [None, 3]}], serving)
+    return _write(root, name, model, serving)
 
 
 def mlp_reference(x: np.ndarray) -> np.ndarray:
@@ -86,9 +69,7 @@ def two_in_two_out(root: Path, name: str = "pair") -> Path:
         [_value("sum", "float32", [None, 2]), _value("twice", "int64", [None, 1])], [one, two],
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    inputs = [{"name": "a", "dtype": "float32", "shape": [None, 2]}, {"name": "n", "dtype": "int64", "shape": [None, 1]}]
-    outputs = [{"name": "sum", "dtype": "float32", "shape": [None, 2]}, {"name": "twice", "dtype": "int64", "shape": [None, 1]}]
-    return _write(root, name, model, inputs, outputs)
+    return _write(root, name, model)
 
 
 def fixed_batch(root: Path, name: str = "fixed") -> Path:
@@ -97,8 +78,7 @@ def fixed_batch(root: Path, name: str = "fixed") -> Path:
     graph = helper.make_graph([helper.make_node("Mul", ["x", "three"], ["y"])], name,
                               [_value("x", "float32", [2, 3])], [_value("y", "float32", [2, 3])], [three])  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    return _write(root, name, model, [{"name": "x", "dtype": "float32", "shape": [2, 3]}],
-                  [{"name": "y", "dtype": "float32", "shape": [2, 3]}])  # fmt: skip
+    return _write(root, name, model)
 
 
 def not_for_mxnet(root: Path, name: str = "nomx") -> Path:
@@ -108,5 +88,4 @@ def not_for_mxnet(root: Path, name: str = "nomx") -> Path:
         [_value("x", "float32", [None, 4])], [_value("y", "float32", [None, 4])],
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    return _write(root, name, model, [{"name": "x", "dtype": "float32", "shape": [None, 4]}],
-                  [{"name": "y", "dtype": "float32", "shape": [None, 4]}])  # fmt: skip
+    return _write(root, name, model)

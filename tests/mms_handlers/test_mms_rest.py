@@ -11,6 +11,7 @@ import json
 import re
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -226,7 +227,7 @@ def test_a_bad_request_fails_alone_inside_a_real_batch(served):
         for thread in threads:
             thread.join()
         bad_id = answers[3].headers["x-request-id"]
-        batch = next((ids for ids in read_batches(served.log_dir / "model_metrics.log", "mlp") if bad_id in ids), ())
+        batch = batch_holding(served.log_dir / "model_metrics.log", "mlp", bad_id)
         if len(batch) > 1:
             break
     assert len(batch) > 1, "the bad request never shared a batch"
@@ -238,6 +239,17 @@ def test_a_bad_request_fails_alone_inside_a_real_batch(served):
 
 
 _METRIC = re.compile(r" - (BatchSize|EngineRuns)\.Count:(\d+)\|#ModelName:(\w+),.*requestID:([^,]+(?:,[^,]+)*),timestamp:")
+
+
+def batch_holding(metrics_log: Path, model: str, request_id: str, wait: float = 10.0) -> tuple[str, ...]:
+    """The request ids of the handler call that served `request_id`; MMS writes the metrics line
+    a moment after the answer, so wait for it."""
+    deadline = time.monotonic() + wait
+    while True:
+        batch = next((ids for ids in read_batches(metrics_log, model) if request_id in ids), ())
+        if batch or time.monotonic() > deadline:
+            return batch
+        time.sleep(0.1)
 
 
 def read_batches(metrics_log: Path, model: str) -> dict[tuple[str, ...], tuple[int, int]]:

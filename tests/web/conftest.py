@@ -11,7 +11,7 @@ import pytest
 
 from mms_handlers.archive import build_archive
 
-from .registry_models import batch_of_one, fitted_forecaster, heavy_model, lstm_model, tamper, three_d, write_version
+from .registry_models import batch_of_one, fitted_forecaster, heavy_model, lstm_model, tamper, three_d, verified_table, write_version
 
 FORECASTER = "web_fc"
 LSTM_MARKED_ORT = "web_lstm_ort"
@@ -37,10 +37,10 @@ def web_models(registry: Path, model_store: Path, mms) -> WebModels:
     model, weights, bias = fitted_forecaster()
     write_version(registry, FORECASTER, "1", model)
     write_version(registry, LSTM_MARKED_ORT, "1", lstm_model(), runtime="onnxruntime-web",
-                  verified={"onnxruntime-web/wasm": {"max_abs_diff": 1e-7, "passed": True}})  # fmt: skip
+                  verified=verified_table("model.onnx", runtime="onnxruntime-web", wasm=True))  # fmt: skip
     # Wrongly marked for ONNX.js: the browser must find out at load time and let the cloud answer.
     write_version(registry, LSTM_MARKED_ONNXJS, "1", lstm_model())
-    write_version(registry, HEAVY, "1", heavy_model(), verified={"onnxjs/cpu": {"max_abs_diff": 1e-6, "passed": True}})
+    write_version(registry, HEAVY, "1", heavy_model(), verified=verified_table("model.onnx", cpu=True))
     tampered = write_version(registry, TAMPERED, "1", fitted_forecaster()[0])
     write_version(registry, BUMPED, "1", fitted_forecaster()[0])
     write_version(registry, EDGE_VARIANT, "1", model, edge_model=batch_of_one(model))

@@ -143,6 +143,12 @@ def heavy_model(width: int = 1024, layers: int = 2) -> onnx.ModelProto:
     )
 
 
+def verified_table(file: str, runtime: str = "onnxjs", **backends: bool) -> dict[str, Any]:
+    """model.json's `edge.verified` as `edgecloud verify` records it, for the given backends."""
+    results = [{"runtime": runtime, "backend": backend, "passed": ok} for backend, ok in backends.items()]
+    return {"file": file, "passed": all(backends.values()), "results": results}
+
+
 def write_version(
     registry: Path,
     name: str,

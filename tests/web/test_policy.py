@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from .registry_models import verified_table
+
 pytestmark = [pytest.mark.integration]
 
 CHOOSE = """async (edge) => {
@@ -32,9 +34,8 @@ TABLE = {
     [
         ({"file": "model.onnx", "runtime": "onnxjs", "verified": {}}, {"runtime": "onnxjs", "backends": ["wasm", "cpu", "webgl"]}),
         ({"file": "model.onnx", "runtime": "onnxruntime-web", "verified": {}}, {"runtime": "onnxruntime-web", "backends": ["wasm"]}),
-        # keyed verification: only the backends that passed, in the policy's order
-        ({"file": "model.onnx", "runtime": "onnxjs",
-          "verified": {"onnxjs/cpu": {"max_abs_diff": 1e-7}, "onnxjs/webgl": {"max_abs_diff": 0.4, "passed": False}}},
+        # only the backends that passed, in the policy's order
+        ({"file": "model.onnx", "runtime": "onnxjs", "verified": verified_table("model.onnx", cpu=True, webgl=False)},
          {"runtime": "onnxjs", "backends": ["cpu"]}),
         # the table `edgecloud verify` records
         ({"file": "model.edge.onnx", "runtime": "onnxjs", "verified": TABLE}, {"runtime": "onnxjs", "backends": ["wasm", "cpu"]}),
@@ -43,7 +44,7 @@ TABLE = {
          {"runtime": "onnxjs", "backends": ["cpu"]}),
         # every ONNX.js backend failed in the browser: onnxruntime-web runs it
         ({"file": "model.onnx", "runtime": "onnxjs",
-          "verified": {"onnxjs/cpu": {"passed": False}, "onnxjs/wasm": {"passed": False}, "onnxjs/webgl": {"passed": False}}},
+          "verified": verified_table("model.onnx", cpu=False, wasm=False, webgl=False)},
          {"runtime": "onnxruntime-web", "backends": ["wasm"]}),
         ({"runtime": "onnxjs"}, {"error": "model.json of m v1 names no edge file"}),
     ],

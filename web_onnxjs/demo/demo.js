@@ -56,8 +56,9 @@ class Demo {
   }
 
   /**
-   * One step: the answer under the chosen mode, then each side on its own for the comparison.
-   * `advance: false` predicts the same window again (after the privacy switch changed).
+   * One step: the answer under the chosen mode, which also fills its own side of the comparison;
+   * only the other side is asked for separately. `advance: false` predicts the same window again
+   * (after the privacy switch changed).
    */
   async step({ advance = true } = {}) {
     if (this.busy) return;
@@ -69,10 +70,13 @@ class Demo {
       const input = this.input();
       const answer = await this.handler.predict(input, { privacy });
       this.showAnswer(answer);
-      const edge = await this.handler.predict(input, { privacy: 'local-only' }).catch((e) => ({ error: e.message }));
-      const cloud = privacy === 'local-only'
-        ? { skipped: 'not sent: privacy is local-only' }
-        : await this.handler.predict(input, { privacy: 'prefer-cloud' }).catch((e) => ({ error: e.message }));
+      const edge = answer.ranOn === 'edge'
+        ? answer
+        : await this.handler.predict(input, { privacy: 'local-only' }).catch((e) => ({ error: e.message }));
+      let cloud;
+      if (privacy === 'local-only') cloud = { skipped: 'not sent: privacy is local-only' };
+      else if (answer.ranOn === 'cloud') cloud = answer;
+      else cloud = await this.cloudOnly(input);
       this.showSides(edge, cloud);
       this.draw(edge, cloud);
       status.textContent = `Window ending at sample ${this.position}: answered on the ${answer.ranOn} in ${answer.latencyMs.toFixed(1)} ms.`;
@@ -83,6 +87,16 @@ class Demo {
       this.clearAnswer();
     } finally {
       this.busy = false;
+    }
+  }
+
+  /** The cloud's own answer; a prefer-cloud request that fell back to the edge is no cloud answer. */
+  async cloudOnly(input) {
+    try {
+      const result = await this.handler.predict(input, { privacy: 'prefer-cloud' });
+      return result.ranOn === 'cloud' ? result : { error: `cloud did not answer (${result.fallbackReason})` };
+    } catch (error) {
+      return { error: error.message };
     }
   }
 

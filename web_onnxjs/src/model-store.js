@@ -58,10 +58,8 @@ export class ModelStore {
     const cache = await this.#cache();
     const hit = await cache.match(url);
     if (hit) return hit.json();
-    const response = await fetch(url);
-    if (!response.ok) throw new Error(`GET ${url} answered ${response.status}`);
-    const manifest = await response.clone().json();
-    await cache.put(url, response);
+    const manifest = await fetchJson(url);
+    await cache.put(url, new Response(JSON.stringify(manifest), { headers: { 'Content-Type': 'application/json' } }));
     return manifest;
   }
 

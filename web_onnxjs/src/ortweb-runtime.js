@@ -34,7 +34,7 @@ export async function runOrt(session, feeds) {
   for (const name of session.inputNames) {
     const plain = feeds[name];
     if (!plain) throw new Error(`missing input ${name}`);
-    inputs[name] = new ort.Tensor(plain.dtype === 'bool' ? 'bool' : plain.dtype, toTypedArray(plain), plain.shape);
+    inputs[name] = new ort.Tensor(plain.dtype, toTypedArray(plain), plain.shape);
   }
   const results = await session.run(inputs);
   const outputs = {};

@@ -52,9 +52,9 @@ export function decideRoute({ privacy, elements, device, edgeState, hasCloud, po
 }
 
 /**
- * "runtime/backend" → passed, from model.json's `edge.verified` in either shape export writes:
- * keyed ({"onnxjs/cpu": {max_abs_diff, passed}}) or a table ({file, results: [{runtime, backend,
- * passed}]}). A verification of another file than the edge file says nothing.
+ * "runtime/backend" → passed, from the table `edgecloud verify` records in model.json's
+ * `edge.verified` ({file, results: [{runtime, backend, passed}]}). A verification of another file
+ * than the edge file says nothing.
  */
 export function verdicts(edge) {
   const verified = edge.verified ?? {};
@@ -62,9 +62,6 @@ export function verdicts(edge) {
   if (verified.file && verified.file !== edge.file) return found;
   for (const row of Array.isArray(verified.results) ? verified.results : []) {
     found.set(`${row.runtime}/${row.backend}`, row.passed === true);
-  }
-  for (const [key, entry] of Object.entries(verified)) {
-    if (key.includes('/') && entry !== null && typeof entry === 'object') found.set(key, entry.passed !== false);
   }
   return found;
 }

@@ -24,6 +24,8 @@ NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 JSON_TYPES = {"application/json", "text/json", "text/plain"}
 NUMPY_TYPES = {"application/x-npy", "application/x-npz", "application/octet-stream"}
+# A compressed .npz can unpack to far more than max_request_size: cap what a body may unpack to.
+MAX_NPZ_UNPACKED = 256 * 1024 * 1024
 # MMS has already split a form body into fields before the handler sees it: refuse it clearly.
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
@@ -104,10 +106,12 @@ class V2JsonCodec:
         if missing:
             raise RequestError(f"{where}: missing {', '.join(missing)} (V2 tensors need name, shape, datatype, data)")
         name, shape, datatype = tensor["name"], tensor["shape"], tensor["datatype"]
+        if not isinstance(name, str):
+            raise RequestError(f"{where}: name must be a string, got {_describe_json(name)}")
         where = f"input {name!r}"
-        if not isinstance(shape, list) or not all(isinstance(dim, int) and dim >= 0 for dim in shape):
-            raise RequestError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
-        if datatype not in V2_DATATYPES:
+        if not isinstance(shape, list) or not all(_is_dimension(dim) for dim in shape):
+            raise RequestError(f"{where}: shape must be a list of non-negative integers, got {json.dumps(shape)}")
+        if not isinstance(datatype, str) or datatype not in V2_DATATYPES:
             raise RequestError(f"{where}: unsupported datatype {datatype!r}; use one of {', '.join(V2_DATATYPES)}")
         dtype = np.dtype(V2_DATATYPES[datatype])
         try:
@@ -166,7 +170,15 @@ class NumpyCodec:
                 )
             return {signature.inputs[0].name: loaded}
         with loaded:
-            return {name: loaded[name] for name in loaded.files}
+            unpacked = sum(member.file_size for member in loaded.zip.infolist())
+            if unpacked > MAX_NPZ_UNPACKED:
+                raise RequestError(
+                    f".npz body unpacks to {unpacked} bytes, more than the {MAX_NPZ_UNPACKED} accepted", status=413
+                )
+            try:
+                return {name: loaded[name] for name in loaded.files}
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+                raise RequestError(f"body is not a readable .npz file ({error})") from None
 
     def encode(self, outputs: Mapping[str, np.ndarray]) -> bytes:
         buffer = io.BytesIO()
@@ -192,9 +204,15 @@ def _json_values(array: Any) -> Any:
     return array.tolist()
 
 
+def _is_dimension(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _describe_json(document: Any) -> str:
     if isinstance(document, dict):
         return f"an object with keys {sorted(document)[:5]}"
+    if document is None:
+        return "null"
     return f"a JSON {type(document).__name__}"
 
 
@@ -208,6 +226,8 @@ def parse_json(body: bytes) -> Any:
         raise RequestError("request body is not UTF-8 JSON") from None
     except json.JSONDecodeError as error:
         raise RequestError(f"invalid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except RecursionError:
+        raise RequestError("JSON nested too deeply: a model input needs a handful of levels, not thousands") from None
 
 
 def media_type(content_type: str | None) -> str:

@@ -79,6 +79,9 @@ class ModelService:
                 prepared[index] = self._prepare(request, _content_type(context, index))
             except RequestError as error:
                 answers[index] = _fail(context, index, error)
+            except Exception as error:  # noqa: BLE001 - a body no check foresaw fails alone, as a 400
+                logger.exception("request %d of %d could not be read", index + 1, len(data))
+                answers[index] = _fail(context, index, RequestError(f"unreadable request: {type(error).__name__}: {error}"))
             metrics.time(PREPROCESS_METRIC, started, index)
 
         report = batching.run_batch({i: p.feeds for i, p in prepared.items()}, self.signature, self.engine.run)

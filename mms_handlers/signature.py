@@ -108,7 +108,8 @@ def _json_array(spec: TensorSpec, value: Any) -> np.ndarray:
     except ValueError:
         raise RequestError(f"input {spec.name!r}: expected {spec.describe()}, got a ragged nested list") from None
     if array.dtype == object:
-        raise RequestError(f"input {spec.name!r}: expected {spec.describe()}, got a ragged nested list")
+        got = {type(None): "null", dict: "an object"}.get(type(value), "a ragged nested list or numbers out of range")
+        raise RequestError(f"input {spec.name!r}: expected {spec.describe()}, got {got}")
     want_kind = np.dtype(spec.dtype).kind if spec.dtype in _NUMERIC_DTYPES else "f"
     if array.dtype.kind not in "biuf" or (array.dtype.kind == "f" and want_kind in "iub"):
         got = "text" if array.dtype.kind in "US" else f"{array.dtype} values"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -75,12 +76,20 @@ def test_v2_requested_outputs_filter_the_answer():
         ({"name": "x", "shape": [1, -4], "datatype": "FP32", "data": [1, 2, 3, 4]}, "non-negative integers"),
         ({"name": "x", "shape": [1, 4], "datatype": "INT64", "data": [1.5, 2, 3, 4]}, "needs integers"),
         ({"name": "x", "shape": [1, 4], "datatype": "FP32", "data": ["a", "b", "c", "d"]}, "needs numbers"),
+        ({"name": "x", "shape": [True, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}, "non-negative integers, got [true, 4]"),
+        ({"name": "x", "shape": [1, 4], "datatype": ["FP32"], "data": [1, 2, 3, 4]}, "unsupported datatype ['FP32']"),
     ],
 )
 def test_v2_tensor_errors_name_the_input(tensor, fragment):
     with pytest.raises(RequestError) as caught:
         decode(json.dumps({"inputs": [tensor]}).encode(), "application/json")
     assert fragment in caught.value.message and "'x'" in caught.value.message
+
+
+def test_v2_tensor_name_must_be_text():
+    body = {"inputs": [{"name": ["x"], "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+    with pytest.raises(RequestError, match=r"inputs\[0\]: name must be a string, got a JSON list"):
+        decode(json.dumps(body).encode(), "application/json")
 
 
 def test_v2_unknown_requested_output():
@@ -123,6 +132,24 @@ def test_pickled_object_arrays_are_refused():
         decode(npy(np.array([{"a": 1}], dtype=object)), "application/x-npy")
 
 
+def test_object_arrays_inside_an_npz_are_refused():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("x.npy", npy(np.array([{"a": 1}], dtype=object)))
+    with pytest.raises(RequestError, match="not a readable .npz file.*allow_pickle=False"):
+        decode(buffer.getvalue(), "application/x-npz")
+
+
+def test_an_npz_that_unpacks_past_the_cap_is_413_before_it_is_unpacked():
+    buffer = io.BytesIO()
+    rows = codecs.MAX_NPZ_UNPACKED // 16 + 1
+    np.savez_compressed(buffer, x=np.zeros((rows, 4), np.float32))
+    assert len(buffer.getvalue()) < codecs.MAX_NPZ_UNPACKED // 100
+    with pytest.raises(RequestError) as caught:
+        decode(buffer.getvalue(), "application/x-npz")
+    assert caught.value.status == 413 and "unpacks to" in caught.value.message
+
+
 @pytest.mark.parametrize("content_type", ["image/png", "application/xml", "application/x-www-form-urlencoded"])
 def test_other_content_types_are_415(content_type):
     with pytest.raises(RequestError) as caught:
@@ -132,7 +159,12 @@ def test_other_content_types_are_415(content_type):
 
 @pytest.mark.parametrize(
     "body, fragment",
-    [(b"{not json", "invalid JSON: Expecting property name"), (b"", "empty request body"), (b"[\xff]", "not UTF-8")],
+    [
+        (b"{not json", "invalid JSON: Expecting property name"),
+        (b"", "empty request body"),
+        (b"[\xff]", "not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
+    ],
 )
 def test_json_syntax_errors(body, fragment):
     with pytest.raises(RequestError, match=fragment):

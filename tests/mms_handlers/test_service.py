@@ -59,3 +59,24 @@ def test_int_values_are_accepted_for_float_inputs_but_not_bools_as_text(model_di
     assert json.loads(answers[0])["message"] == "input 'x': expected float32[?, 3], got text"
     assert np.asarray(json.loads(service.handle_batch([{"body": b"[[1, 2, 3]]"}], context)[0])["outputs"]["y"]).shape == (1, 3)
     assert answers
+
+
+def test_a_body_no_check_foresaw_is_a_400_for_that_request_only(model_dir, monkeypatch):
+    """The last line of defence: an unexpected exception while reading one body fails that body alone."""
+    from mms_handlers import codecs
+
+    service = ModelService()
+    context = StubContext(model_dir)
+    service.initialize(context)
+    real_decode = codecs.decode
+
+    def decode(body, *args):
+        if body == b"boom":
+            raise KeyError("unforeseen")
+        return real_decode(body, *args)
+
+    monkeypatch.setattr(codecs, "decode", decode)
+    answers = service.handle_batch([{"body": b"boom"}, {"body": b"[[1, 2, 3]]"}], context)
+    assert list(context.statuses) == [0] and context.statuses[0][0] == 400
+    assert json.loads(answers[0])["message"] == "unreadable request: KeyError: 'unforeseen'"
+    assert json.loads(answers[1])["outputs"]["y"] == [[1.0, 2.0, 3.0]]

@@ -29,6 +29,14 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def command_line(pid: int) -> str:
+    """The process's arguments joined by spaces ("" once it has gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
 def group_alive(pid: int) -> bool:
     try:
         os.killpg(pid, 0)

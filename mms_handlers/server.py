@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .engines.ort import THREADS_ENV, threads_per_worker
-from .process_group import group_members, stop_process_group
+from .process_group import command_line, group_members, stop_process_group
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
@@ -350,6 +350,11 @@ class MmsServer:
         MMS runs in its own session, so they share its process group; other instances are untouched.
         """
         return [] if self.process is None else group_members(self.process.pid)
+
+    def worker_pids(self) -> list[int]:
+        """The Python backend workers: per worker, the process MMS starts and the fork of it that serves
+        Java's connection (and runs the handler). A dead and restarted worker shows as new PIDs."""
+        return sorted(pid for pid in self.process_ids() if "mms/model_service_worker.py" in command_line(pid))
 
     def models(self) -> list[dict[str, Any]]:
         _status, body = _http("GET", f"{self.config.management_url}/models")

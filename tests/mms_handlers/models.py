@@ -1,7 +1,7 @@
 """Small ONNX models built with onnx.helper, written as registry folders (model.onnx + model.json).
 
 Handler tests need no training framework: each model here is a few nodes, written to a registry
-folder by `tests.builders.write_version_dir` (the signature read off the graph). `npy` encodes the `.npy` request bodies
+folder by `tests.builders.write_version_dir` (the signature read off the graph). `npy`/`npz` encode the NumPy request bodies
 they are fed (written with numpy, not with the codec under test).
 """
 
@@ -24,6 +24,13 @@ def npy(array: np.ndarray) -> bytes:
     """`array` as a .npy file's bytes."""
     buffer = io.BytesIO()
     np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def npz(**arrays: np.ndarray) -> bytes:
+    """The arrays as an .npz file's bytes, keyed by name."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 

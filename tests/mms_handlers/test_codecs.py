@@ -13,7 +13,7 @@ from mms_handlers import codecs
 from mms_handlers.errors import RequestError
 from mms_handlers.signature import Signature, TensorSpec
 
-from .models import npy
+from .models import npy, npz
 
 ONE = Signature(inputs=(TensorSpec("x", "float32", (None, 4)),), outputs=(TensorSpec("y", "float32", (None, 3)),))
 TWO = Signature(
@@ -109,9 +109,7 @@ def test_npy_body_in_npy_answer_out():
 
 
 def test_npz_for_several_inputs_and_outputs():
-    buffer = io.BytesIO()
-    np.savez(buffer, a=np.ones((1, 2), np.float32), n=np.array([[3]]))
-    decoded = decode(buffer.getvalue(), "application/x-npz", TWO)
+    decoded = decode(npz(a=np.ones((1, 2), np.float32), n=np.array([[3]])), "application/x-npz", TWO)
     assert sorted(decoded.values) == ["a", "n"]
     answer = np.load(io.BytesIO(decoded.codec.encode({"sum": np.ones((1, 2), np.float32), "twice": np.array([[6]])})))
     assert sorted(answer.files) == ["sum", "twice"] and answer["twice"].tolist() == [[6]]

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from mms_handlers.server import MmsServer, ServerConfig
 from tests.conftest import free_port
 
 from . import models
-from .models import npy
+from .models import npy, npz
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,8 @@ class Answer:
 
 def post(server: MmsServer, model: str, body: bytes, content_type: str | None = "application/json") -> Answer:
     headers = {"Content-Type": content_type} if content_type else {}
-    request = urllib.request.Request(f"{server.config.inference_url}/predictions/{model}", data=body, headers=headers)
+    url = f"{server.config.inference_url}/predictions/{urllib.parse.quote(model)}"
+    request = urllib.request.Request(url, data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return Answer(response.status, response.read(), dict(response.headers))
@@ -69,6 +71,7 @@ def served(tmp_path_factory):
         server.register("pair.mar")
         server.wait_until_healthy()
         server.workers_at_start = {name: worker_ids(server, name) for name in ("mlp", "pair")}
+        server.worker_pids_at_start = server.worker_pids()
         yield server
 
 
@@ -108,16 +111,16 @@ def test_two_inputs_two_outputs_in_v2_and_npz(served):
     outputs = {o["name"]: o for o in v2.json()["outputs"]}
     assert outputs["sum"]["data"] == [2.5, 3.5] and outputs["twice"] == {"name": "twice", "shape": [1, 1], "datatype": "INT64", "data": [8]}
 
-    buffer = io.BytesIO()
-    np.savez(buffer, a=a, n=n)
-    npz = post(served, "pair", buffer.getvalue(), "application/x-npz")
-    assert npz.status == 200
-    answer = np.load(io.BytesIO(npz.body), allow_pickle=False)
+    as_npz = post(served, "pair", npz(a=a, n=n), "application/x-npz")
+    assert as_npz.status == 200
+    answer = np.load(io.BytesIO(as_npz.body), allow_pickle=False)
     assert answer["twice"].dtype == np.int64 and answer["twice"].tolist() == [[8]]
     np.testing.assert_array_equal(answer["sum"], a + 1)
 
 
 NAN_BODY = b'{"inputs": {"x": [[0.1, NaN, 0.3, 0.4]]}}'
+GARBAGE = bytes(np.random.default_rng(8).integers(0, 256, 3000, dtype=np.uint8))
+NPZ_WITH_OBJECTS = npz(a=np.zeros((1, 2), np.float32), n=np.array([[{"a": 1}]], dtype=object))
 ERROR_MATRIX = [
     # (model, body, content type, status, fragment of the message)
     ("mlp", b"{not json", "application/json", 400, "invalid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
@@ -138,6 +141,24 @@ ERROR_MATRIX = [
     ("mlp", b"\x93NUMPY garbage", "application/x-npy", 400, "not a readable .npy/.npz file"),
     ("pair", npy(np.zeros((1, 2), np.float32)), "application/x-npy", 400, "carries one array but the model has inputs ['a', 'n']"),
     ("pair", b"[[1, 2]]", "application/json", 400, "a bare list is only accepted by single-input models"),
+    ("mlp", b'{"inputs": {"x": [[1, 2, 3', "application/json", 400, "invalid JSON: Expecting ',' delimiter at line 1 column 27"),
+    ("mlp", GARBAGE, "application/json", 400, "request body is not UTF-8 JSON"),
+    ("mlp", GARBAGE, "application/octet-stream", 400, "body is not a readable .npy/.npz file"),
+    ("pair", GARBAGE, "application/x-npz", 400, "body is not a readable .npy/.npz file"),
+    ("mlp", b"[" * 50_00 + b"]" * 50_00, "application/json", 400, "JSON nested too deeply"),
+    ("mlp", rb'{"inputs": {"x": [[1, 2, 3, 4]], "\u1e8b\ud83d\ude00": [1]}}', "application/json", 400, "unexpected input '\u1e8b\U0001f600'"),
+    ("mlp", b'{"inputs": {"x": [[1, -Infinity, 3, 4]]}}', "application/json", 400, "expected finite values, got NaN or Inf at index [0, 1]"),
+    ("mlp", b'{"inputs": {"x": null}}', "application/json", 400, "input 'x': expected float32[?, 4], got null"),
+    ("mlp", b'{"inputs": {"x": [[1e999999, 2, 3, 4]]}}', "application/json", 400, "expected finite values"),
+    ("mlp", json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}).encode(),
+     "application/json", 400, "input 'x': shape [2, 4] needs 8 values, data holds 4"),
+    ("mlp", json.dumps({"inputs": [{"name": ["x"], "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}).encode(),
+     "application/json", 400, "inputs[0]: name must be a string, got a JSON list"),
+    ("mlp", npy(np.array([{"a": 1}, 2], dtype=object)), "application/x-npy", 400, "Object arrays cannot be loaded when allow_pickle=False"),
+    ("mlp", npy(np.zeros((1, 4), np.complex64)), "application/x-npy", 400, "input 'x': expected float32[?, 4], got dtype complex64"),
+    ("pair", NPZ_WITH_OBJECTS, "application/x-npz", 400, "not a readable .npz file"),
+    ("nosuch", b"[[1, 2, 3, 4]]", "application/json", 404, "Model not found: nosuch"),
+    ("\u00e9\U0001f600", b"[[1, 2, 3, 4]]", "application/json", 404, "Model not found: \u00e9\U0001f600"),
     ("pair", b'{"inputs": {"a": [[1, 2]], "n": [[1.5]]}}', "application/json", 400, "input 'n': expected int64[?, 1], got float64 values"),
 ]  # fmt: skip
 
@@ -166,6 +187,8 @@ def test_after_the_error_matrix_the_workers_are_untouched(served):
     assert served.ping() == "Healthy"
     for name, ids in served.workers_at_start.items():
         assert worker_ids(served, name) == ids, name
+    assert len(served.worker_pids_at_start) == 4  # two models, one worker each: its process and its fork
+    assert served.worker_pids() == served.worker_pids_at_start
     log = (served.log_dir / "mms_log.log").read_text()
     assert "Worker died" not in log and "Backend worker process died" not in log
     assert post(served, "mlp", b"[[1, 2, 3, 4]]").status == 200

@@ -31,6 +31,7 @@ from .process_group import command_line, group_members, stop_process_group
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
+MIN_JAVA_HEAP_MB = 128
 
 
 class ServerError(Exception):
@@ -99,6 +100,7 @@ class ServerConfig:
     max_response_size: int = 6553500
     batch_size: int = 1
     max_batch_delay_ms: int = 100
+    java_heap_mb: int = 512
     model_options: dict[str, ModelOptions] = field(default_factory=dict)
     runtime_dir: Path | None = None
 
@@ -114,6 +116,8 @@ class ServerConfig:
                 raise ServerError(f"{name} must be at least 1, got {value}")
         if self.max_batch_delay_ms < 0:
             raise ServerError(f"max batch delay must be at least 0 ms, got {self.max_batch_delay_ms}")
+        if self.java_heap_mb < MIN_JAVA_HEAP_MB:
+            raise ServerError(f"Java heap must be at least {MIN_JAVA_HEAP_MB} MB, got {self.java_heap_mb}")
 
     def options_for(self, model: str) -> tuple[int, int, int]:
         """(workers, batch_size, max_batch_delay_ms) for one model: its overrides, else the server's."""
@@ -149,6 +153,7 @@ def config_properties(config: ServerConfig) -> str:
         f"max_request_size={config.max_request_size}",
         f"max_response_size={config.max_response_size}",
         "enable_envvars_config=false",
+        f"vmargs={java_options(config.java_heap_mb)}",
     ]
     if config.cors_origins:
         lines += [
@@ -157,6 +162,12 @@ def config_properties(config: ServerConfig) -> str:
             "cors_allowed_headers=Content-Type, Accept",
         ]
     return "\n".join(lines) + "\n"
+
+
+def java_options(heap_mb: int) -> str:
+    """A fixed-size heap, touched at start: MMS's memory is bounded and flat under load (the JVM's default
+    heap is a quarter of the machine and grows for minutes), so resident growth after start means a leak."""
+    return f"-Xms{heap_mb}m -Xmx{heap_mb}m -XX:+AlwaysPreTouch -XX:+UseG1GC"
 
 
 def cors_origin_value(origins: list[str]) -> str:

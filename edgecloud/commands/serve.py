@@ -28,6 +28,8 @@ def add_serving_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--job-queue-size", type=int, default=100, help="requests queued per model before MMS answers 503")
     parser.add_argument("--max-request-size", type=int, default=6553500, metavar="BYTES",
                         help="larger bodies are refused with 413 (6553500)")  # fmt: skip
+    parser.add_argument("--java-heap", type=int, default=512, metavar="MB",
+                        help="MMS's Java heap, fixed and reserved at start so memory stays flat under load (512)")  # fmt: skip
     parser.add_argument("--cors-origin", action="append", default=[], help="extra origin allowed to call MMS")
 
 
@@ -68,7 +70,7 @@ def parse_model_options(values: list[str]) -> dict:
 
 
 def options_from(args: argparse.Namespace, model_store: Path, registry: Path) -> StackOptions:
-    from mms_handlers.server import MAX_PORT, ServerConfig, ServerError, mar_in_store
+    from mms_handlers.server import MAX_PORT, MIN_JAVA_HEAP_MB, ServerConfig, ServerError, mar_in_store
 
     from ..stack import StackOptions
 
@@ -82,6 +84,8 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
             raise CliError(f"--{flag.replace('_', '-')} must be at least 1")
     if args.max_batch_delay < 0:
         raise CliError("--max-batch-delay must be at least 0 ms")
+    if args.java_heap < MIN_JAVA_HEAP_MB:
+        raise CliError(f"--java-heap must be at least {MIN_JAVA_HEAP_MB} MB")
     if not Path(model_store).is_dir():
         raise CliError(f"model store not found: {model_store}")
     if not Path(registry).is_dir():
@@ -102,6 +106,7 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
         max_batch_delay_ms=args.max_batch_delay,
         job_queue_size=args.job_queue_size,
         max_request_size=args.max_request_size,
+        java_heap_mb=args.java_heap,
         model_options=parse_model_options(args.model_option),
         cors_origins=list(args.cors_origin),
     )

@@ -1,0 +1,63 @@
+"""What a real MMS survives: a few seconds of sustained load, and a worker killed with SIGKILL under load.
+
+The same functions run for 60 s in `make soak` (benchmarks/reliability.py); here they run for a
+few seconds on the handler tests' small MLP, served by 2 workers at batch size 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.reliability import kill_worker_under_load, serving_forks, soak
+from mms_handlers.archive import build_archive
+from mms_handlers.server import MmsServer, ServerConfig
+from tests.conftest import free_port
+from tests.mms_handlers import models
+
+pytestmark = pytest.mark.integration
+
+BODY = b'{"inputs": {"x": [[0.5, -1.0, 2.0, 0.25]]}}'
+WORKERS = 2
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reliability")
+    store = root / "store"
+    build_archive(models.mlp(root / "registry"), store)
+    config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
+                          workers=WORKERS, job_queue_size=256, runtime_dir=root / "mms")  # fmt: skip
+    with MmsServer(config) as server:
+        server.register("mlp.mar")
+        yield server
+
+
+def test_sustained_load_has_no_errors_and_flat_memory(served):
+    report = soak(served, "mlp", BODY, seconds=8.0, concurrency=32, warmup_fraction=0.4)
+    print(f"\nsoak 8 s at c=32: {report.requests} requests, {report.requests_per_s} req/s, errors {report.errors}, "
+          f"Java {report.java_mb_after_warmup} MB ({report.java_growth_pct:+} %), "
+          f"workers {report.workers_mb_after_warmup} MB ({report.workers_growth_pct:+} %)")  # fmt: skip
+    assert report.requests > 100
+    assert report.errors == 0 and report.statuses == {"200": report.requests}
+    assert len(report.samples) >= 8 and all(s.java_kb > 0 and s.workers_kb > 0 for s in report.samples)
+    assert report.java_growth_pct <= 10.0, report.samples
+    assert report.workers_growth_pct <= 10.0, report.samples
+    assert served.ping() == "Healthy"
+
+
+def test_a_worker_killed_under_load_is_replaced_and_only_its_request_fails(served):
+    forks_before = serving_forks(served)
+    assert len(forks_before) == WORKERS
+    report = kill_worker_under_load(served, "mlp", BODY, concurrency=16, timeout_s=10.0)
+    print(f"\nkill -9 at c=16: {report.requests} requests, {report.failures} failed of {report.in_flight_at_kill} "
+          f"in flight, worker replaced after {report.restarted_s} s, new worker answering after {report.recovered_s} s")  # fmt: skip
+    assert report.unfinished == 0 and report.longest_request_s <= report.timeout_s
+    # Only requests in flight at the kill may fail, and only with MMS's JSON message.
+    assert report.failures <= report.in_flight_at_kill and report.failures_started_after_kill == 0
+    assert set(report.failure_statuses) <= {"500 Worker died."}, report.failure_statuses
+    assert math.isfinite(report.restarted_s) and math.isfinite(report.recovered_s)
+    assert report.healthy_after == "Healthy"
+    forks_after = serving_forks(served)
+    assert len(forks_after) == WORKERS and forks_after != forks_before

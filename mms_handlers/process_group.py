@@ -29,12 +29,27 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def parent_pid(pid: int) -> int:
+    """The parent's PID (0 once the process has gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def arguments(pid: int) -> list[str]:
+    """The process's argv ([] once it has gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode("utf-8", "surrogateescape") for part in raw.split(b"\0")[:-1]]
+
+
 def command_line(pid: int) -> str:
     """The process's arguments joined by spaces ("" once it has gone)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
+    return " ".join(arguments(pid))
 
 
 def group_alive(pid: int) -> bool:

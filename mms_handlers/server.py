@@ -28,6 +28,7 @@ from typing import Any
 
 from .engines.ort import THREADS_ENV, threads_per_worker
 from .process_group import command_line, group_members, stop_process_group
+from .supervisor import Supervisor
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
@@ -101,6 +102,7 @@ class ServerConfig:
     batch_size: int = 1
     max_batch_delay_ms: int = 100
     java_heap_mb: int = 512
+    supervise: bool = True  # start a model's backend process again when it dies (MMS does not)
     model_options: dict[str, ModelOptions] = field(default_factory=dict)
     runtime_dir: Path | None = None
 
@@ -216,6 +218,7 @@ class MmsServer:
         if len(str(self.temp_dir)) > 60:
             self.temp_dir = Path(tempfile.mkdtemp(prefix="ecmms-", dir="/tmp"))
         self.process: subprocess.Popen[bytes] | None = None
+        self.supervisor: Supervisor | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> "MmsServer":
@@ -253,6 +256,9 @@ class MmsServer:
         except BaseException:
             self.stop(keep_logs=True)
             raise
+        if self.config.supervise:
+            self.supervisor = Supervisor(self)
+            self.supervisor.start()
         return self
 
     def stop(self, timeout: float = 20.0, keep_logs: bool = False) -> None:
@@ -261,6 +267,9 @@ class MmsServer:
         The runtime folder goes too, unless `keep_logs` (after a failure, whose message names the
         logs) or EDGECLOUD_KEEP_MMS_LOGS=1.
         """
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
         process, self.process = self.process, None
         if process is None:
             return
@@ -358,9 +367,16 @@ class MmsServer:
     def process_ids(self) -> list[int]:
         """Every live process of this instance (the launcher, java and its Python workers).
 
-        MMS runs in its own session, so they share its process group; other instances are untouched.
+        MMS runs in its own session, so they share its process group (other instances are untouched),
+        except model backends the supervisor started again, each in a group of its own.
         """
-        return [] if self.process is None else group_members(self.process.pid)
+        if self.process is None:
+            return []
+        restarted = self.supervisor.process_ids() if self.supervisor is not None else []
+        return group_members(self.process.pid) + restarted
+
+    def java_pid(self) -> int | None:
+        return next((pid for pid in self.process_ids() if command_line(pid).startswith("java ")), None)
 
     def worker_pids(self) -> list[int]:
         """The Python backend workers: per worker, the process MMS starts and the fork of it that serves

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from benchmarks.reliability import kill_worker_under_load, serving_forks, soak
+from benchmarks.reliability import kill_under_load, serving_forks, soak
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer, ServerConfig
 from tests.conftest import free_port
@@ -50,7 +50,7 @@ def test_sustained_load_has_no_errors_and_flat_memory(served):
 def test_a_worker_killed_under_load_is_replaced_and_only_its_request_fails(served):
     forks_before = serving_forks(served)
     assert len(forks_before) == WORKERS
-    report = kill_worker_under_load(served, "mlp", BODY, concurrency=16, timeout_s=10.0)
+    report = kill_under_load(served, "mlp", BODY, concurrency=16, target="worker", timeout_s=10.0)
     print(f"\nkill -9 at c=16: {report.requests} requests, {report.failures} failed of {report.in_flight_at_kill} "
           f"in flight, worker replaced after {report.restarted_s} s, new worker answering after {report.recovered_s} s")  # fmt: skip
     assert report.unfinished == 0 and report.longest_request_s <= report.timeout_s
@@ -61,3 +61,16 @@ def test_a_worker_killed_under_load_is_replaced_and_only_its_request_fails(serve
     assert report.healthy_after == "Healthy"
     forks_after = serving_forks(served)
     assert len(forks_after) == WORKERS and forks_after != forks_before
+
+
+def test_a_backend_killed_under_load_is_registered_again_by_the_supervisor(served):
+    """MMS 1.1.11 alone would retry the dead backend's socket with a growing back-off while /ping says Healthy."""
+    recoveries = len(served.supervisor.recoveries)
+    report = kill_under_load(served, "mlp", BODY, concurrency=16, target="backend", timeout_s=10.0)
+    print(f"\nbackend kill -9 at c=16: {report.requests} requests, {report.failures} failed of {report.in_flight_at_kill} "
+          f"in flight ({report.failure_statuses}), serving again after {report.recovered_s} s")  # fmt: skip
+    assert [r.model for r in served.supervisor.recoveries[recoveries:]] == ["mlp"]
+    assert served.supervisor.recoveries[-1].error is None
+    assert report.unfinished == 0 and report.longest_request_s <= report.timeout_s
+    assert math.isfinite(report.recovered_s) and report.healthy_after == "Healthy"
+    assert len(serving_forks(served)) == WORKERS

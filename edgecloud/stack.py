@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from mms_handlers.server import MmsServer, ServerConfig, cors_origin_value
+from mms_handlers.server import MmsServer, ServerConfig, ServerError
 
 from .webserver import StaticSite
 
@@ -27,27 +27,40 @@ class StackOptions:
     register: list[str] = field(default_factory=list)  # .mar files of the store to register; empty = all
 
 
+def allowed_origins(options: StackOptions) -> list[str]:
+    """The origins MMS lets browsers call it from: the page's own, plus '*' when the user asks for it.
+
+    MMS sends one Access-Control-Allow-Origin value to every request and the page needs it, so any
+    other single origin is refused (ServerError) rather than silently widened to '*'.
+    """
+    page = f"http://{options.server.host}:{options.web_port}"
+    extra = [origin for origin in dict.fromkeys(options.server.cors_origins) if origin != page]
+    if extra and "*" not in extra:
+        raise ServerError(
+            f"CORS origin {', '.join(extra)}: Multi Model Server sends one Access-Control-Allow-Origin value "
+            f"and the page at {page} needs it; allow '*' explicitly to let any site call MMS"
+        )
+    return [page, *extra]
+
+
 class Stack:
     """MMS (with every .mar of the store registered) and the page, on the configured ports."""
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         server = options.server
-        web_origin = f"http://{server.host}:{options.web_port}"
         self.mms = MmsServer(
-            replace(
-                server,
-                model_options=dict(server.model_options),
-                cors_origins=list(dict.fromkeys([web_origin, *server.cors_origins])),
-            )
+            replace(server, model_options=dict(server.model_options), cors_origins=allowed_origins(options))
         )
         self.site = StaticSite(options.registry, host=server.host, port=options.web_port)
         self.models: list[str] = []
 
     def start(self, progress: Callable[[str], None] = lambda message: None) -> "Stack":
         progress("starting Multi Model Server")
-        if cors_origin_value(self.mms.config.cors_origins) == "*":
-            progress("CORS: MMS sends one Access-Control-Allow-Origin value, so the page's origin plus --cors-origin is '*'")
+        if "*" in self.mms.config.cors_origins:
+            progress("CORS: any site may call MMS from a browser (the origin '*' was asked for)")
+        for warning in self.mms.config.exposure_warnings():
+            progress(warning)
         self.mms.start()
         try:
             self.models = self.mms.register_store(self.options.register or None)

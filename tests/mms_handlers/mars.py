@@ -6,17 +6,25 @@ Helpers, not tests: tests/mms_handlers/test_mar_check.py and test_security_mms.p
 from __future__ import annotations
 
 import io
+import json
 import stat
 import zipfile
 from pathlib import Path
 
 EVIL = "../evil.txt"
+MAR_MANIFEST = "MAR-INF/MANIFEST.json"
 
 
 def remade(good: Path, target: Path, changes: dict[str, bytes | None] | None = None,
            extra: list[tuple[zipfile.ZipInfo, bytes]] | None = None) -> Path:  # fmt: skip
-    """`good`'s entries, with `changes` (name → new bytes, or None to drop) and `extra` entries added."""
-    changes = changes or {}
+    """`good`'s entries, with `changes` (name → new bytes, or None to drop) and `extra` entries added.
+
+    Unless `changes` says otherwise, MANIFEST.json names the model after `target`'s stem, as archive does.
+    """
+    with zipfile.ZipFile(good) as source:
+        manifest = json.loads(source.read(MAR_MANIFEST))
+    manifest["model"]["modelName"] = target.stem
+    changes = {MAR_MANIFEST: json.dumps(manifest).encode(), **(changes or {})}
     with zipfile.ZipFile(good) as source, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
         for entry in source.infolist():
             if entry.filename in changes:

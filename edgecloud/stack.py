@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from mms_handlers.server import MmsServer, ServerConfig, ServerError
+from mms_handlers.server import MmsServer, ServerConfig
 
 from .webserver import StaticSite
 
@@ -27,20 +27,18 @@ class StackOptions:
     register: list[str] = field(default_factory=list)  # .mar files of the store to register; empty = all
 
 
-def allowed_origins(options: StackOptions) -> list[str]:
-    """The origins MMS lets browsers call it from: the page's own, plus '*' when the user asks for it.
+def page_origin(options: StackOptions) -> str:
+    return f"http://{options.server.host}:{options.web_port}"
 
-    MMS sends one Access-Control-Allow-Origin value to every request and the page needs it, so any
-    other single origin is refused (ServerError) rather than silently widened to '*'.
+
+def allowed_origins(options: StackOptions) -> list[str]:
+    """The one origin MMS lets browsers read it from: the page's own unless the user named another
+    (e.g. the page's public name behind --host 0.0.0.0) or '*' (any site).
+
+    MMS sends one Access-Control-Allow-Origin value to every request, so several origins cannot be
+    allowed at once; `ServerConfig.check` refuses them rather than widening to '*'.
     """
-    page = f"http://{options.server.host}:{options.web_port}"
-    extra = [origin for origin in dict.fromkeys(options.server.cors_origins) if origin != page]
-    if extra and "*" not in extra:
-        raise ServerError(
-            f"CORS origin {', '.join(extra)}: Multi Model Server sends one Access-Control-Allow-Origin value "
-            f"and the page at {page} needs it; allow '*' explicitly to let any site call MMS"
-        )
-    return [page, *extra]
+    return list(dict.fromkeys(options.server.cors_origins)) or [page_origin(options)]
 
 
 class Stack:
@@ -57,8 +55,11 @@ class Stack:
 
     def start(self, progress: Callable[[str], None] = lambda message: None) -> "Stack":
         progress("starting Multi Model Server")
-        if "*" in self.mms.config.cors_origins:
-            progress("CORS: any site may call MMS from a browser (the origin '*' was asked for)")
+        origins, page = self.mms.config.cors_origins, page_origin(self.options)
+        if "*" in origins:
+            progress("CORS: any site may call MMS from a browser ('*' was asked for)")
+        elif origins != [page]:
+            progress(f"CORS: browsers may call MMS from {', '.join(origins)} only; the page opened as {page} gets no cloud answers")
         for warning in self.mms.config.exposure_warnings():
             progress(warning)
         self.mms.start()

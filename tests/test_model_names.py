@@ -11,7 +11,6 @@ import http.client
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 

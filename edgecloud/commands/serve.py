@@ -32,8 +32,8 @@ def add_serving_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-request-size", type=int, default=6553500, metavar="BYTES",
                         help="larger bodies are refused with 413 (6553500)")  # fmt: skip
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                        help="MMS allows browsers only from the page's own origin; MMS can answer just one, so "
-                        "the only other value accepted is '*' (any site)")  # fmt: skip
+                        help="the one origin (scheme://host[:port]) browsers may call MMS from; default the page's own, "
+                        "http://HOST:WEB_PORT. MMS answers every request with one origin, so give one, or '*' for any site")  # fmt: skip
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -79,7 +79,7 @@ def parse_model_options(values: list[str]) -> dict:
 def options_from(args: argparse.Namespace, model_store: Path, registry: Path) -> StackOptions:
     from mms_handlers.server import MAX_PORT, ServerConfig, ServerError, mar_in_store
 
-    from ..stack import StackOptions, allowed_origins
+    from ..stack import StackOptions
 
     for flag, highest in (("inference_port", MAX_PORT), ("management_port", MAX_PORT), ("web_port", 65535)):
         port = getattr(args, flag)
@@ -115,13 +115,11 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
         model_options=parse_model_options(args.model_option),
         cors_origins=list(args.cors_origin),
     )
-    options = StackOptions(server=server, registry=Path(registry), web_port=args.web_port, register=register)
     try:
         server.check()
-        allowed_origins(options)
     except ServerError as error:  # its message names the host or origin at fault
         raise CliError(str(error)) from None
-    return options
+    return StackOptions(server=server, registry=Path(registry), web_port=args.web_port, register=register)
 
 
 def serve_until_stopped(options: StackOptions) -> int:

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from edgecloud.stack import StackOptions, allowed_origins
 from edgecloud.webserver import StaticSite
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer, ServerConfig, ServerError, config_properties
@@ -147,6 +148,16 @@ def test_only_the_configured_origin_may_read_mms_from_a_browser(secured, page):
         "Origin": secured.other.url, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})  # fmt: skip
     with urllib.request.urlopen(preflight, timeout=30) as response:
         assert response.headers.get("Access-Control-Allow-Origin") == secured.page.url
+
+
+def test_the_stack_allows_the_page_origin_unless_told_one_other_or_star(tmp_path):
+    def origins(*asked: str) -> list[str]:
+        server = ServerConfig(model_store=tmp_path, cors_origins=list(asked))
+        return allowed_origins(StackOptions(server=server, registry=tmp_path, web_port=8000))
+
+    assert origins() == ["http://127.0.0.1:8000"]
+    assert origins("https://app.example.com") == ["https://app.example.com"]
+    assert origins("*", "*") == ["*"]
 
 
 def test_several_origins_are_refused_unless_star_is_asked_for(tmp_path):

@@ -140,8 +140,9 @@ def test_threads_split_the_cores_between_workers():
         (["--model-option", "batch_size=8"], "expected NAME:KEY=VALUE"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--max-batch-delay", "-5"], "--max-batch-delay must be at least 0 ms"),
-        (["--cors-origin", "http://client.test"], "CORS origin http://client.test: Multi Model Server sends one "
-                                                  "Access-Control-Allow-Origin value and the page at http://127.0.0.1:8000 needs it"),
+        (["--cors-origin", "http://a.test", "--cors-origin", "http://b.test"],
+         "CORS: Multi Model Server answers every request with one allowed origin, got http://a.test, http://b.test: "
+         "allow one origin, or '*' explicitly to allow any"),
         (["--cors-origin", "http://client.test/"], "CORS origin 'http://client.test/' is not scheme://host[:port]"),
         (["--host", "127.0.0.1\nmanagement_address=http://0.0.0.0:1"], "host '127.0.0.1\\nmanagement_address"),
         (["--management-host", "a b"], "management host 'a b' is not a host name"),

@@ -47,6 +47,14 @@ def _model_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
             yield from _node_tensors(node)
 
 
+def _inside(folder: Path, location: str) -> bool:
+    """Whether `location` names a file inside `folder` (relative, no escape by `..` or a symbolic link)."""
+    if not location or "\x00" in location or Path(location).is_absolute():
+        return False
+    target = (folder / location).resolve()
+    return target != folder and target.is_relative_to(folder)
+
+
 def external_files(model_path: Path) -> dict[str, str]:
     """{tensor name: location} for tensors stored outside `model_path`; ExternalDataError for one
     whose location is not a file inside the model's folder (absolute, `..`, or a symbolic link out)."""
@@ -62,8 +70,7 @@ def external_files(model_path: Path) -> dict[str, str]:
         if tensor.data_location != onnx.TensorProto.EXTERNAL:
             continue
         location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
-        target = (folder / location).resolve()
-        if not location or Path(location).is_absolute() or target == folder or not target.is_relative_to(folder):
+        if not _inside(folder, location):
             raise ExternalDataError(
                 f"{model_path.name}: tensor {tensor.name!r} keeps its data at {location!r}, not a file inside the model's folder"
             )

@@ -54,7 +54,7 @@ def check_mar(path: Path) -> dict[str, Any]:
 
 def _checked_name(entry: zipfile.ZipInfo) -> str:
     name = entry.orig_filename
-    if not (name.isascii() and name.isprintable()) or "\\" in name:
+    if not name or not (name.isascii() and name.isprintable()) or "\\" in name:
         raise MarError(f"entry {name!r} has a name that is not plain printable ASCII")
     if name.startswith("/"):
         raise MarError(f"entry {name!r} is an absolute path")
@@ -93,7 +93,8 @@ def _check_layout(path: Path, entries: list[zipfile.ZipInfo], directory_start: i
                 raise MarError(f"entry {entry.orig_filename!r} has a local header that differs from the directory")
             handle.seek(extra_length, 1)
             _check_data(handle, entry)
-            position = handle.tell() + (_descriptor_length(handle, entry) if flags & _HAS_DESCRIPTOR else 0)
+            data_end = handle.tell()
+            position = data_end + (_descriptor_length(handle, entry) if flags & _HAS_DESCRIPTOR else 0)
     if position != directory_start:
         raise MarError(f"bytes at offset {position} belong to no listed entry")
 

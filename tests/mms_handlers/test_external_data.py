@@ -24,7 +24,7 @@ def _escaping(tmp_path: Path, how: str) -> tuple[Path, str]:
     """A version folder whose W points outside it, and the location it names; the target file exists."""
     secret = tmp_path / "secret.bin"
     secret.write_bytes(SECRET.tobytes())
-    location = {"parent": "../../../secret.bin", "absolute": str(secret), "symlink": "weights.bin"}[how]
+    location = {"parent": "../../../secret.bin", "absolute": str(secret), "symlink": "weights.bin", "nul": "weights\x00.bin"}[how]
     folder = external_data_version(tmp_path / "reg", location)
     if how == "symlink":
         (folder / "weights.bin").symlink_to(secret)
@@ -32,7 +32,7 @@ def _escaping(tmp_path: Path, how: str) -> tuple[Path, str]:
 
 
 @pytest.mark.parametrize("engine", ["onnxruntime", "mxnet"])
-@pytest.mark.parametrize("how", ["parent", "absolute", "symlink"])
+@pytest.mark.parametrize("how", ["parent", "absolute", "symlink", "nul"])
 def test_engine_refuses_external_data_outside_the_folder(tmp_path, how, engine):
     folder, location = _escaping(tmp_path, how)
     with pytest.raises(EngineLoadError) as caught:
@@ -48,7 +48,7 @@ def test_engine_runs_external_data_inside_the_folder(tmp_path):
     np.testing.assert_array_equal(result["y"], x + EXTERNAL_WEIGHTS)
 
 
-@pytest.mark.parametrize("how", ["parent", "absolute", "symlink"])
+@pytest.mark.parametrize("how", ["parent", "absolute", "symlink", "nul"])
 def test_archive_refuses_external_data_outside_the_folder(tmp_path, how, capsys):
     folder, location = _escaping(tmp_path, how)
     code = cli(["archive", str(folder), "--out", str(tmp_path / "store")])

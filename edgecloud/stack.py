@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from mms_handlers.server import MmsServer, ServerConfig, cors_origin_value
+from mms_handlers.server import MmsServer, ServerConfig
 
 from .webserver import StaticSite
 
@@ -27,27 +27,41 @@ class StackOptions:
     register: list[str] = field(default_factory=list)  # .mar files of the store to register; empty = all
 
 
+def page_origin(options: StackOptions) -> str:
+    return f"http://{options.server.host}:{options.web_port}"
+
+
+def allowed_origins(options: StackOptions) -> list[str]:
+    """The one origin MMS lets browsers read it from: the page's own unless the user named another
+    (e.g. the page's public name behind --host 0.0.0.0) or '*' (any site).
+
+    MMS sends one Access-Control-Allow-Origin value to every request, so several origins cannot be
+    allowed at once; `ServerConfig.check` refuses them rather than widening to '*'.
+    """
+    return list(dict.fromkeys(options.server.cors_origins)) or [page_origin(options)]
+
+
 class Stack:
     """MMS (with every .mar of the store registered) and the page, on the configured ports."""
 
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         server = options.server
-        web_origin = f"http://{server.host}:{options.web_port}"
         self.mms = MmsServer(
-            replace(
-                server,
-                model_options=dict(server.model_options),
-                cors_origins=list(dict.fromkeys([web_origin, *server.cors_origins])),
-            )
+            replace(server, model_options=dict(server.model_options), cors_origins=allowed_origins(options))
         )
         self.site = StaticSite(options.registry, host=server.host, port=options.web_port)
         self.models: list[str] = []
 
     def start(self, progress: Callable[[str], None] = lambda message: None) -> "Stack":
         progress("starting Multi Model Server")
-        if cors_origin_value(self.mms.config.cors_origins) == "*":
-            progress("CORS: MMS sends one Access-Control-Allow-Origin value, so the page's origin plus --cors-origin is '*'")
+        origins, page = self.mms.config.cors_origins, page_origin(self.options)
+        if "*" in origins:
+            progress("CORS: any site may call MMS from a browser ('*' was asked for)")
+        elif origins != [page]:
+            progress(f"CORS: browsers may call MMS from {', '.join(origins)} only; the page opened as {page} gets no cloud answers")
+        for warning in self.mms.config.exposure_warnings():
+            progress(warning)
         self.mms.start()
         try:
             self.models = self.mms.register_store(self.options.register or None)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from mms_handlers.names import is_model_name
+
 from .paths import node_modules, web_root
 
 VENDOR = {
@@ -114,7 +116,11 @@ class StaticSite:
         return f"http://{self.host}:{self.port}"
 
     def resolve(self, url_path: str) -> Path | None:
-        """The file for a URL path, or None; never anything outside the served folders."""
+        """The file for a URL path, or None; never anything outside the served folders.
+
+        `..` is refused after decoding and normalising, a registry path must start with a valid model
+        name, and a symbolic link that leads out of its folder is not followed.
+        """
         parts = [part for part in posixpath.normpath(url_path).split("/") if part not in ("", ".")]
         if ".." in parts or not parts:
             return None
@@ -124,14 +130,15 @@ class StaticSite:
         elif head == "vendor" and rest and rest[0] in VENDOR:
             package, sub = VENDOR[rest[0]]
             base, rest = node_modules() / package / sub, rest[1:]
-        elif head == "models":
+        elif head == "models" and (not rest or is_model_name(rest[0])):
             base = self.registry
         elif head in ("demo", "src", "harness", "bench"):
             base, rest = self.root / head, rest
         else:
             return None
         candidate = base.joinpath(*rest)
-        return candidate if candidate.exists() else None
+        inside = candidate.resolve().is_relative_to(base.resolve())
+        return candidate if inside and candidate.exists() else None
 
     def cache_control(self, url_path: str) -> str:
         parts = [part for part in url_path.split("/") if part]

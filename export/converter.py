@@ -40,6 +40,8 @@ class Converter(Protocol):
 
     name: str
     suffixes: tuple[str, ...]
+    # True when loading the file unpickles it (runs code it holds): the pipeline then asks for trust.
+    unpickles: bool
 
     def convert(self, source: Path, sample: Feeds | None, opset: int) -> Conversion: ...
 

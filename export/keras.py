@@ -49,6 +49,7 @@ def load_keras_model(source: Path) -> keras.Model:
 class KerasConverter:
     name = "keras"
     suffixes = (".keras",)
+    unpickles = False
 
     def convert(self, source: Path, sample: Feeds | np.ndarray | None, opset: int) -> Conversion:
         model = load_keras_model(source)

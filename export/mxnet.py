@@ -59,6 +59,7 @@ def _load_params(mx: Any, path: Path) -> dict[str, Any]:
 class MxnetConverter:
     name = "mxnet"
     suffixes = (SYMBOL_SUFFIX,)
+    unpickles = False
 
     def convert(self, source: Path, sample: Feeds | np.ndarray | None, opset: int) -> Conversion:
         if not source.name.endswith(SYMBOL_SUFFIX):

@@ -33,8 +33,10 @@ from .verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parit
 MODEL_FILE = "model.onnx"
 SAMPLE_FILE = "sample.json"
 DEFAULT_OPSET = 13
-# MMS refuses model names outside this pattern; the registry uses the same names.
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*$")
+# MMS refuses model names outside this pattern; the registry uses the same names. The serving
+# side's copy is mms_handlers/names.py (export may not import it); a test holds the two equal.
+# fullmatch, not match with `$`: `$` also matches before a trailing newline.
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 
 
 @dataclass
@@ -65,14 +67,24 @@ def export_model(
     tolerance: float = DEFAULT_TOLERANCE,
     force: bool = False,
     edge: bool = True,
+    trust_pickle: bool = False,
     progress: Callable[[str], None] = lambda message: None,
 ) -> ExportResult:
-    """Write `OUT/NAME/VERSION/{model.onnx, model.json, sample.json}` and `OUT/NAME/latest.json`."""
+    """Write `OUT/NAME/VERSION/{model.onnx, model.json, sample.json}` and `OUT/NAME/latest.json`.
+
+    A file whose loading unpickles it (scikit-learn) can run any code it holds: it is refused unless
+    `trust_pickle` says the caller trusts it.
+    """
     version_dir = check_target(name, version, out, force)
     source = Path(source)
     if not source.exists():
         raise BadInputError(f"model file not found: {source}")
     chosen = converters.pick(framework, source)
+    if chosen.unpickles and not trust_pickle:
+        raise BadInputError(
+            f"{source.name} would be unpickled, which runs any code the file holds: pass --trust-pickle "
+            "(trust_pickle=True) only for a file you trust"
+        )
     progress(f"converting {source.name} with the {chosen.name} converter (opset {opset})")
     conversion = chosen.convert(source, load_sample(sample), opset)
     return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, edge=edge, progress=progress)
@@ -86,9 +98,9 @@ def unknown_operators(model: onnx.ModelProto) -> list[str]:
 
 def check_target(name: str, version: str, out: Path, force: bool) -> Path:
     """Validate name and version before any (slow) conversion; returns OUT/NAME/VERSION."""
-    if not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise BadInputError(f"model name {name!r} must start with a letter and use only letters, digits, '_' and '-'")
-    if not str(version).isdigit():
+    if not (str(version).isascii() and str(version).isdigit()):
         raise BadInputError(f"version {version!r} must be a whole number")
     version_dir = Path(out) / name / str(int(version))
     if version_dir.exists() and not force:

@@ -1,6 +1,7 @@
 """scikit-learn (a joblib/pickle file of an estimator or pipeline) → ONNX through skl2onnx.
 
-Unpickling runs code from the file: only export files you trust. Classifiers are converted
+Unpickling runs code from the file: the pipeline refuses such a file unless the caller passes
+trust_pickle=True (`--trust-pickle`), and only then calls this converter. Classifiers are converted
 without skl2onnx's ZipMap, so their outputs are plain tensors (`label`, `probabilities`) that
 onnxruntime, onnxruntime-web and the MMS handler all take.
 """
@@ -72,6 +73,7 @@ def _reference(estimator: Any, model: onnx.ModelProto):
 class SklearnConverter:
     name = "sklearn"
     suffixes = (".joblib", ".pkl")
+    unpickles = True
 
     def convert(self, source: Path, sample: Feeds | np.ndarray | None, opset: int) -> Conversion:
         import sklearn

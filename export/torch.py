@@ -194,6 +194,7 @@ def _convert_exported_program(source: Path, sample: Any, opset: int) -> Conversi
 class TorchConverter:
     name = "torch"
     suffixes = (".pt2", ".pt", ".pth")
+    unpickles = False
 
     def convert(self, source: Path, sample: Feeds | np.ndarray | None, opset: int) -> Conversion:
         if source.name.lower().endswith(".pt2"):

@@ -12,9 +12,9 @@ from pathlib import Path
 from model_archiver.model_packaging_utils import ModelExportUtils
 
 from .engines import DEFAULT_ENGINE, KNOWN_ENGINES
-from .service import ENGINE_FILE, MANIFEST_FILE
-
-HANDLER = "mms_handlers.service:handle"
+from .external_data import ExternalDataError, external_files
+from .names import name_problem
+from .service import ENGINE_FILE, HANDLER, MANIFEST_FILE
 
 
 class ArchiveError(Exception):
@@ -23,6 +23,20 @@ class ArchiveError(Exception):
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _refuse_external_data(model_file: Path) -> None:
+    """The .mar carries only the ONNX file (the one model.json hashes): data kept beside it would be missing."""
+    try:
+        found = external_files(model_file)
+    except ExternalDataError as error:
+        raise ArchiveError(str(error)) from None
+    if found:
+        tensor, location = next(iter(found.items()))
+        raise ArchiveError(
+            f"{model_file.name}: tensor {tensor!r} keeps its data in {location!r} beside the file, and the .mar "
+            f"carries only {model_file.name}: save the model with its data inside the ONNX file"
+        )
 
 
 def build_archive(version_dir: Path, model_store: Path, *, engine: str = DEFAULT_ENGINE, name: str | None = None) -> Path:
@@ -39,11 +53,17 @@ def build_archive(version_dir: Path, model_store: Path, *, engine: str = DEFAULT
         raise ArchiveError(f"{manifest_path} is not a valid model.json ({error})") from None
     if engine not in KNOWN_ENGINES:
         raise ArchiveError(f"unknown engine {engine!r}; choose one of {', '.join(KNOWN_ENGINES)}")
+    chosen = manifest.get("name") if name is None else name
+    if problem := name_problem(chosen):
+        raise ArchiveError(problem if name is not None else f"{manifest_path}: {problem}")
+    name = chosen
+    if not isinstance(cloud_file, str) or Path(cloud_file).name != cloud_file or cloud_file in ("", ".", ".."):
+        raise ArchiveError(f"{manifest_path} names cloud file {cloud_file!r}: it must be a file name in {version_dir}")
     model_file = version_dir / cloud_file
     if not model_file.is_file() or _sha256(model_file) != expected:
         raise ArchiveError(f"{model_file} is missing or does not match the SHA-256 in {MANIFEST_FILE}")
+    _refuse_external_data(model_file)
 
-    name = name or manifest["name"]
     model_store = Path(model_store)
     model_store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,12 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from .engines.ort import THREADS_ENV, threads_per_worker
+from .mar_check import MarError, check_mar
+from .names import name_problem
 from .process_group import command_line, group_members, stop_process_group
 from .supervisor import Supervisor
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
 MIN_JAVA_HEAP_MB = 128
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+# Hosts and origins go into config.properties lines: nothing that could end a line or add a path.
+HOST_PATTERN = re.compile(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]")
+ORIGIN_PATTERN = re.compile(rf"https?://(?:{HOST_PATTERN.pattern})(?::[0-9]{{1,5}})?")
 
 
 class ServerError(Exception):
@@ -85,6 +91,8 @@ def mar_in_store(model_store: Path, mar: str) -> Path:
     candidate = (store / mar).resolve()
     if "://" in mar or candidate.parent != store or candidate.suffix != ".mar" or not candidate.is_file():
         raise ServerError(f"refusing to register {mar!r}: only .mar files inside the model store {store}")
+    if problem := name_problem(candidate.stem):  # the file's stem is the model's name
+        raise ServerError(f"refusing to register {mar!r}: {problem}")
     return candidate
 
 
@@ -94,6 +102,8 @@ class ServerConfig:
     inference_port: int = 8080
     management_port: int = 8081
     host: str = "127.0.0.1"
+    # Management registers models (and so runs their handlers): loopback unless asked otherwise.
+    management_host: str = "127.0.0.1"
     workers: int = 1
     cors_origins: list[str] = field(default_factory=list)
     job_queue_size: int = 100
@@ -110,6 +120,9 @@ class ServerConfig:
         """Raise ServerError for settings MMS would reject or misbehave on."""
         check_port("inference port", self.inference_port)
         check_port("management port", self.management_port)
+        for name, host in (("host", self.host), ("management host", self.management_host)):
+            if not HOST_PATTERN.fullmatch(host):
+                raise ServerError(f"{name} {host!r} is not a host name or IP address (IPv6 in [brackets])")
         if self.inference_port == self.management_port:
             raise ServerError(f"inference and management ports are both {self.inference_port}")
         for name, value in (("workers", self.workers), ("batch size", self.batch_size),
@@ -120,6 +133,10 @@ class ServerConfig:
             raise ServerError(f"max batch delay must be at least 0 ms, got {self.max_batch_delay_ms}")
         if self.java_heap_mb < MIN_JAVA_HEAP_MB:
             raise ServerError(f"Java heap must be at least {MIN_JAVA_HEAP_MB} MB, got {self.java_heap_mb}")
+        for model in self.model_options:
+            if problem := name_problem(model):
+                raise ServerError(f"model options for {model!r}: {problem}")
+        cors_origin_value(self.cors_origins)
 
     def options_for(self, model: str) -> tuple[int, int, int]:
         """(workers, batch_size, max_batch_delay_ms) for one model: its overrides, else the server's."""
@@ -139,14 +156,24 @@ class ServerConfig:
 
     @property
     def management_url(self) -> str:
-        return f"http://{self.host}:{self.management_port}"
+        return f"http://{self.management_host}:{self.management_port}"
+
+    def exposure_warnings(self) -> list[str]:
+        """What a person starting this server must know about who can reach it."""
+        if self.management_host in LOOPBACK_HOSTS:
+            return []
+        return [
+            f"WARNING: the management API listens on {self.management_host}:{self.management_port} without "
+            "authentication; whoever reaches it can register models and so run code: keep it behind an "
+            "authenticating proxy"
+        ]
 
 
 def config_properties(config: ServerConfig) -> str:
-    """The generated config.properties (management stays on loopback whatever the inference host)."""
+    """The generated config.properties (management on its own host, loopback by default)."""
     lines = [
         f"inference_address={config.inference_url}",
-        f"management_address=http://127.0.0.1:{config.management_port}",
+        f"management_address={config.management_url}",
         f"model_store={Path(config.model_store).resolve()}",
         # Parse bodies in our handler: MMS's own JSON decoding kills the worker on bad JSON.
         "decode_input_request=false",
@@ -173,10 +200,24 @@ def java_options(heap_mb: int) -> str:
 
 
 def cors_origin_value(origins: list[str]) -> str:
-    """MMS 1.1.11 sends `cors_allowed_origin` verbatim as Access-Control-Allow-Origin, whatever the
-    request's Origin, and browsers accept exactly one origin or `*` there: several origins become `*`."""
+    """The one `cors_allowed_origin` value for `origins`; ServerError when they are several.
+
+    MMS 1.1.11 sends it verbatim as Access-Control-Allow-Origin whatever the request's Origin, and
+    browsers accept exactly one origin or `*` there. Turning several into `*` would silently allow
+    every site, so `*` is only ever what the caller asked for.
+    """
     distinct = list(dict.fromkeys(origins))
-    return distinct[0] if len(distinct) == 1 else "*"
+    for origin in distinct:
+        if origin != "*" and not ORIGIN_PATTERN.fullmatch(origin):
+            raise ServerError(f"CORS origin {origin!r} is not scheme://host[:port] (no path, no trailing '/') or '*'")
+    if "*" in distinct:
+        return "*"
+    if len(distinct) > 1:
+        raise ServerError(
+            f"CORS: Multi Model Server answers every request with one allowed origin, got {', '.join(distinct)}: "
+            "allow one origin, or '*' explicitly to allow any"
+        )
+    return distinct[0] if distinct else ""
 
 
 def worker_python_path(existing: str | None) -> str:
@@ -324,6 +365,12 @@ class MmsServer:
         engine cannot import), taken from this instance's log.
         """
         candidate = mar_in_store(self.config.model_store, mar)
+        if name is not None and (problem := name_problem(name)):
+            raise ServerError(f"refusing to register {mar} as {name!r}: {problem}")
+        try:
+            check_mar(candidate)
+        except MarError as error:
+            raise ServerError(f"refusing to register {mar}: {error}") from None
         workers, batch, delay = self.config.options_for(name or candidate.stem)
         params = {
             "url": candidate.name,

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_FILE = "model.json"
 ENGINE_FILE = "engine.json"
+# What a .mar names so MMS calls `handle` below (written by archive.py, required by mar_check.py).
+HANDLER = "mms_handlers.service:handle"
 
 # Metric names written to model_metrics.log (see README "Metrics").
 BATCH_SIZE_METRIC = "BatchSize"

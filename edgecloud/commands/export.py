@@ -22,12 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "TorchScript and MXNet files record no input shapes: pass --sample."
         ),
         epilog=(
-            "WARNING: .joblib/.pkl files are unpickled, and unpickling runs code from the file. "
-            "Only export scikit-learn files you trust."
+            "WARNING: .joblib/.pkl files are unpickled, and unpickling runs any code the file holds: "
+            "they are refused unless you pass --trust-pickle. Only pass it for files you trust."
         ),
     )
     parser.add_argument(
-        "model", type=Path, help="the saved model: .keras, .pt2, .pt/.pth, .joblib/.pkl (trusted only), NAME-symbol.json"
+        "model", type=Path, help="the saved model: .keras, .pt2, .pt/.pth, .joblib/.pkl (with --trust-pickle), NAME-symbol.json"
     )
     parser.add_argument("--name", required=True, help="model name (letters, digits, '_' and '-')")
     parser.add_argument("--version", default="1", help="whole-number version (default 1); versions are immutable")
@@ -39,6 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset for the cloud model (default 13)")
     parser.add_argument("--tolerance", type=float, default=1e-5, help="max |diff| allowed vs the source (1e-5)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing version")
+    parser.add_argument(
+        "--trust-pickle", action="store_true",
+        help="allow unpickling a scikit-learn .joblib/.pkl file, which runs any code it holds (trusted files only)",
+    )  # fmt: skip
     parser.add_argument(
         "--no-edge",
         dest="edge",
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         force=args.force,
         edge=args.edge,
+        trust_pickle=args.trust_pickle,
         progress=lambda message: print(f"export: {message}", file=sys.stderr),
     )
     parity = result.manifest["parity"]["source_vs_onnxruntime"]["max_abs_diff"]

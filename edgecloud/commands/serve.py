@@ -16,8 +16,11 @@ if TYPE_CHECKING:
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `serve` and `demo`."""
     parser.add_argument("--host", default="127.0.0.1", help="address for inference and the page (127.0.0.1)")
+    parser.add_argument("--management-host", default="127.0.0.1",
+                        help="address for the MMS management API (127.0.0.1); it has no authentication and "
+                        "registers models, so any other address needs an authenticating proxy in front")  # fmt: skip
     parser.add_argument("--inference-port", type=int, default=8080, help="MMS inference API (1-32767)")
-    parser.add_argument("--management-port", type=int, default=8081, help="MMS management API, always on 127.0.0.1 (1-32767)")
+    parser.add_argument("--management-port", type=int, default=8081, help="MMS management API (1-32767)")
     parser.add_argument("--web-port", type=int, default=8000, help="page, browser runtimes and registry")
     parser.add_argument("--workers", type=int, default=1, help="MMS workers per model (onnxruntime threads = cores / workers)")
     parser.add_argument("--batch-size", type=int, default=1, help="most requests MMS hands the handler at once (1 = no batching)")
@@ -30,7 +33,9 @@ def add_serving_options(parser: argparse.ArgumentParser) -> None:
                         help="larger bodies are refused with 413 (6553500)")  # fmt: skip
     parser.add_argument("--java-heap", type=int, default=512, metavar="MB",
                         help="MMS's Java heap, fixed and reserved at start so memory stays flat under load (512)")  # fmt: skip
-    parser.add_argument("--cors-origin", action="append", default=[], help="extra origin allowed to call MMS")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                        help="the one origin (scheme://host[:port]) browsers may call MMS from; default the page's own, "
+                        "http://HOST:WEB_PORT. MMS answers every request with one origin, so give one, or '*' for any site")  # fmt: skip
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,8 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="run Multi Model Server and the browser page",
         description=(
-            "Start Multi Model Server on a generated config (management on 127.0.0.1, "
-            "decode_input_request=false, CORS for the page), register every .mar in the model store "
+            "Start Multi Model Server on a generated config (inference, management and the page on "
+            "127.0.0.1 unless asked otherwise, decode_input_request=false, CORS for the page's origin only), "
+            "check and register every .mar in the model store "
             "(or those named by --register), wait until /ping says Healthy, serve web_onnxjs/ and the "
             "registry, and stop everything on Ctrl-C or SIGTERM."
         ),
@@ -54,6 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def parse_model_options(values: list[str]) -> dict:
     """`NAME:KEY=VALUE` strings → {NAME: ModelOptions}."""
+    from mms_handlers.names import name_problem
     from mms_handlers.server import ModelOptions
 
     options: dict[str, ModelOptions] = {}
@@ -62,6 +69,8 @@ def parse_model_options(values: list[str]) -> dict:
         key, equals, number = setting.partition("=")
         if not name or not equals:
             raise CliError(f"--model-option {value!r}: expected NAME:KEY=VALUE, e.g. mlp:batch_size=8")
+        if problem := name_problem(name):
+            raise CliError(f"--model-option {value!r}: {problem}")
         try:
             options.setdefault(name, ModelOptions()).set(key, number)
         except ValueError as error:
@@ -99,6 +108,7 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
     server = ServerConfig(
         model_store=Path(model_store),
         host=args.host,
+        management_host=args.management_host,
         inference_port=args.inference_port,
         management_port=args.management_port,
         workers=args.workers,
@@ -110,6 +120,10 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
         model_options=parse_model_options(args.model_option),
         cors_origins=list(args.cors_origin),
     )
+    try:
+        server.check()
+    except ServerError as error:  # its message names the host or origin at fault
+        raise CliError(str(error)) from None
     return StackOptions(server=server, registry=Path(registry), web_port=args.web_port, register=register)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..external_data import ExternalDataError, external_files
 from .base import Engine, EngineLoadError
 
 DEFAULT_ENGINE = "onnxruntime"
@@ -11,7 +12,14 @@ KNOWN_ENGINES = ("onnxruntime", "mxnet")
 
 
 def load_engine(name: str, model_path: Path) -> Engine:
-    """Create the named engine for an ONNX file; engines import their runtime only here."""
+    """Create the named engine for an ONNX file; engines import their runtime only here.
+
+    Whatever the engine, a tensor whose external data lies outside the model's folder is refused first.
+    """
+    try:
+        external_files(model_path)
+    except ExternalDataError as error:
+        raise EngineLoadError(str(error)) from None
     if name == "onnxruntime":
         from .ort import OnnxRuntimeEngine
 

@@ -23,6 +23,7 @@ from export.edge.artifact import EDGE_FILE
 from export.manifest import file_entry
 
 from .keras_zoo import KERAS_ZOO
+from .zoo import export_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.keras]
 
@@ -83,7 +84,7 @@ def zoo_registry(tmp_path_factory) -> Path:
 def test_zoo_model_runs_in_chromium(name, zoo_registry, tmp_path, browser_context):
     model_path, sample_path = ZOO[name](tmp_path)
     exported = cli(["export", str(model_path), "--sample", str(sample_path), "--name", name, "--out", str(zoo_registry),
-                    "--framework", FRAMEWORK[name]])  # fmt: skip
+                    "--framework", FRAMEWORK[name], *export_flags(FRAMEWORK[name])])  # fmt: skip
     assert exported == 0
     version_dir = zoo_registry / name / "1"
     check_manifest_files(version_dir)

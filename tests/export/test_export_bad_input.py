@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgecloud.cli import main as cli
+from tests.export.zoo import export_flags
 
 Case = Callable[[Callable, Path], tuple[list[str], str]]
 
@@ -185,9 +186,10 @@ def case_params():
 
 @pytest.mark.parametrize("case", case_params())
 def test_bad_input_exits_2_with_one_line(case, zoo_model, tmp_path, capsys):
-    argv, expected = CASES[case][1](zoo_model, tmp_path)
+    framework, build = CASES[case]
+    argv, expected = build(zoo_model, tmp_path)
     capsys.readouterr()
-    code = cli(["export", *argv, "--name", "bad", "--out", str(tmp_path / "registry")])
+    code = cli(["export", *argv, *export_flags(framework), "--name", "bad", "--out", str(tmp_path / "registry")])
     captured = capsys.readouterr()
     progress = [line for line in captured.err.splitlines() if line.startswith("export: ")]
     problems = [line for line in captured.err.splitlines() if not line.startswith("export: ")]

@@ -12,7 +12,7 @@ import pytest
 
 from edgecloud.cli import main as cli
 from tests.export.conftest import ZOO_PARITY
-from tests.export.zoo import ZOO
+from tests.export.zoo import ZOO, export_flags
 
 def zoo_params():
     return [pytest.param(name, marks=getattr(pytest.mark, entry.framework)) for name, entry in ZOO.items()]
@@ -29,7 +29,8 @@ def zoo_registry(workdir: Path) -> Path:
 def test_zoo_model_exports_with_parity(name, zoo_model, zoo_registry, capsys):
     model_path, sample_path = zoo_model(name)
     entry = ZOO[name]
-    code = cli(["export", str(model_path), "--sample", str(sample_path), "--name", name, "--out", str(zoo_registry)])
+    code = cli(["export", str(model_path), "--sample", str(sample_path), "--name", name, "--out", str(zoo_registry),
+                *export_flags(entry.framework)])  # fmt: skip
     assert code == 0, capsys.readouterr().err
 
     version_dir = zoo_registry / name / "1"
@@ -70,7 +71,7 @@ def test_zoo_model_exports_with_parity(name, zoo_model, zoo_registry, capsys):
 def test_classifier_outputs_plain_label_and_probabilities(zoo_model, zoo_registry, capsys):
     """No ZipMap: the label is an int64 tensor compared exactly, probabilities a float tensor."""
     model_path, sample_path = zoo_model("sklearn_logistic")
-    assert cli(["export", str(model_path), "--name", "logistic_nosample", "--out", str(zoo_registry)]) == 0
+    assert cli(["export", str(model_path), "--name", "logistic_nosample", "--out", str(zoo_registry), "--trust-pickle"]) == 0
     manifest = json.loads((zoo_registry / "logistic_nosample" / "1" / "model.json").read_text())
     outputs = {output["name"]: output for output in manifest["outputs"]}
     assert outputs["label"]["dtype"] == "int64"

@@ -254,6 +254,11 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
+def export_flags(framework: str | None) -> list[str]:
+    """Flags `edgecloud export` needs for a framework's files: scikit-learn's are unpickled, so they take --trust-pickle."""
+    return ["--trust-pickle"] if framework == "sklearn" else []
+
+
 def build(name: str, root: Path) -> tuple[Path, Path]:
     """Build zoo model `name` into `root/name/` (created); returns (model path, sample path)."""
     folder = Path(root) / name

@@ -96,3 +96,24 @@ def not_for_mxnet(root: Path, name: str = "nomx") -> Path:
     )  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     return _write(root, name, model)
+
+
+EXTERNAL_WEIGHTS = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+
+
+def external_data_model(location: str) -> onnx.ModelProto:
+    """y = x + W, float32[?, 4], with W's four floats stored outside the ONNX file at `location`."""
+    weights = TensorProto(name="W", data_type=TensorProto.FLOAT, dims=[4], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", location), ("offset", "0"), ("length", str(EXTERNAL_WEIGHTS.nbytes))):
+        weights.external_data.add(key=key, value=value)
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "W"], ["y"])], "external",
+        [_value("x", "float32", [None, 4])], [_value("y", "float32", [None, 4])], [weights],
+    )  # fmt: skip
+    return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def external_data_version(root: Path, location: str, name: str = "external") -> Path:
+    """A registry folder whose model.onnx keeps W at `location` (not checked: it may point anywhere);
+    the weights file itself is the caller's to write."""
+    return write_version_dir(root / name / "1", name, external_data_model(location), checked=False)

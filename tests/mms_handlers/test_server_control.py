@@ -110,15 +110,16 @@ def test_register_refuses_anything_outside_the_model_store(stores, mar):
 def test_generated_config_keeps_management_on_loopback():
     config = ServerConfig(
         model_store=Path("/tmp/store"), host="0.0.0.0", inference_port=8080, management_port=8081,
-        cors_origins=["http://a.test", "http://b.test"], job_queue_size=7, max_request_size=1234,
+        cors_origins=["http://a.test", "http://a.test"], job_queue_size=7, max_request_size=1234,
     )  # fmt: skip
     lines = config_properties(config).splitlines()
     for line in ("inference_address=http://0.0.0.0:8080", "management_address=http://127.0.0.1:8081",
                  "decode_input_request=false", "job_queue_size=7", "max_request_size=1234",
-                 "cors_allowed_origin=*"):  # fmt: skip
+                 "cors_allowed_origin=http://a.test"):  # fmt: skip
         assert line in lines
-    config.cors_origins = ["http://a.test", "http://a.test"]
-    assert "cors_allowed_origin=http://a.test" in config_properties(config).splitlines()
+    config.cors_origins = ["http://a.test", "http://b.test"]  # MMS can answer one: never silently '*'
+    with pytest.raises(ServerError, match="one allowed origin"):
+        config_properties(config)
 
 
 def test_threads_split_the_cores_between_workers():
@@ -139,6 +140,12 @@ def test_threads_split_the_cores_between_workers():
         (["--model-option", "batch_size=8"], "expected NAME:KEY=VALUE"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--max-batch-delay", "-5"], "--max-batch-delay must be at least 0 ms"),
+        (["--cors-origin", "http://a.test", "--cors-origin", "http://b.test"],
+         "CORS: Multi Model Server answers every request with one allowed origin, got http://a.test, http://b.test: "
+         "allow one origin, or '*' explicitly to allow any"),
+        (["--cors-origin", "http://client.test/"], "CORS origin 'http://client.test/' is not scheme://host[:port]"),
+        (["--host", "127.0.0.1\nmanagement_address=http://0.0.0.0:1"], "host '127.0.0.1\\nmanagement_address"),
+        (["--management-host", "a b"], "management host 'a b' is not a host name"),
     ],
 )
 def test_serve_rejects_bad_options_with_one_line(stores, capsys, extra, fragment):
@@ -163,7 +170,6 @@ def test_edgecloud_serve_applies_batching_workers_cors_and_stops_clean(stores):
         "--inference-port", str(inference), "--management-port", str(management), "--web-port", str(web),
         "--workers", "2", "--batch-size", "4", "--max-batch-delay", "20", "--model-option", "mlp:batch_size=8",
         "--model-option", "pair:workers=1", "--register", "mlp.mar", "--register", "pair.mar",
-        "--cors-origin", "http://client.test",
     ]  # fmt: skip
     serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -180,8 +186,8 @@ def test_edgecloud_serve_applies_batching_workers_cors_and_stops_clean(stores):
         assert sorted(m["modelName"] for m in models_listed) == ["mlp", "pair"]  # not mlpmx/nomx: --register chose
         x = np.ones((1, 4), np.float32)
         _, headers = predict(f"http://127.0.0.1:{inference}", "mlp", x, {"Origin": "http://client.test"})
-        # The page's origin and http://client.test: MMS can send only one value, so it is "*".
-        assert headers.get("Access-Control-Allow-Origin") == "*"
+        # MMS allows the page's origin only, whoever asks (the browser enforces it).
+        assert headers.get("Access-Control-Allow-Origin") == f"http://127.0.0.1:{web}"
         mms_pids = _group_of(_launcher_pid(store))
         assert len(mms_pids) >= 4  # launcher, java, 2 + 1 workers
     finally:

@@ -4,7 +4,6 @@ and the browser offline."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -15,12 +14,11 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer, ServerConfig
 
 from ..conftest import free_port
+from ..mms_handlers.mars import remade
 from .conftest import EDGE_VARIANT, FORECASTER, HEAVY, LSTM_MARKED_ONNXJS, SLOW_CLOUD, TAMPERED
-from .registry_models import fitted_forecaster, write_version
 from .test_routing import data, expected_forecast, window
 
 pytestmark = [pytest.mark.integration]
@@ -139,12 +137,8 @@ def own_mms(web_models, model_store):
     """A separate MMS (this test stops it) serving web_fc, plus a model whose worker cannot load."""
     store = Path(tempfile.mkdtemp(prefix="edgecloud-own-store-"))
     shutil.copy(model_store / f"{FORECASTER}.mar", store)
-    broken = write_version(store / "registry", "web_broken", "1", fitted_forecaster()[0])
-    (broken / "model.onnx").write_bytes(b"not an onnx file")
-    manifest = json.loads((broken / "model.json").read_text())
-    manifest["files"]["model.onnx"]["sha256"] = hashlib.sha256(b"not an onnx file").hexdigest()
-    (broken / "model.json").write_text(json.dumps(manifest))
-    build_archive(broken, store)
+    # A sound archive around a file that is no ONNX model (edgecloud archive itself refuses to write one).
+    remade(model_store / f"{FORECASTER}.mar", store / "web_broken.mar", {"model.onnx": b"not an onnx file"})
     server = MmsServer(ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
                                     cors_origins=["*"]))  # fmt: skip
     server.start()

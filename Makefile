@@ -14,7 +14,7 @@ TORCHSERVE_VERSION := $(shell sed -n 's/^VERSION = "\([^"]*\)".*/\1/p' benchmark
 TORCHSERVE_DIR := .edgecloud/torchserve-pkgs
 TORCHSERVE_STAMP := $(TORCHSERVE_DIR)/.installed-$(TORCHSERVE_VERSION)
 
-.PHONY: setup system python web torchserve demo test bench clean
+.PHONY: setup system python web torchserve demo test bench soak clean
 
 setup: system python web
 
@@ -57,6 +57,10 @@ test: setup
 
 bench: setup torchserve
 	$(PY) -m benchmarks.run
+
+# 60 s at concurrency 32 with memory sampled, then a worker and a whole model backend killed under load.
+soak: setup
+	$(PY) -m benchmarks.reliability
 
 clean:
 	rm -rf $(VENV) web_onnxjs/node_modules .pytest_cache build *.egg-info $(TORCHSERVE_DIR)

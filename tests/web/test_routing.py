@@ -126,6 +126,12 @@ def test_onnxruntime_web_is_loaded_only_for_models_marked_for_it(driver, web_mod
         ({"windows": [0.0] * 64}, "auto", "unexpected input 'windows'; the model takes window"),
         ([["a"] * 64], "auto", "input 'window': expected numbers (float32), got string"),
         ([0.0] * 64, "sometimes", 'unknown privacy mode "sometimes"'),
+        ([0.0] * 3 + [float("nan")] + [0.0] * 60, "auto", "input 'window': expected finite values, got NaN or Inf at index [0, 3]"),
+        ([[0.0] * 64, [0.0] * 63 + [float("-inf")]], "prefer-cloud", "expected finite values, got NaN or Inf at index [1, 63]"),
+        (None, "auto", "predict() needs an input"),
+        ("64 zeros", "auto", "input 'window' must be an array, a typed array or {data, shape}, got string"),
+        ({"data": [0.0] * 64, "shape": [2, 64]}, "auto", "input 'window': expected float32[?, 64], got shape [2, 64] with 64 values"),
+        ({"window": [0.0] * 64, "\u1e8b": [1]}, "auto", "unexpected input '\u1e8b'; the model takes window"),
     ],
 )
 def test_bad_input_gets_one_clear_message_and_nothing_is_sent(driver, input, privacy, message):
@@ -133,6 +139,24 @@ def test_bad_input_gets_one_clear_message_and_nothing_is_sent(driver, input, pri
     result = driver.predict(input, privacy)
     assert message in result["error"], result
     assert driver.page.errors == []
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({}, 'PredictionHandler.create needs {model: "NAME"}'),
+        ({"registry": "/models", "model": "nosuch"}, "cannot reach the model registry and no version of nosuch is cached"),
+    ],
+)
+def test_create_with_bad_options_rejects_with_one_clear_message(driver, options, message):
+    error = driver.page.evaluate(
+        """async (options) => {
+          const { PredictionHandler } = await import('/src/prediction-handler.js');
+          try { await PredictionHandler.create(options); return null; } catch (error) { return error.message; }
+        }""",
+        options,
+    )
+    assert error is not None and message in error, error
 
 
 def test_concurrent_predictions_each_get_their_own_answer(driver, web_models):

@@ -23,7 +23,17 @@ function inferShape(spec, length) {
   return spec.shape.map((dim) => dim ?? length / known);
 }
 
-function toTensor(spec, value) {
+/** "[0, 3]": where flat index `flat` lies in `shape` (the same wording as the MMS handler). */
+function position(shape, flat) {
+  const index = [];
+  for (let axis = shape.length - 1; axis >= 0; axis -= 1) {
+    index.unshift(flat % shape[axis]);
+    flat = Math.floor(flat / shape[axis]);
+  }
+  return `[${index.join(', ')}]`;
+}
+
+function toTensor(spec, value, allowNaN) {
   let shape;
   let data;
   if (isPlainTensor(value)) {
@@ -48,18 +58,28 @@ function toTensor(spec, value) {
   if (NUMERIC.has(spec.dtype) && data.some((v) => typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint')) {
     throw new Error(`input '${spec.name}': expected numbers (${spec.dtype}), got ${typeof data.find((v) => typeof v !== 'number')}`);
   }
+  const nonFinite = allowNaN ? -1 : data.findIndex((v) => typeof v === 'number' && !Number.isFinite(v));
+  if (nonFinite >= 0) {
+    throw new Error(
+      `input '${spec.name}': expected finite values, got NaN or Inf at index ${position(shape, nonFinite)} ` +
+        '(this model\'s model.json does not set "serving": {"allow_nan": true})',
+    );
+  }
   return { dtype: spec.dtype, shape, data };
 }
 
-/** Plain tensors keyed by input name; throws one Error naming the problem. */
-export function toFeeds(input, specs) {
+/**
+ * Plain tensors keyed by input name; throws one Error naming the problem. NaN and ±Inf are refused
+ * unless `allowNaN` (model.json's serving.allow_nan), as the cloud refuses them: both sides agree.
+ */
+export function toFeeds(input, specs, { allowNaN = false } = {}) {
   if (input === null || input === undefined) throw new Error('predict() needs an input');
   const byName = typeof input === 'object' && !Array.isArray(input) && !ArrayBuffer.isView(input) && !isPlainTensor(input);
   if (!byName) {
     if (specs.length !== 1) {
       throw new Error(`the model has ${specs.length} inputs (${specs.map((s) => s.name).join(', ')}): pass an object keyed by input name`);
     }
-    return { [specs[0].name]: toTensor(specs[0], input) };
+    return { [specs[0].name]: toTensor(specs[0], input, allowNaN) };
   }
   const names = new Set(specs.map((s) => s.name));
   const unexpected = Object.keys(input).filter((key) => !names.has(key));
@@ -67,7 +87,7 @@ export function toFeeds(input, specs) {
   const feeds = {};
   for (const spec of specs) {
     if (!(spec.name in input)) throw new Error(`missing input '${spec.name}'`);
-    feeds[spec.name] = toTensor(spec, input[spec.name]);
+    feeds[spec.name] = toTensor(spec, input[spec.name], allowNaN);
   }
   return feeds;
 }

@@ -187,7 +187,7 @@ export class PredictionHandler {
     const mode = privacy ?? this.policy.privacy;
     let feeds;
     try {
-      feeds = toFeeds(input, loaded.manifest.inputs);
+      feeds = toFeeds(input, loaded.manifest.inputs, { allowNaN: Boolean(loaded.manifest.serving?.allow_nan) });
     } catch (error) {
       throw new EdgecloudError(CODES.BAD_INPUT, error.message);
     }

@@ -186,7 +186,8 @@ def write_report(out: Path, soak_report: SoakReport, kills: list[KillReport], co
     (out / "reliability.json").write_text(json.dumps(data, indent=1))
     s = soak_report
     lines = [
-        "# Reliability run", "", f"Run {data['when']} with `{command}` on {data['machine']}.", "",
+        "# Reliability run", "", f"Run {data['when']} with `{command}` on "
+        + ", ".join(f"{key} {value}" for key, value in data["machine"].items()) + ". **This machine is shared and noisy.**", "",
         f"## Sustained load: {s.seconds:.0f} s at concurrency {s.concurrency} (zoo MLP, MMS batch size 1, 2 workers)", "",
         "| requests | errors | req/s | p50 ms | p99 ms | max ms | Java RSS after warm-up | growth | workers RSS after warm-up | growth |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -196,7 +197,7 @@ def write_report(out: Path, soak_report: SoakReport, kills: list[KillReport], co
         "Java's heap is fixed and touched at start (`--java-heap`), so its growth is memory outside the heap.", "",
         "## Processes killed with SIGKILL under load", "",
         "`worker`: one process running the handler (MMS's backend forks a new one). `backend`: the model's whole "
-        "Python process tree (MMS 1.1.11 never restarts it; our supervisor registers the model again).", "",
+        "Python process tree (MMS 1.1.11 never restarts it; `mms_handlers/supervisor.py` starts it again).", "",
         "| killed | clients | requests | in flight at the kill | failed | failed that started after the kill | "
         "replaced after | first answer after | longest request (client timeout) | clients past their timeout | /ping after |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

@@ -191,17 +191,23 @@ REFUSED = {
 }  # fmt: skip
 
 
+def _registration_error(secured, make, mar: str) -> str:
+    """Build `mar` with `make` next to the served model, register it, and return the ServerError's message."""
+    _still_serving(secured)
+    make(secured.good, secured.store / mar)
+    try:
+        with pytest.raises(ServerError) as caught:
+            secured.mms.register(mar)
+    finally:
+        (secured.store / mar).unlink()
+    return str(caught.value)
+
+
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_a_refused_archive_leaves_the_served_model_serving(secured, case):
     make, reason = REFUSED[case]
-    _still_serving(secured)
-    make(secured.good, secured.store / "broken.mar")
-    try:
-        with pytest.raises(ServerError) as caught:
-            secured.mms.register("broken.mar")
-    finally:
-        (secured.store / "broken.mar").unlink()
-    assert str(caught.value).startswith(f"refusing to register broken.mar: {reason}"), caught.value
+    message = _registration_error(secured, make, "broken.mar")
+    assert message.startswith(f"refusing to register broken.mar: {reason}"), message
     assert not [p for root in (secured.mms.runtime_dir, secured.mms.temp_dir, secured.store.parent) for p in root.rglob("evil.txt")]
     _still_serving(secured)
 
@@ -224,13 +230,6 @@ def _model_reading_outside(good: Path, target: Path) -> Path:
 )  # fmt: skip
 def test_a_sound_archive_with_a_bad_model_fails_registration_naming_why(secured, make, reason):
     """These pass the archive check (the zip is sound): the worker's engine refuses them, and registration says why."""
-    _still_serving(secured)
-    make(secured.good, secured.store / "badmodel.mar")
-    try:
-        with pytest.raises(ServerError) as caught:
-            secured.mms.register("badmodel.mar")
-    finally:
-        (secured.store / "badmodel.mar").unlink()
-    message = str(caught.value)
+    message = _registration_error(secured, make, "badmodel.mar")
     assert message.startswith("registering badmodel.mar failed (500)") and reason in message and "\n" not in message, message
     _still_serving(secured)

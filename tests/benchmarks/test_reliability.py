@@ -6,10 +6,12 @@ few seconds on the handler tests' small MLP, served by 2 workers at batch size 1
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
+from benchmarks.load_client import ClosedLoop, run_for
 from benchmarks.reliability import kill_under_load, serving_forks, soak
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer, ServerConfig
@@ -77,3 +79,22 @@ def test_a_killed_backend_is_started_again_by_the_supervisor_and_its_queue_serve
     assert set(report.failure_statuses) <= {"500 Worker died."}, report.failure_statuses
     assert math.isfinite(report.recovered_s) and report.healthy_after == "Healthy"
     assert len(serving_forks(served)) == WORKERS
+
+
+def test_a_flood_past_the_queue_gets_quick_503s_and_leaves_the_workers_alone(tmp_path):
+    """64 clients against a queue of 2: the excess is refused at once with MMS's JSON 503, nothing dies."""
+    store = tmp_path / "store"
+    build_archive(models.mlp(tmp_path / "registry"), store)
+    config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
+                          job_queue_size=2, runtime_dir=tmp_path / "mms")  # fmt: skip
+    with MmsServer(config) as server:
+        server.register("mlp.mar")
+        pids = server.worker_pids()
+        loop = ClosedLoop(f"{config.inference_url}/predictions/mlp", BODY, concurrency=64, timeout_s=10.0)
+        outcomes = run_for(3.0, loop)
+        statuses = {outcome.status for outcome in outcomes}
+        refused = [outcome for outcome in outcomes if outcome.status == 503]
+        print(f"\nflood of 64 clients on a queue of 2: {len(outcomes)} requests, {len(refused)} refused with 503")
+        assert statuses <= {200, 503} and refused and any(o.ok for o in outcomes), statuses
+        assert "Consider increasing job queue size" in json.loads(refused[0].body)["message"] and loop.unfinished == 0
+        assert server.ping() == "Healthy" and server.worker_pids() == pids

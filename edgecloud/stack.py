@@ -8,13 +8,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from mms_handlers.server import MmsServer, ServerConfig
+from mms_handlers.server import MmsServer, ServerConfig, ServerError
 
 from .webserver import StaticSite
 
 # REGISTRY/NAME/signal.json ({"source", "sampling_rate", "unit", "data"}): a recording the demo page streams
 # through model NAME instead of its built-in pulse train (`edgecloud demo` writes one).
 SIGNAL_FILE = "signal.json"
+# Addresses meaning "every interface": no browser opens a page at them, so the page's origin and the
+# cloud's address are only known to the browser.
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")
 
 
 @dataclass
@@ -38,7 +41,22 @@ def allowed_origins(options: StackOptions) -> list[str]:
     MMS sends one Access-Control-Allow-Origin value to every request, so several origins cannot be
     allowed at once; `ServerConfig.check` refuses them rather than widening to '*'.
     """
-    return list(dict.fromkeys(options.server.cors_origins)) or [page_origin(options)]
+    origins = list(dict.fromkeys(options.server.cors_origins))
+    if origins:
+        return origins
+    if options.server.host in WILDCARD_HOSTS:
+        raise ServerError(
+            f"--host {options.server.host} listens on every address, so the page's origin is not known here: "
+            f"give --cors-origin with the address browsers open the page at (e.g. http://HOSTNAME:{options.web_port}), "
+            "or '*'"
+        )
+    return [page_origin(options)]
+
+
+def site_config(config: ServerConfig, models: list[str], signals: dict[str, str]) -> dict:
+    """/config.json for the page. On a wildcard host the page reaches MMS at its own host name, on MMS's port."""
+    cloud = {"cloudPort": config.inference_port} if config.host in WILDCARD_HOSTS else {"cloud": config.inference_url}
+    return {**cloud, "models": models, "signals": signals}
 
 
 class Stack:
@@ -58,7 +76,7 @@ class Stack:
         origins, page = self.mms.config.cors_origins, page_origin(self.options)
         if "*" in origins:
             progress("CORS: any site may call MMS from a browser ('*' was asked for)")
-        elif origins != [page]:
+        elif origins != [page] and self.options.server.host not in WILDCARD_HOSTS:
             progress(f"CORS: browsers may call MMS from {', '.join(origins)} only; the page opened as {page} gets no cloud answers")
         for warning in self.mms.config.exposure_warnings():
             progress(warning)
@@ -70,7 +88,7 @@ class Stack:
                 self.mms.wait_until_healthy()
             signals = {name: f"/models/{name}/{SIGNAL_FILE}" for name in self.models
                        if (Path(self.options.registry) / name / SIGNAL_FILE).is_file()}  # fmt: skip
-            self.site.config = {"cloud": self.mms.config.inference_url, "models": self.models, "signals": signals}
+            self.site.config = site_config(self.mms.config, self.models, signals)
             self.site.start()
         except BaseException as error:
             # A failure's message points at MMS's logs: keep them (Ctrl-C is no failure).

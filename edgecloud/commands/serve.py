@@ -81,7 +81,7 @@ def parse_model_options(values: list[str]) -> dict:
 def options_from(args: argparse.Namespace, model_store: Path, registry: Path) -> StackOptions:
     from mms_handlers.server import MAX_PORT, MIN_JAVA_HEAP_MB, ServerConfig, ServerError, mar_in_store
 
-    from ..stack import StackOptions
+    from ..stack import StackOptions, allowed_origins
 
     for flag, highest in (("inference_port", MAX_PORT), ("management_port", MAX_PORT), ("web_port", 65535)):
         port = getattr(args, flag)
@@ -120,11 +120,13 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
         model_options=parse_model_options(args.model_option),
         cors_origins=list(args.cors_origin),
     )
+    options = StackOptions(server=server, registry=Path(registry), web_port=args.web_port, register=register)
     try:
         server.check()
+        allowed_origins(options)
     except ServerError as error:  # its message names the host or origin at fault
         raise CliError(str(error)) from None
-    return StackOptions(server=server, registry=Path(registry), web_port=args.web_port, register=register)
+    return options
 
 
 def serve_until_stopped(options: StackOptions) -> int:

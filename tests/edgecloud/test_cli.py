@@ -41,6 +41,7 @@ def one_error_line(capsys) -> str:
         (["archive", "{tmp}", "--out", "{tmp}/store"], "has no model.json"),
         (["serve", "--model-store", "{tmp}/absent", "--registry", "{tmp}"], "model store not found"),
         (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--inference-port", "40000"], "--inference-port 40000"),
+        (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--host", "0.0.0.0"], "--host 0.0.0.0 listens on every address, so the page's origin is not known here: give --cors-origin"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, fragment):

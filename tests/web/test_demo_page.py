@@ -74,3 +74,26 @@ def test_demo_page_reads_shapes_from_model_json(page, web_models, mms):
         assert page.errors == []
     finally:
         site.stop()
+
+
+def test_served_on_every_address_the_page_finds_the_cloud_at_its_own_host(page, web_models, model_store, tmp_path):
+    """`--host 0.0.0.0`: /config.json gives MMS's port only, and the page asks its own host name on it."""
+    from edgecloud.stack import Stack, StackOptions
+    from mms_handlers.server import ServerConfig
+
+    web_port = free_port()
+    server = ServerConfig(model_store=model_store, host="0.0.0.0", inference_port=free_port(),
+                          management_port=free_port(), cors_origins=[f"http://127.0.0.1:{web_port}"],
+                          runtime_dir=tmp_path / "mms")  # fmt: skip
+    stack = Stack(StackOptions(server=server, registry=web_models.registry, web_port=web_port,
+                               register=[f"{FORECASTER}.mar"])).start()  # fmt: skip
+    try:
+        config = page.request.get(f"http://127.0.0.1:{web_port}/config.json").json()
+        assert config == {"cloudPort": server.inference_port, "models": [FORECASTER], "signals": {}}
+        page.goto(f"http://127.0.0.1:{web_port}/demo/")
+        page.wait_for_selector("body[data-ready]")
+        assert page.get_attribute("body", "data-ready") == "true", page.inner_text("#status")
+        assert cell(page, "cloud", "where") == "cloud · mms/onnxruntime"
+        assert float(page.inner_text("#diff")) <= 1e-4 and page.errors == []
+    finally:
+        stack.stop()

@@ -157,6 +157,12 @@ class Demo {
   }
 }
 
+/** MMS's URL: as /config.json gives it, or (server on every address) this page's host on MMS's port. */
+function cloudUrl(config) {
+  if (config.cloud) return config.cloud;
+  return config.cloudPort ? `${location.protocol}//${location.hostname}:${config.cloudPort}` : null;
+}
+
 async function main() {
   const config = await fetchJson('/config.json');
   const name = (config.models ?? [])[0];
@@ -165,7 +171,7 @@ async function main() {
   const signalUrl = (config.signals ?? {})[name];
   const [{ default: uPlot }, handler, recording] = await Promise.all([
     import('/vendor/uplot/uPlot.esm.js'),
-    PredictionHandler.create({ registry: '/models', model: name, cloud: config.cloud ?? null }),
+    PredictionHandler.create({ registry: '/models', model: name, cloud: cloudUrl(config) }),
     signalUrl ? fetchJson(signalUrl) : null,
   ]);
   $('model-version').textContent = handler.modelVersion;

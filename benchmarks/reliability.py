@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mms_handlers.process_group import parent_pid
 from mms_handlers.server import MmsServer
 
 from .load_client import ClosedLoop, Outcome, percentile, run_for
@@ -37,12 +36,6 @@ def resident_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def serving_forks(mms: MmsServer) -> list[int]:
-    """The workers that run the handler: MMS's backend process forks one per worker connection."""
-    pids = mms.worker_pids()
-    return [pid for pid in pids if parent_pid(pid) in pids]
 
 
 @dataclass
@@ -133,11 +126,11 @@ def kill_under_load(mms: MmsServer, model: str, body: bytes, concurrency: int = 
     model's whole `backend` (the process MMS started and every worker it forked)."""
     loop = ClosedLoop(f"{mms.config.inference_url}/predictions/{model}", body, concurrency, timeout_s).start()
     time.sleep(before_s)
-    forks = serving_forks(mms)
-    victims = forks[:1] if target == "worker" else mms.worker_pids()
+    forks = mms.handler_pids()
     if not forks:
         loop.stop()
         raise RuntimeError(f"no worker of {model} found to kill")
+    victims = forks[:1] if target == "worker" else mms.worker_pids()
     killed_at = time.monotonic()
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
@@ -160,7 +153,7 @@ def kill_under_load(mms: MmsServer, model: str, body: bytes, concurrency: int = 
 def _wait_for_replacement(mms: MmsServer, victims: list[int], count: int, since: float, limit_s: float) -> float:
     """Seconds until `count` workers serve again, none of them a victim (inf after `limit_s`)."""
     while time.monotonic() - since < limit_s:
-        forks = serving_forks(mms)
+        forks = mms.handler_pids()
         if len(forks) == count and not set(forks) & set(victims):
             return time.monotonic() - since
         time.sleep(0.02)
@@ -220,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-concurrency", type=int, default=16, help="clients while a worker is killed (16)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for RELIABILITY.md and reliability.json")
     args = parser.parse_args(argv)
+    if args.seconds <= 0:
+        parser.error(f"--seconds must be more than 0, got {args.seconds:g}")
+    for flag in ("concurrency", "kill_concurrency"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     from mms_handlers.server import ServerConfig, free_port
 
     from .models import export_zoo_model

@@ -29,8 +29,8 @@ from typing import Any
 from .engines.ort import THREADS_ENV, threads_per_worker
 from .mar_check import MarError, check_mar
 from .names import name_problem
-from .process_group import command_line, group_members, stop_process_group
-from .supervisor import Supervisor
+from .process_group import arguments, command_line, group_members, parent_pid, stop_process_group
+from .supervisor import Supervisor, model_of
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
@@ -43,6 +43,17 @@ ORIGIN_PATTERN = re.compile(rf"https?://(?:{HOST_PATTERN.pattern})(?::[0-9]{{1,5
 
 class ServerError(Exception):
     """MMS did not start, register or answer; the message says what and where the log is."""
+
+
+class SettingError(ServerError):
+    """One ServerConfig setting is out of range. `setting` is the field's name, so a command line can
+    name its own flag for it; the message names the setting in words."""
+
+    LABELS = {"max_batch_delay_ms": "max batch delay", "java_heap_mb": "Java heap"}
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{self.LABELS.get(setting, setting.replace('_', ' '))} {problem}")
+        self.setting, self.problem = setting, problem
 
 
 @dataclass
@@ -80,11 +91,6 @@ def free_port() -> int:
     raise RuntimeError("no free port found")
 
 
-def check_port(name: str, port: int) -> None:
-    if not 0 < port <= MAX_PORT:
-        raise ServerError(f"{name} {port} is out of range: Multi Model Server accepts ports 1-{MAX_PORT} only")
-
-
 def mar_in_store(model_store: Path, mar: str) -> Path:
     """The .mar file `mar` names inside the model store; anything else (URLs, other folders) is refused."""
     store = Path(model_store).resolve()
@@ -118,21 +124,19 @@ class ServerConfig:
 
     def check(self) -> None:
         """Raise ServerError for settings MMS would reject or misbehave on."""
-        check_port("inference port", self.inference_port)
-        check_port("management port", self.management_port)
+        for setting in ("inference_port", "management_port"):
+            if not 0 < (port := getattr(self, setting)) <= MAX_PORT:
+                raise SettingError(setting, f"{port}: Multi Model Server accepts 1-{MAX_PORT} only")
         for name, host in (("host", self.host), ("management host", self.management_host)):
             if not HOST_PATTERN.fullmatch(host):
                 raise ServerError(f"{name} {host!r} is not a host name or IP address (IPv6 in [brackets])")
         if self.inference_port == self.management_port:
             raise ServerError(f"inference and management ports are both {self.inference_port}")
-        for name, value in (("workers", self.workers), ("batch size", self.batch_size),
-                            ("job queue size", self.job_queue_size), ("max request size", self.max_request_size)):  # fmt: skip
-            if value < 1:
-                raise ServerError(f"{name} must be at least 1, got {value}")
-        if self.max_batch_delay_ms < 0:
-            raise ServerError(f"max batch delay must be at least 0 ms, got {self.max_batch_delay_ms}")
-        if self.java_heap_mb < MIN_JAVA_HEAP_MB:
-            raise ServerError(f"Java heap must be at least {MIN_JAVA_HEAP_MB} MB, got {self.java_heap_mb}")
+        for setting, lowest, unit in (("workers", 1, ""), ("batch_size", 1, ""), ("job_queue_size", 1, ""),
+                                      ("max_request_size", 1, ""), ("max_batch_delay_ms", 0, " ms"),
+                                      ("java_heap_mb", MIN_JAVA_HEAP_MB, " MB")):  # fmt: skip
+            if (value := getattr(self, setting)) < lowest:
+                raise SettingError(setting, f"must be at least {lowest}{unit}, got {value}")
         for model in self.model_options:
             if problem := name_problem(model):
                 raise ServerError(f"model options for {model!r}: {problem}")
@@ -426,9 +430,23 @@ class MmsServer:
         return next((pid for pid in self.process_ids() if command_line(pid).startswith("java ")), None)
 
     def worker_pids(self) -> list[int]:
-        """The Python backend workers: per worker, the process MMS starts and the fork of it that serves
-        Java's connection (and runs the handler). A dead and restarted worker shows as new PIDs."""
-        return sorted(pid for pid in self.process_ids() if "mms/model_service_worker.py" in command_line(pid))
+        """Every Python process of the models: per model its backend process, and the forks of it that serve
+        Java's worker connections (and run the handler). A dead and restarted one shows as a new PID."""
+        return sorted(pid for pid in self.process_ids() if model_of(arguments(pid)) is not None)
+
+    def backend_pids(self) -> dict[str, int]:
+        """Model name → PID of its live backend process (started by java, or again by the supervisor here)."""
+        parents = {self.java_pid(), os.getpid()} - {None}
+        found: dict[str, int] = {}
+        for pid in self.worker_pids():
+            if (model := model_of(arguments(pid))) is not None and parent_pid(pid) in parents:
+                found[model] = pid
+        return found
+
+    def handler_pids(self) -> list[int]:
+        """The processes running the handler: the backends' forks, one per worker."""
+        backends = set(self.backend_pids().values())
+        return [pid for pid in self.worker_pids() if pid not in backends]
 
     def models(self) -> list[dict[str, Any]]:
         _status, body = _http("GET", f"{self.config.management_url}/models")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .process_group import arguments, group_members, parent_pid, stop_process_group
+from .process_group import arguments, group_members, stop_process_group
 
 if TYPE_CHECKING:
     from .server import MmsServer
@@ -96,22 +96,12 @@ class Supervisor:
         """The live processes of the backends started here and of the workers they forked."""
         return [pid for process in self.started for pid in group_members(process.pid)]
 
-    def backends(self) -> dict[str, int]:
-        """Model name → PID of its live backend process (started by java, or by this supervisor)."""
-        parents = {self.server.java_pid(), os.getpid()} - {None}
-        found = {}
-        for pid in self.server.process_ids():
-            model = model_of(arguments(pid))
-            if model is not None and parent_pid(pid) in parents:
-                found[model] = pid
-        return found
-
     def check(self) -> None:
         """One round: remember how each live backend was started; start again those dead two rounds running.
 
         Two rounds, so a model MMS is unregistering (backend stopped, model still listed) is left alone.
         """
-        backends = self.backends()
+        backends = self.server.backend_pids()
         listed = {model.get("modelName") for model in self.server.models()}
         for model, pid in backends.items():
             known = self.launches.get(model)

@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from ..stack import StackOptions
 
 
+# ServerConfig fields whose flag is not the field's name with dashes.
+SETTING_FLAGS = {"max_batch_delay_ms": "max-batch-delay", "java_heap_mb": "java-heap"}
+
+
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `serve` and `demo`."""
     parser.add_argument("--host", default="127.0.0.1", help="address for inference and the page (127.0.0.1)")
@@ -79,22 +83,12 @@ def parse_model_options(values: list[str]) -> dict:
 
 
 def options_from(args: argparse.Namespace, model_store: Path, registry: Path) -> StackOptions:
-    from mms_handlers.server import MAX_PORT, MIN_JAVA_HEAP_MB, ServerConfig, ServerError, mar_in_store
+    from mms_handlers.server import ServerConfig, ServerError, SettingError, mar_in_store
 
     from ..stack import StackOptions, allowed_origins
 
-    for flag, highest in (("inference_port", MAX_PORT), ("management_port", MAX_PORT), ("web_port", 65535)):
-        port = getattr(args, flag)
-        if not 0 < port <= highest:
-            reason = "Multi Model Server accepts 1-32767 only" if highest == MAX_PORT else "not a TCP port"
-            raise CliError(f"--{flag.replace('_', '-')} {port}: {reason}")
-    for flag in ("workers", "batch_size", "job_queue_size", "max_request_size"):
-        if getattr(args, flag) < 1:
-            raise CliError(f"--{flag.replace('_', '-')} must be at least 1")
-    if args.max_batch_delay < 0:
-        raise CliError("--max-batch-delay must be at least 0 ms")
-    if args.java_heap < MIN_JAVA_HEAP_MB:
-        raise CliError(f"--java-heap must be at least {MIN_JAVA_HEAP_MB} MB")
+    if not 0 < args.web_port <= 65535:
+        raise CliError(f"--web-port {args.web_port}: not a TCP port")
     if not Path(model_store).is_dir():
         raise CliError(f"model store not found: {model_store}")
     if not Path(registry).is_dir():
@@ -124,6 +118,8 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
     try:
         server.check()
         allowed_origins(options)
+    except SettingError as error:  # the setting's own flag, e.g. "--batch-size must be at least 1, got 0"
+        raise CliError(f"--{SETTING_FLAGS.get(error.setting, error.setting.replace('_', '-'))} {error.problem}") from None
     except ServerError as error:  # its message names the host or origin at fault
         raise CliError(str(error)) from None
     return options

@@ -12,7 +12,7 @@ import math
 import pytest
 
 from benchmarks.load_client import ClosedLoop, run_for
-from benchmarks.reliability import kill_under_load, serving_forks, soak
+from benchmarks.reliability import kill_under_load, main, soak
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer, ServerConfig
 from tests.conftest import free_port
@@ -50,7 +50,7 @@ def test_sustained_load_has_no_errors_and_flat_memory(served):
 
 
 def test_a_worker_killed_under_load_is_replaced_and_only_its_request_fails(served):
-    forks_before = serving_forks(served)
+    forks_before = served.handler_pids()
     assert len(forks_before) == WORKERS
     report = kill_under_load(served, "mlp", BODY, concurrency=16, target="worker", timeout_s=10.0)
     print(f"\nkill -9 at c=16: {report.requests} requests, {report.failures} failed of {report.in_flight_at_kill} "
@@ -61,7 +61,7 @@ def test_a_worker_killed_under_load_is_replaced_and_only_its_request_fails(serve
     assert set(report.failure_statuses) <= {"500 Worker died."}, report.failure_statuses
     assert math.isfinite(report.restarted_s) and math.isfinite(report.recovered_s)
     assert report.healthy_after == "Healthy"
-    forks_after = serving_forks(served)
+    forks_after = served.handler_pids()
     assert len(forks_after) == WORKERS and forks_after != forks_before
 
 
@@ -78,7 +78,7 @@ def test_a_killed_backend_is_started_again_by_the_supervisor_and_its_queue_serve
     assert report.failures <= report.in_flight_at_kill and report.failures_started_after_kill == 0
     assert set(report.failure_statuses) <= {"500 Worker died."}, report.failure_statuses
     assert math.isfinite(report.recovered_s) and report.healthy_after == "Healthy"
-    assert len(serving_forks(served)) == WORKERS
+    assert len(served.handler_pids()) == WORKERS
 
 
 def test_a_flood_past_the_queue_gets_quick_503s_and_leaves_the_workers_alone(tmp_path):
@@ -98,3 +98,14 @@ def test_a_flood_past_the_queue_gets_quick_503s_and_leaves_the_workers_alone(tmp
         assert statuses <= {200, 503} and refused and any(o.ok for o in outcomes), statuses
         assert "Consider increasing job queue size" in json.loads(refused[0].body)["message"] and loop.unfinished == 0
         assert server.ping() == "Healthy" and server.worker_pids() == pids
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [(["--seconds", "0"], "--seconds must be more than 0, got 0"), (["--kill-concurrency", "0"], "--kill-concurrency must be at least 1")],
+)
+def test_the_soak_command_refuses_bad_options_before_doing_anything(capsys, argv, fragment):
+    with pytest.raises(SystemExit) as caught:
+        main(argv)
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and fragment in err and "Traceback" not in err

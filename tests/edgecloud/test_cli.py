@@ -41,6 +41,8 @@ def one_error_line(capsys) -> str:
         (["archive", "{tmp}", "--out", "{tmp}/store"], "has no model.json"),
         (["serve", "--model-store", "{tmp}/absent", "--registry", "{tmp}"], "model store not found"),
         (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--inference-port", "40000"], "--inference-port 40000"),
+        (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--java-heap", "64"], "--java-heap must be at least 128 MB, got 64"),
+        (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--web-port", "70000"], "--web-port 70000: not a TCP port"),
         (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--host", "0.0.0.0"], "--host 0.0.0.0 listens on every address, so the page's origin is not known here: give --cors-origin"),
     ],
 )

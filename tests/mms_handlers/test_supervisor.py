@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -32,10 +33,16 @@ def start(tmp_path) -> MmsServer:
 
 
 def predict(server: MmsServer) -> int:
+    """The HTTP status of one prediction (0 when no answer came), so a caller can wait for a 200."""
     request = urllib.request.Request(f"{server.config.inference_url}/predictions/mlp", data=b"[[1, 2, 3, 4]]",
                                      headers={"Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (urllib.error.URLError, OSError):
+        return 0
 
 
 def wait_for(condition, seconds: float = 20.0) -> bool:

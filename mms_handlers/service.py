@@ -30,7 +30,7 @@ ENGINE_FILE = "engine.json"
 # What a .mar names so MMS calls `handle` below (written by archive.py, required by mar_check.py).
 HANDLER = "mms_handlers.service:handle"
 
-# Metric names written to model_metrics.log (see README "Metrics").
+# Metric names written to model_metrics.log (see docs/serving.md, "Metrics").
 BATCH_SIZE_METRIC = "BatchSize"
 ENGINE_RUNS_METRIC = "EngineRuns"
 STACKED_METRIC = "StackedRequests"

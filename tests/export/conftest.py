@@ -23,7 +23,7 @@ def zoo_model(workdir: Path) -> Callable[[str], tuple[Path, Path]]:
     return get
 
 
-# Parity figures of the zoo exports, printed at the end of the run (README quotes them).
+# Parity figures of the zoo exports, printed at the end of the run (docs/lowering.md quotes them).
 ZOO_PARITY: dict[str, tuple[str, float, int]] = {}
 
 

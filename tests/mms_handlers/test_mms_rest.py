@@ -97,7 +97,7 @@ def test_every_form_gets_the_same_numbers_in_its_own_form(served):
     assert array.dtype == np.float32 and array.shape == (2, 3)
     np.testing.assert_allclose(array, want, atol=1e-6)
     # MMS 1.1.11 sends no Content-Type on handler answers (setting one corrupts batched frames):
-    # clients tell JSON from .npy/.npz by the body (README "REST").
+    # clients tell JSON from .npy/.npz by the body (docs/rest.md).
     assert "content-type" not in plain.headers and "content-type" not in as_npy.headers
 
 

@@ -52,7 +52,9 @@ $(TORCHSERVE_STAMP): | $(PIP_STAMP)
 demo: setup
 	$(PY) -m edgecloud demo
 
+# JS unit tests (node's own runner, no browser) first: they take a second and fail fast.
 test: setup
+	cd web_onnxjs && node --test test/
 	$(PY) -m pytest -ra
 
 bench: setup torchserve

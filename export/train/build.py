@@ -284,7 +284,13 @@ def _feeds(names: dict[str, Any], inputs: dict, targets: dict, weights: np.ndarr
 def training_variant(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
                      tolerance: float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
     """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry)."""
-    plan_ = plan(conversion.model, options, conversion.framework, progress)
+    try:
+        plan_ = plan(conversion.model, options, conversion.framework, progress)
+    except UnsupportedModelError as error:
+        if options.trainable is not None:
+            raise
+        progress(f"no training step: {error}")  # the default asks for a head only where one can be trained
+        return {}, None
     if plan_ is None:
         return {}, None
     if conversion.trainer is None:

@@ -157,7 +157,7 @@ def export_step(step: Callable[..., tuple], io: StepIO, example: list[np.ndarray
     import torch._decomp
     from torch.fx.experimental.proxy_tensor import make_fx
 
-    args = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in example)
+    args = tuple(torch.from_numpy(np.array(a, copy=True)) for a in example)
     try:
         with silenced(*_LOGGERS):
             traced = make_fx(step, decomposition_table=torch._decomp.core_aten_decompositions())(*args)

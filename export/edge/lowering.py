@@ -14,7 +14,7 @@ from ..errors import one_line
 from ..manifest import default_opset
 from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
 from .graph import batch_variant, remove_dead
-from .passes import conv1d, expand, fold, gather, int64, loop, ml_linear, opset, recurrent, slice_concat, softmax, split, stack
+from .passes import conv1d, expand, fold, gather, int64, loop, ml_linear, opset, recurrent, relu_mask, slice_concat, softmax, split, stack
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
@@ -32,6 +32,7 @@ PASSES: list[tuple[str, Pass]] = [
     ("conv1d-to-2d", conv1d.run),
     ("split-to-slice", split.run),
     ("expand-to-add", expand.run),
+    ("relu-mask-to-sign", relu_mask.run),
     ("fold-constants-again", fold.simplify),
     ("static-batch-shapes-again", fold.static_shapes),
     # After onnxsim, which fuses Log(Softmax) back into LogSoftmax and Slice+Squeeze into Gather:

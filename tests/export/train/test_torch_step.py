@@ -1,5 +1,6 @@
 """PyTorch modules: last:N and all, SGD and Adam (PyTorch's flavour), proven against torch.optim;
-a padded short batch is the step on its real rows; Adam keeps a zero-gradient parameter finite."""
+a padded short batch is the step on its real rows; Adam keeps a zero-gradient parameter finite;
+the step through a ReLU is lowered for ONNX.js."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def mlp():
     import torch
 
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(5, 12), torch.nn.Tanh(), torch.nn.Linear(12, 3))
+    return torch.nn.Sequential(torch.nn.Linear(5, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,9 @@ def test_steps_match_torch_optim(exported, case: str) -> None:
         assert entry["optimizer"]["epsilon"] == 1e-08 and len(entry["state"]) == 8
     assert entry["parity"]["passed"] and entry["parity"]["against"].startswith("torch ")
     assert max(entry["parity"]["steps"].values()) <= 1e-5
+    edge = entry["edge"]  # the ReLU's backward mask is rewritten for ONNX.js (relu-mask-to-sign)
+    assert edge["file"] == "train.edge.onnx" and {"cpu", "wasm"} <= set(edge["backends"]), edge["blockers"]
+    assert "relu-mask-to-sign" in [p["name"] for p in edge["passes"] if p["applied"]]
 
 
 def _torch_steps(module, keys, x, y, optimizer: str, steps: int) -> dict[str, np.ndarray]:

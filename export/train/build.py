@@ -286,19 +286,19 @@ def training_variant(conversion: Conversion, options: TrainingOptions, folder: P
     """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry)."""
     try:
         plan_ = plan(conversion.model, options, conversion.framework, progress)
+        if plan_ is None:
+            return {}, None
+        if conversion.trainer is None:
+            raise UnsupportedModelError(f"--trainable is not supported for {conversion.framework} models")
+        optimizer = Optimizer.of(options, "keras" if conversion.framework == "keras" else "torch")
+        progress(f"exporting the training step ({plan_.split.spec}: {len(plan_.split.parameters)} parameters, "
+                 f"{plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
+        train, names = build_step(conversion, plan_, optimizer, options.batch_size)
     except UnsupportedModelError as error:
         if options.trainable is not None:
             raise
         progress(f"no training step: {error}")  # the default asks for a head only where one can be trained
         return {}, None
-    if plan_ is None:
-        return {}, None
-    if conversion.trainer is None:
-        raise UnsupportedModelError(f"--trainable is not supported for {conversion.framework} models")
-    optimizer = Optimizer.of(options, "keras" if conversion.framework == "keras" else "torch")
-    progress(f"exporting the training step ({plan_.split.spec}: {len(plan_.split.parameters)} parameters, "
-             f"{plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
-    train, names = build_step(conversion, plan_, optimizer, options.batch_size)
     progress(f"checking the training step against {conversion.framework}'s own optimizer")
     parity = prove_parity(conversion, plan_, optimizer, train, names, options.batch_size, tolerance)
     onnx.save(train, Path(folder) / TRAIN_FILE)

@@ -141,3 +141,21 @@ def test_equal_zero_biases_are_told_apart_by_layer() -> None:
     assert transposed["fc.weight"].transposed
     with pytest.raises(ExportError, match="cannot tell"):
         match({"bias": np.zeros(3, np.float32)}, variables[1::2])
+
+
+def test_the_default_goes_on_without_a_step_where_none_can_be_built(tmp_path: Path) -> None:
+    """A fixed batch of 1 cannot take --train-batch 32: by default one progress line, explicitly an error."""
+    from export.converter import Conversion
+    from export.errors import UnsupportedModelError
+    from export.train.build import training_variant
+
+    model = mlp()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    conversion = Conversion(model, lambda feeds: {}, {"x": np.zeros((1, 4), np.float32)}, "torch", "test", trainer=object())
+    said: list[str] = []
+    assert training_variant(conversion, TrainingOptions(), tmp_path, ["model.onnx"], tolerance=1e-5,
+                            progress=said.append) == ({}, None)  # fmt: skip
+    assert any("no training step" in line and "fixed batch" in line for line in said)
+    with pytest.raises(UnsupportedModelError, match="--train-batch 1"):
+        training_variant(conversion, TrainingOptions(trainable="head"), tmp_path, ["model.onnx"], tolerance=1e-5,
+                         progress=said.append)  # fmt: skip

@@ -28,6 +28,9 @@ from .metrics import ReplicaMetrics
 from .oip import Catalog
 
 READINESS_CACHE_S = 0.2  # probes from several balancers share one look at MMS
+# In the runtime folder: MMS's process group, so whoever started a replica that was killed outright
+# (SIGKILL leaves no time to stop MMS) can stop what it left behind.
+MMS_GROUP_FILE = "mms.pgid"
 
 
 @dataclass
@@ -112,6 +115,8 @@ class Replica:
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> "Replica":
         self.mms.start()
+        assert self.mms.process is not None
+        (self.mms.runtime_dir / MMS_GROUP_FILE).write_text(str(self.mms.process.pid))
         try:
             config = self.settings.server
             self.door = FrontDoor(self, self.metrics, config.host, config.inference_port,

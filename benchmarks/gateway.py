@@ -70,3 +70,60 @@ def fault_under_load(stack: GatewayStack, index: int, mode: str, concurrency: in
     time.sleep(after_s)  # the balancer's checks see it ready (rise 2 × 500 ms), then it takes traffic
     answered = replica_requests(replica.url)
     return FaultReport(mode, loop.stop(), round(back, 2), answered)
+
+
+def throughput(url: str, seconds: float, concurrency: int) -> tuple[float, float, int]:
+    """(requests per second, p50 ms, failures) of closed-loop V2 inference on `url` for `seconds`."""
+    from .load_client import percentile, run_for
+
+    outcomes = run_for(seconds, ClosedLoop(url, V2_BODY, concurrency, timeout_s=30))
+    ok = [o for o in outcomes if o.ok]
+    return len(ok) / seconds, percentile([o.seconds * 1000 for o in ok], 50), len(outcomes) - len(ok)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Throughput at c=32 with 1-3 replicas, added latency at c=1, one kill and one drain at c=32."""
+    import argparse
+    import tempfile
+    from pathlib import Path
+
+    from mms_handlers.archive import build_archive
+    from mms_handlers.server import ServerConfig, free_port
+    from tests.mms_handlers import models
+
+    from edgecloud.gateway.stack import GatewayOptions
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gateway", description=main.__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    build_archive(models.mlp(root / "registry"), root / "store")
+    for count in (1, 2, 3):
+        base = free_port() // 8 * 8
+        server = ServerConfig(model_store=root / "store", inference_port=base, management_port=base + 1, java_heap_mb=256)
+        options = GatewayOptions(server=server, registry=root / "registry", replicas=count, gateway_port=free_port(),
+                                 web_port=free_port(), drain_seconds=1.5)  # fmt: skip
+        stack = GatewayStack(options, runtime_dir=root / f"run-{count}").start()
+        try:
+            rps, p50, failed = throughput(f"{stack.url}/v2/models/mlp/infer", args.seconds, 32)
+            print(f"| {count} | gateway c=32 | {rps:.0f} req/s | p50 {p50:.1f} ms | {failed} failed |", flush=True)
+            if count == 1:
+                front = stack.replica_set.replicas[0]
+                direct = f"http://127.0.0.1:{front.ports.inference}/predictions/mlp"
+                for name, url in (("MMS direct", direct), ("front door", f"{front.url}/v2/models/mlp/infer"),
+                                  ("gateway", f"{stack.url}/v2/models/mlp/infer")):  # fmt: skip
+                    rps, p50, failed = throughput(url, args.seconds / 2, 1)
+                    print(f"| 1 | {name} c=1 | {rps:.0f} req/s | p50 {p50:.2f} ms | {failed} failed |", flush=True)
+            if count == 2:
+                for mode, index in (("kill", 0), ("term", 1)):
+                    report = fault_under_load(stack, index, mode)
+                    print(f"| 2 | {mode} replica {index} at c=32 | {len(report.outcomes)} requests | "
+                          f"{len(report.failures)} failed | back and ready after {report.back_after_s} s | "
+                          f"{report.answered_by_returned} answered by it since |", flush=True)  # fmt: skip
+        finally:
+            stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

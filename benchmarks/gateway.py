@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class FaultReport:
     mode: str
     outcomes: list[Outcome]
     back_after_s: float  # from the fault until the replica was ready again
+    hit_at: float  # time.monotonic() of the kill or SIGTERM
     answered_by_returned: int  # requests the replica answered after it came back
 
     @property
@@ -69,7 +71,7 @@ def fault_under_load(stack: GatewayStack, index: int, mode: str, concurrency: in
     back = time.monotonic() - hit
     time.sleep(after_s)  # the balancer's checks see it ready (rise 2 × 500 ms), then it takes traffic
     answered = replica_requests(replica.url)
-    return FaultReport(mode, loop.stop(), round(back, 2), answered)
+    return FaultReport(mode, loop.stop(), round(back, 2), hit, answered)
 
 
 def throughput(url: str, seconds: float, concurrency: int) -> tuple[float, float, int]:
@@ -96,13 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gateway", description=main.__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # stop the stacks (finally) when stopped
     root = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     build_archive(models.mlp(root / "registry"), root / "store")
     for count in (1, 2, 3):
         base = free_port() // 8 * 8
         server = ServerConfig(model_store=root / "store", inference_port=base, management_port=base + 1, java_heap_mb=256)
         options = GatewayOptions(server=server, registry=root / "registry", replicas=count, gateway_port=free_port(),
-                                 web_port=free_port(), drain_seconds=1.5)  # fmt: skip
+                                 web_port=free_port(), drain_seconds=3.0)  # fmt: skip
         stack = GatewayStack(options, runtime_dir=root / f"run-{count}").start()
         try:
             rps, p50, failed = throughput(f"{stack.url}/v2/models/mlp/infer", args.seconds, 32)
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 for mode, index in (("kill", 0), ("term", 1)):
                     report = fault_under_load(stack, index, mode)
                     print(f"| 2 | {mode} replica {index} at c=32 | {len(report.outcomes)} requests | "
-                          f"{len(report.failures)} failed | back and ready after {report.back_after_s} s | "
+                          f"{len(report.failures)} failed ({', '.join(sorted(set(str(o.status) for o in report.failures)))}) | back and ready after {report.back_after_s} s | "
                           f"{report.answered_by_returned} answered by it since |", flush=True)  # fmt: skip
         finally:
             stack.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from mms_handlers.process_group import stop_process_group
 SITE_PREFIXES = ("/models/", "/demo/", "/src/", "/vendor/", "/harness/", "/bench/")
 SITE_PATHS = ("/", "/index.html", "/config.json", "/onnx-wasm.wasm")
 BUFFER_BYTES = 65536  # a body up to this size can be retried on another replica
-CHECK = "inter 500ms fastinter 250ms downinter 500ms fall 2 rise 2"
+# A check answers from the replica's last look (runner.READINESS_INTERVAL_S); 2 s covers a busy machine.
+# Down after about 1 s of failed checks (fastinter once one failed): keep drains longer than that.
+CHECK = "inter 500ms fastinter 250ms downinter 1s fall 3 rise 2"
 
 
 @dataclass(frozen=True)
@@ -43,15 +46,20 @@ def haproxy_config(layout: GatewayLayout) -> str:
 global
     maxconn 2048
     tune.bufsize {BUFFER_BYTES}
+    log stdout format raw local0 info
 
 defaults
     mode http
+    log global
+    option httplog
+    option dontlog-normal  # only failed, retried or redispatched requests are logged
     timeout connect 1s
     timeout client 60s
     timeout server 120s
     timeout http-request 10s
     timeout http-keep-alive 10s
     timeout queue 30s
+    timeout check 2s
     # The whole body is read before a replica is picked, so a failed attempt can be sent again.
     option http-buffer-request
     retries 3
@@ -94,7 +102,8 @@ def haproxy_binary() -> str:
 class Haproxy:
     """HAProxy in the foreground on a written config; stop() is a soft stop (connections finish)."""
 
-    def __init__(self, config_text: str, folder: Path) -> None:
+    def __init__(self, config_text: str, folder: Path, address: tuple[str, int]) -> None:
+        self.address = ("127.0.0.1" if address[0] in ("0.0.0.0", "::", "[::]") else address[0], address[1])
         self.config_file = Path(folder) / "haproxy.cfg"
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(config_text)
@@ -109,10 +118,17 @@ class Haproxy:
         with open(self.log_file, "ab") as log:
             self.process = subprocess.Popen([binary, "-db", "-f", str(self.config_file)], stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        time.sleep(0.2)
-        if self.process.poll() is not None:
-            raise RuntimeError(f"HAProxy exited at start; see {self.log_file}")
-        return self
+        deadline = time.monotonic() + 15
+        while True:  # started only once it accepts connections (a busy machine may take a while)
+            if self.process.poll() is not None:
+                raise RuntimeError(f"HAProxy exited at start; see {self.log_file}")
+            try:
+                socket.create_connection(self.address, timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"HAProxy does not listen on {self.address[0]}:{self.address[1]}; see {self.log_file}") from None
+                time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Soft stop (SIGUSR1: stop listening, finish the requests in flight), then whatever is left."""

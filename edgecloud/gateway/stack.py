@@ -50,7 +50,7 @@ class GatewayStack:
         self.federation = Federation([r.url for r in self.replica_set.replicas], free_port())
         layout = GatewayLayout(host, options.gateway_port, self.replica_set.front_ports, options.web_port,
                                self.federation.port, options.server.max_request_size)  # fmt: skip
-        self.haproxy = Haproxy(haproxy_config(layout), self.runtime_dir)
+        self.haproxy = Haproxy(haproxy_config(layout), self.runtime_dir, (host, options.gateway_port))
         self.models: list[str] = []
 
     @property

@@ -27,7 +27,9 @@ from .health import Health, model_health, readiness
 from .metrics import ReplicaMetrics
 from .oip import Catalog
 
-READINESS_CACHE_S = 0.2  # probes from several balancers share one look at MMS
+# Readiness is looked up in the background this often, so a probe is answered at once from the last
+# look even when the machine is busy (a slow answer makes the balancer drop a healthy replica).
+READINESS_INTERVAL_S = 0.25
 # In the runtime folder: MMS's process group, so whoever started a replica that was killed outright
 # (SIGKILL leaves no time to stop MMS) can stop what it left behind.
 MMS_GROUP_FILE = "mms.pgid"
@@ -73,19 +75,16 @@ class Replica:
         self.loading = True
         self.metrics = ReplicaMetrics(self.mms.log_dir / "model_metrics.log", self._restarts)
         self.door: FrontDoor | None = None
-        self._cached: tuple[float, Health] | None = None
-        self._lock = threading.Lock()
+        self._health = Health(False, ("starting",))
+        self._stopped = threading.Event()
+        self._looker = threading.Thread(target=self._keep_looking, name="readiness", daemon=True)
 
     # -- ReplicaState ------------------------------------------------------------------
     def live(self) -> bool:
         return self.mms.process is not None and self.mms.process.poll() is None
 
     def readiness(self) -> Health:
-        with self._lock:
-            now = time.monotonic()
-            if self._cached is None or now - self._cached[0] > READINESS_CACHE_S:
-                self._cached = (now, self._look())
-            health = self._cached[1]
+        health = self._health
         if self.door is not None and self.door.draining.is_set():  # never cached: drain shows at once
             health = Health(False, (*health.reasons, "draining: finishing the requests in flight before stopping"))
         self.metrics.ready.set(1 if health.ok else 0)
@@ -105,6 +104,14 @@ class Replica:
             descriptions, backends = {}, {}
         return readiness(self.names, descriptions, backends, mms_running=running, loading=self.loading, draining=False)
 
+    def _keep_looking(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._health = self._look()
+            except Exception as error:  # noqa: BLE001 - a look racing MMS's own changes: not ready, try again
+                self._health = Health(False, (f"health unknown: {error}",))
+            self._stopped.wait(READINESS_INTERVAL_S)
+
     def _restarts(self) -> dict[str, int]:
         recoveries = self.mms.supervisor.recoveries if self.mms.supervisor is not None else []
         counts = {name: 0 for name in self.names}
@@ -119,6 +126,7 @@ class Replica:
         (self.mms.runtime_dir / MMS_GROUP_FILE).write_text(str(self.mms.process.pid))
         try:
             config = self.settings.server
+            self._looker.start()
             self.door = FrontDoor(self, self.metrics, config.host, config.inference_port,
                                   host=self.settings.host, port=self.settings.port).start()  # fmt: skip
             self.mms.register_store([f"{name}.mar" for name in self.names])
@@ -142,6 +150,7 @@ class Replica:
                 time.sleep(0.05)
             self.door.stop()
             self.door = None
+        self._stopped.set()
         self.mms.stop()
 
     def run_until_signalled(self) -> int:

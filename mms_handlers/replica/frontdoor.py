@@ -26,6 +26,9 @@ from .oip import Catalog, parse_model_path, server_metadata
 MMS_PATHS = ("/predictions/", "/ping", "/api-description")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection", "content-length"}
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# At stop, a connection is closed only once it has been idle this long: one that has just been
+# accepted, or has just answered, may already carry a request on its way, which must be answered.
+IDLE_GRACE_S = 1.0
 
 
 class ReplicaState(Protocol):
@@ -53,11 +56,12 @@ class FrontDoor:
         self.request_timeout_s = request_timeout_s
         self.draining = threading.Event()
         self._upstream = _Upstream()
-        self._idle: set[socket.socket] = set()
+        self._idle: dict[socket.socket, float] = {}  # connection → idle since (monotonic)
         self._in_flight = 0
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"door": self})
-        self.server = ThreadingHTTPServer((host, port), handler, bind_and_activate=True)
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})  # bursts of new connections
+        self.server = server_class((host, port), handler, bind_and_activate=True)
         self.server.daemon_threads = False  # server_close() waits for the requests in flight
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="front-door", daemon=True)
@@ -73,6 +77,13 @@ class FrontDoor:
     def stop(self) -> None:
         """Stop accepting, close idle keep-alive connections, wait for the requests in flight."""
         self.server.shutdown()
+        deadline = time.monotonic() + 5 * IDLE_GRACE_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                youngest = max(self._idle.values(), default=0.0)
+            if time.monotonic() - youngest >= IDLE_GRACE_S:
+                break
+            time.sleep(0.05)
         with self._lock:
             for connection in list(self._idle):
                 try:
@@ -93,7 +104,10 @@ class FrontDoor:
 
     def idle(self, connection: socket.socket, idle: bool) -> None:
         with self._lock:
-            (self._idle.add if idle else self._idle.discard)(connection)
+            if idle:
+                self._idle[connection] = time.monotonic()
+            else:
+                self._idle.pop(connection, None)
 
     def forward(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
         """One request to MMS on this thread's keep-alive connection; a broken connection is retried once

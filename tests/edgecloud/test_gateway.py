@@ -23,11 +23,34 @@ from tests.mms_handlers import models
 pytestmark = pytest.mark.integration
 
 
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive ports that are all free now (MMS accepts up to 32767)."""
+    import socket
+
+    for _ in range(100):
+        base = free_port()
+        if base + count > 32767:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no run of free ports found")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("gateway")
     build_archive(models.mlp(root / "registry"), root / "store")
-    base = free_port() // 4 * 4  # four consecutive free-looking ports: replicas use base, base+1, base+2, base+3
+    base = consecutive_free_ports(4)  # the replicas' MMS ports are derived: base, base+1, base+2, base+3
     server = ServerConfig(model_store=root / "store", inference_port=base, management_port=base + 1, java_heap_mb=256)
     gateway_port = free_port()
     options = GatewayOptions(server=server, registry=root / "registry", replicas=2, gateway_port=gateway_port,

@@ -5,7 +5,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := openjdk-17-jre-headless chromium chromium-driver wrk
+# haproxy: the gateway of serve --replicas; podman + runc + mmdebstrap + tini + uidmap: `make image` (no registry needed).
+APT_PACKAGES := openjdk-17-jre-headless chromium chromium-driver wrk haproxy podman runc mmdebstrap tini uidmap
 PIP_STAMP := $(VENV)/.installed-all-dev
 NPM_STAMP := web_onnxjs/node_modules/.installed
 # TorchServe is a benchmark peer, not a dependency: installed outside the venv, at setup time
@@ -14,7 +15,7 @@ TORCHSERVE_VERSION := $(shell sed -n 's/^VERSION = "\([^"]*\)".*/\1/p' benchmark
 TORCHSERVE_DIR := .edgecloud/torchserve-pkgs
 TORCHSERVE_STAMP := $(TORCHSERVE_DIR)/.installed-$(TORCHSERVE_VERSION)
 
-.PHONY: setup system python web torchserve demo test bench soak clean
+.PHONY: setup system python web torchserve demo test bench soak image clean
 
 setup: system python web
 
@@ -63,6 +64,10 @@ bench: setup torchserve
 # 60 s at concurrency 32 with memory sampled, then a worker and a whole model backend killed under load.
 soak: setup
 	$(PY) -m benchmarks.reliability
+
+# The serving image (deploy/container/): built with podman from a local Debian base, tagged by content hash.
+image: system python
+	PYTHON=$(PY) deploy/container/build-image.sh
 
 clean:
 	rm -rf $(VENV) web_onnxjs/node_modules .pytest_cache build *.egg-info $(TORCHSERVE_DIR)

@@ -59,6 +59,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--register", action="append", default=[], metavar="NAME.mar",
                         help="register only this .mar of the model store (repeatable); URLs and other folders are refused")  # fmt: skip
     add_serving_options(parser)
+    scale = parser.add_argument_group("scale-out (HAProxy in front of several MMS replicas)")
+    scale.add_argument("--replicas", type=int, default=None, metavar="N",
+                       help="run N replicas (MMS + health/V2/metrics front door each) behind HAProxy on --gateway-port; "
+                       "replica i uses inference/management ports +2i and front door GATEWAY_PORT+1+i")  # fmt: skip
+    scale.add_argument("--gateway-port", type=int, default=None, metavar="P",
+                       help="HAProxy's port: predictions, /v2, /metrics, page and registry (needs --replicas)")  # fmt: skip
+    scale.add_argument("--drain-seconds", type=float, default=3.0,
+                       help="a replica stopping keeps answering this long after its readiness fails (3)")  # fmt: skip
     parser.set_defaults(run=run)
 
 
@@ -143,5 +151,57 @@ def serve_until_stopped(options: StackOptions) -> int:
     return 0
 
 
+def gateway_options_from(args: argparse.Namespace):
+    from mms_handlers.server import ServerError, SettingError
+
+    from ..gateway.stack import GatewayOptions
+
+    if args.gateway_port is None:
+        raise CliError("--replicas needs --gateway-port, the port HAProxy listens on")
+    if not 0 < args.gateway_port <= 65535:
+        raise CliError(f"--gateway-port {args.gateway_port}: not a TCP port")
+    if args.drain_seconds < 0:
+        raise CliError(f"--drain-seconds must be at least 0, got {args.drain_seconds}")
+    if args.cors_origin:
+        raise CliError("--cors-origin: behind the gateway the page and the cloud share one origin; no CORS is set")
+    stack = options_from(args, args.model_store, args.registry)
+    options = GatewayOptions(server=stack.server, registry=stack.registry, replicas=args.replicas,
+                             gateway_port=args.gateway_port, web_port=args.web_port, register=stack.register,
+                             drain_seconds=args.drain_seconds)  # fmt: skip
+    try:
+        options.check()
+    except SettingError as error:
+        raise CliError(f"--{error.setting.replace('_', '-')} {error.problem}") from None
+    except ServerError as error:
+        raise CliError(str(error)) from None
+    return options
+
+
+def serve_gateway_until_stopped(options) -> int:
+    from ..gateway.haproxy import haproxy_binary
+    from ..gateway.stack import GatewayStack
+
+    try:
+        haproxy_binary()
+    except FileNotFoundError as error:
+        raise CommandFailed(str(error)) from None
+    stack = GatewayStack(options)
+    stack.start(progress=lambda message: print(f"serve: {message}", file=sys.stderr))
+    urls = stack.urls()
+    print(f"Gateway:     {urls['gateway']}  (/predictions/<name>, /v2/..., /metrics; {', '.join(stack.models) or 'no models'})")
+    print(f"Page:        {urls['page']}")
+    print(f"Registry:    {urls['registry']}")
+    print(f"Replicas:    {urls['replicas']}")
+    print("Press Ctrl-C to stop.", flush=True)
+    if not stack.wait_for_signal():
+        raise CommandFailed(f"HAProxy exited unexpectedly; stopped the replicas too; see {stack.haproxy.log_file}")
+    print("stopped", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    return serve_until_stopped(options_from(args, args.model_store, args.registry))
+    if args.replicas is None:
+        if args.gateway_port is not None:
+            raise CliError("--gateway-port needs --replicas N")
+        return serve_until_stopped(options_from(args, args.model_store, args.registry))
+    return serve_gateway_until_stopped(gateway_options_from(args))

@@ -1,0 +1,177 @@
+"""N replica processes (`python -m mms_handlers.replica`), on ports derived from the serve flags,
+started again when one dies, as a Kubernetes ReplicaSet would.
+
+Replica i: front door on GATEWAY_PORT + 1 + i, MMS inference on INFERENCE_PORT + 2i and
+management on MANAGEMENT_PORT + 2i, all on 127.0.0.1 (only the gateway is public). A replica
+killed outright leaves its MMS running (MMS leads its own process group); the replica wrote that
+group's id into its runtime folder, and it is stopped before the replica is started again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from mms_handlers.process_group import signal_group, stop_process_group
+from mms_handlers.replica.runner import MMS_GROUP_FILE
+from mms_handlers.server import MAX_PORT, ServerConfig, SettingError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReplicaPorts:
+    front: int
+    inference: int
+    management: int
+
+
+def replica_ports(count: int, gateway_port: int, inference_port: int, management_port: int) -> list[ReplicaPorts]:
+    """Each replica's ports; SettingError names the flag whose derived ports do not fit."""
+    if count < 1:
+        raise SettingError("replicas", f"must be at least 1, got {count}")
+    ports = [ReplicaPorts(gateway_port + 1 + i, inference_port + 2 * i, management_port + 2 * i) for i in range(count)]
+    if ports[-1].front > 65535:
+        raise SettingError("gateway_port", f"{gateway_port}: replica front doors need up to {ports[-1].front}")
+    for setting, last in (("inference_port", ports[-1].inference), ("management_port", ports[-1].management)):
+        if last > MAX_PORT:
+            raise SettingError(setting, f"needs ports up to {last} for {count} replicas; MMS accepts 1-{MAX_PORT}")
+    every = [gateway_port] + [port for p in ports for port in (p.front, p.inference, p.management)]
+    if len(set(every)) != len(every):
+        raise SettingError("gateway_port", f"{gateway_port}: the replicas' derived ports overlap ({sorted(every)}); "
+                           "keep the gateway port away from the inference and management ports")  # fmt: skip
+    return ports
+
+
+class Replica:
+    """One replica process and its runtime folder (a fresh one per start)."""
+
+    def __init__(self, index: int, ports: ReplicaPorts, command: list[str], root: Path) -> None:
+        self.index, self.ports, self.command, self.root = index, ports, command, root
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.runtime_dir = root
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.front}"
+
+    def spawn(self) -> None:
+        self.starts += 1
+        self.runtime_dir = self.root / f"start-{self.starts}"
+        self.runtime_dir.mkdir(parents=True)
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        with open(self.root / "replica.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [*self.command, "--runtime-dir", str(self.runtime_dir)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+
+    def mms_group(self) -> int | None:
+        try:
+            return int((self.runtime_dir / MMS_GROUP_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def clean_up_after_death(self) -> None:
+        """Stop what a replica killed outright left behind (its MMS), and its runtime folder."""
+        if (group := self.mms_group()) is not None:
+            signal_group(group, signal.SIGKILL)
+        if self.process is not None:
+            signal_group(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM (the replica drains), then whatever is left, MMS included."""
+        if self.process is not None:
+            stop_process_group(self.process, timeout)
+        if (group := self.mms_group()) is not None:
+            signal_group(group, signal.SIGKILL)
+
+
+class ReplicaSet:
+    """Starts `count` replicas, waits until all are ready, starts again any that exits."""
+
+    def __init__(self, server: ServerConfig, count: int, gateway_port: int, root: Path, *,
+                 register: list[str] | None = None, drain_seconds: float = 3.0) -> None:  # fmt: skip
+        self.root = Path(root)
+        self.drain_seconds = drain_seconds
+        ports = replica_ports(count, gateway_port, server.inference_port, server.management_port)
+        self.replicas = [Replica(i, p, self._command(server, p, register or []), self.root / f"replica-{i}")
+                         for i, p in enumerate(ports)]  # fmt: skip
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="replica-set", daemon=True)
+
+    def _command(self, server: ServerConfig, ports: ReplicaPorts, register: list[str]) -> list[str]:
+        command = [
+            sys.executable, "-m", "mms_handlers.replica", "--model-store", str(Path(server.model_store).resolve()),
+            "--port", str(ports.front), "--mms-inference-port", str(ports.inference),
+            "--mms-management-port", str(ports.management), "--workers", str(server.workers),
+            "--batch-size", str(server.batch_size), "--max-batch-delay", str(server.max_batch_delay_ms),
+            "--job-queue-size", str(server.job_queue_size), "--java-heap", str(server.java_heap_mb),
+            "--drain-seconds", str(self.drain_seconds),
+        ]  # fmt: skip
+        for name in register:
+            command += ["--register", name.removesuffix(".mar")]
+        return command
+
+    @property
+    def front_ports(self) -> tuple[int, ...]:
+        return tuple(replica.ports.front for replica in self.replicas)
+
+    def start(self, timeout: float = 180.0) -> "ReplicaSet":
+        for replica in self.replicas:
+            replica.root.mkdir(parents=True, exist_ok=True)
+            replica.spawn()
+        deadline = time.monotonic() + timeout
+        waiting = list(self.replicas)
+        while waiting:
+            for replica in list(waiting):
+                if replica.process is not None and replica.process.poll() is not None:
+                    raise RuntimeError(f"replica {replica.index} exited at start; see {replica.root / 'replica.log'}")
+                if replica.ready():
+                    waiting.remove(replica)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replicas {[r.index for r in waiting]} not ready after {timeout:.0f} s")
+            time.sleep(0.2)
+        self._watcher.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.25):
+            for replica in self.replicas:
+                if self._stop.is_set() or replica.process is None or replica.process.poll() is None:
+                    continue
+                logger.warning("replica %d exited (%s); starting it again", replica.index, replica.process.returncode)
+                replica.clean_up_after_death()
+                if not self._stop.is_set():
+                    replica.spawn()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher.is_alive():
+            self._watcher.join(5)
+        threads = [threading.Thread(target=r.stop, args=(self.drain_seconds + 30,)) for r in self.replicas]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()

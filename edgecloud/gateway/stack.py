@@ -1,0 +1,99 @@
+"""The scaled-out stack: N replicas, the static site and the metrics federation, HAProxy in front.
+
+Start order: site, replicas (each ready), federation, HAProxy. Stop order: HAProxy soft-stops (it
+finishes what it holds), then the replicas drain and stop, then the site. The page reaches the
+cloud through the gateway, its own origin, so no CORS is needed.
+"""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from mms_handlers.server import ServerConfig, free_port
+
+from ..stack import WILDCARD_HOSTS
+from ..webserver import StaticSite
+from .federation import Federation
+from .haproxy import GatewayLayout, Haproxy, haproxy_config
+from .replicas import ReplicaSet, replica_ports
+
+
+@dataclass
+class GatewayOptions:
+    server: ServerConfig  # the replicas' MMS settings (ports are the first replica's)
+    registry: Path
+    replicas: int
+    gateway_port: int
+    web_port: int = 8000
+    register: list[str] | None = None
+    drain_seconds: float = 3.0
+
+    def check(self) -> None:
+        self.server.check()
+        replica_ports(self.replicas, self.gateway_port, self.server.inference_port, self.server.management_port)
+
+
+class GatewayStack:
+    def __init__(self, options: GatewayOptions, runtime_dir: Path | None = None) -> None:
+        options.check()
+        self.options = options
+        self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="edgecloud-gateway-"))
+        host = options.server.host
+        self.site = StaticSite(options.registry, port=options.web_port)  # 127.0.0.1: reached through HAProxy
+        self.replica_set = ReplicaSet(options.server, options.replicas, options.gateway_port, self.runtime_dir,
+                                      register=options.register, drain_seconds=options.drain_seconds)  # fmt: skip
+        self.federation = Federation([r.url for r in self.replica_set.replicas], free_port())
+        layout = GatewayLayout(host, options.gateway_port, self.replica_set.front_ports, options.web_port,
+                               self.federation.port, options.server.max_request_size)  # fmt: skip
+        self.haproxy = Haproxy(haproxy_config(layout), self.runtime_dir, (host, options.gateway_port))
+        self.models: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.options.server.host}:{self.options.gateway_port}"
+
+    def start(self, progress: Callable[[str], None] = lambda message: None) -> "GatewayStack":
+        try:
+            progress(f"starting {self.options.replicas} replicas")
+            self.replica_set.start()
+            store = Path(self.options.server.model_store)
+            self.models = [m.removesuffix(".mar") for m in self.options.register or []] or sorted(
+                mar.stem for mar in store.glob("*.mar"))  # fmt: skip
+            cloud = {"cloudPort": self.options.gateway_port} if self.options.server.host in WILDCARD_HOSTS else {"cloud": self.url}
+            self.site.config = {**cloud, "models": self.models, "signals": {}}
+            self.site.start()
+            self.federation.start()
+            progress(f"starting HAProxy on {self.url}")
+            self.haproxy.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.haproxy.stop()
+        self.replica_set.stop()
+        self.federation.stop()
+        self.site.stop()
+
+    def urls(self) -> dict[str, str]:
+        return {"gateway": self.url, "page": f"{self.url}/demo/", "registry": f"{self.url}/models/",
+                "metrics": f"{self.url}/metrics", "replicas": ", ".join(r.url for r in self.replica_set.replicas)}  # fmt: skip
+
+    def wait_for_signal(self) -> bool:
+        stop = threading.Event()
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not stop.wait(1.0):
+                if self.haproxy.process is None or self.haproxy.process.poll() is not None:
+                    return False
+            return True
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.stop()

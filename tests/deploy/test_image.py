@@ -1,0 +1,93 @@
+"""The serving image under podman: runs as non-root with the models read-only, predicts, and on
+SIGTERM under load answers every request in flight and exits 0 in time.
+
+Builds with `make image`'s script, cached by content hash, so only the first run builds (~2.5 min).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.load_client import ClosedLoop
+from mms_handlers.archive import build_archive
+from tests.conftest import free_port
+from tests.mms_handlers import models
+
+pytestmark = [pytest.mark.integration, pytest.mark.container]
+REPO = Path(__file__).resolve().parents[2]
+CONF = REPO / "deploy" / "container" / "containers.conf"
+DRAIN_S = 3.0
+EXIT_LIMIT_S = DRAIN_S + 20.0  # drain, then MMS's own stop; Kubernetes' grace period covers the same
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, CONTAINERS_CONF=str(CONF))
+    return subprocess.run(["podman", "--runtime", "/usr/sbin/runc", *args], env=env, capture_output=True, text=True,
+                          check=check, timeout=timeout)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if shutil.which("podman") is None:
+        pytest.fail("podman is not installed: `make system` installs it (APT_PACKAGES)")
+    env = dict(os.environ, PYTHON=os.environ.get("PYTHON", str(Path(os.sys.executable))))
+    built = subprocess.run([str(REPO / "deploy" / "container" / "build-image.sh")], env=env, capture_output=True,
+                           text=True, timeout=900)  # fmt: skip
+    assert built.returncode == 0, built.stderr[-2000:]
+    return built.stdout.strip().splitlines()[-1]
+
+
+def test_image_predicts_and_drains_on_sigterm(image, tmp_path):
+    build_archive(models.mlp(tmp_path / "registry"), tmp_path / "store")
+    port = free_port()
+    run = podman("run", "-d", "--network", "host", "-v", f"{tmp_path / 'store'}:/models:ro",
+                 "-e", f"EDGECLOUD_PORT={port}", "-e", f"EDGECLOUD_MMS_INFERENCE_PORT={free_port()}",
+                 "-e", f"EDGECLOUD_MMS_MANAGEMENT_PORT={free_port()}", "-e", "EDGECLOUD_JAVA_HEAP=256",
+                 "-e", f"EDGECLOUD_DRAIN_SECONDS={DRAIN_S}", image)  # fmt: skip
+    container = run.stdout.strip()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"the container never got ready: {podman('logs', container, check=False).stderr[-1500:]}")
+        assert podman("inspect", container, "--format", "{{.Config.User}}").stdout.strip() == "10001:10001"
+        assert podman("exec", container, "id", "-u").stdout.strip() == "10001"
+        assert podman("exec", container, "touch", "/models/x", check=False).returncode != 0  # mounted read-only
+        x = np.random.default_rng(5).standard_normal((3, 4)).astype(np.float32)
+        request = urllib.request.Request(f"{base}/predictions/mlp", json.dumps(x.tolist()).encode(), {"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=10).read())
+        np.testing.assert_allclose(np.array(answer["outputs"]["y"]), models.mlp_reference(x), atol=1e-6)
+
+        loop = ClosedLoop(f"{base}/predictions/mlp", json.dumps([[1, 2, 3, 4]]).encode(), 16, timeout_s=30).start()
+        time.sleep(1.5)
+        signalled = time.monotonic()
+        podman("kill", "--signal", "TERM", container)
+        time.sleep(DRAIN_S / 2)  # requests keep arriving while the replica drains
+        outcomes = loop.stop()
+        podman("wait", container, timeout=EXIT_LIMIT_S + 10)
+        exited_after = time.monotonic() - signalled
+        in_flight_at_signal = [o for o in outcomes if o.started < signalled < o.finished]
+        failed = [(o.status, o.body[:100]) for o in outcomes if not o.ok]
+        assert failed == [], f"{len(failed)} of {len(outcomes)} requests failed around SIGTERM: {failed[:5]}"
+        assert in_flight_at_signal, "no request was in flight when SIGTERM came: the test proved nothing"
+        assert exited_after < EXIT_LIMIT_S
+        state = podman("inspect", container, "--format", "{{.State.ExitCode}}").stdout.strip()
+        assert state == "0", podman("logs", container, check=False).stderr[-1500:]
+        assert "draining" in podman("logs", container).stderr
+    finally:
+        podman("rm", "-f", container, check=False)

@@ -1,0 +1,109 @@
+"""Kubernetes manifests under deploy/k8s, validated offline: `kubectl kustomize` renders each
+kustomization, and every object passes kubernetes-validate's strict schema check (unknown fields
+refused). The KServe InferenceService is a custom resource whose CRD is not available offline:
+its predictor is checked as the core PodSpec it embeds, plus the rules below.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+KUBERNETES = "1.33.0"
+KUSTOMIZATIONS = ["base", "overlays/production", "overlays/kserve"]
+PREDICTOR_EXTENSION = {"minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", "containers", "volumes"}
+
+
+def render(kustomization: str) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl (with its built-in kustomize) is needed to render deploy/k8s")
+    rendered = subprocess.run([kubectl, "kustomize", str(K8S / kustomization)], capture_output=True, text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def by_kind(objects: list[dict]) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for obj in objects:
+        found.setdefault(obj["kind"], []).append(obj)
+    return found
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_every_rendered_object_passes_strict_schema_validation(kustomization):
+    import kubernetes_validate
+
+    objects = render(kustomization)
+    assert objects
+    for obj in objects:
+        if obj["kind"] == "InferenceService":
+            predictor = obj["spec"]["predictor"]
+            assert set(predictor) <= PREDICTOR_EXTENSION, set(predictor) - PREDICTOR_EXTENSION
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"},
+                   "spec": {k: predictor[k] for k in ("containers", "volumes")}}  # fmt: skip
+            kubernetes_validate.validate(pod, KUBERNETES, strict=True)
+        else:
+            kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+
+
+def test_strict_validation_refuses_an_unknown_field():
+    import kubernetes_validate
+
+    service = by_kind(render("base"))["Service"][0]
+    broken = {**service, "spec": {**service["spec"], "portz": []}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES, strict=True)
+
+
+def test_serving_deployment_rules():
+    kinds = by_kind(render("overlays/production"))
+    (deployment,) = [d for d in kinds["Deployment"] if d["metadata"]["name"] == "edgecloud-serving"]
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    assert spec["replicas"] >= 2 and spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    env = {item["name"]: item["value"] for item in container["env"]}
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    mms_stop_s = 20  # MmsServer.stop's SIGTERM wait
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + float(env["EDGECLOUD_DRAIN_SECONDS"]) + mms_stop_s
+    assert env["EDGECLOUD_JAVA_HEAP"] == "1024" and container["image"].startswith("registry.example.com/")
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 10001
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["models"]["readOnly"] and mounts["models"]["mountPath"] == "/models"
+    assert "limits" in container["resources"] and "requests" in container["resources"]
+    ports = [p["containerPort"] for p in container["ports"]]
+    assert ports == [8080]  # the front door only: MMS's management port is not exposed
+    (hpa,) = kinds["HorizontalPodAutoscaler"]
+    assert {m["type"] for m in hpa["spec"]["metrics"]} == {"Resource", "Pods"}
+    assert kinds["PodDisruptionBudget"][0]["spec"]["minAvailable"] == 1
+
+
+def test_registry_serves_versions_immutable_and_latest_uncached():
+    config = (K8S / "base" / "registry-nginx.conf").read_text()
+    assert re.search(r"latest\\.json\$ \{\s+add_header Cache-Control \"no-cache\"", config)
+    assert re.search(r"\[0-9\]\+/ \{\s+add_header Cache-Control \"public, max-age=31536000, immutable\"", config)
+
+
+def test_image_requirements_carry_pyprojects_pins():
+    pinned = {}
+    for line in (REPO / "deploy" / "container" / "requirements.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[name] = version
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = dict(item.split("==") for item in project["dependencies"] + project["optional-dependencies"]["mxnet"]
+                    if "==" in item)  # fmt: skip
+    for name, version in pinned.items():
+        assert declared.get(name) == version, f"{name}: image {version}, pyproject {declared.get(name)}"

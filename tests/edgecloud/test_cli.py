@@ -135,6 +135,10 @@ def test_serve_prints_urls_answers_and_stops_without_leftovers(tmp_path, stop_si
         assert any(f"http://127.0.0.1:{ports[0]}/predictions/" in line for line in lines), lines
         with urllib.request.urlopen(f"http://127.0.0.1:{ports[0]}/ping") as response:
             assert json.loads(response.read())["status"] == "Healthy"
+        # serve printed its URLs only once every registered model answers what the page's health check asks.
+        check = urllib.request.Request(f"http://127.0.0.1:{ports[0]}/predictions/relu", method="OPTIONS")
+        with urllib.request.urlopen(check) as response:
+            assert response.status == 200 and "openapi" in json.loads(response.read())
         request = urllib.request.Request(
             f"http://127.0.0.1:{ports[0]}/predictions/relu", data=b"[[-1, 2, -3]]", headers={"Content-Type": "application/json"}
         )

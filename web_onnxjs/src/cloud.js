@@ -1,9 +1,44 @@
 // The cloud side: Multi Model Server's REST API, plain JSON format.
+//
+// Health is asked per model, never of the server: MMS 1.1.11's /ping says "Healthy" before any
+// model is registered and "Partial Healthy" when another model lacks a worker. On the inference
+// port, `OPTIONS /predictions/NAME` answers the model's OpenAPI description (200) only while NAME
+// is registered, else 404 ModelNotFoundException (InferenceRequestHandler.predict); it never
+// reaches a worker. Cross-origin, MMS answers that request's CORS preflight the same way, so a
+// missing model shows as a network error: then a GET /ping (a simple request, no preflight) tells
+// a server that is up, and lacks the model, from one that cannot be reached.
+//
+// Error answers are told apart by their body. MMS's own are `{code, type, message}` with `type`
+// the Java exception's simple name (ModelNotFoundException, ServiceUnavailableException,
+// InternalServerException, OutOfMemoryError, ...): about the server, never about the input. Our
+// handler (mms_handlers/errors.py) answers the same shape with its own `type` words; only those
+// of a 4xx are a verdict on the input.
 
 import { flatten, nest } from './tensors.js';
 import { CODES, EdgecloudError } from './errors.js';
 
-/** POST plain tensors to /predictions/NAME; plain tensors back, or an Error with MMS's message. */
+/** `type` of our handler's 4xx answers (mms_handlers/errors.py RequestError.kind): the input is wrong. */
+export const HANDLER_INPUT_TYPES = Object.freeze(['BadRequest', 'PayloadTooLarge', 'UnsupportedMediaType', 'ClientError']);
+
+/**
+ * The EdgecloudError for a non-2xx answer `{code, type, message}` (or no JSON at all): bad-input
+ * only for our handler's 4xx; MMS's missing model, busy server and every other failure are the cloud's.
+ */
+export function cloudAnswerError(what, status, body, statusText = '') {
+  const type = body && typeof body.type === 'string' ? body.type : null;
+  const message = body && typeof body.message === 'string' ? body.message : statusText || 'no message';
+  const text = `${what} answered ${status}${type ? ` ${type}` : ''}: ${message}`;
+  if (status >= 400 && status < 500 && HANDLER_INPUT_TYPES.includes(type) && body.code === status) {
+    return new EdgecloudError(CODES.BAD_INPUT, text);
+  }
+  if (status === 404 && type === 'ModelNotFoundException') return new EdgecloudError(CODES.CLOUD_MODEL_MISSING, text);
+  if ((status === 503 && type === 'ServiceUnavailableException') || status === 507) {
+    return new EdgecloudError(CODES.CLOUD_BUSY, text);
+  }
+  return new EdgecloudError(CODES.CLOUD_ERROR, text);
+}
+
+/** POST plain tensors to /predictions/NAME; plain tensors back, or an EdgecloudError told by the answer's body. */
 export async function predictCloud(cloudUrl, name, feeds, { signal } = {}) {
   const inputs = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, nest(t.data, t.shape)]));
   const response = await fetch(`${cloudUrl}/predictions/${encodeURIComponent(name)}`, {
@@ -13,23 +48,40 @@ export async function predictCloud(cloudUrl, name, feeds, { signal } = {}) {
     signal,
   });
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(`cloud answered ${response.status}: ${body.message ?? response.statusText}`);
-    error.status = response.status;
-    throw error;
-  }
+  if (!response.ok) throw cloudAnswerError('cloud', response.status, body, response.statusText);
   return Object.fromEntries(Object.entries(body.outputs).map(([k, v]) => [k, flatten(v)]));
 }
 
-/** The health word from /ping's body ("Healthy", ...); /ping is always HTTP 200. */
-export async function cloudHealth(cloudUrl, { signal } = {}) {
-  const response = await fetch(`${cloudUrl}/ping`, { signal });
-  return (await response.json()).status;
+/**
+ * "serving" when MMS has model `name` registered (OPTIONS /predictions/NAME answers 200); else
+ * throws cloud-model-missing, or cloud-unhealthy for any other answer. A network error is
+ * rethrown when /ping cannot be reached either.
+ */
+export async function modelHealth(cloudUrl, name, { signal } = {}) {
+  const path = `/predictions/${encodeURIComponent(name)}`;
+  let response;
+  try {
+    response = await fetch(`${cloudUrl}${path}`, { method: 'OPTIONS', signal });
+  } catch (error) {
+    if (signal && signal.aborted) throw error;
+    await fetch(`${cloudUrl}/ping`, { signal }); // throws when the server itself is out of reach
+    throw new EdgecloudError(
+      CODES.CLOUD_MODEL_MISSING,
+      `${cloudUrl} answers /ping but OPTIONS ${path} failed (${error.message}): MMS answers it, and its CORS preflight, ` +
+        `with 404 when it has no model ${name}`,
+    );
+  }
+  if (response.ok) return 'serving';
+  const failure = cloudAnswerError(`OPTIONS ${path}`, response.status, await response.json().catch(() => ({})), response.statusText);
+  // No worker sees this request: whatever it answers, it is no verdict on an input.
+  if (failure.code !== CODES.CLOUD_MODEL_MISSING) throw new EdgecloudError(CODES.CLOUD_UNHEALTHY, failure.message);
+  throw failure;
 }
 
 /**
- * One model on one MMS, with the time budget and a short-lived /ping verdict, so the handler can
- * tell *why* the cloud cannot answer (offline, unreachable, timeout, unhealthy, 5xx) and fall back.
+ * One model on one MMS, with the time budget and a short-lived per-model health verdict, so the
+ * handler can tell *why* the cloud cannot answer (offline, unreachable, timeout, model missing,
+ * busy, 5xx) and fall back. A failed prediction counts against the verdict like a failed check.
  */
 export class CloudEndpoint {
   constructor(url, name, { timeoutMs = 10000, healthTtlMs = 5000, environment = globalThis.navigator } = {}) {
@@ -38,7 +90,7 @@ export class CloudEndpoint {
     this.timeoutMs = timeoutMs;
     this.healthTtlMs = healthTtlMs;
     this.environment = environment ?? {};
-    this.lastHealth = null; // {status, at}
+    this.lastHealth = null; // {status: 'serving' | an error code, error?, at}
   }
 
   async #withTimeout(what, work) {
@@ -47,7 +99,7 @@ export class CloudEndpoint {
     try {
       return await work(controller.signal);
     } catch (error) {
-      if (error instanceof EdgecloudError || error.status) throw error;
+      if (error instanceof EdgecloudError) throw error;
       if (controller.signal.aborted) {
         throw new EdgecloudError(CODES.CLOUD_TIMEOUT, `${what} gave no answer within ${this.timeoutMs} ms`);
       }
@@ -57,41 +109,55 @@ export class CloudEndpoint {
     }
   }
 
-  /** "Healthy" or throws cloud-unreachable / cloud-timeout / cloud-unhealthy (verdict cached healthTtlMs). */
+  #check() {
+    return this.#withTimeout(`OPTIONS ${this.url}/predictions/${this.name}`, (signal) =>
+      modelHealth(this.url, this.name, { signal }),
+    );
+  }
+
+  #record(status, error = undefined) {
+    this.lastHealth = { status, error, at: performance.now() };
+  }
+
+  /** Resolves when MMS serves this model, else throws why (the verdict is kept healthTtlMs). */
   async ensureHealthy() {
     if (this.environment.onLine === false) {
       throw new EdgecloudError(CODES.CLOUD_UNREACHABLE, 'the browser is offline');
     }
-    const now = performance.now();
-    if (!this.lastHealth || now - this.lastHealth.at > this.healthTtlMs) {
+    if (!this.lastHealth || performance.now() - this.lastHealth.at > this.healthTtlMs) {
       try {
-        const status = await this.#withTimeout(`${this.url}/ping`, (signal) => cloudHealth(this.url, { signal }));
-        this.lastHealth = { status, at: now };
+        this.#record(await this.#check());
       } catch (error) {
-        this.lastHealth = { status: error.code, error, at: now };
+        this.#record(error.code, error);
       }
     }
     if (this.lastHealth.error) throw this.lastHealth.error;
-    if (this.lastHealth.status !== 'Healthy') {
-      throw new EdgecloudError(CODES.CLOUD_UNHEALTHY, `${this.url}/ping says ${JSON.stringify(this.lastHealth.status)}`);
-    }
   }
 
-  /** Plain tensors out; 5xx → cloud-error, 4xx → bad-input (the request is wrong, not the cloud). */
+  /**
+   * Plain tensors out. Our handler's 4xx → bad-input (the request is wrong, not the cloud); every
+   * other failure is recorded as the verdict and thrown. A network error is explained by a fresh
+   * health check: cross-origin, a model unregistered since the last check fails the preflight.
+   */
   async predict(feeds) {
     await this.ensureHealthy();
     try {
-      return await this.#withTimeout(`POST /predictions/${this.name}`, (signal) =>
+      const outputs = await this.#withTimeout(`POST /predictions/${this.name}`, (signal) =>
         predictCloud(this.url, this.name, feeds, { signal }),
       );
+      this.#record('serving');
+      return outputs;
     } catch (error) {
-      if (error.status >= 500) {
-        this.lastHealth = null; // ask /ping again next time
-        throw new EdgecloudError(CODES.CLOUD_ERROR, error.message);
+      if (error.code === CODES.BAD_INPUT) throw error;
+      let failure = error;
+      if (error.code === CODES.CLOUD_UNREACHABLE) {
+        failure = await this.#check().then(
+          () => error,
+          (why) => (why.code === CODES.CLOUD_UNREACHABLE ? error : why),
+        );
       }
-      if (error.status >= 400) throw new EdgecloudError(CODES.BAD_INPUT, error.message);
-      this.lastHealth = { status: error.code, error, at: performance.now() };
-      throw error;
+      this.#record(failure.code, failure);
+      throw failure;
     }
   }
 }

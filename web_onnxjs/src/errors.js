@@ -2,7 +2,7 @@
 // `message` is for people. The codes double as the prefixes of `fallbackReason`.
 
 export const CODES = Object.freeze({
-  BAD_INPUT: 'bad-input', // the request itself is wrong: never a reason to fall back
+  BAD_INPUT: 'bad-input', // the request itself is wrong (the page's check, or our MMS handler's 4xx): never a reason to fall back
   EDGE_UNAVAILABLE: 'edge-unavailable', // no edge runtime could load the model (or none is marked)
   EDGE_INTEGRITY: 'edge-integrity', // the model file's SHA-256 does not match model.json
   EDGE_ERROR: 'edge-error', // the edge runtime threw while running
@@ -10,8 +10,10 @@ export const CODES = Object.freeze({
   CLOUD_UNAVAILABLE: 'cloud-unavailable', // no cloud URL configured
   CLOUD_UNREACHABLE: 'cloud-unreachable', // offline or a network error
   CLOUD_TIMEOUT: 'cloud-timeout', // no answer within the cloud time budget
-  CLOUD_UNHEALTHY: 'cloud-unhealthy', // /ping's body did not say "Healthy"
-  CLOUD_ERROR: 'cloud-error', // the server answered 5xx
+  CLOUD_UNHEALTHY: 'cloud-unhealthy', // the health check (OPTIONS /predictions/NAME) got an answer that is no "serving"
+  CLOUD_MODEL_MISSING: 'cloud-model-missing', // MMS has no such model (not registered, still loading, being replaced)
+  CLOUD_BUSY: 'cloud-busy', // MMS has no worker free for the model (503 ServiceUnavailableException) or no memory (507)
+  CLOUD_ERROR: 'cloud-error', // any other 5xx, or a 4xx that is not our handler's verdict on the input
   NO_ANSWER: 'no-answer', // every allowed place failed
 });
 

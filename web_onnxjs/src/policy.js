@@ -9,8 +9,8 @@ export const DEFAULT_POLICY = Object.freeze({
   minCores: 2, // auto: fewer logical cores than this → cloud first
   minMemoryGb: 1, // auto: navigator.deviceMemory below this → cloud first
   edgeTimeoutMs: 10000, // one edge inference; past it the worker is restarted and the cloud answers
-  cloudTimeoutMs: 10000, // one cloud request (and /ping)
-  healthTtlMs: 5000, // how long a /ping answer is trusted
+  cloudTimeoutMs: 10000, // one cloud request (and the model's health check)
+  healthTtlMs: 5000, // how long the model's health verdict (a check or a failed request) is kept
   onnxjsBackends: ['wasm', 'cpu', 'webgl'], // ONNX.js backends in order of preference
 });
 

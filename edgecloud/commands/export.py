@@ -49,6 +49,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="skip the browser lowering (the browser gets model.onnx as exported; blockers are still listed)",
     )
+    train = parser.add_argument_group("training step (train.onnx, docs/training.md)")
+    train.add_argument(
+        "--trainable", metavar="head|last:N|all|none",
+        help="initializers the browser may fine-tune: head (the default where the model ends in a Dense/Linear "
+        "layer), last:N layers, all, or none (no train.onnx)",
+    )  # fmt: skip
+    train.add_argument("--loss", metavar="mse|cross-entropy|bce", help="default: cross-entropy for a softmax output, else mse")
+    train.add_argument("--optimizer", default="adam", metavar="sgd|adam", help="default adam (the source framework's flavour)")
+    train.add_argument("--learning-rate", type=float, help="default 0.001 for adam, 0.01 for sgd")
+    train.add_argument("--train-batch", type=int, default=32, help="fixed batch of train.onnx (default 32)")
     parser.set_defaults(run=run)
 
 
@@ -69,8 +79,15 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         edge=args.edge,
         trust_pickle=args.trust_pickle,
+        trainable=args.trainable,
+        loss=args.loss,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        train_batch=args.train_batch,
         progress=lambda message: print(f"export: {message}", file=sys.stderr),
     )
     parity = result.manifest["parity"]["source_vs_onnxruntime"]["max_abs_diff"]
-    print(f"{result.version_dir}  (parity max |diff| {parity:.2e})")
+    training = result.manifest.get("training")
+    step = f", training step parity {max(training['parity']['steps'].values()):.2e}" if training else ""
+    print(f"{result.version_dir}  (parity max |diff| {parity:.2e}{step})")
     return 0

@@ -247,3 +247,28 @@ def make_dataset(spec: DataSpec = DataSpec()) -> Dataset:
     training_signal = np.concatenate([signals[person.id] for person in train_people])
     normalisation = Normalisation(mean=float(training_signal.mean()), std=float(training_signal.std()))
     return Dataset(spec, train_people, validation_people, x_train, y_train, x_val, y_val, normalisation)
+
+
+@dataclass
+class PersonalParts:
+    """One person's recording cut for personalisation: fine-tune on the first part, judge on the later.
+
+    Windows never straddle the cut, so no later sample is seen while training.
+    """
+
+    x_first: np.ndarray
+    y_first: np.ndarray
+    x_later: np.ndarray
+    y_later: np.ndarray
+
+
+def personal_parts(signal: np.ndarray, spec: DataSpec, first_seconds: float) -> PersonalParts:
+    """The windows of `signal`'s first `first_seconds` and those of the rest, as `cut_windows` cuts them."""
+    cut = int(round(first_seconds * spec.sampling_rate))
+    need = spec.window + spec.horizon
+    if cut < need or len(signal) - cut < need:
+        raise ValueError(f"cutting {len(signal) / spec.sampling_rate:g} s at {first_seconds:g} s leaves a part "
+                         f"shorter than one window plus the horizon ({need / spec.sampling_rate:g} s)")  # fmt: skip
+    x_first, y_first = cut_windows(signal[:cut], spec.window, spec.horizon, spec.stride)
+    x_later, y_later = cut_windows(signal[cut:], spec.window, spec.horizon, spec.stride)
+    return PersonalParts(x_first, y_first, x_later, y_later)

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -132,6 +132,22 @@ def write_report(out: Path, rows: list[PersonRow], settings: dict[str, Any], com
     return path
 
 
+def demo_registry(cache: Path, prepare: Callable[[Path], tuple[Path, Path]]) -> Path:
+    """The demo's registry in `cache`: reused when its export is newer than the build report (as
+    `benchmarks.run`, run first by `make bench`, leaves it), else built and exported again."""
+    from edgecloud.builder.report import REPORT_JSON
+    from edgecloud.commands.demo import DEMO_NAME, artefact_dirs
+
+    registry, _ = artefact_dirs(cache)
+    report = cache / "build" / REPORT_JSON
+    exported = sorted((registry / DEMO_NAME).glob("*/model.json"))
+    if report.is_file() and exported and exported[-1].stat().st_mtime >= report.stat().st_mtime:
+        manifest = json.loads(exported[-1].read_text())
+        if "training" in manifest:
+            return registry
+    return prepare(cache)[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.personalisation", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a tiny demo build and 1 epoch (for make test)")
@@ -155,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     epochs = 1 if args.smoke else args.epochs
     command = shlex.join(["python", "-m", "benchmarks.personalisation", *(argv if argv is not None else sys.argv[1:])])
     try:
-        registry, _ = (prepare_small_demo if args.smoke else prepare_demo)(work / "demo")
+        registry = demo_registry(work / "demo", prepare_small_demo if args.smoke else prepare_demo)
         latest = json.loads((registry / DEMO_NAME / "latest.json").read_text())
         rows = personalise_people(registry / DEMO_NAME / str(latest["version"]), read_report(work / "demo" / "build"),
                                   first_seconds, epochs, args.learning_rate)  # fmt: skip

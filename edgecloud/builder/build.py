@@ -68,13 +68,26 @@ def baseline_scores(data: Dataset) -> dict[str, dict[str, Any]]:
 
 
 def deployable(trained: Any, normalisation: Normalisation, spec: DataSpec) -> Any:
-    """The trained model wrapped to take and return the raw signal, so no caller has to normalise."""
+    """The trained model wrapped to take and return the raw signal, so no caller has to normalise.
+
+    When the template ends in a Dense layer (the built-in one does), the output's de-normalisation
+    `y * std + mean` is folded into that layer's kernel and bias, so the saved model still ends in
+    a Dense layer: what `export --trainable head` fine-tunes by default (docs/training.md).
+    """
     import keras
 
     mean, std = normalisation.mean, normalisation.std
     inputs = keras.Input((spec.window, 1), name="window")
     scaled = keras.layers.Rescaling(1 / std, offset=-mean / std, name="normalise")(inputs)
-    forecast = keras.layers.Rescaling(std, offset=mean, name="forecast")(trained(scaled))
+    last = trained.layers[-1]
+    if not isinstance(last, keras.layers.Dense) or last.activation is not keras.activations.linear:
+        forecast = keras.layers.Rescaling(std, offset=mean, name="forecast")(trained(scaled))
+        return keras.Model(inputs, forecast, name="ecg_forecast")
+    body = keras.Model(trained.inputs, last.input, name=trained.name)
+    head = keras.layers.Dense(last.units, name="forecast")
+    forecast = head(body(scaled))
+    kernel, bias = last.get_weights()
+    head.set_weights([kernel * std, bias * std + mean])
     return keras.Model(inputs, forecast, name="ecg_forecast")
 
 

@@ -41,6 +41,9 @@ def add_build_options(parser: argparse.ArgumentParser, *, trials: int, epochs: i
     data.add_argument("--horizon-seconds", type=float, default=spec.horizon_seconds,
                       help=f"forecast length (default {spec.horizon_seconds:g} s)")  # fmt: skip
     data.add_argument("--stride", type=int, default=spec.stride, help=f"samples between windows (default {spec.stride})")
+    data.add_argument("--morphology", type=float, default=spec.morphology,
+                      help="how much people's beat shape, amplitude and baseline wander differ, 0-2 "
+                      f"(default {spec.morphology:g}; 0: only heart rate, variability and noise)")  # fmt: skip
 
 
 def settings_from(args: argparse.Namespace) -> BuildSettings:
@@ -67,6 +70,7 @@ def settings_from(args: argparse.Namespace) -> BuildSettings:
             seconds_per_person=args.seconds_per_person,
             stride=args.stride,
             seed=args.seed,
+            morphology=args.morphology,
         ),
     )
 

@@ -97,3 +97,17 @@ def test_smoke_run_writes_every_section_with_sane_figures(tmp_path):
     exports = {row["model"]: row for row in results["export"]}
     assert exports["mlp"]["export_seconds"] > 0 and exports["mlp"]["onnx_bytes"] > 0
     assert exports["mlp"]["parity"]["source vs onnxruntime"] <= 1e-5
+
+    # The personalisation benchmark, on the demo model just exported (reused, not rebuilt): shape and
+    # sanity only, never a gain (one epoch on 6 s of a one-epoch model proves the plumbing).
+    done = subprocess.run([sys.executable, "-m", "benchmarks.personalisation", "--smoke", "--out", str(out),
+                           "--work", str(tmp_path / "work")], cwd=REPO, capture_output=True, text=True,
+                          env=_env())  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    personal = json.loads((out / "personalisation.json").read_text())
+    build = json.loads((tmp_path / "work" / "demo" / "build" / "report.json").read_text())
+    assert [row["person"] for row in personal["people"]] == [p["id"] for p in build["data"]["validation_people"]]
+    for row in personal["people"]:
+        assert row["steps"] >= 1 and row["train_windows"] > 0 and row["test_windows"] > 0, row
+        assert row["mae_before"] > 0 and row["mae_after"] > 0 and row["mae_after"] != row["mae_before"], row
+    assert "| **mean** |" in (out / "PERSONALISATION.md").read_text()

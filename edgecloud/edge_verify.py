@@ -91,10 +91,11 @@ def verify_version(
     context: BrowserContext | None = None,
     site: StaticSite | None = None,
     record: bool = True,
+    targets: list[tuple[str, str]] | None = None,
 ) -> VerifyReport:
     """Run the edge file on every (runtime, backend) in Chromium; optionally record in model.json.
 
-    A row that loads and runs must match within `tolerance`; one that cannot load or throws
+    `targets` narrows the (runtime, backend) pairs (default: all). A row that loads and runs must match within `tolerance`; one that cannot load or throws
     while running is reported (ONNX.js's webgl shaders fail on some graphs), not a mismatch.
     """
     version_dir = Path(version_dir)
@@ -111,7 +112,7 @@ def verify_version(
     names = [spec["name"] for spec in manifest["inputs"]]
     report = VerifyReport(tolerance=tolerance, inputs=len(inputs))
     with HarnessBrowser(registry, context=context, site=site) as browser:
-        for runtime, backend in TARGETS:
+        for runtime, backend in targets or TARGETS:
             result = browser.run(runtime, backend, url, inputs, names, repeats)
             row: dict[str, Any] = {"runtime": runtime, "backend": backend, "loads": bool(result.get("loads"))}
             if "outputs" in result:

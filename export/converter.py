@@ -53,13 +53,14 @@ class Converter(Protocol):
 
 def _registry() -> dict[str, Converter]:
     # Imported lazily: each converter pulls in its (heavy, optional) framework only when used.
-    from . import keras, mxnet, sklearn, torch
+    from . import keras, mxnet, onnx_file, sklearn, torch
 
     converters: list[Converter] = [
         keras.KerasConverter(),
         torch.TorchConverter(),
         sklearn.SklearnConverter(),
         mxnet.MxnetConverter(),
+        onnx_file.OnnxConverter(),
     ]
     return {converter.name: converter for converter in converters}
 

@@ -76,6 +76,7 @@ def export_model(
     optimizer: str = DEFAULT_OPTIMIZER,
     learning_rate: float | None = None,
     train_batch: int = DEFAULT_BATCH,
+    freeze_inputs: list[str] | None = None,
     progress: Callable[[str], None] = lambda message: None,
 ) -> ExportResult:
     """Write `OUT/NAME/VERSION/{model.onnx, model.json, sample.json}` and `OUT/NAME/latest.json`.
@@ -84,7 +85,7 @@ def export_model(
     `trust_pickle` says the caller trusts it. `trainable` (head | last:N | all | none; None: head
     where the model ends in a Dense/Linear layer) adds `train.onnx`, one optimizer step
     (`loss` mse | cross-entropy | bce, None: inferred; `optimizer` sgd | adam) over batches of
-    `train_batch` (docs/training.md).
+    `train_batch` (docs/training.md). `freeze_inputs` (`NAME=VALUE`) applies to .onnx files only.
     """
     training = TrainingOptions(trainable, loss, optimizer, learning_rate, train_batch).check()
     version_dir = check_target(name, version, out, force)
@@ -98,8 +99,15 @@ def export_model(
             "(trust_pickle=True) only for a file you trust"
         )
     refuse_unsupported(chosen.name, training)
+    if freeze_inputs and chosen.name != "onnx":
+        raise BadInputError("--freeze-input applies to .onnx files (--framework onnx) only")
     progress(f"converting {source.name} with the {chosen.name} converter (opset {opset})")
-    conversion = chosen.convert(source, load_sample(sample), opset)
+    if freeze_inputs:
+        from .onnx_file import parse_frozen
+
+        conversion = chosen.convert(source, load_sample(sample), opset, frozen=parse_frozen(freeze_inputs))
+    else:
+        conversion = chosen.convert(source, load_sample(sample), opset)
     return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, edge=edge,
                    training=training, progress=progress)  # fmt: skip
 

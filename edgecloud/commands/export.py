@@ -18,8 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "reproduces the source framework on the sample and 32 random inputs like it, and write "
             "REGISTRY/NAME/VERSION/model.onnx + model.json (+ NAME/latest.json). "
             "File types (--framework auto): .keras (keras); .pt2 exported program, .pt/.pth TorchScript (torch); "
-            ".joblib/.pkl (sklearn); NAME-symbol.json with NAME-EPOCH.params beside it (mxnet). "
-            "TorchScript and MXNet files record no input shapes: pass --sample."
+            ".joblib/.pkl (sklearn); NAME-symbol.json with NAME-EPOCH.params beside it (mxnet); "
+            ".onnx as is (onnx: checked, shape-inferred, its own opset kept, parity = onnxruntime on the file). "
+            "TorchScript and MXNet files, and ONNX files with free dimensions besides the batch, need --sample."
         ),
         epilog=(
             "WARNING: .joblib/.pkl files are unpickled, and unpickling runs any code the file holds: "
@@ -27,16 +28,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "model", type=Path, help="the saved model: .keras, .pt2, .pt/.pth, .joblib/.pkl (with --trust-pickle), NAME-symbol.json"
+        "model", type=Path, help="the saved model: .keras, .pt2, .pt/.pth, .joblib/.pkl (with --trust-pickle), NAME-symbol.json, .onnx"
     )
     parser.add_argument("--name", required=True, help="model name (letters, digits, '_' and '-')")
     parser.add_argument("--version", default="1", help="whole-number version (default 1); versions are immutable")
     parser.add_argument("--out", type=Path, required=True, metavar="REGISTRY", help="registry folder")
     parser.add_argument("--sample", type=Path, help="sample input: .npy for one input, .npz keyed by input name")
     parser.add_argument(
-        "--framework", default="auto", help="keras, torch, sklearn or mxnet; auto (default) picks by file type"
+        "--framework", default="auto", help="keras, torch, sklearn, mxnet or onnx; auto (default) picks by file type"
     )
-    parser.add_argument("--opset", type=int, default=13, help="ONNX opset for the cloud model (default 13)")
+    parser.add_argument("--opset", type=int, default=13, help="ONNX opset for the cloud model (default 13; an .onnx file keeps its own)")
     parser.add_argument("--tolerance", type=float, default=1e-5, help="max |diff| allowed vs the source (1e-5)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing version")
     parser.add_argument(
@@ -49,6 +50,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_false",
         help="skip the browser lowering (the browser gets model.onnx as exported; blockers are still listed)",
     )
+    parser.add_argument(
+        "--freeze-input", action="append", metavar="NAME=VALUE",
+        help="(.onnx only) fold an input every request feeds the same value into a constant, e.g. sr=16000; repeatable",
+    )  # fmt: skip
     train = parser.add_argument_group("training step (train.onnx, docs/training.md)")
     train.add_argument(
         "--trainable", metavar="head|last:N|all|none",
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         learning_rate=args.learning_rate,
         train_batch=args.train_batch,
+        freeze_inputs=args.freeze_input,
         progress=lambda message: print(f"export: {message}", file=sys.stderr),
     )
     parity = result.manifest["parity"]["source_vs_onnxruntime"]["max_abs_diff"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import onnx
 
-from ..manifest import default_opset, file_entry
+from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
 from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, compare, onnxruntime_runner, require
 from .lowering import Lowering, lower
 from .rules import blocker_summary
@@ -60,6 +60,9 @@ def edge_variant(
         against="the source framework (browser file)",
     )
     edge["file"] = EDGE_FILE
+    pinned = tensor_specs(graph_inputs(lowering.model))
+    if pinned != tensor_specs(graph_inputs(model)):
+        edge["inputs"] = pinned  # the browser file takes only these shapes (pin-free-dims); others go to the cloud
     entry = {**file_entry(path), "role": "edge", "opset": default_opset(lowering.model),
              "parity": {"source_vs_onnxruntime": report.as_json(), "cloud_model_vs_edge_model": lowering.parity}}  # fmt: skip
     return {EDGE_FILE: entry}, edge

@@ -83,9 +83,9 @@ def test_classifier_outputs_plain_label_and_probabilities(zoo_model, zoo_registr
 def test_every_framework_has_a_converter_picked_by_file_type():
     from export.converter import framework_names, pick
 
-    assert framework_names() == ["keras", "mxnet", "sklearn", "torch"]
+    assert framework_names() == ["keras", "mxnet", "onnx", "sklearn", "torch"]
     expected = {"m.keras": "keras", "m.pt2": "torch", "m.pt": "torch", "m.pth": "torch", "m.joblib": "sklearn",
-                "m.pkl": "sklearn", "net-symbol.json": "mxnet"}  # fmt: skip
+                "m.pkl": "sklearn", "net-symbol.json": "mxnet", "m.onnx": "onnx"}  # fmt: skip
     assert {name: pick("auto", Path(name)).name for name in expected} == expected
 
 

@@ -63,6 +63,8 @@ def _rewrite(node: onnx.NodeProto, opset: int, known: dict[str, np.ndarray], sha
     since = defs.get_schema(op, opset).since_version
     if since <= TARGET:
         return
+    if op == "Constant" and [entry.name for entry in node.attribute] == ["value"]:
+        return  # later versions only added other ways to write the value
     if op in ("Squeeze", "Unsqueeze"):
         axes = _const(known, node, 1)
         axes = attribute(node, "axes") if axes is None else axes.tolist()
@@ -107,7 +109,7 @@ def _rewrite(node: onnx.NodeProto, opset: int, known: dict[str, np.ndarray], sha
     elif op in _AXES_ATTRS:
         axes = _const(known, node, 1) if op == "ReduceSum" or opset >= 18 else None
         axes = attribute(node, "axes") if axes is None else axes.tolist()
-        if attribute(node, "noop_with_empty_axes", 0):
+        if attribute(node, "noop_with_empty_axes", 0) and not axes:  # with axes given the flag means nothing
             raise _Refused(f"{op} with noop_with_empty_axes")
         del node.input[1:]
         if axes is not None and len(axes):  # no axes: every axis, at opset 9 as at 18

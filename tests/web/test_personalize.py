@@ -285,3 +285,25 @@ def test_a_new_version_drops_the_old_personalisation_and_says_so(trainer, regist
     trainer.reload()
     trainer.create(BUMPED_TRAINABLE)
     assert trainer.status()["modelVersion"] == "2" and trainer.personalization() is None
+
+
+def test_an_aborted_signal_stops_a_paused_run_and_its_checkpoint_resumes(trainer):
+    x, y = person()
+    trainer.create(TRAINABLE)
+    aborted = trainer.page.evaluate(
+        """async ({ data, options }) => {
+          const controller = new AbortController();
+          const onProgress = (event) => {
+            if (event.step >= 2) window.fakeBattery = { charging: false, level: 0.2 };
+            if (event.state === 'paused') controller.abort(new Error('the person closed the panel'));
+          };
+          try { await window.handler.personalize(data, { ...options, onProgress, signal: controller.signal }); return null; }
+          catch (error) { return { code: error.code, message: error.message }; }
+        }""",
+        {"data": {"inputs": x.tolist(), "targets": y.tolist()}, "options": OPTIONS},
+    )
+    assert aborted["code"] == "training-aborted" and "the person closed the panel" in aborted["message"]
+    assert trainer.personalization() is None
+    trainer.battery(charging=True, level=1.0)
+    resumed = trainer.personalize(x, y, **OPTIONS)
+    assert resumed["resumedFromStep"] == 2 and resumed["steps"] == 12

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import onnx
 
 from .errors import BadInputError
 from .verify import Feeds, Runner
+
+if TYPE_CHECKING:
+    from .train.reference import Trainer
 
 
 @dataclass
@@ -21,6 +24,8 @@ class Conversion:
     sample: Feeds
     framework: str
     framework_version: str
+    # The source framework's own training (Keras, PyTorch), for the training step's parity; None: no step.
+    trainer: Trainer | None = None
 
 
 def flat_outputs(result: Any) -> list[Any]:

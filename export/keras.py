@@ -18,6 +18,7 @@ from .graph_names import rename_outputs
 from .manifest import graph_inputs, tensor_specs
 from .quiet import silenced
 from .signature import fit_sample, synthesize_sample
+from .train.keras_reference import KerasTrainer
 from .verify import Feeds
 
 if TYPE_CHECKING:
@@ -96,4 +97,5 @@ class KerasConverter:
             sample=onnx_feeds,
             framework="keras",
             framework_version=keras.__version__,
+            trainer=KerasTrainer(model, onnx_inputs, onnx_outputs),
         )

@@ -86,6 +86,24 @@ def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
+def training_entry(*, file: str, edge: dict[str, Any], trainable: str, batch_size: int, names: dict[str, Any],
+                   loss: dict[str, Any], optimizer: dict[str, Any], parity: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """model.json's `training` entry, in the key order docs/training.md shows."""
+    return {
+        "file": file,
+        "edge": edge,
+        "trainable": trainable,
+        "batch_size": batch_size,
+        "parameters": names["parameters"],
+        "state": names["state"],
+        "inputs": names["inputs"],
+        "outputs": names["outputs"],
+        "loss": loss,
+        "optimizer": optimizer,
+        "parity": parity,
+    }
+
+
 def update_latest(model_dir: Path) -> Path:
     """Point `NAME/latest.json` at the highest numeric version that has a model.json."""
     versions = sorted(

@@ -28,6 +28,9 @@ from .manifest import (
     write_manifest,
 )
 from .signature import load_sample
+from .train.build import refuse_unsupported, training_variant
+from .train.locations import as_raw_data
+from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
 from .verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs, remembered, require
 
 MODEL_FILE = "model.onnx"
@@ -68,13 +71,22 @@ def export_model(
     force: bool = False,
     edge: bool = True,
     trust_pickle: bool = False,
+    trainable: str | None = None,
+    loss: str | None = None,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    learning_rate: float | None = None,
+    train_batch: int = DEFAULT_BATCH,
     progress: Callable[[str], None] = lambda message: None,
 ) -> ExportResult:
     """Write `OUT/NAME/VERSION/{model.onnx, model.json, sample.json}` and `OUT/NAME/latest.json`.
 
     A file whose loading unpickles it (scikit-learn) can run any code it holds: it is refused unless
-    `trust_pickle` says the caller trusts it.
+    `trust_pickle` says the caller trusts it. `trainable` (head | last:N | all | none; None: head
+    where the model ends in a Dense/Linear layer) adds `train.onnx`, one optimizer step
+    (`loss` mse | cross-entropy | bce, None: inferred; `optimizer` sgd | adam) over batches of
+    `train_batch` (docs/training.md).
     """
+    training = TrainingOptions(trainable, loss, optimizer, learning_rate, train_batch).check()
     version_dir = check_target(name, version, out, force)
     source = Path(source)
     if not source.exists():
@@ -85,9 +97,11 @@ def export_model(
             f"{source.name} would be unpickled, which runs any code the file holds: pass --trust-pickle "
             "(trust_pickle=True) only for a file you trust"
         )
+    refuse_unsupported(chosen.name, training)
     progress(f"converting {source.name} with the {chosen.name} converter (opset {opset})")
     conversion = chosen.convert(source, load_sample(sample), opset)
-    return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, edge=edge, progress=progress)
+    return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, edge=edge,
+                   training=training, progress=progress)  # fmt: skip
 
 
 def unknown_operators(model: onnx.ModelProto) -> list[str]:
@@ -115,6 +129,7 @@ def publish(
     source_file: str,
     tolerance: float = DEFAULT_TOLERANCE,
     edge: bool = True,
+    training: TrainingOptions = TrainingOptions(),
     progress: Callable[[str], None] = lambda message: None,
 ) -> ExportResult:
     """Check the graph, prove parity, then write the version folder atomically (any converter, file or API)."""
@@ -140,11 +155,16 @@ def publish(
     Path(out).mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-{version}-", dir=out))
     try:
+        # raw_data everywhere: the training entry's `locations` are byte ranges of raw_data.
+        as_raw_data(conversion.model, [init.name for init in conversion.model.graph.initializer])
         onnx.save(conversion.model, staging / MODEL_FILE)
         (staging / SAMPLE_FILE).write_text(json.dumps(sample_json(conversion.sample)))
         progress("lowering for the browser (ONNX.js)" if edge else "checking what ONNX.js can run (--no-edge)")
         edge_files, edge_entry = edge_variant(
             conversion.model, conversion.sample, reference, inputs, staging, MODEL_FILE, enabled=edge, tolerance=tolerance
+        )
+        train_files, train_entry = training_variant(
+            conversion, training, staging, [MODEL_FILE, *edge_files], tolerance=tolerance, progress=progress
         )
         manifest = {
             "schema": SCHEMA_VERSION,
@@ -163,11 +183,13 @@ def publish(
             "files": {
                 MODEL_FILE: {**file_entry(staging / MODEL_FILE), "role": "cloud" if edge_files else "cloud+edge"},
                 **edge_files,
+                **train_files,
                 SAMPLE_FILE: file_entry(staging / SAMPLE_FILE),
             },
             "cloud": {"file": MODEL_FILE},
             "edge": edge_entry,
             "parity": {"source_vs_onnxruntime": report.as_json()},
+            **({"training": train_entry} if train_entry else {}),
         }
         write_manifest(staging, manifest)
         if version_dir.exists():

@@ -22,6 +22,8 @@ from .converter import Conversion, default_output_names, flat_outputs
 from .errors import BadInputError, UnsupportedModelError, one_line
 from .quiet import silenced
 from .signature import fit_sample, name_sample, synthesize_sample
+from .train.torch_reference import TorchTrainer
+from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
 from .verify import DEFAULT_TOLERANCE, Feeds
 
 if TYPE_CHECKING:
@@ -99,7 +101,9 @@ def convert_module(module: Any, sample: Any, opset: int, input_names: Sequence[s
     if len(names) != count:
         raise BadInputError(f"the model returns {count} outputs, {len(names)} output names were given")
     model = _torchscript_to_onnx(module, feeds, list(input_names), names, opset)
-    return Conversion(model, _runner(module, list(input_names), names), feeds, "torch", _framework_version())
+    runner = _runner(module, list(input_names), names)
+    trainer = TorchTrainer(module, list(input_names), names)
+    return Conversion(model, runner, feeds, "torch", _framework_version(), trainer=trainer)
 
 
 def _as_numpy(sample: Any, names: list[str]) -> dict[str, np.ndarray] | np.ndarray:
@@ -214,18 +218,25 @@ def export_torch_module(
     opset: int = 13,
     tolerance: float = DEFAULT_TOLERANCE,
     force: bool = False,
+    trainable: str | None = None,
+    loss: str | None = None,
+    optimizer: str = DEFAULT_OPTIMIZER,
+    learning_rate: float | None = None,
+    train_batch: int = DEFAULT_BATCH,
     progress: Callable[[str], None] = lambda message: None,
 ) -> ExportResult:
     """Export a live `nn.Module` into the registry exactly like `edgecloud export` does for files.
 
     `sample` is a tensor/array, a tuple of them (one per forward argument) or a dict by input
     name; its first axis is the batch and becomes free in the ONNX graph. Returns the
-    pipeline's `ExportResult` (version folder + model.json contents).
+    pipeline's `ExportResult` (version folder + model.json contents). The training-step options
+    are `export_model`'s (docs/training.md).
     """
     from .pipeline import check_target, publish
 
+    training = TrainingOptions(trainable, loss, optimizer, learning_rate, train_batch).check()
     version_dir = check_target(name, version, out, force)
     progress(f"converting {type(module).__name__} with the torch converter (opset {opset})")
     conversion = convert_module(module, sample, opset, input_names, output_names)
     return publish(conversion, version_dir, source_file=f"{type(module).__name__} (nn.Module)",
-                   tolerance=tolerance, progress=progress)  # fmt: skip
+                   tolerance=tolerance, training=training, progress=progress)  # fmt: skip

@@ -110,13 +110,15 @@ def _rewrite(node: onnx.NodeProto, opset: int, known: dict[str, np.ndarray], sha
         if attribute(node, "noop_with_empty_axes", 0):
             raise _Refused(f"{op} with noop_with_empty_axes")
         del node.input[1:]
-        if axes is not None:
+        if axes is not None and len(axes):  # no axes: every axis, at opset 9 as at 18
             _set(node, "axes", [int(a) % _rank_of(shapes, node) for a in axes])
         for index, entry in enumerate(node.attribute):
             if entry.name == "noop_with_empty_axes":
                 del node.attribute[index]
                 break
     elif op in _SAME_MEANING:
+        if op == "Reshape" and node.input[1] in known and 0 not in known[node.input[1]]:
+            _set(node, "allowzero", 0)  # allowzero only changes what a 0 in the target shape means
         _check_same_meaning(node, opset, shapes)
     else:
         raise _Refused(f"{op}-{since} has no opset-{TARGET} form here")

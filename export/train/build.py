@@ -1,0 +1,313 @@
+"""Write the training step of an exported model: train.onnx (+ train.edge.onnx) and model.json's `training`.
+
+Order: choose the trainable initializers, cut the graph, re-run the tail in torch, trace and
+export the step, join it to the frozen prefix, prove it against the source framework's own
+optimizer (1 and 10 steps, a padded last batch), lower it for ONNX.js and prove that against
+train.onnx, and locate every parameter's bytes in the inference files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+
+from ..converter import Conversion
+from ..edge.lowering import lower
+from ..edge.rules import blocker_summary
+from ..errors import ExportError, ParityError, UnsupportedModelError
+from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs, training_entry
+from ..verify import onnxruntime_runner
+from . import compose, step as steps
+from .locations import locate
+from .reference import Match, match
+from .runner import TrainingStep, batches
+from .spec import Loss, Optimizer, TrainingOptions
+from .torch_graph import TorchTail, tail_constants
+from .trainable import Split, choose, default_spec, initial_values, split
+
+TRAIN_FILE = "train.onnx"
+TRAIN_EDGE_FILE = "train.edge.onnx"
+PARITY_STEPS = (1, 10)
+EDGE_CHECK_STEPS = 4
+NOT_SUPPORTED = ("sklearn", "mxnet")
+
+
+def refuse_unsupported(framework: str, options: TrainingOptions) -> None:
+    """scikit-learn and MXNet models have no training step: an explicit --trainable says so."""
+    if framework in NOT_SUPPORTED and options.enabled_explicitly:
+        raise UnsupportedModelError(f"--trainable is not supported for {framework} models (use --trainable none)")
+
+
+@dataclass
+class Plan:
+    split: Split
+    loss: Loss
+    logits: dict[str, str]  # trained output → tensor the loss reads (the logits before a Softmax/Sigmoid)
+    from_logits: bool
+
+
+def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    return {name: node for node in model.graph.node for name in node.output}
+
+
+def plan(model: onnx.ModelProto, options: TrainingOptions, framework: str,
+         progress: Callable[[str], None]) -> Plan | None:  # fmt: skip
+    """What to train and with which loss; None when there is no step to write."""
+    refuse_unsupported(framework, options)
+    spec = options.trainable
+    if spec is None:
+        if framework in NOT_SUPPORTED:
+            progress(f"no training step: {framework} models have none")
+            return None
+        spec, why = default_spec(model)
+        progress(why)
+    if spec == "none":
+        return None
+    parts = split(model, spec, choose(model, spec))
+    producers = _producers(model)
+    finals = {output: producers[output].op_type for output in parts.outputs}
+    if options.loss is None:
+        kind = "cross-entropy" if all(op in ("Softmax",) for op in finals.values()) else "mse"
+        loss = Loss(kind, inferred=True)
+    else:
+        loss = Loss(options.loss, inferred=False)
+    activation = {"cross-entropy": "Softmax", "bce": "Sigmoid"}.get(loss.kind)
+    logits = {o: producers[o].input[0] for o, op in finals.items() if activation and op == activation}
+    if logits and len(logits) != len(parts.outputs):
+        raise UnsupportedModelError(f"--loss {loss.kind}: some trained outputs end in {activation}, others do not")
+    return Plan(parts, loss, logits, from_logits=not logits)
+
+
+def _rows_spec(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
+    shapes = {}
+    for spec in tensor_specs(graph_inputs(model)):
+        shape = list(spec["shape"])
+        if shape and shape[0] is None:
+            shape[0] = batch
+        elif shape and shape[0] != batch:
+            raise UnsupportedModelError(
+                f"input {spec['name']!r} has a fixed batch of {shape[0]}: export with --train-batch {shape[0]}"
+            )
+        if any(dim is None for dim in shape):
+            raise UnsupportedModelError(f"input {spec['name']!r} has a free axis besides the batch: {spec['shape']}")
+        shapes[spec["name"]] = shape
+    return shapes
+
+
+def _targets_for(plan_: Plan, predictions: dict[str, np.ndarray], rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    found = {}
+    for output in plan_.split.outputs:
+        value = predictions[output][:rows]
+        if plan_.loss.kind == "cross-entropy":
+            found[output] = np.eye(value.shape[-1], dtype=np.float32)[rng.integers(0, value.shape[-1], value.shape[:-1])]
+        elif plan_.loss.kind == "bce":
+            found[output] = rng.integers(0, 2, value.shape).astype(np.float32)
+        else:
+            found[output] = (value + rng.normal(0, float(np.std(value)) + 0.1, value.shape)).astype(np.float32)
+    return found
+
+
+def _parity_batches(conversion: Conversion, plan_: Plan, batch: int, count: int) -> list[tuple[dict, dict]]:
+    """`count` batches of real rows; the last is shorter (padded in the step)."""
+    rng = np.random.default_rng(1)
+    run = onnxruntime_runner(conversion.model)
+    found = []
+    for index in range(count):
+        rows = batch if index < count - 1 or batch == 1 else max(1, batch // 2 - 1)
+        inputs = {k: v[:rows] for k, v in compose.batch_feeds(conversion.sample, rows, rng).items()}
+        found.append((inputs, _targets_for(plan_, run(inputs), rows, rng)))
+    return found
+
+
+def _pad(inputs: dict, targets: dict, batch: int) -> tuple[dict, dict, np.ndarray]:
+    return next(batches(inputs, targets, batch))
+
+
+def build_step(conversion: Conversion, plan_: Plan, optimizer: Optimizer, batch: int) -> tuple[onnx.ModelProto, dict[str, Any]]:
+    """train.onnx and the names/shapes of its inputs and outputs (the entry without files and parity)."""
+    import torch
+
+    model = conversion.model
+    parts = plan_.split
+    shapes = _rows_spec(model, batch)
+    feeds = compose.batch_feeds(conversion.sample, batch, np.random.default_rng(0))
+    cut_values = compose.evaluate_cut(model, parts.cut, feeds)
+    float_cut = [name for name in parts.cut if cut_values[name].dtype == np.float32]
+    frozen = {name: cut_values[name] for name in parts.cut if name not in float_cut}  # shapes: constant at batch B
+    params = initial_values(model, parts.parameters)
+    constants = {**tail_constants(model, parts.tail, set(parts.parameters)), **frozen}
+    tail = TorchTail(parts.tail, constants, default_opset(model))
+    with torch.no_grad():
+        known = tail({**{k: torch.from_numpy(cut_values[k]) for k in float_cut},
+                      **{k: torch.from_numpy(v.copy()) for k, v in params.items()}})  # fmt: skip
+    output_shapes = {o: list(known[o].shape) for o in parts.outputs}
+    for output, logits in plan_.logits.items():
+        if plan_.loss.kind == "cross-entropy" and known[logits].dim() < 2:
+            raise UnsupportedModelError(f"--loss cross-entropy: output {output!r} has no class axis")
+    io = steps.StepIO(
+        cut=float_cut,
+        targets=[steps.target_name(o) for o in parts.outputs],
+        parameters=list(parts.parameters),
+        state=steps.state_names(optimizer, len(parts.parameters)),
+        needs_step=optimizer.needs_step,
+    )
+    function = steps.step_function(tail, io, parts.outputs, plan_.logits, plan_.loss, optimizer)
+    example = steps.example_args(io, {k: cut_values[k] for k in float_cut},
+                                 [np.zeros(output_shapes[o], np.float32) for o in parts.outputs],
+                                 [params[name] for name in parts.parameters], optimizer)  # fmt: skip
+    step_model = steps.export_step(function, io, example)
+    train = compose.compose(model, step_model, float_cut, batch)
+    data_inputs = [name for name in shapes if name in {v.name for v in train.graph.input}]
+    compose.order_inputs(train, [*data_inputs, *(n for n in io.inputs if n not in set(float_cut) | set(data_inputs))])
+    try:
+        onnx.checker.check_model(train, full_check=True)
+    except Exception as error:
+        raise ExportError(f"train.onnx is not valid ONNX: {str(error).splitlines()[0]}") from None
+    names = {
+        "data": [{"name": n, "input": n, "dtype": "float32", "shape": shapes[n]} for n in data_inputs],
+        "targets": [
+            {"output": o, "input": steps.target_name(o), "dtype": "float32", "shape": output_shapes[o],
+             "encoding": "one-hot" if plan_.loss.kind == "cross-entropy" else "value"}
+            for o in parts.outputs
+        ],  # fmt: skip
+        "example_weight": steps.WEIGHT_INPUT,
+        "learning_rate": steps.RATE_INPUT,
+        **({"step": steps.STEP_INPUT} if optimizer.needs_step else {}),
+    }
+    parameters = [
+        {"name": n, "shape": list(params[n].shape), "dtype": "float32", "input": n, "output": steps.new_name(n)}
+        for n in parts.parameters
+    ]
+    state = [
+        {"name": s, "parameter": parts.parameters[i % len(parts.parameters)], "shape": list(params[parts.parameters[i % len(parts.parameters)]].shape),
+         "dtype": "float32", "input": s, "output": steps.new_name(s), "init": 0.0}
+        for i, s in enumerate(io.state)
+    ]  # fmt: skip
+    return train, {"parameters": parameters, "state": state, "inputs": names, "outputs": {"loss": steps.LOSS_OUTPUT}}
+
+
+def _trajectory(step: TrainingStep, padded: list[tuple[dict, dict, np.ndarray]], params: dict, rate: float) -> list[tuple]:
+    """(feeds-ready values, loss, params, state) after each step, starting from `params`."""
+    state = step.initial_state()
+    found = []
+    for index, (inputs, targets, weights) in enumerate(padded, start=1):
+        loss, params, state = step(inputs, targets, weights, params, state, rate, index)
+        found.append((loss, params, state))
+    return found
+
+
+def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, train: onnx.ModelProto,
+                 names: dict[str, Any], batch: int, tolerance: float) -> dict[str, Any]:  # fmt: skip
+    """1 and 10 steps of train.onnx (onnxruntime) against the framework's optimizer on the same batches."""
+    trainer = conversion.trainer
+    params = initial_values(conversion.model, plan_.split.parameters)
+    matches: dict[str, Match] = match(params, trainer.variables())
+    real = _parity_batches(conversion, plan_, batch, max(PARITY_STEPS))
+    padded = [_pad(inputs, targets, batch) for inputs, targets in real]
+    step = TrainingStep(train.SerializeToString(), {**names, "batch_size": batch})
+    ours = _trajectory(step, padded, dict(params), optimizer.learning_rate)
+    keys = [matches[name].key for name in plan_.split.parameters]
+    theirs = trainer.train(keys, plan_.loss, optimizer, plan_.from_logits, real)
+    figures = {}
+    for count in PARITY_STEPS:
+        worst = 0.0
+        for name in plan_.split.parameters:
+            want = theirs[count - 1][matches[name].key]
+            want = want.T if matches[name].transposed else want
+            got = ours[count - 1][1][name]
+            if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):
+                worst = float("inf")
+            else:
+                worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - want))))
+        figures[str(count)] = worst
+    against = trainer.describe(optimizer)
+    passed = all(value <= tolerance for value in figures.values())
+    if not passed:
+        count, value = max(figures.items(), key=lambda item: item[1])
+        raise ParityError(
+            f"training-step parity failed against {against}: parameters differ by {value:.3g} after {count} "
+            f"step(s) (tolerance {tolerance:g})"
+        )
+    return {"against": against, "tolerance": tolerance, "steps": figures, "passed": True,
+            "padded_last_batch": True}  # fmt: skip
+
+
+def lower_step(train: onnx.ModelProto, names: dict[str, Any], conversion: Conversion, plan_: Plan,
+               optimizer: Optimizer, batch: int, folder: Path, tolerance: float) -> tuple[dict, dict]:  # fmt: skip
+    """train.edge.onnx when ONNX.js cannot run train.onnx as exported; (files, training.edge entry)."""
+    blockers = blocker_summary(train)
+    edge = {"file": TRAIN_FILE, "runtime": "onnxjs", "lowered": False, "passes": [], "blockers": blockers,
+            "backends": [b for b in blockers if not blockers[b]], "verified": {}}  # fmt: skip
+    if not any(blockers.values()):
+        return {}, edge
+    step = TrainingStep(train.SerializeToString(), {**names, "batch_size": batch})
+    real = _parity_batches(conversion, plan_, batch, EDGE_CHECK_STEPS)
+    padded = [_pad(inputs, targets, batch) for inputs, targets in real]
+    params = initial_values(conversion.model, plan_.split.parameters)
+    trajectory = _trajectory(step, padded, dict(params), optimizer.learning_rate)
+    feeds_list = []
+    state = step.initial_state()
+    for index, (inputs, targets, weights) in enumerate(padded):
+        feeds_list.append(_feeds(names, inputs, targets, weights, params, state, optimizer, index + 1))
+        _, params, state = trajectory[index]
+    lowering = lower(train, feeds_list[0], tolerance, inputs=feeds_list)
+    edge.update(lowered=lowering.changed, passes=lowering.passes, blockers=lowering.blockers,
+                backends=lowering.backends, runtime=lowering.runtime)  # fmt: skip
+    if not lowering.changed:
+        return {}, edge
+    path = Path(folder) / TRAIN_EDGE_FILE
+    onnx.save(lowering.model, path)
+    edge["file"] = TRAIN_EDGE_FILE
+    entry = {**file_entry(path), "role": "train-edge", "opset": default_opset(lowering.model),
+             "parity": {"train_model_vs_edge_model": lowering.parity}}  # fmt: skip
+    return {TRAIN_EDGE_FILE: entry}, edge
+
+
+def _feeds(names: dict[str, Any], inputs: dict, targets: dict, weights: np.ndarray, params: dict, state: dict,
+           optimizer: Optimizer, number: int) -> dict[str, np.ndarray]:  # fmt: skip
+    io = names["inputs"]
+    feeds = {e["input"]: inputs[e["name"]] for e in io["data"]}
+    feeds.update({e["input"]: targets[e["output"]] for e in io["targets"]})
+    feeds[io["example_weight"]] = weights
+    feeds[io["learning_rate"]] = np.array([optimizer.learning_rate], np.float32)
+    if "step" in io:
+        feeds[io["step"]] = np.array([number], np.float32)
+    feeds.update({p["input"]: params[p["name"]] for p in names["parameters"]})
+    feeds.update({s["input"]: state[s["name"]] for s in names["state"]})
+    return feeds
+
+
+def training_variant(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
+                     tolerance: float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
+    """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry)."""
+    plan_ = plan(conversion.model, options, conversion.framework, progress)
+    if plan_ is None:
+        return {}, None
+    if conversion.trainer is None:
+        raise UnsupportedModelError(f"--trainable is not supported for {conversion.framework} models")
+    optimizer = Optimizer.of(options, "keras" if conversion.framework == "keras" else "torch")
+    progress(f"exporting the training step ({plan_.split.spec}: {len(plan_.split.parameters)} parameters, "
+             f"{plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
+    train, names = build_step(conversion, plan_, optimizer, options.batch_size)
+    progress(f"checking the training step against {conversion.framework}'s own optimizer")
+    parity = prove_parity(conversion, plan_, optimizer, train, names, options.batch_size, tolerance)
+    onnx.save(train, Path(folder) / TRAIN_FILE)
+    progress("lowering the training step for the browser (ONNX.js)")
+    edge_files, edge = lower_step(train, names, conversion, plan_, optimizer, options.batch_size, folder, tolerance)
+    values = initial_values(conversion.model, plan_.split.parameters)
+    located = {file: locate(Path(folder) / file, values) for file in inference_files}
+    for entry in names["parameters"]:
+        entry["locations"] = {file: located[file][entry["name"]] for file in inference_files}
+    files = {TRAIN_FILE: {**file_entry(Path(folder) / TRAIN_FILE), "role": "train", "opset": default_opset(train)},
+             **edge_files}  # fmt: skip
+    entry = training_entry(
+        file=TRAIN_FILE, edge=edge, trainable=plan_.split.spec, batch_size=options.batch_size,
+        names=names, loss=plan_.loss.as_json(), optimizer=optimizer.as_json(), parity=parity,
+    )  # fmt: skip
+    progress(f"wrote {TRAIN_FILE}" + (f" and {TRAIN_EDGE_FILE}" if edge_files else "")
+             + f" (step parity {max(parity['steps'].values()):.2e})")  # fmt: skip
+    return files, entry

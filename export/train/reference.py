@@ -1,0 +1,96 @@
+"""The source framework's own training, and which of its variables each trainable initializer is.
+
+Converters rename weights (tf2onnx: `model/dense_1/Cast/ReadVariableOp:0`) and may transpose
+them (a MatMul on a Linear's weight), so a variable is found by its values: equal, or equal
+transposed. Values alone are ambiguous for equal tensors (two all-zero biases): then the
+candidate whose name the initializer's name contains (torch keeps state_dict names; tf2onnx
+keeps layer names), else the one of the same layer as the weight already matched, decides;
+a tie left after that fails the export rather than training the wrong variable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import ExportError
+from ..verify import Feeds
+from .spec import Loss, Optimizer
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A framework variable that may be trained: its key, its layer, its current value."""
+
+    key: str  # keras: variable path ("head/kernel"); torch: state_dict name ("fc.weight")
+    layer: str  # keras: layer name; torch: module path
+    value: np.ndarray
+
+
+@dataclass(frozen=True)
+class Match:
+    key: str
+    transposed: bool
+
+
+Batch = tuple[Feeds, dict[str, np.ndarray]]  # (model inputs by ONNX name, targets by output name), real rows only
+
+
+class Trainer(Protocol):
+    """A converter's handle on the source framework's own training (see keras.py / torch.py)."""
+
+    description: str  # e.g. "keras 3.15.1 Adam (GradientTape, training=False)", filled per optimizer
+
+    def variables(self) -> list[Variable]: ...
+
+    def train(self, keys: list[str], loss: Loss, optimizer: Optimizer, logits: bool,
+              batches: list[Batch]) -> list[dict[str, np.ndarray]]: ...  # fmt: skip
+
+    def describe(self, optimizer: Optimizer) -> str: ...
+
+
+def _tokens(name: str) -> set[str]:
+    return {token for token in re.split(r"[/.:]", name) if token}
+
+
+def _layer_token_match(onnx_name: str, variable: Variable) -> bool:
+    layer = variable.layer
+    tokens = _tokens(onnx_name)
+    return bool(layer) and (layer in tokens or re.sub(r"_\d+$", "", layer) in {re.sub(r"_\d+$", "", t) for t in tokens})
+
+
+def match(parameters: dict[str, np.ndarray], variables: list[Variable]) -> dict[str, Match]:
+    """ONNX initializer name → the framework variable it holds (see the module docstring)."""
+    found: dict[str, Match] = {}
+    pending = {}
+    for name, value in parameters.items():
+        candidates = []
+        for variable in variables:
+            if variable.value.shape == value.shape and np.array_equal(variable.value, value):
+                candidates.append((variable, False))
+            elif value.ndim == 2 and variable.value.shape == value.T.shape and np.array_equal(variable.value.T, value):
+                candidates.append((variable, True))
+        if not candidates:
+            raise ExportError(
+                f"initializer {name!r} {list(value.shape)} holds no framework variable as such (the converter "
+                "rewrote it): train fewer layers (--trainable head or last:N)"
+            )
+        pending[name] = candidates
+    layers_of = {}
+    for name in sorted(pending, key=lambda n: len(pending[n])):
+        candidates = [c for c in pending[name] if c[0].key not in {m.key for m in found.values()}]
+        if len(candidates) > 1:
+            by_name = [c for c in candidates if c[0].key == name or c[0].key in name]
+            by_layer = [c for c in candidates if _layer_token_match(name, c[0])]
+            by_sibling = [c for c in candidates if c[0].layer in layers_of.values()]
+            candidates = next((group for group in (by_name, by_layer, by_sibling) if len(group) == 1), candidates)
+        if len(candidates) != 1:
+            keys = ", ".join(sorted(c[0].key for c in candidates)) or "none left"
+            raise ExportError(f"cannot tell which framework variable initializer {name!r} is ({keys} hold equal values)")
+        variable, transposed = candidates[0]
+        found[name] = Match(variable.key, transposed)
+        layers_of[name] = variable.layer
+    return found

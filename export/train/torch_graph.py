@@ -1,0 +1,168 @@
+"""The trainable tail of an ONNX graph, re-run as a PyTorch function of its initializers.
+
+The gradient of the training step comes from PyTorch's autodiff (`torch.func`), so the part of
+the model that is trained has to be a torch function. Re-building it from the framework would
+need one translation per framework; re-reading it from `model.onnx` needs one, and trains
+exactly the graph that is served. Only a small set of operators is translated (the ones a
+Dense/Linear head or a small MLP is made of); any other operator in the trained part is named
+in a one-line error. onnx2torch (github.com/ENOT-AutoDL/onnx2torch) does this in general but
+builds an `nn.Module` per node with its own parameter copies, which loses the initializer names
+the contract is keyed by, and is not among this project's dependencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import UnsupportedModelError
+
+if TYPE_CHECKING:
+    import torch
+
+Values = dict[str, "torch.Tensor"]
+
+
+def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    for entry in node.attribute:
+        if entry.name == name:
+            return onnx.helper.get_attribute_value(entry)
+    return default
+
+
+def _ints(value: Any) -> list[int]:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [int(v) for v in value.reshape(-1).tolist()]
+    return [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+def _gemm(node, x, a, b, c=None):
+    import torch
+
+    a = a.transpose(-1, -2) if _attr(node, "transA", 0) else a
+    b = b.transpose(-1, -2) if _attr(node, "transB", 0) else b
+    out = torch.matmul(a, b) * _attr(node, "alpha", 1.0)
+    return out if c is None else out + c * _attr(node, "beta", 1.0)
+
+
+def _reshape(node, x, data, shape):
+    target = _ints(shape)
+    if not _attr(node, "allowzero", 0):
+        target = [data.shape[i] if dim == 0 else dim for i, dim in enumerate(target)]
+    return data.reshape(target)
+
+
+def _flatten(node, x, data):
+    axis = _attr(node, "axis", 1) % (data.dim() or 1)
+    return data.reshape(int(np.prod(data.shape[:axis], dtype=np.int64)), -1)
+
+
+def _transpose(node, x, data):
+    perm = _attr(node, "perm") or list(reversed(range(data.dim())))
+    return data.permute(*perm)
+
+
+def _squeeze(node, x, data, axes=None):
+    axes = _attr(node, "axes") if axes is None else _ints(axes)
+    if axes is None:
+        return data.squeeze()
+    for axis in sorted((a % data.dim() for a in axes), reverse=True):
+        data = data.squeeze(axis)
+    return data
+
+
+def _unsqueeze(node, x, data, axes=None):
+    axes = _attr(node, "axes") if axes is None else _ints(axes)
+    rank = data.dim() + len(axes)
+    for axis in sorted(a % rank for a in axes):
+        data = data.unsqueeze(axis)
+    return data
+
+
+def _softmax_axis(node: onnx.NodeProto, opset: int, rank: int) -> int:
+    axis = _attr(node, "axis", -1 if opset >= 13 else 1) % rank
+    if opset < 13 and axis != rank - 1:
+        raise UnsupportedModelError(f"{node.op_type}-{opset} over axis {axis} of a rank-{rank} tensor (2-D coercion)")
+    return axis
+
+
+def _ops() -> dict[str, Callable[..., Any]]:
+    import torch
+
+    return {
+        "Gemm": _gemm,
+        "MatMul": lambda node, x, a, b: torch.matmul(a, b),
+        "Add": lambda node, x, a, b: a + b,
+        "Sub": lambda node, x, a, b: a - b,
+        "Mul": lambda node, x, a, b: a * b,
+        "Div": lambda node, x, a, b: a / b,
+        "Relu": lambda node, x, a: torch.relu(a),
+        "LeakyRelu": lambda node, x, a: torch.nn.functional.leaky_relu(a, _attr(node, "alpha", 0.01)),
+        "Sigmoid": lambda node, x, a: torch.sigmoid(a),
+        "Tanh": lambda node, x, a: torch.tanh(a),
+        "Softmax": lambda node, x, a: torch.softmax(a, _softmax_axis(node, x.opset, a.dim())),
+        "LogSoftmax": lambda node, x, a: torch.log_softmax(a, _softmax_axis(node, x.opset, a.dim())),
+        "Identity": lambda node, x, a: a,
+        "Dropout": lambda node, x, a, *rest: a,  # inference mode: the step trains the served graph
+        "Reshape": _reshape,
+        "Flatten": _flatten,
+        "Transpose": _transpose,
+        "Squeeze": _squeeze,
+        "Unsqueeze": _unsqueeze,
+    }
+
+
+SUPPORTED_OPS = frozenset(
+    ["Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+     "Identity", "Dropout", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"]
+)  # fmt: skip
+
+
+@dataclass
+class TorchTail:
+    """Nodes of `model.onnx` (in graph order) evaluated by torch; `constants` are frozen initializers."""
+
+    nodes: list[onnx.NodeProto]
+    constants: dict[str, np.ndarray]
+    opset: int
+
+    def __post_init__(self) -> None:
+        unsupported = sorted({node.op_type for node in self.nodes if node.op_type not in SUPPORTED_OPS or node.domain not in ("", "ai.onnx")})
+        if unsupported:
+            raise UnsupportedModelError(
+                f"the trainable part uses {', '.join(unsupported)}, which the training step cannot differentiate yet "
+                f"(supported: {', '.join(sorted(SUPPORTED_OPS))}); train fewer layers (--trainable head or last:N)"
+            )
+
+    def __call__(self, values: Values) -> Values:
+        """Evaluate every node; `values` holds the cut tensors and the parameters, by ONNX name."""
+        import torch
+
+        ops = _ops()
+        known: Values = dict(values)
+        for name, array in self.constants.items():
+            if name not in known:
+                known[name] = torch.from_numpy(np.array(array))
+        for node in self.nodes:
+            args = [known[name] if name else None for name in node.input]
+            while args and args[-1] is None:
+                args.pop()
+            result = ops[node.op_type](node, self, *args)
+            known[node.output[0]] = result
+        return known
+
+
+def tail_constants(model: onnx.ModelProto, nodes: list[onnx.NodeProto], exclude: set[str]) -> dict[str, np.ndarray]:
+    """Initializers and Constant outputs the tail reads, except the parameters (`exclude`)."""
+    wanted = {name for node in nodes for name in node.input} - exclude
+    found = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer if init.name in wanted}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output[0] in wanted:
+            found[node.output[0]] = numpy_helper.to_array(_attr(node, "value"))
+    return found

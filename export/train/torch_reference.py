@@ -1,0 +1,89 @@
+"""PyTorch's own training step for parity: `torch.optim` on the module in eval mode.
+
+Only the chosen parameters require gradients and are given to the optimizer; the module's
+state and `requires_grad` flags are restored afterwards (it is also the inference reference).
+Cross-entropy uses `F.cross_entropy` with probability targets (the one-hot rows the step
+takes) on logits, and log-probabilities when the module ends in a softmax.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..converter import flat_outputs
+from .reference import Batch, Variable
+from .spec import Loss, Optimizer
+
+
+class TorchTrainer:
+    def __init__(self, module: Any, input_names: Sequence[str], output_names: Sequence[str]) -> None:
+        self.module = module
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+
+    def describe(self, optimizer: Optimizer) -> str:
+        import torch
+
+        name = {"sgd": "SGD", "adam": "Adam"}[optimizer.kind]
+        return f"torch {torch.__version__} torch.optim.{name} (eval mode)"
+
+    def variables(self) -> list[Variable]:
+        return [
+            Variable(name, name.rsplit(".", 1)[0] if "." in name else "", p.detach().cpu().numpy().copy())
+            for name, p in self.module.named_parameters()
+        ]
+
+    @staticmethod
+    def _loss(loss: Loss, from_logits: bool, prediction: Any, target: Any) -> Any:
+        import torch
+        from torch.nn import functional as F
+
+        if loss.kind == "mse":
+            return F.mse_loss(prediction, target)
+        if loss.kind == "cross-entropy":
+            if from_logits:
+                flat = prediction.reshape(-1, prediction.shape[-1])
+                return F.cross_entropy(flat, target.reshape(flat.shape))
+            return -(target * torch.log(prediction)).sum(dim=-1).mean()
+        if from_logits:
+            return F.binary_cross_entropy_with_logits(prediction, target)
+        return F.binary_cross_entropy(prediction, target)
+
+    def train(self, keys: list[str], loss: Loss, optimizer: Optimizer, from_logits: bool,
+              batches: list[Batch]) -> list[dict[str, np.ndarray]]:  # fmt: skip
+        import torch
+
+        parameters = dict(self.module.named_parameters())
+        chosen = [parameters[key] for key in keys]
+        saved = {name: p.detach().clone() for name, p in parameters.items()}
+        flags = {name: p.requires_grad for name, p in parameters.items()}
+        for name, p in parameters.items():
+            p.requires_grad_(name in keys)
+        if optimizer.kind == "sgd":
+            torch_optimizer = torch.optim.SGD(chosen, lr=optimizer.learning_rate)
+        else:
+            torch_optimizer = torch.optim.Adam(
+                chosen, lr=optimizer.learning_rate, betas=(optimizer.beta1, optimizer.beta2), eps=optimizer.epsilon
+            )
+        self.module.eval()
+        history = []
+        try:
+            for inputs, targets in batches:
+                torch_optimizer.zero_grad()
+                arguments = [torch.from_numpy(np.ascontiguousarray(inputs[name])) for name in self.input_names]
+                results = flat_outputs(self.module(*arguments))
+                total = sum(
+                    self._loss(loss, from_logits, value, torch.from_numpy(targets[name]))
+                    for name, value in zip(self.output_names, results) if name in targets
+                )  # fmt: skip
+                total.backward()
+                torch_optimizer.step()
+                history.append({key: p.detach().cpu().numpy().copy() for key, p in zip(keys, chosen)})
+        finally:
+            with torch.no_grad():
+                for name, p in parameters.items():
+                    p.copy_(saved[name])
+                    p.requires_grad_(flags[name])
+        return history

@@ -1,0 +1,161 @@
+"""Which initializers of `model.onnx` a training step updates, and where that cuts the graph.
+
+A *layer* here is a Gemm, or a MatMul whose other operand is a float initializer, together with
+the bias Add that directly follows it. `head` is the last layer when it feeds a graph output
+through at most one activation; `last:N` the last N layers; `all` every layer. The nodes that
+depend on a trainable initializer form the *tail* (re-run in torch); everything else that the
+tail reads comes from the frozen *prefix* (kept as ONNX, in inference mode), through *cut*
+tensors.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import BadInputError, UnsupportedModelError
+
+CHOICES = ("head", "last:N", "all", "none")
+ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Identity"}
+_LAST = re.compile(r"last:([1-9][0-9]*)")
+
+
+@dataclass
+class Layer:
+    weight_node: onnx.NodeProto
+    parameters: list[str]  # initializer names: weight first, then bias if any
+    position: int  # index of the weight node in graph order
+
+
+@dataclass
+class Split:
+    """The trainable part of a model: parameters, the tail's nodes, and the tensors cut from the prefix."""
+
+    spec: str
+    parameters: list[str]
+    tail: list[onnx.NodeProto]
+    cut: list[str]  # tensors the tail reads that the prefix (or a graph input) computes
+    outputs: list[str]  # graph outputs that depend on a parameter (the ones trained on)
+    notes: list[str] = field(default_factory=list)
+
+
+def check_spec(spec: str | None) -> str | None:
+    """Validate a --trainable value before any slow work; None means 'decide from the model'."""
+    if spec is None or spec in ("head", "all", "none") or _LAST.fullmatch(str(spec)):
+        return spec
+    raise BadInputError(f"--trainable {spec!r}: choose one of head, last:N (N >= 1), all, none")
+
+
+def _float_initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    return {init.name: init for init in model.graph.initializer if init.data_type == onnx.TensorProto.FLOAT}
+
+
+def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    found: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            found.setdefault(name, []).append(node)
+    return found
+
+
+def layers(model: onnx.ModelProto) -> list[Layer]:
+    """Gemm / MatMul-with-a-weight nodes (+ their bias Add), in graph order."""
+    floats = _float_initializers(model)
+    consumers = _consumers(model)
+    found = []
+    for position, node in enumerate(model.graph.node):
+        if node.op_type == "Gemm":
+            parameters = [name for name in node.input[1:] if name in floats]
+        elif node.op_type == "MatMul":
+            parameters = [name for name in node.input if name in floats]
+        else:
+            continue
+        if not parameters:
+            continue
+        after = consumers.get(node.output[0], [])
+        if node.op_type == "MatMul" and len(after) == 1 and after[0].op_type == "Add":
+            bias = [name for name in after[0].input if name in floats and name not in parameters]
+            parameters += bias[:1]
+        found.append(Layer(node, parameters, position))
+    return found
+
+
+def _feeds_output(model: onnx.ModelProto, layer: Layer) -> bool:
+    """True when the layer (its bias Add included) reaches a graph output through at most one activation."""
+    outputs = {value.name for value in model.graph.output}
+    consumers = _consumers(model)
+    current = layer.weight_node.output[0]
+    after = consumers.get(current, [])
+    if len(after) == 1 and after[0].op_type == "Add" and any(p in after[0].input for p in layer.parameters[1:]):
+        current = after[0].output[0]
+    if current in outputs:
+        return True
+    after = consumers.get(current, [])
+    return len(after) == 1 and after[0].op_type in ACTIVATIONS and after[0].output[0] in outputs
+
+
+def default_spec(model: onnx.ModelProto) -> tuple[str, str]:
+    """('head', why) where the model ends in a Dense/Linear layer, else ('none', why)."""
+    found = layers(model)
+    if found and _feeds_output(model, found[-1]):
+        return "head", "the model ends in a Dense/Linear layer: its head is trainable"
+    last = model.graph.node[-1].op_type if model.graph.node else "nothing"
+    return "none", f"no training step: the model does not end in a Dense/Linear layer (its last node is {last})"
+
+
+def choose(model: onnx.ModelProto, spec: str) -> list[str]:
+    """The trainable initializer names for a checked, explicit spec (not 'none')."""
+    found = layers(model)
+    if not found:
+        raise UnsupportedModelError("--trainable: the model has no Dense/Linear (Gemm or MatMul with weights) layer")
+    if spec == "head":
+        if not _feeds_output(model, found[-1]):
+            raise UnsupportedModelError(
+                "--trainable head: the model's last Dense/Linear layer does not feed an output directly "
+                "(through at most one activation); use last:N or all"
+            )
+        chosen = found[-1:]
+    elif spec == "all":
+        chosen = found
+    else:
+        count = int(_LAST.fullmatch(spec).group(1))
+        if count > len(found):
+            raise BadInputError(f"--trainable {spec}: the model has only {len(found)} Dense/Linear layers")
+        chosen = found[-count:]
+    names: list[str] = []
+    for layer in chosen:
+        names += [name for name in layer.parameters if name not in names]
+    return names
+
+
+def split(model: onnx.ModelProto, spec: str, parameters: list[str]) -> Split:
+    """The tail (nodes downstream of a parameter, in graph order), the cut tensors and trained outputs."""
+    tainted = set(parameters)
+    tail = []
+    for node in model.graph.node:
+        if any(name in tainted for name in node.input):
+            tail.append(node)
+            tainted.update(name for name in node.output if name)
+    produced = {name for node in tail for name in node.output}
+    constant = {init.name for init in model.graph.initializer} | {
+        node.output[0] for node in model.graph.node if node.op_type == "Constant"
+    }
+    cut: list[str] = []
+    for node in tail:
+        for name in node.input:
+            if name and name not in produced and name not in tainted and name not in constant and name not in cut:
+                cut.append(name)
+    outputs = [value.name for value in model.graph.output if value.name in produced]
+    if not outputs:
+        raise UnsupportedModelError("the trainable parameters reach no graph output")
+    return Split(spec=spec, parameters=list(parameters), tail=tail, cut=cut, outputs=outputs)
+
+
+def initial_values(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray]:
+    """The parameters' values in `model.onnx`."""
+    found = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    return {name: found[name] for name in names}

@@ -39,11 +39,11 @@ def trainable_version(registry, name):
 
 def test_verify_runs_the_training_step_in_the_browser_and_records_it(tmp_path):
     folder = trainable_version(tmp_path, "trainable")
-    result = verify(str(folder), "--random", "1", "--repeats", "2")
+    result = verify(str(folder), "--random", "0", "--repeats", "1")
     assert result.returncode == 0, result.stderr
-    assert "training step (loss, new parameters, new optimizer state), 2 steps compared:" in result.stdout
+    assert "training step (loss, new parameters, new optimizer state), 1 steps compared:" in result.stdout
     verified = read_manifest(folder)["training"]["edge"]["verified"]
-    assert verified["passed"] and verified["file"] == "train.onnx" and verified["inputs_compared"] == 2
+    assert verified["passed"] and verified["file"] == "train.onnx" and verified["inputs_compared"] == 1
     rows = {(row["runtime"], row["backend"]): row for row in verified["results"]}
     assert set(rows) == {("onnxjs", "cpu"), ("onnxjs", "wasm"), ("onnxruntime-web", "wasm")}
     assert all(row["passed"] and row["max_abs_diff"] <= 1e-5 for row in rows.values())

@@ -59,7 +59,7 @@ class VerifyReport:
         }
 
 
-def _max_diff(want: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]]) -> float:
+def max_abs_diff(want: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]]) -> float:
     worst = 0.0
     for expected, actual in zip(want, got):
         for name, array in expected.items():
@@ -116,7 +116,7 @@ def verify_version(
             result = browser.run(runtime, backend, url, inputs, names, repeats)
             row: dict[str, Any] = {"runtime": runtime, "backend": backend, "loads": bool(result.get("loads"))}
             if "outputs" in result:
-                diff = _max_diff(expected, result["outputs"])
+                diff = max_abs_diff(expected, result["outputs"])
                 row.update(runs=True, max_abs_diff=diff, median_ms=result["medianMs"], passed=diff <= tolerance)
             else:  # did not load, or loaded and then threw: no numbers, so nothing to mismatch
                 row.update(runs=False, max_abs_diff=None, median_ms=None, passed=False, error=result.get("error", "")[:300])

@@ -16,7 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Serve the registry, open the harness page in headless Chromium and run the model's browser file "
             "on ONNX.js (cpu, wasm, webgl) and onnxruntime-web (wasm) on the recorded sample plus random inputs; "
             "compare with onnxruntime in Python, print a table, record it in model.json (edge.verified). "
-            "Exit 1 if any runtime that loads the model differs by more than --tolerance."
+            "A trainable model's training step (train.onnx / train.edge.onnx) is run the same way on ONNX.js "
+            "(cpu, wasm) and onnxruntime-web and recorded in training.edge.verified. "
+            "Exit 1 if any runtime that loads a graph differs by more than --tolerance."
         ),
     )
     parser.add_argument("version_dir", type=Path, metavar="REGISTRY/NAME/VERSION", help="an exported model version")
@@ -28,11 +30,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..edge_verify import format_table, verify_version
+    from ..train_verify import verify_training
 
     if args.tolerance <= 0 or args.random < 0 or args.repeats < 1:
         raise CliError("--tolerance must be > 0, --random >= 0 and --repeats >= 1")
-    report = verify_version(args.version_dir, tolerance=args.tolerance, random_inputs=args.random, repeats=args.repeats)
+    settings = {"tolerance": args.tolerance, "random_inputs": args.random, "repeats": args.repeats}
+    report = verify_version(args.version_dir, **settings)
     print(format_table(report))
-    if not report.passed:
-        raise CommandFailed("; ".join(report.failures))
+    failures = list(report.failures)
+    training = verify_training(args.version_dir, **settings)
+    if training is not None:
+        print(f"\ntraining step (loss, new parameters, new optimizer state), {training.inputs} steps compared:")
+        print(format_table(training))
+        failures += [f"training step: {failure}" for failure in training.failures]
+    if failures:
+        raise CommandFailed("; ".join(failures))
     return 0

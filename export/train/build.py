@@ -18,7 +18,7 @@ import onnx
 from ..converter import Conversion
 from ..edge.lowering import lower
 from ..edge.rules import blocker_summary
-from ..errors import ExportError, ParityError, UnsupportedModelError
+from ..errors import ExportError, ParityError, UnsupportedModelError, one_line
 from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs, training_entry
 from ..verify import onnxruntime_runner
 from . import compose, step as steps
@@ -294,10 +294,12 @@ def training_variant(conversion: Conversion, options: TrainingOptions, folder: P
         progress(f"exporting the training step ({plan_.split.spec}: {len(plan_.split.parameters)} parameters, "
                  f"{plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
         train, names = build_step(conversion, plan_, optimizer, options.batch_size)
-    except UnsupportedModelError as error:
+    except Exception as error:  # noqa: BLE001 - the default never breaks an export that has no step to give
         if options.trainable is not None:
             raise
-        progress(f"no training step: {error}")  # the default asks for a head only where one can be trained
+        # The default asks for a head only where one can be trained: a model the step cannot be
+        # built for still exports, without train.onnx, and says why in one line.
+        progress(f"no training step: {one_line(error)}")
         return {}, None
     progress(f"checking the training step against {conversion.framework}'s own optimizer")
     parity = prove_parity(conversion, plan_, optimizer, train, names, options.batch_size, tolerance)

@@ -23,6 +23,24 @@ from .step import STEP_OPSET
 _STEP_PREFIX = "step/"
 
 
+def _outer_reads(graph: onnx.GraphProto) -> set[str]:
+    """Names a subgraph (Loop/If/Scan body) reads from its enclosing scopes, not made inside it."""
+    local = {value.name for value in graph.input} | {init.name for init in graph.initializer}
+    local |= {name for node in graph.node for name in node.output}
+    read = {name for node in graph.node for name in reads(node)}
+    return {name for name in read if name and name not in local}
+
+
+def reads(node: onnx.NodeProto) -> list[str]:
+    """A node's inputs plus the outer-scope names its subgraphs read (a Loop body may read a
+    tensor of the main graph without listing it as an input: the cut must keep its producer)."""
+    implicit: list[str] = []
+    for attribute in node.attribute:
+        for graph in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
+            implicit.extend(sorted(_outer_reads(graph)))
+    return [*node.input, *implicit]
+
+
 def prefix_model(model: onnx.ModelProto, cut: list[str]) -> onnx.ModelProto | None:
     """The part of `model` that computes the cut tensors that are not graph inputs; None if none.
 
@@ -42,9 +60,9 @@ def prefix_model(model: onnx.ModelProto, cut: list[str]) -> onnx.ModelProto | No
         if node is None or id(node) in needed:
             continue
         needed.add(id(node))
-        stack.extend(n for n in node.input if n)
+        stack.extend(n for n in reads(node) if n)
     nodes = [node for node in model.graph.node if id(node) in needed]
-    read = {name for node in nodes for name in node.input}
+    read = {name for node in nodes for name in reads(node)}
     graph = onnx.helper.make_graph(
         nodes, "frozen_prefix",
         [value for value in graph_inputs(model) if value.name in read],

@@ -180,10 +180,12 @@ def test_round_survives_sigterm_and_sigkill_then_closes_into_a_served_fedavg_ver
         x = [[0.5, -1.0, 2.0, 0.25]]
         status, answer = _http("POST", f"{serve.cloud}/predictions/mlp-v2", {"inputs": {"x": x}})
         expected = ort.InferenceSession(str(new_dir / "model.onnx")).run(None, {"x": np.asarray(x, np.float32)})[0]
-        assert status == 200
+        assert (status, answer["model_version"]) == (200, "2")  # the answer names the version that computed it
         np.testing.assert_allclose(answer["outputs"]["y"], expected, rtol=1e-6, atol=1e-6)
         old = ort.InferenceSession(str(base_dir / "model.onnx")).run(None, {"x": np.asarray(x, np.float32)})[0]
-        np.testing.assert_allclose(_http("POST", f"{serve.cloud}/predictions/mlp", {"inputs": {"x": x}})[1]["outputs"]["y"], old, rtol=1e-6, atol=1e-6)
+        status, answer = _http("POST", f"{serve.cloud}/predictions/mlp", {"inputs": {"x": x}})
+        assert answer["model_version"] == "1" and not np.allclose(expected, old)
+        np.testing.assert_allclose(answer["outputs"]["y"], old, rtol=1e-6, atol=1e-6)
         assert _http("GET", f"{serve.web}/config.json")[1]["cloudModels"] == {"mlp": {"1": "mlp", "2": "mlp-v2"}}
         assert _http("GET", f"{serve.web}/federated/mlp")[1]["base_version"] == "2"
     finally:

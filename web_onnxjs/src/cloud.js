@@ -5,6 +5,11 @@ import { CODES, EdgecloudError } from './errors.js';
 
 /** POST plain tensors to /predictions/NAME; plain tensors back, or an Error with MMS's message. */
 export async function predictCloud(cloudUrl, name, feeds, { signal } = {}) {
+  return (await cloudAnswer(cloudUrl, name, feeds, { signal })).outputs;
+}
+
+/** As predictCloud, plus the version that computed the answer (the handler's `model_version`, null if absent). */
+export async function cloudAnswer(cloudUrl, name, feeds, { signal } = {}) {
   const inputs = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, nest(t.data, t.shape)]));
   const response = await fetch(`${cloudUrl}/predictions/${encodeURIComponent(name)}`, {
     method: 'POST',
@@ -18,7 +23,8 @@ export async function predictCloud(cloudUrl, name, feeds, { signal } = {}) {
     error.status = response.status;
     throw error;
   }
-  return Object.fromEntries(Object.entries(body.outputs).map(([k, v]) => [k, flatten(v)]));
+  const outputs = Object.fromEntries(Object.entries(body.outputs).map(([k, v]) => [k, flatten(v)]));
+  return { outputs, modelVersion: body.model_version ?? null };
 }
 
 /** The health word from /ping's body ("Healthy", ...); /ping is always HTTP 200. */
@@ -77,12 +83,12 @@ export class CloudEndpoint {
     }
   }
 
-  /** Plain tensors out; 5xx → cloud-error, 4xx → bad-input (the request is wrong, not the cloud). */
+  /** {outputs, modelVersion}; 5xx → cloud-error, 4xx → bad-input (the request is wrong, not the cloud). */
   async predict(feeds) {
     await this.ensureHealthy();
     try {
       return await this.#withTimeout(`POST /predictions/${this.name}`, (signal) =>
-        predictCloud(this.url, this.name, feeds, { signal }),
+        cloudAnswer(this.url, this.name, feeds, { signal }),
       );
     } catch (error) {
       if (error.status >= 500) {

@@ -125,7 +125,7 @@ export class PredictionHandler {
     return true;
   }
 
-  /** The version answering now (the cloud is assumed to serve the registry's current version). */
+  /** The version the edge runs now (a cloud answer names its own: `modelVersion` of predict's result). */
   get modelVersion() {
     return this.current.version;
   }
@@ -170,15 +170,16 @@ export class PredictionHandler {
 
   async #runCloud(loaded, feeds) {
     if (!this.cloud) throw new EdgecloudError(CODES.CLOUD_UNAVAILABLE, 'no cloud URL is configured');
-    const outputs = await this.cloud.predict(feeds);
+    const { outputs, modelVersion } = await this.cloud.predict(feeds);
     const dtypes = Object.fromEntries(loaded.manifest.outputs.map((spec) => [spec.name, spec.dtype]));
     for (const [name, tensor] of Object.entries(outputs)) tensor.dtype = dtypes[name] ?? 'float32';
-    return { outputs, backend: 'mms/onnxruntime' };
+    return { outputs, backend: 'mms/onnxruntime', modelVersion };
   }
 
   /**
    * Run once: {outputs, ranOn: 'edge'|'cloud', backend, latencyMs, modelVersion, fallbackReason,
-   * route}. Throws EdgecloudError (code bad-input, or no-answer / edge-unavailable when nothing
+   * route, versionMismatch}. modelVersion is the version that computed the answer; versionMismatch
+   * says when the cloud answered with another version than the edge runs (else null). Throws EdgecloudError (code bad-input, or no-answer / edge-unavailable when nothing
    * allowed could answer).
    */
   async predict(input, { privacy } = {}) {
@@ -208,9 +209,10 @@ export class PredictionHandler {
           ranOn: place,
           backend: answer.backend,
           latencyMs: performance.now() - started,
-          modelVersion: loaded.version,
+          modelVersion: answer.modelVersion ?? loaded.version,
           fallbackReason: failures.length ? failures.map((f) => f.reason).join('; ') : null,
           route: route.reason,
+          versionMismatch: versionMismatch(answer.modelVersion, loaded.version),
         };
       } catch (error) {
         const failure = asEdgecloudError(error, place === 'edge' ? CODES.EDGE_ERROR : CODES.CLOUD_ERROR);
@@ -233,4 +235,10 @@ export class PredictionHandler {
     if (this.updater) this.updater.stop();
     if (this.current && this.current.runner) this.current.runner.terminate();
   }
+}
+
+/** One line when the cloud's answer came from another version than the edge's, else null. */
+function versionMismatch(cloudVersion, edgeVersion) {
+  if (cloudVersion == null || String(cloudVersion) === String(edgeVersion)) return null;
+  return `the cloud answered with version ${cloudVersion}; the edge runs version ${edgeVersion}`;
 }

@@ -13,6 +13,7 @@ export const CODES = Object.freeze({
   CLOUD_UNHEALTHY: 'cloud-unhealthy', // /ping's body did not say "Healthy"
   CLOUD_ERROR: 'cloud-error', // the server answered 5xx
   NO_ANSWER: 'no-answer', // every allowed place failed
+  NOT_ALLOWED: 'not-allowed', // the page's settings forbid it (local-only, no federated URL)
 });
 
 export class EdgecloudError extends Error {

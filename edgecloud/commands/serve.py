@@ -89,15 +89,20 @@ def add_federated_options(parser: argparse.ArgumentParser) -> None:
                        help="SQLite file of rounds and updates (MODEL_STORE/federated.sqlite); 'memory:' keeps nothing")  # fmt: skip
 
 
-def federated_options_from(args: argparse.Namespace) -> FederatedOptions | None:
-    """The FederatedOptions the flags ask for, checked (None without --federated)."""
+def federated_options_from(args: argparse.Namespace, model_store: Path, registry: Path, register: list[str]) -> FederatedOptions | None:
+    """The FederatedOptions the flags ask for, checked before anything starts (None without --federated)."""
     from aggregation.settings import FederatedSettings, SettingError
 
-    from ..federation import FederatedOptions
+    from ..federation import FederatedOptions, load_model
 
     names = list(dict.fromkeys(getattr(args, "federated", []) or []))
     if not names:
         return None
+    for name in names:
+        mar = f"{name}.mar"
+        if not (Path(model_store) / mar).is_file() or (register and mar not in register):
+            raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")
+        load_model(Path(registry), name)  # CliError when it has no current version with a training entry
     settings = FederatedSettings(
         min_clients=args.min_clients, round_deadline=args.round_deadline, deadline_min_clients=args.deadline_min_clients,
         aggregation=args.aggregation, trim=args.trim, clip=args.clip, max_norm=args.max_norm, dp_noise=args.dp_noise,
@@ -163,7 +168,8 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
         cors_origins=list(args.cors_origin),
     )
     options = StackOptions(
-        server=server, registry=Path(registry), web_port=args.web_port, register=register, federated=federated_options_from(args)
+        server=server, registry=Path(registry), web_port=args.web_port, register=register,
+        federated=federated_options_from(args, model_store, registry, register),
     )
     try:
         server.check()

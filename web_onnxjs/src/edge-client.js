@@ -3,6 +3,7 @@
 // and a fresh one reloads the same model in the background.
 
 import { CODES, EdgecloudError } from './errors.js';
+import { WorkerChannel } from './worker-channel.js';
 
 const WORKER_URL = new URL('./edge-worker.js', import.meta.url);
 
@@ -10,46 +11,15 @@ export class EdgeRunner {
   /** model: verified ArrayBuffer; plan: {runtime, backends}; inputs: model.json input specs. */
   constructor({ model, plan, inputs }) {
     this.loadMessage = { type: 'load', runtime: plan.runtime, backends: plan.backends, model, inputs };
-    this.worker = null;
-    this.pending = new Map();
-    this.nextId = 1;
+    this.channel = null;
     this.backend = null;
     this.ready = null; // promise of the current load
   }
 
-  #spawn() {
-    const worker = new Worker(WORKER_URL, { type: 'module' });
-    worker.onmessage = ({ data }) => {
-      const waiter = this.pending.get(data.id);
-      if (!waiter) return;
-      this.pending.delete(data.id);
-      if (data.ok) waiter.resolve(data.result);
-      else waiter.reject(new Error(data.error));
-    };
-    worker.onerror = (event) => {
-      event.preventDefault();
-      this.#failAll(new Error(`the edge worker failed: ${event.message || 'script error'}`));
-    };
-    this.worker = worker;
-  }
-
-  #failAll(error) {
-    for (const waiter of this.pending.values()) waiter.reject(error);
-    this.pending.clear();
-  }
-
-  #call(message) {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...message, id });
-    });
-  }
-
   /** Start (or restart) the worker and load the model; resolves the backend that won. */
   load() {
-    this.#spawn();
-    this.ready = this.#call(this.loadMessage).then(
+    this.channel = new WorkerChannel(WORKER_URL, 'the edge worker');
+    this.ready = this.channel.call(this.loadMessage).then(
       (result) => {
         this.backend = result.backend;
         return result.backend;
@@ -70,7 +40,7 @@ export class EdgeRunner {
       timer = setTimeout(() => reject(new EdgecloudError(CODES.EDGE_TIMEOUT, `no answer within ${timeoutMs} ms`)), timeoutMs);
     });
     try {
-      return await Promise.race([this.#call({ type: 'run', feeds }), timeout]);
+      return await Promise.race([this.channel.call({ type: 'run', feeds }), timeout]);
     } catch (error) {
       if (error.code === CODES.EDGE_TIMEOUT) {
         this.terminate();
@@ -84,8 +54,6 @@ export class EdgeRunner {
   }
 
   terminate() {
-    if (this.worker) this.worker.terminate();
-    this.worker = null;
-    this.#failAll(new Error('the edge worker was stopped'));
+    if (this.channel) this.channel.terminate();
   }
 }

@@ -14,6 +14,9 @@ export const CODES = Object.freeze({
   CLOUD_ERROR: 'cloud-error', // the server answered 5xx
   NO_ANSWER: 'no-answer', // every allowed place failed
   NOT_ALLOWED: 'not-allowed', // the page's settings forbid it (local-only, no federated URL)
+  TRAINING_ERROR: 'training-error', // the training step failed in the worker (or the personalised model did not load)
+  TRAINING_ABORTED: 'training-aborted', // stopped by its signal, a reset or a new version (the checkpoint stays)
+  TRAINING_BUSY: 'training-busy', // personalize() while another personalisation runs
 });
 
 export class EdgecloudError extends Error {

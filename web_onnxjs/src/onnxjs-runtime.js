@@ -47,16 +47,20 @@ export async function createOnnxjsSession(model, backend) {
   return session;
 }
 
-/** Run with plain tensors keyed by input name, in the model's input order; plain tensors back. */
-export async function runOnnxjs(session, feeds, inputNames) {
+/**
+ * Run with plain tensors keyed by input name; plain tensors back. With `inputNames` the tensors go
+ * in that (the model's) order; without, by name (a Map), so the caller need not know the order.
+ */
+export async function runOnnxjs(session, feeds, inputNames = null) {
   const onnx = await loadOnnxjs();
-  const tensors = inputNames.map((name) => {
+  const toTensor = (name) => {
     const plain = feeds[name];
     if (!plain) throw new Error(`missing input ${name}`);
     const dtype = plain.dtype === 'int64' ? 'int32' : plain.dtype;
     const data = plain.dtype === 'int64' ? Int32Array.from(plain.data) : toTypedArray(plain);
     return new onnx.Tensor(data, dtype, plain.shape);
-  });
+  };
+  const tensors = inputNames ? inputNames.map(toTensor) : new Map(Object.keys(feeds).map((name) => [name, toTensor(name)]));
   const results = await session.run(tensors);
   const outputs = {};
   for (const [name, tensor] of results.entries()) {

@@ -6,14 +6,22 @@
 //                                                    cloud: 'http://127.0.0.1:8080', policy: {} });
 //   const { outputs, ranOn, backend, latencyMs, modelVersion, fallbackReason } =
 //     await handler.predict(window, { privacy: 'auto' });
+//   await handler.personalize({ inputs, targets }, { epochs: 2 });   // trains in a worker, on this device
+//   handler.personalization();  await handler.resetPersonalization();
 
 import { CloudEndpoint } from './cloud.js';
+import { shareUpdate } from './federated.js';
 import { EdgeRunner } from './edge-client.js';
 import { CODES, EdgecloudError, asEdgecloudError } from './errors.js';
 import { elementCount, toFeeds } from './feeds.js';
 import { ModelStore } from './model-store.js';
+import { readParameters, writeParameters } from './parameters.js';
+import { Personalizer } from './personalizer.js';
 import { DEFAULT_POLICY, chooseEdgeRuntime, decideRoute, deviceCapability } from './policy.js';
+import { TrainingStore } from './training-store.js';
 import { BackgroundUpdater } from './updater.js';
+
+const RETIRE_GRACE_MS = 1000; // a replaced runner lives this long, so a request already on it finishes
 
 /** One loaded version: its manifest and its edge runner (or why the edge cannot run it). */
 class LoadedVersion {
@@ -21,7 +29,9 @@ class LoadedVersion {
     this.version = version;
     this.manifest = manifest;
     this.runner = null;
+    this.plan = null; // {runtime, backends} the edge runs it on
     this.edgeError = null; // EdgecloudError when the edge cannot run this version
+    this.personalized = null; // the personalisation record its edge runner carries, or null
   }
 
   get edgeState() {
@@ -33,17 +43,20 @@ class LoadedVersion {
 export class PredictionHandler {
   /**
    * registry: URL of the registry folder ('/models'); model: its name; cloud: MMS inference URL
-   * (optional); policy: see DEFAULT_POLICY; update: {enabled, intervalMs, environment, conditions}.
+   * (optional); policy: see DEFAULT_POLICY; update: {enabled, intervalMs, environment, conditions};
+   * training: {environment, conditions (see train-conditions.js), chunkSteps} for personalize();
+   * federated: the aggregator's URL (`/config.json` `federated`) if the page allows shareUpdate().
    */
-  static async create({ registry = '/models', model, cloud = null, policy = {}, update = {} } = {}) {
+  static async create({ registry = '/models', model, cloud = null, policy = {}, update = {}, training = {}, federated = null } = {}) {
     if (!model || typeof model !== 'string') throw new Error('PredictionHandler.create needs {model: "NAME"}');
-    const handler = new PredictionHandler({ registry, model, cloud, policy, update });
+    const handler = new PredictionHandler({ registry, model, cloud, policy, update, training, federated });
     await handler.#start();
     return handler;
   }
 
-  constructor({ registry, model, cloud, policy, update }) {
+  constructor({ registry, model, cloud, policy, update, training = {}, federated = null }) {
     this.name = model;
+    this.federatedUrl = federated;
     this.policy = { ...DEFAULT_POLICY, ...policy };
     this.environment = this.policy.environment ?? globalThis.navigator ?? {};
     this.store = new ModelStore({ registry, name: model });
@@ -57,6 +70,17 @@ export class PredictionHandler {
     this.updateOptions = { enabled: true, ...update };
     this.current = null; // LoadedVersion
     this.updater = null;
+    this.trainingStore = new TrainingStore(model);
+    this.personalizer = new Personalizer({
+      store: this.store,
+      trainingStore: this.trainingStore,
+      policy: this.policy,
+      environment: training.environment ?? this.environment,
+      conditions: training.conditions,
+      chunkSteps: training.chunkSteps,
+    });
+    this.training = null; // {promise, stop: AbortController} of the personalisation running now
+    this.personalizationNote = null; // why a personalisation is not in use (dropped on a new version)
   }
 
   /** Start from the version this browser verified last (no network needed), else latest.json's. */
@@ -76,6 +100,7 @@ export class PredictionHandler {
       this.current = await this.#open(await latest()); // the remembered version is gone everywhere
     }
     if (this.current.edgeState !== 'unavailable') await this.store.setCurrent(this.current.version);
+    await this.#dropStalePersonalizations(this.current.version);
     this.updater = new BackgroundUpdater({
       store: this.store,
       currentVersion: () => this.current.version,
@@ -97,9 +122,18 @@ export class PredictionHandler {
     }
     const loaded = new LoadedVersion(version, manifest);
     try {
-      const plan = chooseEdgeRuntime(loaded.manifest, this.policy);
-      const model = await this.store.verifiedFile(version, loaded.manifest, loaded.manifest.edge.file);
-      loaded.runner = new EdgeRunner({ model, plan, inputs: loaded.manifest.inputs });
+      loaded.plan = chooseEdgeRuntime(loaded.manifest, this.policy);
+      let model = await this.store.verifiedFile(version, loaded.manifest, loaded.manifest.edge.file);
+      const record = await this.#storedPersonalization(loaded);
+      if (record) {
+        try {
+          model = writeParameters(model, manifest.training, manifest.edge.file, record.parameters);
+          loaded.personalized = record;
+        } catch (error) {
+          this.personalizationNote = `the saved personalisation of v${version} no longer fits its edge file: ${error.message}`;
+        }
+      }
+      loaded.runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs });
       loaded.runner.load().catch((error) => {
         loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
       });
@@ -122,7 +156,141 @@ export class PredictionHandler {
     await this.store.setCurrent(version);
     if (previous.runner) previous.runner.terminate();
     await this.store.prune([version]);
+    await this.#dropStalePersonalizations(version);
     return true;
+  }
+
+  /** The personalisation saved for this version (if the edge file still takes it), else null. */
+  async #storedPersonalization(loaded) {
+    if (!loaded.manifest.training) return null;
+    try {
+      return (await this.trainingStore.personalization(loaded.version)) ?? null;
+    } catch (error) {
+      this.personalizationNote = `the saved personalisation could not be read: ${error.message}`;
+      return null;
+    }
+  }
+
+  /**
+   * A personalisation belongs to its base version: on another version it is dropped (the handler
+   * never kept the data to re-run it), and status()/personalization() say so.
+   */
+  async #dropStalePersonalizations(version) {
+    let dropped = [];
+    try {
+      dropped = await this.trainingStore.dropExcept([version]);
+    } catch {
+      return; // no IndexedDB (private mode): nothing was kept either
+    }
+    if (dropped.length) {
+      this.personalizationNote =
+        `the personalisation of v${dropped.join(', v')} was dropped when v${version} was adopted ` +
+        '(it was trained on another base); personalize again to personalise this version';
+    }
+  }
+
+  /** Load `model` bytes in a new edge runner for `loaded`; switch to it only once it loads. */
+  async #switchRunner(loaded, model, record) {
+    const runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs });
+    try {
+      await runner.load();
+    } catch (error) {
+      runner.terminate();
+      throw new EdgecloudError(CODES.TRAINING_ERROR, `the ${record ? 'personalised' : 'shared'} model did not load: ${error.message}`);
+    }
+    const previous = loaded.runner;
+    loaded.runner = runner;
+    loaded.edgeError = null;
+    loaded.personalized = record;
+    if (previous) setTimeout(() => previous.terminate(), RETIRE_GRACE_MS);
+  }
+
+  /**
+   * Fine-tune the trainable parameters on this person's examples, in the training worker, on this
+   * device; nothing is sent anywhere. {inputs, targets}: inputs as predict() takes them, targets
+   * per output name (or a bare array for one output). Options: {epochs, batchSize, learningRate,
+   * shuffle, seed, onProgress, signal}. Resolves {steps, epochs, samples, loss, personalized}.
+   */
+  async personalize(data, options = {}) {
+    if (this.training) throw new EdgecloudError(CODES.TRAINING_BUSY, 'a personalisation is already running');
+    const loaded = this.current;
+    let job;
+    try {
+      job = await this.personalizer.prepare(loaded.version, loaded.manifest, data, options ?? {});
+    } catch (error) {
+      if (error instanceof EdgecloudError && error.code !== CODES.BAD_INPUT) throw error;
+      throw new EdgecloudError(CODES.BAD_INPUT, error.message);
+    }
+    const stop = new AbortController();
+    const promise = (async () => {
+      const result = await this.personalizer.run(job, stop.signal);
+      if (this.current !== loaded) {
+        throw new EdgecloudError(CODES.TRAINING_ABORTED, `v${this.current.version} was adopted while personalising v${loaded.version}: personalise again`);
+      }
+      const record = {
+        baseVersion: loaded.version, steps: result.steps, epochs: result.epochs, samples: result.samples,
+        loss: result.losses, parameters: result.params, backend: result.backend, at: new Date().toISOString(),
+      };
+      const base = await this.store.verifiedFile(loaded.version, loaded.manifest, loaded.manifest.edge.file);
+      await this.#switchRunner(loaded, writeParameters(base, loaded.manifest.training, loaded.manifest.edge.file, record.parameters), record);
+      await this.trainingStore.savePersonalization(loaded.version, record);
+      await this.trainingStore.dropCheckpoint(loaded.version, result.fingerprint);
+      this.personalizationNote = null;
+      return { steps: result.steps, epochs: result.epochs, samples: result.samples, loss: [...result.losses],
+               personalized: true, resumedFromStep: result.resumedFrom, backend: result.backend }; // fmt: skip
+    })();
+    this.training = { promise, stop };
+    try {
+      return await promise;
+    } finally {
+      this.training = null;
+    }
+  }
+
+  /** The personalisation in use: {baseVersion, steps, samples, loss, parameters: {NAME: {shape, data}}}, or null. */
+  personalization() {
+    const { current } = this;
+    const record = current.personalized;
+    if (!record) return null;
+    const parameters = Object.fromEntries(
+      current.manifest.training.parameters.map((p) => [p.name, { shape: [...p.shape], data: Array.from(record.parameters[p.name]) }]),
+    );
+    return { baseVersion: record.baseVersion, steps: record.steps, samples: record.samples, loss: [...record.loss], parameters };
+  }
+
+  /** The shared model's trainable parameters (from the verified edge file), named as in personalization(). */
+  async baseParameters() {
+    const { current } = this;
+    const bytes = await this.store.verifiedFile(current.version, current.manifest, current.manifest.edge.file);
+    const values = readParameters(bytes, current.manifest.training, current.manifest.edge.file);
+    return Object.fromEntries(current.manifest.training.parameters.map((p) => [p.name, { shape: [...p.shape], data: Array.from(values[p.name]) }]));
+  }
+
+  /**
+   * Opt-in: send the personalisation's parameter delta against its base version, its sample count and
+   * this browser's random client id to the aggregator (never the examples; never with local-only).
+   * Resolves {accepted, round, baseVersion, ...} or {accepted: false, status, code, message}.
+   */
+  async shareUpdate({ signal } = {}) {
+    const personalization = this.personalization();
+    const base = personalization ? await this.baseParameters() : null;
+    return shareUpdate({ url: this.federatedUrl, model: this.name, privacy: this.policy.privacy, personalization, base, signal });
+  }
+
+  /** Back to the shared model: stops a running personalisation, forgets checkpoints and results. */
+  async resetPersonalization() {
+    if (this.training) {
+      this.training.stop.abort(new Error('resetPersonalization() was called'));
+      await this.training.promise.catch(() => {});
+    }
+    await this.trainingStore.dropExcept([]);
+    this.personalizationNote = null;
+    const loaded = this.current;
+    if (loaded.personalized) {
+      const base = await this.store.verifiedFile(loaded.version, loaded.manifest, loaded.manifest.edge.file);
+      await this.#switchRunner(loaded, base, null);
+    }
+    return { personalized: false, modelVersion: loaded.version };
   }
 
   /** The version the edge runs now (a cloud answer names its own: `modelVersion` of predict's result). */
@@ -147,6 +315,12 @@ export class PredictionHandler {
       },
       cloud: this.cloud ? { url: this.cloud.url, health: this.cloud.lastHealth?.status ?? null } : null,
       update: this.updater ? this.updater.last : null,
+      personalization: {
+        personalized: Boolean(current.personalized),
+        baseVersion: current.personalized ? current.personalized.baseVersion : null,
+        training: { ...this.personalizer.state },
+        note: this.personalizationNote,
+      },
     };
   }
 
@@ -164,8 +338,9 @@ export class PredictionHandler {
     } catch (error) {
       throw asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
     }
-    const { outputs } = await loaded.runner.run(feeds, this.policy.edgeTimeoutMs);
-    return { outputs, backend: loaded.runner.backend };
+    const { runner, personalized } = loaded;
+    const { outputs } = await runner.run(feeds, this.policy.edgeTimeoutMs);
+    return { outputs, backend: runner.backend, personalized: Boolean(personalized) };
   }
 
   async #runCloud(loaded, feeds) {
@@ -210,6 +385,7 @@ export class PredictionHandler {
           backend: answer.backend,
           latencyMs: performance.now() - started,
           modelVersion: answer.modelVersion ?? loaded.version,
+          personalized: place === 'edge' && Boolean(answer.personalized),
           fallbackReason: failures.length ? failures.map((f) => f.reason).join('; ') : null,
           route: route.reason,
           versionMismatch: versionMismatch(answer.modelVersion, loaded.version),
@@ -230,9 +406,10 @@ export class PredictionHandler {
     throw new EdgecloudError(CODES.NO_ANSWER, `neither the edge nor the cloud answered: ${detail}`);
   }
 
-  /** Stop the background updates and the worker. */
+  /** Stop the background updates, a running personalisation (its checkpoint stays) and the workers. */
   dispose() {
     if (this.updater) this.updater.stop();
+    if (this.training) this.training.stop.abort(new Error('the handler was disposed'));
     if (this.current && this.current.runner) this.current.runner.terminate();
   }
 }

@@ -1,0 +1,45 @@
+// One module Worker spoken to with the {id, type, ...} → {id, ok, result | error} protocol that
+// edge-worker.js and train-worker.js share: id-matched calls, every pending call rejected when the
+// worker fails or is terminated.
+
+export class WorkerChannel {
+  /** url: the worker module; what: how error messages name it ("the edge worker"). */
+  constructor(url, what) {
+    this.pending = new Map();
+    this.nextId = 1;
+    this.what = what;
+    this.worker = new Worker(url, { type: 'module' });
+    this.worker.onmessage = ({ data }) => {
+      const waiter = this.pending.get(data.id);
+      if (!waiter) return;
+      this.pending.delete(data.id);
+      if (data.ok) waiter.resolve(data.result);
+      else waiter.reject(new Error(data.error));
+    };
+    this.worker.onerror = (event) => {
+      event.preventDefault();
+      this.#failAll(new Error(`${what} failed: ${event.message || 'script error'}`));
+    };
+  }
+
+  #failAll(error) {
+    for (const waiter of this.pending.values()) waiter.reject(error);
+    this.pending.clear();
+  }
+
+  /** Send one message; resolves its result or rejects with the worker's error message. */
+  call(message, transfer = []) {
+    if (!this.worker) return Promise.reject(new Error(`${this.what} was stopped`));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...message, id }, transfer);
+    });
+  }
+
+  terminate() {
+    if (this.worker) this.worker.terminate();
+    this.worker = null;
+    this.#failAll(new Error(`${this.what} was stopped`));
+  }
+}

@@ -27,6 +27,7 @@ from .settings import FederatedSettings
 from .store import DuplicateUpdate, Refusal, RoundRecord, RoundStore, StoredUpdate
 
 logger = logging.getLogger(__name__)
+CLOSE_RETRY_SECONDS = 30.0  # a failed close (e.g. MMS refused the version) is tried again this much later
 
 
 class Refused(Exception):
@@ -76,6 +77,7 @@ class _State:
     round: RoundRecord
     closing: bool = False  # full or past its deadline: takes no more updates; the ticker is closing it
     busy: bool = False  # a close is running
+    retry_at: float = 0.0  # after a failed close, when to try again
     last_error: str | None = None
 
 
@@ -225,7 +227,7 @@ class FederatedService:
     def _close_if_due(self, name: str) -> None:
         state = self._states[name]
         with self._lock:
-            if state.busy or not (state.closing or self._due(state)):
+            if state.busy or self.clock() < state.retry_at or not (state.closing or self._due(state)):
                 return
             state.closing = state.busy = True
         try:
@@ -258,6 +260,7 @@ class FederatedService:
         except Exception as error:  # noqa: BLE001 - the round stays open with every update; status shows why
             logger.exception("closing round %d of %s failed", current.id, state.model.name)
             state.last_error = f"closing round {current.id} failed: {type(error).__name__}: {error}"
+            state.retry_at = self.clock() + CLOSE_RETRY_SECONDS
             return
         following = self.store.close_round(current.id, produced.version, {"outcome": "published", **provenance}, self.clock())
         with self._lock:

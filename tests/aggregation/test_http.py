@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from aggregation.http import FederatedApi
+from aggregation.http import FederatedApi, parse_update
 from aggregation.service import FederatedModel, FederatedService, ParameterSpec
 from aggregation.settings import FederatedSettings, SettingError
 from aggregation.store import MemoryStore
@@ -160,3 +160,26 @@ def test_settings_name_the_field_at_fault() -> None:
         FederatedSettings(aggregation="mean").check()
     with pytest.raises(SettingError, match="min clients"):
         FederatedSettings(min_clients=2, deadline_min_clients=3).check()
+
+
+def test_a_failed_close_keeps_every_update_says_why_and_retries_later() -> None:
+    class Failing(RecordingPublisher):
+        fail = True
+
+        def publish(self, model, parameters, provenance):
+            if self.fail:
+                raise RuntimeError("MMS refused the archive")
+            return super().publish(model, parameters, provenance)
+
+    store, publisher, clock = MemoryStore(), Failing(), Clock()
+    service = FederatedService(store, FederatedSettings(min_clients=1), [FederatedModel("mlp", "1", SPEC, BASE)], publisher, clock=clock)
+    service.submit("mlp", parse_update(body()))
+    service.tick()
+    described = service.describe("mlp")
+    assert described["round"] == 1 and described["accepted"] == 1 and "MMS refused the archive" in described["last_error"]
+    publisher.fail = False
+    service.tick()
+    assert publisher.published == []  # not before the retry time
+    clock.now += 31
+    service.tick()
+    assert len(publisher.published) == 1 and service.describe("mlp")["base_version"] == "2"

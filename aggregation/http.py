@@ -111,10 +111,7 @@ class FederatedApi:
 
 def status_of(service: FederatedService, name: str) -> dict[str, Any]:
     """Rounds (clients, samples, the version each produced) and refusals with their reasons."""
-    service.describe(name)
-    rounds = [
-        {k: v for k, v in asdict(r).items() if k != "model"}
-        for r in service.store.rounds(name)
-    ]
+    current = service.describe(name)  # 404 for an unknown model
+    rounds = [{k: v for k, v in asdict(r).items() if k != "model"} for r in service.store.rounds(name)]
     refusals = [{k: v for k, v in asdict(r).items() if k != "model"} for r in service.store.refusals(name)]
-    return {"model": name, "current": service.describe(name), "rounds": rounds, "refusals": refusals}
+    return {"model": name, "current": current, "rounds": rounds, "refusals": refusals}

@@ -1,7 +1,7 @@
 """One dataclass for the aggregator's settings, checked once (`check()` names the field at fault).
 
-Filled by `edgecloud serve --federated ...` from its flags; the field names are the flags' names
-with dashes turned into underscores, so a command line can name its own flag from `setting`.
+Filled by `edgecloud serve --federated ...` from its flags; a field's flag is its name with dashes
+(max_body_bytes: --max-update-bytes), so the command line names its own flag from `setting`.
 """
 
 from __future__ import annotations

@@ -71,69 +71,67 @@ def stack(tmp_path: Path):
     running.stop()
 
 
-def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playwright) -> None:
     config = stack.site.config
     registry = stack.options.registry / NAME
     base = trainable_parameters(registry / "1")
     requests: list[tuple[str, str]] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            pages, reports = [], []
-            for seed, count in ((1, 12), (2, 20), (3, 28)):
-                page = browser.new_context().new_page()  # its own storage: its own client id and checkpoints
-                page.on("request", lambda r: r.method == "POST" and requests.append((r.url, r.post_data or "")))
-                page.goto(f"{stack.site.url}/harness/index.html")
-                page.wait_for_function("window.harnessReady === true")
-                result = page.evaluate(CREATE_AND_SHARE, {"model": NAME, "cloud": config["cloud"],
-                                                          "federated": config["federated"], "data": person(seed, count)})  # fmt: skip
-                assert "error" not in result, result
-                assert result["shared"]["accepted"] is True and result["shared"]["round"] == 1, result["shared"]
-                assert result["reported"]["samples"] == count
-                pages.append(page)
-                reports.append(result["reported"])
+    # One browser, three isolated contexts (the session's persistent context has one storage).
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    try:
+        pages, reports = [], []
+        for seed, count in ((1, 12), (2, 20), (3, 28)):
+            page = browser.new_context().new_page()  # its own storage: its own client id and checkpoints
+            page.on("request", lambda r: r.method == "POST" and requests.append((r.url, r.post_data or "")))
+            page.goto(f"{stack.site.url}/harness/index.html")
+            page.wait_for_function("window.harnessReady === true")
+            result = page.evaluate(CREATE_AND_SHARE, {"model": NAME, "cloud": config["cloud"],
+                                                      "federated": config["federated"], "data": person(seed, count)})  # fmt: skip
+            assert "error" not in result, result
+            assert result["shared"]["accepted"] is True and result["shared"]["round"] == 1, result["shared"]
+            assert result["reported"]["samples"] == count
+            pages.append(page)
+            reports.append(result["reported"])
 
-            # Local-only never sends one.
-            quiet = browser.new_context().new_page()
-            quiet.goto(f"{stack.site.url}/harness/index.html")
-            quiet.wait_for_function("window.harnessReady === true")
-            refused = quiet.evaluate(CREATE_AND_SHARE, {"model": NAME, "cloud": None, "federated": config["federated"],
-                                                        "data": person(4, 10), "privacy": "local-only"})  # fmt: skip
-            assert refused["code"] == "not-allowed" and "local-only" in refused["error"]
+        # Local-only never sends one.
+        quiet = browser.new_context().new_page()
+        quiet.goto(f"{stack.site.url}/harness/index.html")
+        quiet.wait_for_function("window.harnessReady === true")
+        refused = quiet.evaluate(CREATE_AND_SHARE, {"model": NAME, "cloud": None, "federated": config["federated"],
+                                                    "data": person(4, 10), "privacy": "local-only"})  # fmt: skip
+        assert refused["code"] == "not-allowed" and "local-only" in refused["error"]
 
-            latest = registry / "latest.json"
-            deadline = time.monotonic() + 120
-            while json.loads(latest.read_text())["version"] != "2" and time.monotonic() < deadline:
-                time.sleep(0.25)
-            assert json.loads(latest.read_text())["version"] == "2"
+        latest = registry / "latest.json"
+        deadline = time.monotonic() + 120
+        while json.loads(latest.read_text())["version"] != "2" and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert json.loads(latest.read_text())["version"] == "2"
 
-            # Version 2 = base + Σ nᵢ(pᵢ − base) / Σ nᵢ of what the pages reported.
-            total = sum(r["samples"] for r in reports)
-            new = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(registry / "2" / "model.onnx")).graph.initializer}
-            for name, value in base.items():
-                reported = [np.asarray(r["parameters"][name]["data"], np.float64).reshape(value.shape) for r in reports]
-                expected = value + sum(r["samples"] * (p - value) for r, p in zip(reports, reported)) / total
-                np.testing.assert_allclose(new[name], expected, rtol=0, atol=1e-6)
-                assert not np.allclose(new[name], value)
+        # Version 2 = base + Σ nᵢ(pᵢ − base) / Σ nᵢ of what the pages reported.
+        total = sum(r["samples"] for r in reports)
+        new = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(registry / "2" / "model.onnx")).graph.initializer}
+        for name, value in base.items():
+            reported = [np.asarray(r["parameters"][name]["data"], np.float64).reshape(value.shape) for r in reports]
+            expected = value + sum(r["samples"] * (p - value) for r, p in zip(reports, reported)) / total
+            np.testing.assert_allclose(new[name], expected, rtol=0, atol=1e-6)
+            assert not np.allclose(new[name], value)
 
-            # MMS serves version 2 and answers as onnxruntime on the new file.
-            x = np.asarray(person(5, 2)["inputs"], np.float32)
-            request = urllib.request.Request(f"{config['cloud']}/predictions/{NAME}-v2", data=json.dumps({"inputs": {"window": x.tolist()}}).encode(),
-                                             headers={"Content-Type": "application/json"})  # fmt: skip
-            with urllib.request.urlopen(request) as response:
-                answer = json.loads(response.read())
-            expected = onnxruntime.InferenceSession(str(registry / "2" / "model.onnx")).run(None, {"window": x})[0]
-            assert answer["model_version"] == "2"
-            np.testing.assert_allclose(answer["outputs"]["forecast"], expected, rtol=1e-6, atol=1e-6)
+        # MMS serves version 2 and answers as onnxruntime on the new file.
+        x = np.asarray(person(5, 2)["inputs"], np.float32)
+        request = urllib.request.Request(f"{config['cloud']}/predictions/{NAME}-v2", data=json.dumps({"inputs": {"window": x.tolist()}}).encode(),
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request) as response:
+            answer = json.loads(response.read())
+        expected = onnxruntime.InferenceSession(str(registry / "2" / "model.onnx")).run(None, {"window": x})[0]
+        assert answer["model_version"] == "2"
+        np.testing.assert_allclose(answer["outputs"]["forecast"], expected, rtol=1e-6, atol=1e-6)
 
-            # The pages adopt it through their background update.
-            for page in pages:
-                checked = page.evaluate("() => window.handler.updater.check()")
-                assert checked["reason"] == "switched 1 → 2" and page.evaluate("() => window.handler.modelVersion") == "2"
-        finally:
-            browser.close()
+        # The pages adopt it through their background update.
+        for page in pages:
+            checked = page.evaluate("() => window.handler.updater.check()")
+            assert checked["reason"] == "switched 1 → 2" and page.evaluate("() => window.handler.modelVersion") == "2"
+    finally:
+        browser.close()
 
     # What left the pages: the three updates, none carrying an example.
     updates = [json.loads(body) for url, body in requests if url.endswith(f"/federated/{NAME}/updates")]

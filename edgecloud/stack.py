@@ -6,11 +6,14 @@ import signal
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from mms_handlers.server import MmsServer, ServerConfig, ServerError
 
 from .webserver import StaticSite
+
+if TYPE_CHECKING:
+    from .federation import Aggregator, FederatedOptions
 
 # REGISTRY/NAME/signal.json ({"source", "sampling_rate", "unit", "data"}): a recording the demo page streams
 # through model NAME instead of its built-in pulse train (`edgecloud demo` writes one).
@@ -28,6 +31,7 @@ class StackOptions:
     registry: Path
     web_port: int = 8000
     register: list[str] = field(default_factory=list)  # .mar files of the store to register; empty = all
+    federated: FederatedOptions | None = None  # models taking federated updates (`serve --federated`)
 
 
 def page_origin(options: StackOptions) -> str:
@@ -53,10 +57,11 @@ def allowed_origins(options: StackOptions) -> list[str]:
     return [page_origin(options)]
 
 
-def site_config(config: ServerConfig, models: list[str], signals: dict[str, str]) -> dict:
-    """/config.json for the page. On a wildcard host the page reaches MMS at its own host name, on MMS's port."""
+def site_config(config: ServerConfig, models: list[str], signals: dict[str, str], federated: str | None = None) -> dict:
+    """/config.json for the page. On a wildcard host the page reaches MMS at its own host name, on MMS's port.
+    `federated` is the aggregator's URL (the handler's `federated` option), only when one runs."""
     cloud = {"cloudPort": config.inference_port} if config.host in WILDCARD_HOSTS else {"cloud": config.inference_url}
-    return {**cloud, "models": models, "signals": signals}
+    return {**cloud, "models": models, "signals": signals, **({"federated": federated} if federated else {})}
 
 
 class Stack:
@@ -70,6 +75,7 @@ class Stack:
         )
         self.site = StaticSite(options.registry, host=server.host, port=options.web_port)
         self.models: list[str] = []
+        self.aggregator: Aggregator | None = None
 
     def start(self, progress: Callable[[str], None] = lambda message: None) -> "Stack":
         progress("starting Multi Model Server")
@@ -88,7 +94,12 @@ class Stack:
                 self.mms.wait_until_healthy()
             signals = {name: f"/models/{name}/{SIGNAL_FILE}" for name in self.models
                        if (Path(self.options.registry) / name / SIGNAL_FILE).is_file()}  # fmt: skip
-            self.site.config = site_config(self.mms.config, self.models, signals)
+            federated = self.options.federated
+            if federated is not None:
+                self._start_aggregator(federated, progress)
+            self.site.config = site_config(self.mms.config, self.models, signals, self.federated_url() if federated else None)
+            if self.aggregator is not None:
+                self.site.config["cloudModels"] = self._cloud_models
             self.site.start()
         except BaseException as error:
             # A failure's message points at MMS's logs: keep them (Ctrl-C is no failure).
@@ -96,8 +107,35 @@ class Stack:
             raise
         return self
 
+    def _start_aggregator(self, federated: FederatedOptions, progress: Callable[[str], None]) -> None:
+        from .federation import PREFIX, Aggregator, served_versions
+
+        missing = [name for name in federated.models if name not in self.models]
+        if missing:
+            raise ServerError(f"--federated {missing[0]}: no {missing[0]}.mar is registered (registered: {', '.join(self.models) or 'none'})")
+        self._cloud_models = served_versions(self.mms, federated.models)
+
+        def served(name: str, version: str, mms_name: str) -> None:
+            self._cloud_models[name][version] = mms_name
+            progress(f"federated: {name} version {version} is served as {mms_name}; latest.json names it")
+
+        self.aggregator = Aggregator(federated, self.options.registry, self.mms, served)
+        self.site.apis[PREFIX] = self.aggregator.api
+        progress(f"federated: {', '.join(federated.models)} take updates at {self.federated_url()} (rounds in {self.aggregator.database})")
+
+    def federated_url(self) -> str:
+        """The aggregator's URL for the page: on the page's own site (relative on a wildcard host)."""
+        from .federation import PREFIX
+
+        if self.options.server.host in WILDCARD_HOSTS:
+            return PREFIX
+        return f"http://{self.options.server.host}:{self.site.port}{PREFIX}"
+
     def stop(self, keep_logs: bool = False) -> None:
         self.site.stop()
+        if self.aggregator is not None:
+            self.aggregator.stop()
+            self.aggregator = None
         self.mms.stop(keep_logs=keep_logs)
 
     def urls(self) -> dict[str, str]:
@@ -106,6 +144,7 @@ class Stack:
             "inference": self.mms.config.inference_url,
             "management": self.mms.config.management_url,
             "registry": f"{self.site.url}/models/",
+            **({"federated": self.federated_url()} if self.aggregator is not None else {}),
         }
 
     def wait_for_signal(self) -> bool:

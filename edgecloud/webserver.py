@@ -3,7 +3,8 @@
 Routes: `/demo/`, `/src/`, `/harness/`, `/bench/` from web_onnxjs; `/vendor/<pkg>/` from node_modules
 (nothing comes from a CDN); `/onnx-wasm.wasm` at the root because ONNX.js fetches it there;
 `/models/` is the registry (versioned files cached for good, latest.json never); `/config.json`
-tells the page where the cloud is. Pages are cross-origin isolated (COOP/COEP) so timers are
+tells the page where the cloud is; `StaticSite.apis` mounts JSON APIs under a prefix (the
+federated aggregator at `/federated`). Pages are cross-origin isolated (COOP/COEP) so timers are
 precise and onnxruntime-web may use threads.
 """
 
@@ -17,7 +18,7 @@ from functools import partial
 from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from mms_handlers.names import is_model_name
@@ -30,6 +31,8 @@ VENDOR = {
     "uplot": ("uplot", "dist"),
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
+# A mounted JSON API: (method, path, Content-Length or None, read(n)) -> (status, JSON body).
+Api = Callable[[str, str, "int | None", Callable[[int], bytes]], "tuple[int, Any]"]
 
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".mjs")
@@ -51,8 +54,44 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Access-Control-Allow-Origin", "*")
         super().end_headers()
 
+    def _api(self) -> Api | None:
+        path = urlsplit(self.path).path
+        return next((api for prefix, api in self.site.apis.items() if path == prefix or path.startswith(prefix + "/")), None)
+
+    def _call_api(self, api: Api) -> None:
+        length = self.headers.get("Content-Length")
+        try:
+            declared = int(length) if length is not None else None
+        except ValueError:
+            declared = None
+        status, content = api(self.command, urlsplit(self.path).path, declared, self.rfile.read)
+        if self.command == "POST" and declared is not None and status >= 400:
+            self.close_connection = True  # a refused body may be unread: never parse it as the next request
+        self._send_json(content, status)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        api = self._api()
+        if api is None:
+            self.send_error(HTTPStatus.METHOD_NOT_ALLOWED)
+            return
+        self._call_api(api)
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib name
+        """CORS preflight for a mounted API (a page on another origin posting JSON)."""
+        if self._api() is None:
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED)
+            return
+        self.send_response(HTTPStatus.NO_CONTENT)
+        self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.send_header("Access-Control-Allow-Headers", "Content-Type")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         path = urlsplit(self.path).path
+        if (api := self._api()) is not None:
+            self._call_api(api)
+            return
         if path in ("/", "/index.html"):
             self.send_response(HTTPStatus.FOUND)
             self.send_header("Location", "/demo/")
@@ -64,9 +103,9 @@ class _Handler(SimpleHTTPRequestHandler):
             return
         super().do_GET()
 
-    def _send_json(self, content: Any) -> None:
+    def _send_json(self, content: Any, status: int = HTTPStatus.OK) -> None:
         body = json.dumps(content).encode()
-        self.send_response(HTTPStatus.OK)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Content-Length", str(len(body)))
@@ -108,6 +147,7 @@ class StaticSite:
         self.isolated = isolated
         self.verbose = verbose
         self.missing = self.root / ".missing"
+        self.apis: dict[str, Api] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -51,9 +51,16 @@ class Decoded:
 
 
 class PlainJsonCodec:
-    """`{"inputs": {"x": [...]}}` or, for a single-input model, a bare nested list."""
+    """`{"inputs": {"x": [...]}}` or, for a single-input model, a bare nested list.
+
+    The answer is `{"outputs": {...}, "model_version": V}`: the version that computed it (model.json's,
+    from the .mar), so a page can tell when the cloud runs another version than its edge.
+    """
 
     name = "json"
+
+    def __init__(self, model_version: str | None = None) -> None:
+        self.model_version = model_version
 
     def decode(self, document: Any, signature: Signature) -> dict[str, Any]:
         if isinstance(document, list):
@@ -71,7 +78,10 @@ class PlainJsonCodec:
         )
 
     def encode(self, outputs: Mapping[str, np.ndarray]) -> str:
-        return json.dumps({"outputs": {name: _json_values(value) for name, value in outputs.items()}})
+        answer: dict[str, Any] = {"outputs": {name: _json_values(value) for name, value in outputs.items()}}
+        if self.model_version is not None:
+            answer["model_version"] = self.model_version
+        return json.dumps(answer)
 
 
 @dataclass
@@ -264,5 +274,5 @@ def decode(body: bytes, content_type: str | None, signature: Signature, model_ve
     if isinstance(document, dict) and isinstance(document.get("inputs"), list):
         v2 = V2JsonCodec(*model_version)
         return Decoded(values=v2.decode(document, signature), codec=v2)
-    plain = PlainJsonCodec()
+    plain = PlainJsonCodec(model_version[1])
     return Decoded(values=plain.decode(document, signature), codec=plain)

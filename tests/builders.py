@@ -53,3 +53,87 @@ def write_version_dir(
         manifest["serving"] = serving
     (folder / "model.json").write_text(json.dumps(manifest))
     return folder
+
+
+def mlp_model(opset: int = 13, extra_identity: bool = False) -> onnx.ModelProto:
+    """y = relu(x·W1 + b1)·W2 + b2, x: float32[?, 4], y: float32[?, 2], fixed seeded weights.
+
+    `extra_identity` adds an Identity at the end: a different file holding the same function, so its
+    initializers sit at other byte offsets (as a lowered edge file's do).
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(7)
+    weights = {
+        "dense.weight": rng.normal(size=(4, 8)).astype(np.float32),
+        "dense.bias": rng.normal(size=8).astype(np.float32),
+        "head.weight": rng.normal(size=(8, 2)).astype(np.float32),
+        "head.bias": rng.normal(size=2).astype(np.float32),
+    }
+    nodes = [
+        helper.make_node("Gemm", ["x", "dense.weight", "dense.bias"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "head.weight", "head.bias"], ["z" if extra_identity else "y"]),
+    ]
+    if extra_identity:
+        nodes.append(helper.make_node("Identity", ["z"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
+        [numpy_helper.from_array(value, name) for name, value in weights.items()],
+    )  # fmt: skip
+    return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def write_trainable_version_dir(folder: Path, name: str = "mlp", trainable: tuple[str, ...] = ("head.weight", "head.bias")) -> Path:
+    """A version folder as `edgecloud export --trainable head` writes it (docs/training.md): model.onnx,
+    a distinct model.edge.onnx, sample.json and model.json with `training.parameters[].locations`.
+
+    No train.onnx: these tests are about the inference files a round patches; the step file is only carried.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    from export.manifest import file_entry, graph_inputs, tensor_specs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"model.onnx": mlp_model(), "model.edge.onnx": mlp_model(opset=9, extra_identity=True)}
+    locations: dict[str, dict[str, dict[str, int]]] = {p: {} for p in trainable}
+    for file, model in files.items():
+        raw = model.SerializeToString()
+        (folder / file).write_bytes(raw)
+        for init in model.graph.initializer:
+            if init.name in trainable:
+                offset = raw.find(init.raw_data)
+                assert offset >= 0 and raw.find(init.raw_data, offset + 1) < 0, init.name
+                locations[init.name][file] = {"offset": offset, "length": len(init.raw_data)}
+    sample = np.random.default_rng(3).normal(size=(2, 4)).astype(np.float32)
+    (folder / "sample.json").write_text(
+        json.dumps({"inputs": {"x": {"dtype": "float32", "shape": [2, 4], "data": sample.ravel().tolist()}}})
+    )
+    cloud = files["model.onnx"]
+    shapes = {init.name: list(numpy_helper.to_array(init).shape) for init in cloud.graph.initializer}
+    manifest = {
+        "name": name,
+        "version": folder.name,
+        "inputs": tensor_specs(graph_inputs(cloud)),
+        "outputs": tensor_specs(list(cloud.graph.output)),
+        "opset": 13,
+        "files": {
+            "model.onnx": {**file_entry(folder / "model.onnx"), "role": "cloud"},
+            "model.edge.onnx": {**file_entry(folder / "model.edge.onnx"), "role": "edge"},
+            "sample.json": file_entry(folder / "sample.json"),
+        },
+        "cloud": {"file": "model.onnx"},
+        "edge": {"file": "model.edge.onnx", "runtime": "onnxjs", "passes": [], "verified": {}},
+        "training": {
+            "trainable": "head",
+            "parameters": [
+                {"name": p, "shape": shapes[p], "dtype": "float32", "locations": locations[p]} for p in trainable
+            ],
+        },
+    }
+    (folder / "model.json").write_text(json.dumps(manifest))
+    return folder

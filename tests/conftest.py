@@ -89,13 +89,20 @@ def site(registry: Path, mms):
 
 
 @pytest.fixture(scope="session")
-def browser_context():
-    """The system Chromium, headless, with a fresh profile (nothing cached between sessions)."""
+def playwright():
+    """The session's one Playwright (its sync API runs one event loop per thread: no second one)."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser_context(playwright):
+    """The system Chromium, headless, with a fresh profile (nothing cached between sessions)."""
     from edgecloud.browser import fresh_chromium
 
-    with sync_playwright() as playwright, fresh_chromium(playwright) as context:
+    with fresh_chromium(playwright) as context:
         yield context
 
 

@@ -13,8 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TRAINING_FRAMEWORKS = {"tensorflow", "keras", "torch", "sklearn", "tf2onnx", "skl2onnx", "onnxscript", "keras_tuner"}
 FORBIDDEN = {
-    "mms_handlers": {"export", "edgecloud", "benchmarks", "tests"} | TRAINING_FRAMEWORKS,
-    "export": {"mms_handlers", "edgecloud", "benchmarks", "tests"},
+    "mms_handlers": {"export", "edgecloud", "aggregation", "benchmarks", "tests"} | TRAINING_FRAMEWORKS,
+    "export": {"mms_handlers", "edgecloud", "aggregation", "benchmarks", "tests"},
+    # The aggregator averages arrays and keeps rounds; making and serving versions is edgecloud's.
+    "aggregation": {"export", "edgecloud", "mms_handlers", "onnx", "onnxruntime", "benchmarks", "tests"} | TRAINING_FRAMEWORKS,
     "edgecloud": {"benchmarks", "tests"},
 }
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..errors import CliError, CommandFailed
 
 if TYPE_CHECKING:
+    from ..federation import FederatedOptions
     from ..stack import StackOptions
 
 
@@ -67,7 +68,59 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="HAProxy's port: predictions, /v2, /metrics, page and registry (needs --replicas)")  # fmt: skip
     scale.add_argument("--drain-seconds", type=float, default=3.0,
                        help="a replica stopping keeps answering this long after its readiness fails (3)")  # fmt: skip
+    add_federated_options(parser)
     parser.set_defaults(run=run)
+
+
+# FederatedSettings fields whose flag is not the field's name with dashes.
+FEDERATED_FLAGS = {"max_body_bytes": "max-update-bytes"}
+
+
+def add_federated_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("federated averaging (docs/federated.md)")
+    group.add_argument("--federated", action="append", default=[], metavar="NAME",
+                       help="take parameter updates for model NAME (repeatable; its latest version needs a training entry)")  # fmt: skip
+    group.add_argument("--min-clients", type=int, default=3, metavar="K", help="a round closes with K updates (3)")
+    group.add_argument("--round-deadline", type=float, default=None, metavar="S",
+                       help="or S seconds after it opened, with at least --deadline-min-clients updates (off)")  # fmt: skip
+    group.add_argument("--deadline-min-clients", type=int, default=1, metavar="M", help="fewest updates a deadline closes (1)")
+    group.add_argument("--aggregation", default="fedavg", choices=("fedavg", "trimmed-mean", "median"),
+                       help="fedavg: base + Σ nᵢΔᵢ/Σ nᵢ (exact, default); trimmed-mean / median: coordinate-wise, robust")  # fmt: skip
+    group.add_argument("--trim", type=float, default=0.1, help="fraction trimmed-mean cuts at each end (0.1)")
+    group.add_argument("--clip", type=float, default=None, metavar="C", help="scale updates above L2 norm C down to C (off)")
+    group.add_argument("--max-norm", type=float, default=1000.0, metavar="N", help="refuse updates above L2 norm N (1000)")
+    group.add_argument("--dp-noise", type=float, default=0.0, metavar="Z",
+                       help="central DP: Gaussian noise of σ = Z·C·max nᵢ/Σ nᵢ on the aggregate (needs --clip; 0 = off)")  # fmt: skip
+    group.add_argument("--max-update-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
+                       help="larger update bodies are refused with 413 (16 MiB)")  # fmt: skip
+    group.add_argument("--federated-db", default=None, metavar="PATH",
+                       help="SQLite file of rounds and updates (MODEL_STORE/federated.sqlite); 'memory:' keeps nothing")  # fmt: skip
+
+
+def federated_options_from(args: argparse.Namespace, model_store: Path, registry: Path, register: list[str]) -> FederatedOptions | None:
+    """The FederatedOptions the flags ask for, checked before anything starts (None without --federated)."""
+    from aggregation.settings import FederatedSettings, SettingError
+
+    from ..federation import FederatedOptions, load_model
+
+    names = list(dict.fromkeys(getattr(args, "federated", []) or []))
+    if not names:
+        return None
+    for name in names:
+        mar = f"{name}.mar"
+        if not (Path(model_store) / mar).is_file() or (register and mar not in register):
+            raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")
+        load_model(Path(registry), name)  # CliError when it has no current version with a training entry
+    settings = FederatedSettings(
+        min_clients=args.min_clients, round_deadline=args.round_deadline, deadline_min_clients=args.deadline_min_clients,
+        aggregation=args.aggregation, trim=args.trim, clip=args.clip, max_norm=args.max_norm, dp_noise=args.dp_noise,
+        max_body_bytes=args.max_update_bytes,
+    )  # fmt: skip
+    try:
+        settings.check()
+    except SettingError as error:
+        raise CliError(f"--{FEDERATED_FLAGS.get(error.setting, error.setting.replace('_', '-'))} {error.problem}") from None
+    return FederatedOptions(models=names, settings=settings, database=args.federated_db)
 
 
 def parse_model_options(values: list[str]) -> dict:
@@ -122,7 +175,10 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
         model_options=parse_model_options(args.model_option),
         cors_origins=list(args.cors_origin),
     )
-    options = StackOptions(server=server, registry=Path(registry), web_port=args.web_port, register=register)
+    options = StackOptions(
+        server=server, registry=Path(registry), web_port=args.web_port, register=register,
+        federated=federated_options_from(args, model_store, registry, register),
+    )
     try:
         server.check()
         allowed_origins(options)
@@ -143,6 +199,8 @@ def serve_until_stopped(options: StackOptions) -> int:
     print(f"Predictions: {urls['inference']}/predictions/<name>   ({', '.join(stack.models) or 'no models'})")
     print(f"Management:  {urls['management']}")
     print(f"Registry:    {urls['registry']}")
+    if "federated" in urls:
+        print(f"Federated:   {urls['federated']}/<name>/updates")
     print("Press Ctrl-C to stop.", flush=True)
     log_dir = stack.mms.log_dir
     if not stack.wait_for_signal():
@@ -204,4 +262,7 @@ def run(args: argparse.Namespace) -> int:
         if args.gateway_port is not None:
             raise CliError("--gateway-port needs --replicas N")
         return serve_until_stopped(options_from(args, args.model_store, args.registry))
+    if args.federated:
+        # One aggregator owns a round's SQLite file; behind the gateway it would need its own replica.
+        raise CliError("--federated runs with one MMS for now: drop --replicas (docs/federated.md)")
     return serve_gateway_until_stopped(gateway_options_from(args))

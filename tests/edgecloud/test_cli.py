@@ -143,7 +143,7 @@ def test_serve_prints_urls_answers_and_stops_without_leftovers(tmp_path, stop_si
             f"http://127.0.0.1:{ports[0]}/predictions/relu", data=b"[[-1, 2, -3]]", headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request) as response:
-            assert json.loads(response.read()) == {"outputs": {"y": [[0.0, 2.0, 0.0]]}}
+            assert json.loads(response.read()) == {"outputs": {"y": [[0.0, 2.0, 0.0]]}, "model_version": "1"}
         for path in ("/demo/", "/onnx-wasm.wasm", "/vendor/onnxjs/onnx.min.js", "/models/relu/1/model.json"):
             with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}{path}") as response:
                 assert response.status == 200, path

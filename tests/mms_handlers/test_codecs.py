@@ -32,7 +32,7 @@ def test_plain_json_object_and_bare_list():
     assert decoded.codec.name == "json" and decoded.values == {"x": [[1, 2, 3, 4]]}
     assert decode(b"[[1, 2, 3, 4]]", "application/json; charset=utf-8").values == {"x": [[1, 2, 3, 4]]}
     assert json.loads(decoded.codec.encode({"y": np.array([[0.5, 1.0, 2.0]], np.float32)})) == {
-        "outputs": {"y": [[0.5, 1.0, 2.0]]}
+        "outputs": {"y": [[0.5, 1.0, 2.0]]}, "model_version": "1"  # the version named by model.json
     }
 
 

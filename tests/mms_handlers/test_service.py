@@ -30,10 +30,10 @@ def test_one_bad_request_fails_alone(model_dir):
         ],
         context,
     )
-    assert json.loads(answers[0]) == {"outputs": {"y": [[0.0, 0.0, 2.0]]}}
+    assert json.loads(answers[0]) == {"outputs": {"y": [[0.0, 0.0, 2.0]]}, "model_version": "1"}  # the version computing it
     assert list(context.statuses) == [1] and context.statuses[1][0] == 400
     assert json.loads(answers[1])["message"] == "input 'x': expected float32[?, 3], got shape [1, 2]"
-    assert json.loads(answers[2]) == {"outputs": {"y": [[0.0, 4.0, 0.0]]}}
+    assert json.loads(answers[2]) == {"outputs": {"y": [[0.0, 4.0, 0.0]]}, "model_version": "1"}
 
 
 def test_engine_failure_is_a_500_for_that_request_only(model_dir, monkeypatch):

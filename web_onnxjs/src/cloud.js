@@ -40,6 +40,11 @@ export function cloudAnswerError(what, status, body, statusText = '') {
 
 /** POST plain tensors to /predictions/NAME; plain tensors back, or an EdgecloudError told by the answer's body. */
 export async function predictCloud(cloudUrl, name, feeds, { signal } = {}) {
+  return (await cloudAnswer(cloudUrl, name, feeds, { signal })).outputs;
+}
+
+/** As predictCloud, plus the version that computed the answer (the handler's `model_version`, null if absent). */
+export async function cloudAnswer(cloudUrl, name, feeds, { signal } = {}) {
   const inputs = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, nest(t.data, t.shape)]));
   const response = await fetch(`${cloudUrl}/predictions/${encodeURIComponent(name)}`, {
     method: 'POST',
@@ -49,7 +54,8 @@ export async function predictCloud(cloudUrl, name, feeds, { signal } = {}) {
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw cloudAnswerError('cloud', response.status, body, response.statusText);
-  return Object.fromEntries(Object.entries(body.outputs).map(([k, v]) => [k, flatten(v)]));
+  const outputs = Object.fromEntries(Object.entries(body.outputs).map(([k, v]) => [k, flatten(v)]));
+  return { outputs, modelVersion: body.model_version ?? null };
 }
 
 /**
@@ -135,18 +141,18 @@ export class CloudEndpoint {
   }
 
   /**
-   * Plain tensors out. Our handler's 4xx → bad-input (the request is wrong, not the cloud); every
-   * other failure is recorded as the verdict and thrown. A network error is explained by a fresh
-   * health check: cross-origin, a model unregistered since the last check fails the preflight.
+   * {outputs, modelVersion}. Our handler's 4xx → bad-input (the request is wrong, not the cloud);
+   * every other failure is recorded as the verdict and thrown. A network error is explained by a
+   * fresh health check: cross-origin, a model unregistered since the last check fails the preflight.
    */
   async predict(feeds) {
     await this.ensureHealthy();
     try {
-      const outputs = await this.#withTimeout(`POST /predictions/${this.name}`, (signal) =>
-        predictCloud(this.url, this.name, feeds, { signal }),
+      const answer = await this.#withTimeout(`POST /predictions/${this.name}`, (signal) =>
+        cloudAnswer(this.url, this.name, feeds, { signal }),
       );
       this.#record('serving');
-      return outputs;
+      return answer;
     } catch (error) {
       if (error.code === CODES.BAD_INPUT) throw error;
       let failure = error;

@@ -15,6 +15,7 @@ export const CODES = Object.freeze({
   CLOUD_BUSY: 'cloud-busy', // MMS has no worker free for the model (503 ServiceUnavailableException) or no memory (507)
   CLOUD_ERROR: 'cloud-error', // any other 5xx, or a 4xx that is not our handler's verdict on the input
   NO_ANSWER: 'no-answer', // every allowed place failed
+  NOT_ALLOWED: 'not-allowed', // the page's settings forbid it (local-only, no federated URL)
   TRAINING_ERROR: 'training-error', // the training step failed in the worker (or the personalised model did not load)
   TRAINING_ABORTED: 'training-aborted', // stopped by its signal, a reset or a new version (the checkpoint stays)
   TRAINING_BUSY: 'training-busy', // personalize() while another personalisation runs

@@ -10,6 +10,7 @@
 //   handler.personalization();  await handler.resetPersonalization();
 
 import { CloudEndpoint } from './cloud.js';
+import { shareUpdate } from './federated.js';
 import { EdgeRunner } from './edge-client.js';
 import { CODES, EdgecloudError, asEdgecloudError } from './errors.js';
 import { elementCount, toFeeds } from './feeds.js';
@@ -43,17 +44,19 @@ export class PredictionHandler {
   /**
    * registry: URL of the registry folder ('/models'); model: its name; cloud: MMS inference URL
    * (optional); policy: see DEFAULT_POLICY; update: {enabled, intervalMs, environment, conditions};
-   * training: {environment, conditions (see train-conditions.js), chunkSteps} for personalize().
+   * training: {environment, conditions (see train-conditions.js), chunkSteps} for personalize();
+   * federated: the aggregator's URL (`/config.json` `federated`) if the page allows shareUpdate().
    */
-  static async create({ registry = '/models', model, cloud = null, policy = {}, update = {}, training = {} } = {}) {
+  static async create({ registry = '/models', model, cloud = null, policy = {}, update = {}, training = {}, federated = null } = {}) {
     if (!model || typeof model !== 'string') throw new Error('PredictionHandler.create needs {model: "NAME"}');
-    const handler = new PredictionHandler({ registry, model, cloud, policy, update, training });
+    const handler = new PredictionHandler({ registry, model, cloud, policy, update, training, federated });
     await handler.#start();
     return handler;
   }
 
-  constructor({ registry, model, cloud, policy, update, training = {} }) {
+  constructor({ registry, model, cloud, policy, update, training = {}, federated = null }) {
     this.name = model;
+    this.federatedUrl = federated;
     this.policy = { ...DEFAULT_POLICY, ...policy };
     this.environment = this.policy.environment ?? globalThis.navigator ?? {};
     this.store = new ModelStore({ registry, name: model });
@@ -263,6 +266,17 @@ export class PredictionHandler {
     return Object.fromEntries(current.manifest.training.parameters.map((p) => [p.name, { shape: [...p.shape], data: Array.from(values[p.name]) }]));
   }
 
+  /**
+   * Opt-in: send the personalisation's parameter delta against its base version, its sample count and
+   * this browser's random client id to the aggregator (never the examples; never with local-only).
+   * Resolves {accepted, round, baseVersion, ...} or {accepted: false, status, code, message}.
+   */
+  async shareUpdate({ signal } = {}) {
+    const personalization = this.personalization();
+    const base = personalization ? await this.baseParameters() : null;
+    return shareUpdate({ url: this.federatedUrl, model: this.name, privacy: this.policy.privacy, personalization, base, signal });
+  }
+
   /** Back to the shared model: stops a running personalisation, forgets checkpoints and results. */
   async resetPersonalization() {
     if (this.training) {
@@ -279,7 +293,7 @@ export class PredictionHandler {
     return { personalized: false, modelVersion: loaded.version };
   }
 
-  /** The version answering now (the cloud is assumed to serve the registry's current version). */
+  /** The version the edge runs now (a cloud answer names its own: `modelVersion` of predict's result). */
   get modelVersion() {
     return this.current.version;
   }
@@ -331,15 +345,16 @@ export class PredictionHandler {
 
   async #runCloud(loaded, feeds) {
     if (!this.cloud) throw new EdgecloudError(CODES.CLOUD_UNAVAILABLE, 'no cloud URL is configured');
-    const outputs = await this.cloud.predict(feeds);
+    const { outputs, modelVersion } = await this.cloud.predict(feeds);
     const dtypes = Object.fromEntries(loaded.manifest.outputs.map((spec) => [spec.name, spec.dtype]));
     for (const [name, tensor] of Object.entries(outputs)) tensor.dtype = dtypes[name] ?? 'float32';
-    return { outputs, backend: 'mms/onnxruntime' };
+    return { outputs, backend: 'mms/onnxruntime', modelVersion };
   }
 
   /**
    * Run once: {outputs, ranOn: 'edge'|'cloud', backend, latencyMs, modelVersion, fallbackReason,
-   * route}. Throws EdgecloudError (code bad-input, or no-answer / edge-unavailable when nothing
+   * route, versionMismatch}. modelVersion is the version that computed the answer; versionMismatch
+   * says when the cloud answered with another version than the edge runs (else null). Throws EdgecloudError (code bad-input, or no-answer / edge-unavailable when nothing
    * allowed could answer).
    */
   async predict(input, { privacy } = {}) {
@@ -369,10 +384,11 @@ export class PredictionHandler {
           ranOn: place,
           backend: answer.backend,
           latencyMs: performance.now() - started,
-          modelVersion: loaded.version,
+          modelVersion: answer.modelVersion ?? loaded.version,
           personalized: place === 'edge' && Boolean(answer.personalized),
           fallbackReason: failures.length ? failures.map((f) => f.reason).join('; ') : null,
           route: route.reason,
+          versionMismatch: versionMismatch(answer.modelVersion, loaded.version),
         };
       } catch (error) {
         const failure = asEdgecloudError(error, place === 'edge' ? CODES.EDGE_ERROR : CODES.CLOUD_ERROR);
@@ -396,4 +412,10 @@ export class PredictionHandler {
     if (this.training) this.training.stop.abort(new Error('the handler was disposed'));
     if (this.current && this.current.runner) this.current.runner.terminate();
   }
+}
+
+/** One line when the cloud's answer came from another version than the edge's, else null. */
+function versionMismatch(cloudVersion, edgeVersion) {
+  if (cloudVersion == null || String(cloudVersion) === String(edgeVersion)) return null;
+  return `the cloud answered with version ${cloudVersion}; the edge runs version ${edgeVersion}`;
 }

@@ -1,0 +1,117 @@
+"""The aggregator's HTTP surface, transport-free: (method, path, body) → (status, JSON).
+
+Mounted under `/federated` by whatever web server hosts it (edgecloud's site does):
+
+    GET  /federated                  {"models": [...]}
+    GET  /federated/NAME             the open round: base version, parameters, limits
+    POST /federated/NAME/updates     an update (docs/federated.md) → {"accepted": true, "round", ...}
+    GET  /federated/NAME/status      every round, refusals with reasons
+
+Parsing and the body's form are checked here; the round rules are the service's. Every refusal
+is `{"error": CODE, "message": ONE LINE}` with a 4xx status. A body is refused by its declared
+length before it is read, so an oversized one costs no memory. Query strings are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict
+from typing import Any, Callable
+
+import numpy as np
+
+from .service import FederatedService, Refused, Update
+
+PREFIX = "/federated"
+CLIENT_PATTERN = re.compile(r"[A-Za-z0-9_\-]{8,128}")
+Response = tuple[int, dict[str, Any]]
+
+
+def _error(refused: Refused) -> Response:
+    return refused.status, {"error": refused.code, "message": refused.message}
+
+
+def _number_list(values: Any, name: str) -> np.ndarray:
+    """JSON numbers → float64; a null (JSON.stringify's NaN and Infinity) becomes NaN, refused as not finite."""
+    if not isinstance(values, list):
+        raise Refused(400, "bad-update", f"delta {name!r}: data must be a JSON array of numbers")
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Refused(400, "bad-update", f"delta {name!r}: data must hold numbers only") from None
+
+
+def parse_update(body: bytes) -> Update:
+    """The JSON body → Update; Refused (400/422) naming the first thing wrong."""
+    try:
+        content = json.loads(body, parse_constant=lambda constant: math.nan)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise Refused(400, "bad-json", f"the body is not JSON ({error})") from None
+    if not isinstance(content, dict):
+        raise Refused(400, "bad-update", "the body must be a JSON object {client, base_version, samples, delta}")
+    for key in ("client", "base_version", "samples", "delta"):
+        if key not in content:
+            raise Refused(400, "bad-update", f"the update lacks {key!r}")
+    client, base, samples, delta = content["client"], content["base_version"], content["samples"], content["delta"]
+    if not isinstance(client, str) or not CLIENT_PATTERN.fullmatch(client):
+        raise Refused(400, "bad-client", "client must be 8-128 letters, digits, '-' or '_' (a random id the page keeps)")
+    if isinstance(base, bool) or not isinstance(base, (str, int)):
+        raise Refused(400, "bad-update", "base_version must be the version string the page trained from")
+    if isinstance(samples, bool) or not isinstance(samples, int):
+        raise Refused(400, "bad-samples", f"samples must be a whole number of examples, got {samples!r}")
+    if not isinstance(delta, dict) or not delta:
+        raise Refused(400, "bad-update", "delta must be an object {NAME: {shape, data}}")
+    tensors = {}
+    for name, entry in delta.items():
+        if not isinstance(entry, dict) or "data" not in entry or not isinstance(entry.get("shape"), list):
+            raise Refused(400, "bad-update", f"delta {name!r} must be {{shape: [...], data: [...]}}")
+        shape = entry["shape"]
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise Refused(422, "wrong-shape", f"delta {name!r}: shape {shape!r} is not a list of sizes")
+        data = _number_list(entry["data"], name)
+        if data.size != math.prod(shape):
+            raise Refused(422, "wrong-shape", f"delta {name!r}: {data.size} values do not fill shape {shape}")
+        tensors[name] = data.reshape(shape)
+    return Update(client=client, base_version=str(base), samples=samples, delta=tensors)
+
+
+class FederatedApi:
+    def __init__(self, service: FederatedService) -> None:
+        self.service = service
+
+    def handle(self, method: str, path: str, content_length: int | None, read: Callable[[int], bytes]) -> Response:
+        """Answer one request; `read(n)` reads the body, called only once its length is within bounds."""
+        parts = [part for part in path.split("?")[0][len(PREFIX) :].split("/") if part]
+        try:
+            if method == "GET" and not parts:
+                return 200, {"models": self.service.models()}
+            if method == "GET" and len(parts) == 1:
+                return 200, self.service.describe(parts[0])
+            if method == "GET" and len(parts) == 2 and parts[1] == "status":
+                return 200, status_of(self.service, parts[0])
+            if len(parts) == 2 and parts[1] == "updates":
+                if method != "POST":
+                    raise Refused(405, "method-not-allowed", f"{method} {path}: send updates with POST")
+                self.service.describe(parts[0])  # 404 before reading a body for an unknown model
+                return 200, self.service.submit(parts[0], parse_update(self._body(content_length, read)))
+            raise Refused(404, "not-found", f"{method} {path}: see docs/federated.md for the aggregator's URLs")
+        except Refused as refused:
+            return _error(refused)
+
+    def _body(self, content_length: int | None, read: Callable[[int], bytes]) -> bytes:
+        limit = self.service.settings.max_body_bytes
+        if content_length is None:
+            raise Refused(411, "length-required", "send the update with a Content-Length")
+        if content_length > limit:
+            raise Refused(413, "too-large", f"the body is {content_length} bytes; the limit is {limit}")
+        return read(content_length)
+
+
+def status_of(service: FederatedService, name: str) -> dict[str, Any]:
+    """Rounds (clients, samples, the version each produced) and refusals with their reasons."""
+    current = service.describe(name)  # 404 for an unknown model
+    rounds = [{k: v for k, v in asdict(r).items() if k != "model"} for r in service.store.rounds(name)]
+    refusals = [{k: v for k, v in asdict(r).items() if k != "model"} for r in service.store.refusals(name)]
+    return {"model": name, "current": current, "rounds": rounds, "refusals": refusals}

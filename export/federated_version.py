@@ -1,0 +1,143 @@
+"""Version N+1 of a trainable model from new values of its trainable parameters (a federated round).
+
+Each inference file is the base's with the bytes at model.json `training.parameters[].locations`
+overwritten: every other byte stays, so the graph, the edge lowering and everything the browser
+verified about the structure are the base's. Then it proves what it wrote: each patched file
+still loads and checks, its trainable initializers equal the new values bit for bit and every
+other initializer equals the base's; the new cloud and edge files agree on the recorded sample
+and random inputs like it (onnxruntime, export's tolerance). `train.onnx` / `train.edge.onnx`
+take the parameters as inputs, so they are carried unchanged. model.json gets the new version,
+hashes and a `federated` provenance entry; the folder appears whole (staged, then renamed), and
+`latest.json` is left alone: the caller moves it once the version is served.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .errors import BadInputError, ExportError
+from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
+from .pipeline import load_feeds
+from .verify import DEFAULT_TOLERANCE, compare, onnxruntime_runner, parity_inputs
+
+def trainable_parameters(version_dir: Path) -> dict[str, np.ndarray]:
+    """The trainable parameters' values in the version's cloud file, by initializer name."""
+    manifest = read_manifest(version_dir)
+    names = [p["name"] for p in _training(manifest, version_dir)["parameters"]]
+    model = onnx.load(str(Path(version_dir) / manifest["cloud"]["file"]))
+    found = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer if init.name in names}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ExportError(f"{version_dir}: trainable parameter {missing[0]!r} is no initializer of the cloud file")
+    return {name: found[name] for name in names}
+
+
+def _training(manifest: dict[str, Any], version_dir: Path) -> dict[str, Any]:
+    training = manifest.get("training")
+    if not isinstance(training, dict) or not training.get("parameters"):
+        raise BadInputError(f"{version_dir}/{MANIFEST_NAME} has no training entry: export with --trainable first")
+    return training
+
+
+def next_version(model_dir: Path) -> str:
+    versions = [int(child.name) for child in Path(model_dir).iterdir() if child.is_dir() and child.name.isdigit()]
+    return str(max(versions, default=0) + 1)
+
+
+def _patch(raw: bytearray, location: dict[str, int], value: bytes, name: str, file: str) -> None:
+    offset, length = int(location["offset"]), int(location["length"])
+    if length != len(value) or offset < 0 or offset + length > len(raw):
+        raise ExportError(f"{file}: location of {name!r} ({offset}+{length}) does not fit {len(value)} bytes")
+    raw[offset : offset + length] = value
+
+
+def _prove_patched(path: Path, base_path: Path, parameters: Mapping[str, np.ndarray]) -> None:
+    """The file loads, checks, holds the new values exactly and every other initializer unchanged."""
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as error:  # noqa: BLE001 - any failure of a patched file is the same failure
+        raise ExportError(f"{path.name} does not load after patching its parameters: {error}") from None
+    base = {init.name: init for init in onnx.load(str(base_path)).graph.initializer}
+    for init in model.graph.initializer:
+        value = numpy_helper.to_array(init)
+        if init.name in parameters:
+            if not np.array_equal(value, np.asarray(parameters[init.name], value.dtype)) or value.dtype != np.float32:
+                raise ExportError(f"{path.name}: initializer {init.name!r} does not hold the new values after patching")
+        elif not np.array_equal(value, numpy_helper.to_array(base[init.name])):
+            raise ExportError(f"{path.name}: initializer {init.name!r} changed though it is not trainable")
+
+
+def write_federated_version(
+    model_dir: Path,
+    base_version: str,
+    parameters: Mapping[str, np.ndarray],
+    provenance: dict[str, Any],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Path:
+    """Write MODEL_DIR/N+1 from MODEL_DIR/BASE_VERSION with `parameters`; returns the new folder."""
+    model_dir = Path(model_dir)
+    base_dir = model_dir / str(base_version)
+    manifest = read_manifest(base_dir)
+    training = _training(manifest, base_dir)
+    specs = {p["name"]: p for p in training["parameters"]}
+    if set(parameters) != set(specs):
+        raise BadInputError(f"parameters {sorted(parameters)} are not the trainable ones {sorted(specs)}")
+    values = {}
+    for name, spec in specs.items():
+        value = np.asarray(parameters[name])
+        if tuple(value.shape) != tuple(spec["shape"]) or not np.all(np.isfinite(value)):
+            raise BadInputError(f"parameter {name!r}: shape {list(value.shape)} or values do not fit {spec['shape']}")
+        values[name] = value.astype("<f4")
+
+    version = next_version(model_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}-{version}-", dir=model_dir))
+    try:
+        for file in manifest["files"]:
+            shutil.copy2(base_dir / file, staging / file)
+        patched_files = sorted({file for spec in specs.values() for file in spec["locations"]})
+        for file in patched_files:
+            raw = bytearray((staging / file).read_bytes())
+            for name, spec in specs.items():
+                if file in spec["locations"]:
+                    _patch(raw, spec["locations"][file], values[name].tobytes(), name, file)
+            (staging / file).write_bytes(bytes(raw))
+            _prove_patched(staging / file, base_dir / file, values)
+
+        cloud_file, edge_file = manifest["cloud"]["file"], (manifest.get("edge") or {}).get("file")
+        parity = None
+        if edge_file and edge_file != cloud_file:
+            report = compare(
+                onnxruntime_runner(str(staging / cloud_file)), onnxruntime_runner(str(staging / edge_file)),
+                parity_inputs(load_feeds(staging)), tolerance,
+            )  # fmt: skip
+            if not report.passed:
+                raise ExportError(
+                    f"the new {edge_file} differs from {cloud_file} by {report.max_abs_diff:.3g} (> {tolerance:g}) on output "
+                    f"{report.worst_output!r}: version {version} not written"
+                )
+            parity = report.as_json()
+
+        manifest = dict(manifest)
+        manifest["version"] = version
+        manifest["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest["files"] = {
+            file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()
+        }
+        manifest["federated"] = {**provenance, "patched": patched_files, "browser_verified_on": str(base_version)}
+        manifest["parity"] = {**manifest.get("parity", {}), "federated_cloud_vs_edge": parity}
+        write_manifest(staging, manifest)
+        staging.rename(model_dir / version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return model_dir / version

@@ -38,7 +38,8 @@ def settings_for(smoke: bool, rounds: int | None, seconds: float | None,
 
     chosen = RoundSettings("full", ROUNDS, 5.0, (1, 8, 32), WORKERS, BATCH8_WAIT_MS, True)
     if smoke:
-        chosen = replace(chosen, mode="smoke", rounds=2, cloud_seconds=1.0, concurrencies=(1, 8), demo=False)
+        chosen = replace(chosen, mode="smoke", rounds=2, cloud_seconds=1.0, concurrencies=(1,),
+                         demo=False)
     return replace(chosen, rounds=rounds or chosen.rounds, cloud_seconds=seconds or chosen.cloud_seconds,
                    concurrencies=concurrencies or chosen.concurrencies)  # fmt: skip
 
@@ -105,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         description="MMS (batch 1, batch 8 at the default and a waiting delay), Flask+gunicorn, /ping and "
         "in-process onnxruntime on the demo model and the mlp, in interleaved rounds: medians and spreads.",
     )
-    parser.add_argument("--smoke", action="store_true", help="mlp only, 2 rounds of 1 s points at c=1,8 (for make test)")
+    parser.add_argument("--smoke", action="store_true", help="mlp only, 2 rounds of 1 s points at c=1 (for make test)")
     parser.add_argument("--rounds", type=_positive(int), help="rounds per point (default 3; smoke 2)")
     parser.add_argument("--seconds", type=_positive(float), help="seconds per point (default 5; smoke 1)")
-    parser.add_argument("--concurrency", type=_concurrencies, help="comma-separated, default 1,8,32 (smoke 1,8)")
+    parser.add_argument("--concurrency", type=_concurrencies, help="comma-separated, default 1,8,32 (smoke 1)")
     parser.add_argument("--out", type=Path, help=f"report folder (default {DEFAULT_OUT.relative_to(REPO)}; "
                         "smoke: WORK/results)")  # fmt: skip
     parser.add_argument("--work", type=Path, help="models and caches (default .edgecloud/bench[-smoke])")

@@ -83,5 +83,5 @@ def test_smoke_run_measures_every_peer_in_every_round(tmp_path):
     report = (out / "CLOUD_ROUNDS.md").read_text()
     for section in ("## Cloud\n", "## Cloud ratios\n", "## Cloud rounds\n"):
         assert section in report
-    assert "| mlp | 8 |" in report.split("## Cloud ratios")[1]
-    assert "| 2 | 11 |" in report.split("## Cloud rounds")[1]  # round 2: ping, 4 MMS/Flask peers × 2 + floor
+    assert "| mlp | 1 |" in report.split("## Cloud ratios")[1]
+    assert "| 2 | 6 |" in report.split("## Cloud rounds")[1]  # round 2: the floor, ping, 3 MMS peers, Flask

@@ -182,23 +182,25 @@ def markdown(profiles: list[Profile]) -> str:
 
 
 def run(models_to_profile: tuple[str, ...], concurrencies: tuple[int, ...], seconds: float, work: Path, out: Path,
-        command: str) -> Path:  # fmt: skip
+        command: str, reuse: bool = False) -> Path:  # fmt: skip
     from mms_handlers.server import MmsServer, ServerConfig, free_port
 
     from .cloud import WORKERS, InProcessFloor, _warm_up, json_body
     from .machine import machine, now
-    from .models import prepare_demo, prepare_models
+    from .models import existing_models, prepare_demo, prepare_models
 
-    say("building and exporting the models")
-    demo = prepare_demo if any(name != "mlp" for name in models_to_profile) else None
-    _registry, store, models = prepare_models(work, ("mlp",), demo=demo)
+    models = existing_models(work) if reuse else []
+    if not models:
+        say("building and exporting the models")
+        demo = prepare_demo if any(name != "mlp" for name in models_to_profile) else None
+        models = prepare_models(work, ("mlp",), demo=demo)[2]
     chosen = [m for m in models if m.name in models_to_profile]
     if not chosen:
         raise RuntimeError(f"none of {', '.join(models_to_profile)} was built; built: {', '.join(m.name for m in models)}")
     profiles: list[Profile] = []
     host, started = machine(), now()
     for model in chosen:  # one MMS per model, so the handler processes are that model's alone
-        config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
+        config = ServerConfig(model_store=model.mar.parent, inference_port=free_port(), management_port=free_port(),
                               workers=WORKERS, job_queue_size=256)  # fmt: skip
         with MmsServer(config) as mms:
             mms.register(model.mar.name, initial_workers=WORKERS, batch_size=1)
@@ -231,10 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=_positive(float), default=5.0, help="seconds per column (default 5)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT.relative_to(REPO)}")
     parser.add_argument("--work", type=Path, default=REPO / ".edgecloud" / "bench", help="models and caches")
+    parser.add_argument("--reuse", action="store_true", help="profile the models already in --work (no export)")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "-m", "benchmarks.hot_path", *(argv if argv is not None else sys.argv[1:])])
     try:
-        report = run(tuple(args.models.split(",")), args.concurrency, args.seconds, args.work, args.out, command)
+        report = run(tuple(args.models.split(",")), args.concurrency, args.seconds, args.work, args.out, command,
+                     args.reuse)  # fmt: skip
     except KeyboardInterrupt:
         say("interrupted")
         return 1

@@ -154,3 +154,15 @@ def _demo_models(demo: Callable[[Path], tuple[Path, Path]], work: Path, registry
     if not models:
         raise RuntimeError(f"the demo builder left no archived model in {demo_registry} / {demo_store}")
     return models
+
+
+def existing_models(work: Path) -> list[BenchModel]:
+    """The models a previous `prepare_models(work)` left (registry + model store), without building again."""
+    registry, model_store = work / "registry", work / "model-store"
+    models = []
+    for model_dir in sorted(p for p in registry.glob("*") if (p / "latest.json").exists()):
+        mar = model_store / f"{model_dir.name}.mar"
+        if mar.exists():
+            kind = "zoo" if model_dir.name in ZOO_NAMES else "demo"
+            models.append(BenchModel(model_dir.name, kind, _latest_version_dir(model_dir), mar, 0.0, "reused"))
+    return models

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import batching, codecs
+from . import batching, codecs, frames
 from .engines import DEFAULT_ENGINE, Engine, load_engine
 from .errors import RequestError
 from .signature import Signature
@@ -97,7 +97,8 @@ class ModelService:
             try:
                 if result.error is not None:
                     raise result.error
-                answers[index] = prepared[index].codec.encode(result.outputs or {})
+                answer = prepared[index].codec.encode(result.outputs or {})
+                answers[index] = answer if prepared[index].codec.name == codecs.NumpyCodec.name else frames.padded(answer)
             except Exception as error:  # noqa: BLE001 - an engine or encoding failure must not kill the worker
                 logger.exception("request %d of %d failed", index + 1, len(data))
                 answers[index] = _fail(context, index, RequestError(f"inference failed: {type(error).__name__}: {error}", 500))
@@ -145,10 +146,10 @@ class _Metrics:
             self.store.add_counter(name, value, idx=index)
 
 
-def _fail(context: Any, index: int, error: RequestError) -> str:
+def _fail(context: Any, index: int, error: RequestError) -> bytes:
     """Set this request's status only (never the whole batch's) and answer MMS's error shape."""
     context.set_response_status(error.status, error.kind, index)
-    return error.body()
+    return frames.padded(error.body(), error.kind)
 
 
 def _body(request: dict[str, Any]) -> bytes | bytearray:

@@ -44,16 +44,19 @@ def settings_for(smoke: bool, rounds: int | None, seconds: float | None,
                    concurrencies=concurrencies or chosen.concurrencies)  # fmt: skip
 
 
-def run(settings: RoundSettings, out: Path, work: Path, command: str) -> Path:
+def run(settings: RoundSettings, out: Path, work: Path, command: str, reuse: bool = False) -> Path:
     from mms_handlers.server import MmsServer, ServerConfig, free_port
 
     from .cloud import register, run_cloud
     from .machine import machine, now, versions
-    from .models import prepare_demo, prepare_models
+    from .models import existing_models, prepare_demo, prepare_models
     from .report import cloud_sections
 
-    say("building and exporting the models")
-    _registry, model_store, models = prepare_models(work, ("mlp",), demo=prepare_demo if settings.demo else None)
+    models = existing_models(work) if reuse else []
+    if not models:
+        say("building and exporting the models")
+        models = prepare_models(work, ("mlp",), demo=prepare_demo if settings.demo else None)[2]
+    model_store = models[0].mar.parent
     started, host = now(), machine()
     config = ServerConfig(model_store=model_store, inference_port=free_port(), management_port=free_port(),
                           workers=settings.mms_workers, job_queue_size=256)  # fmt: skip
@@ -113,12 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help=f"report folder (default {DEFAULT_OUT.relative_to(REPO)}; "
                         "smoke: WORK/results)")  # fmt: skip
     parser.add_argument("--work", type=Path, help="models and caches (default .edgecloud/bench[-smoke])")
+    parser.add_argument("--reuse", action="store_true", help="measure the models a previous run left in --work")
     args = parser.parse_args(argv)
     work = args.work or REPO / ".edgecloud" / ("bench-smoke" if args.smoke else "bench")
     out = args.out or (work / "results" if args.smoke else DEFAULT_OUT)
     command = shlex.join(["python", "-m", "benchmarks.cloud_rounds", *(argv if argv is not None else sys.argv[1:])])
     try:
-        report = run(settings_for(args.smoke, args.rounds, args.seconds, args.concurrency), out, work, command)
+        report = run(settings_for(args.smoke, args.rounds, args.seconds, args.concurrency), out, work, command,
+                     args.reuse)  # fmt: skip
     except KeyboardInterrupt:
         say("interrupted")
         return 1

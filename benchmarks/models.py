@@ -119,18 +119,25 @@ def _latest_version_dir(model_dir: Path) -> Path:
 def prepare_models(
     work: Path,
     zoo: tuple[str, ...] = ZOO_NAMES,
-    demo: Callable[[Path], tuple[Path, Path]] = prepare_demo,
+    demo: Callable[[Path], tuple[Path, Path]] | None = prepare_demo,
 ) -> tuple[Path, Path, list[BenchModel]]:
     """(registry, model_store, models) under `work`, rebuilt each run: the demo model(s) first, then the zoo.
 
     The demo builder keeps its own cache (`work/demo`, so a trained model is reused); its models
     are copied into one fresh registry and model store next to the zoo's, served by one MMS.
+    `demo=None` leaves the demo out (a zoo-only smoke run).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     registry, model_store = work / "registry", work / "model-store"
     for folder in (registry, model_store):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
+    models = [] if demo is None else _demo_models(demo, work, registry, model_store)
+    models += [export_zoo_model(name, work, registry, model_store) for name in zoo]
+    return registry, model_store, models
+
+
+def _demo_models(demo: Callable[[Path], tuple[Path, Path]], work: Path, registry: Path, model_store: Path) -> list[BenchModel]:
     start = time.perf_counter()
     demo_registry, demo_store = demo(work / "demo")
     demo_seconds = time.perf_counter() - start
@@ -146,5 +153,16 @@ def prepare_models(
             )  # fmt: skip
     if not models:
         raise RuntimeError(f"the demo builder left no archived model in {demo_registry} / {demo_store}")
-    models += [export_zoo_model(name, work, registry, model_store) for name in zoo]
-    return registry, model_store, models
+    return models
+
+
+def existing_models(work: Path) -> list[BenchModel]:
+    """The models a previous `prepare_models(work)` left (registry + model store), without building again."""
+    registry, model_store = work / "registry", work / "model-store"
+    models = []
+    for model_dir in sorted(p for p in registry.glob("*") if (p / "latest.json").exists()):
+        mar = model_store / f"{model_dir.name}.mar"
+        if mar.exists():
+            kind = "zoo" if model_dir.name in ZOO_NAMES else "demo"
+            models.append(BenchModel(model_dir.name, kind, _latest_version_dir(model_dir), mar, 0.0, "reused"))
+    return models

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 
-from .cloud import IN_PROCESS, PEERS, PING, CloudRow  # noqa: E402
+from .cloud import IN_PROCESS, PEERS, PING, CloudRow, median_rows  # noqa: E402
 from .edge import EdgeRow  # noqa: E402
 
 DPI = 80
@@ -69,6 +69,7 @@ def _edge(rows: list[EdgeRow], out: Path, values: tuple[str, ...], title: str) -
 
 def write_plots(cloud: list[CloudRow], edge: list[EdgeRow], out_dir: Path) -> list[Path]:
     paths = [out_dir / name for name in PLOTS]
+    cloud = median_rows(cloud)  # one bar per point: the median of its rounds
     _cloud(cloud, paths[0], "requests_per_s", "throughput", "requests/s (log)")
     _cloud(cloud, paths[1], "p50_ms", "p50 latency", "ms (log)")
     _edge(edge, paths[2], ("p50_ms", "p99_ms"), "steady")

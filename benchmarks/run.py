@@ -28,17 +28,19 @@ class Settings:
     edge_timeout_s: float
     zoo: tuple[str, ...]
     mms_workers: int
-    batch8_delay_ms: int
+    batch8_wait_ms: int
     torchserve: bool
+    rounds: int
 
 
 def settings_for(smoke: bool) -> Settings:
-    from .cloud import BATCH8_DELAY_MS, WORKERS
+    from .cloud import BATCH8_WAIT_MS, ROUNDS, WORKERS
     from .models import ZOO_NAMES
 
-    full = Settings("full", 5.0, (1, 8, 32), 3.0, 500, 90.0, ZOO_NAMES, WORKERS, BATCH8_DELAY_MS, True)
+    full = Settings("full", 5.0, (1, 8, 32), 3.0, 500, 90.0, ZOO_NAMES, WORKERS, BATCH8_WAIT_MS, True, ROUNDS)
+    # Smoke: one round (the same code; tests/benchmarks/test_cloud_rounds.py runs several).
     return replace(full, mode="smoke", cloud_seconds=1.0, edge_seconds=0.3, edge_max_runs=20, zoo=("mlp",),
-                   torchserve=False) if smoke else full  # fmt: skip
+                   torchserve=False, rounds=1) if smoke else full  # fmt: skip
 
 
 def say(message: str) -> None:
@@ -73,8 +75,8 @@ def run(settings: Settings, out: Path, work: Path, command: str) -> Path:
             say("starting TorchServe (installed on first use)")
             mars = {m.name: m.mar.name for m in cloud_models}
             torchserve_url, results.torchserve = start_torchserve(torchserve, model_store, mars, settings.mms_workers)
-        results.cloud = run_cloud(mms, cloud_models, settings.concurrencies, settings.cloud_seconds, torchserve_url,
-                                  say)  # fmt: skip
+        results.cloud = run_cloud(mms, cloud_models, settings.concurrencies, settings.cloud_seconds, settings.rounds,
+                                  torchserve_url, say)  # fmt: skip
         torchserve.close()
         with StaticSite(registry, {"cloud": config.inference_url}, port=free_port()) as site:
             results.edge = run_edge(site.url, config.inference_url, models, settings.edge_seconds,

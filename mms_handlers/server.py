@@ -35,6 +35,9 @@ from .supervisor import Supervisor, model_of
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
 MIN_JAVA_HEAP_MB = 128
+# MMS batches what is already queued and, with a delay, waits that long for more: a lone request waits
+# it out in full. 0 ms forms batches under load only (docs/benchmarks-hot-path.md measures it).
+DEFAULT_BATCH_DELAY_MS = 0
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # Hosts and origins go into config.properties lines: nothing that could end a line or add a path.
 HOST_PATTERN = re.compile(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]")
@@ -116,7 +119,7 @@ class ServerConfig:
     max_request_size: int = 6553500
     max_response_size: int = 6553500
     batch_size: int = 1
-    max_batch_delay_ms: int = 100
+    max_batch_delay_ms: int = DEFAULT_BATCH_DELAY_MS
     java_heap_mb: int = 512
     supervise: bool = True  # start a model's backend process again when it dies (MMS does not)
     model_options: dict[str, ModelOptions] = field(default_factory=dict)

@@ -3,14 +3,15 @@
 MMS calls `handle(None, context)` once when a worker loads the model, then with a list of
 requests (one dict each) per batch. Every request gets its own answer and status: a bad one
 is a 4xx for that request alone, compatible good ones share one engine run (`batching`), and
-no input can raise out of here and kill the worker. Timings and batch sizes go to MMS's
-metrics (`model_metrics.log`).
+no input can raise out of here and kill the worker. Batch sizes (and, when asked, per-request
+timings) go to MMS's metrics (`model_metrics.log`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import batching, codecs
+from . import batching, codecs, frames
 from .engines import DEFAULT_ENGINE, Engine, load_engine
 from .errors import RequestError
 from .signature import Signature
@@ -37,6 +38,8 @@ STACKED_METRIC = "StackedRequests"
 PREPROCESS_METRIC = "PreprocessTime"
 INFERENCE_METRIC = "InferenceTime"
 POSTPROCESS_METRIC = "PostprocessTime"
+# "1": also write the per-request timings (PreprocessTime, InferenceTime, PostprocessTime, StackedRequests).
+REQUEST_METRICS_ENV = "EDGECLOUD_REQUEST_METRICS"
 
 
 @dataclass
@@ -53,6 +56,7 @@ class ModelService:
         self.signature: Signature | None = None
         self.manifest: dict[str, Any] = {}
         self.model_name = ""
+        self.batch_size = 1
 
     @property
     def initialized(self) -> bool:
@@ -67,12 +71,13 @@ class ModelService:
             engine_name = json.loads((model_dir / ENGINE_FILE).read_text()).get("engine", DEFAULT_ENGINE)
         self.signature = Signature.from_manifest(self.manifest)
         self.model_name = getattr(context, "model_name", None) or self.manifest.get("name", "")
+        self.batch_size = int(context.system_properties.get("batch_size") or 1)
         self.engine = load_engine(engine_name, model_dir / self.manifest["cloud"]["file"])
         logger.info("loaded %s v%s on %s", self.manifest.get("name"), self.manifest.get("version"), engine_name)
 
     def handle_batch(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
         assert self.engine is not None and self.signature is not None
-        metrics = _Metrics(context)
+        metrics = _Metrics(context, self.batch_size)
         answers: list[str | bytes] = [b""] * len(data)
         prepared: dict[int, _Prepared] = {}
         for index, request in enumerate(data):
@@ -92,7 +97,8 @@ class ModelService:
             try:
                 if result.error is not None:
                     raise result.error
-                answers[index] = prepared[index].codec.encode(result.outputs or {})
+                answer = prepared[index].codec.encode(result.outputs or {})
+                answers[index] = answer if prepared[index].codec.name == codecs.NumpyCodec.name else frames.padded(answer)
             except Exception as error:  # noqa: BLE001 - an engine or encoding failure must not kill the worker
                 logger.exception("request %d of %d failed", index + 1, len(data))
                 answers[index] = _fail(context, index, RequestError(f"inference failed: {type(error).__name__}: {error}", 500))
@@ -112,31 +118,43 @@ class ModelService:
 
 
 class _Metrics:
-    """MMS's per-batch MetricsStore (absent in unit-test stubs); idx None = the whole batch."""
+    """MMS's per-batch MetricsStore (absent in unit-test stubs); idx None = the whole batch.
 
-    def __init__(self, context: Any) -> None:
+    Every metric is a log line the worker writes into a pipe and MMS's Java side parses and writes
+    to a file again, tens of microseconds of CPU each (docs/benchmarks-hot-path.md): the largest
+    cost the handler itself added to a small model's request. So by default a handler call writes
+    only BatchSize and EngineRuns, and only when MMS may hand over more than one request (at batch
+    size 1 both are always 1); the per-request timings only when EDGECLOUD_REQUEST_METRICS=1.
+    """
+
+    def __init__(self, context: Any, batch_size: int) -> None:
         self.store = getattr(context, "metrics", None)
+        self.per_request = self.store is not None and os.environ.get(REQUEST_METRICS_ENV) == "1"
+        self.per_call = self.store is not None and (batch_size > 1 or self.per_request)
 
     def add(self, name: str, ms: float, index: int | None = None) -> None:
-        if self.store is not None:
+        if self.per_request:
             self.store.add_time(name, round(ms, 3), idx=index)
 
     def time(self, name: str, started: float, index: int | None = None) -> None:
-        self.add(name, (time.perf_counter() - started) * 1000.0, index)
+        if self.per_request:
+            self.add(name, (time.perf_counter() - started) * 1000.0, index)
 
     def count(self, name: str, value: int, index: int | None = None) -> None:
-        if self.store is not None:
+        wanted = self.per_request if index is not None else self.per_call
+        if wanted:
             self.store.add_counter(name, value, idx=index)
 
 
-def _fail(context: Any, index: int, error: RequestError) -> str:
+def _fail(context: Any, index: int, error: RequestError) -> bytes:
     """Set this request's status only (never the whole batch's) and answer MMS's error shape."""
     context.set_response_status(error.status, error.kind, index)
-    return error.body()
+    return frames.padded(error.body(), error.kind)
 
 
-def _body(request: dict[str, Any]) -> bytes:
-    """The raw body: MMS puts it under "body" (or "data"); multipart fields under their names."""
+def _body(request: dict[str, Any]) -> bytes | bytearray:
+    """The raw body: MMS puts it under "body" (or "data"), as the bytearray it read; multipart fields under
+    their names. Handed on as it is: the codecs read bytearrays too, so no copy."""
     for key in ("body", "data"):
         value = request.get(key)
         if value is not None:
@@ -149,7 +167,7 @@ def _body(request: dict[str, Any]) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
+        return value
     return json.dumps(value).encode("utf-8")
 
 

@@ -29,8 +29,11 @@ def add_serving_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-port", type=int, default=8000, help="page, browser runtimes and registry")
     parser.add_argument("--workers", type=int, default=1, help="MMS workers per model (onnxruntime threads = cores / workers)")
     parser.add_argument("--batch-size", type=int, default=1, help="most requests MMS hands the handler at once (1 = no batching)")
-    parser.add_argument("--max-batch-delay", type=int, default=100, metavar="MS",
-                        help="how long MMS waits to fill a batch of --batch-size > 1; a lone request then waits this long (100)")  # fmt: skip
+    from mms_handlers.server import DEFAULT_BATCH_DELAY_MS
+
+    parser.add_argument("--max-batch-delay", type=int, default=DEFAULT_BATCH_DELAY_MS, metavar="MS",
+                        help="how long MMS waits to fill a batch of --batch-size > 1; a lone request then waits this long "
+                        f"({DEFAULT_BATCH_DELAY_MS}: batch only what is already queued, so a lone request never waits)")  # fmt: skip
     parser.add_argument("--model-option", action="append", default=[], metavar="NAME:KEY=VALUE",
                         help="per-model override of workers, batch_size or max_batch_delay, e.g. mlp:batch_size=8")  # fmt: skip
     parser.add_argument("--job-queue-size", type=int, default=100, help="requests queued per model before MMS answers 503")

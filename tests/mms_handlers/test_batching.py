@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mms_handlers import batching
-from mms_handlers.service import ENGINE_FILE, ModelService
+from mms_handlers.service import ENGINE_FILE, REQUEST_METRICS_ENV, ModelService
 from mms_handlers.signature import Signature, TensorSpec
 
 from . import models
@@ -82,7 +82,8 @@ def mlp_service(tmp_path_factory):
     return service, version_dir
 
 
-def test_handler_batch_mixes_formats_and_fails_one_request_alone(mlp_service):
+def test_handler_batch_mixes_formats_and_fails_one_request_alone(mlp_service, monkeypatch):
+    monkeypatch.setenv(REQUEST_METRICS_ENV, "1")  # the per-request timings too
     service, version_dir = mlp_service
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     bodies = [
@@ -106,6 +107,23 @@ def test_handler_batch_mixes_formats_and_fails_one_request_alone(mlp_service):
     assert sorted(value for value, _ in context.metric("StackedRequests")) == [3, 3, 3]
     for name in ("PreprocessTime", "InferenceTime", "PostprocessTime"):
         assert len(context.metric(name)) in (3, 5) and all(value >= 0 for value, _ in context.metric(name))
+
+
+def test_default_metrics_are_per_handler_call_and_none_at_batch_size_1(mlp_service, monkeypatch):
+    monkeypatch.delenv(REQUEST_METRICS_ENV, raising=False)
+    service, version_dir = mlp_service
+    body = {"body": json.dumps({"inputs": {"x": [[1.0, 2.0, 3.0, 4.0]]}}).encode()}
+    context = StubContext(version_dir, ["application/json"] * 3)
+    service.handle_batch([body] * 3, context)
+    assert sorted(metric.name for metric in context.metrics.store) == ["BatchSize", "EngineRuns"]
+    assert [value for value, _ in context.metric("BatchSize")] == [3]
+    try:
+        service.batch_size = 1  # as MMS registers a model without batching
+        context = StubContext(version_dir, ["application/json"])
+        service.handle_batch([body], context)
+    finally:
+        service.batch_size = 8
+    assert context.metrics.store == []
 
 
 def test_mxnet_engine_matches_onnxruntime(tmp_path):

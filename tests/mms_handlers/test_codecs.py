@@ -172,3 +172,28 @@ def test_json_syntax_errors(body, fragment):
 def test_non_finite_outputs_become_null_in_json():
     encoded = codecs.PlainJsonCodec().encode({"y": np.array([1.0, np.nan, np.inf], np.float32)})
     assert json.loads(encoded) == {"outputs": {"y": [1.0, None, None]}}
+
+
+def test_json_answers_give_back_the_same_float32_values():
+    values = np.random.default_rng(3).standard_normal((4, 5)).astype(np.float32)
+    encoded = codecs.PlainJsonCodec().encode({"y": values})
+    assert np.array_equal(np.asarray(json.loads(encoded)["outputs"]["y"], dtype=np.float32), values)
+    v2 = codecs.V2JsonCodec("m", "1")
+    v2.decode({"inputs": []}, ONE)
+    tensor = json.loads(v2.encode({"y": values}))["outputs"][0]
+    assert tensor["shape"] == [4, 5] and np.array_equal(np.asarray(tensor["data"], np.float32), values.reshape(-1))
+
+
+def test_json_answers_of_any_output_shape_or_kind():
+    strided = np.arange(12, dtype=np.int64).reshape(3, 4)[:, ::2]  # not contiguous: written through tolist()
+    encoded = codecs.PlainJsonCodec().encode({"a": strided, "b": np.float32(2.5), "c": np.array(["x", "y"]),
+                                              "d": [{1: 0.25, 2: 0.75}]})  # fmt: skip
+    assert json.loads(encoded)["outputs"] == {"a": [[0, 2], [4, 6], [8, 10]], "b": 2.5, "c": ["x", "y"],
+                                              "d": [{"1": 0.25, "2": 0.75}]}  # fmt: skip
+
+
+def test_bodies_orjson_refuses_are_read_as_the_stdlib_reads_them():
+    assert codecs.parse_json(bytearray(b'{"inputs": {"x": [[1, NaN]]}}'))["inputs"]["x"][0][1] != 0  # NaN kept
+    with pytest.raises(RequestError, match="invalid JSON: Expecting value at line 1 column 2"):
+        codecs.parse_json(b"[,]")
+    assert codecs.parse_json(b"[" + b"1" * 30 + b"]") == [pytest.approx(1.111111111111111e29)]  # a number, as a float

@@ -64,7 +64,15 @@ def test_edgecloud_verify_passes_every_onnxjs_backend(demo_version):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "edgecloud", "verify", str(version), "--random", "0", "--repeats", "1"]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
+    training = manifest(version)["training"]["edge"]["verified"]
+    step_rows = {(row["runtime"], row["backend"]): row for row in training["results"]}
+    # The training step is held to the same bar and recorded, so the page trains only where it passed.
+    # ONNX.js cpu computes this step wrong (4.7e-3 seen, root cause not found: docs/limits.md); the
+    # exit code must then say so, and wasm and onnxruntime-web must still pass.
+    assert step_rows[("onnxjs", "wasm")]["passed"] and step_rows[("onnxruntime-web", "wasm")]["passed"], step_rows
+    step_failures = [key for key, row in step_rows.items() if not row["passed"]]
+    assert result.returncode == (1 if step_failures else 0), result.stdout + result.stderr
+    assert all(f"training step: {runtime}/{backend} differs" in result.stderr for runtime, backend in step_failures)
     verified = manifest(version)["edge"]["verified"]
     assert verified["file"] == "model.edge.onnx" and verified["passed"] is True
     onnxjs = {row["backend"]: row for row in verified["results"] if row["runtime"] == "onnxjs"}

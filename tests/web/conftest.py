@@ -11,6 +11,7 @@ import pytest
 
 from mms_handlers.archive import build_archive
 
+from .train_fixture import make_trainable
 from .registry_models import batch_of_one, fitted_forecaster, heavy_model, lstm_model, tamper, three_d, verified_table, write_version
 
 FORECASTER = "web_fc"
@@ -23,6 +24,8 @@ EDGE_VARIANT = "web_variant"  # its edge file (model.edge.onnx) throws for batch
 SLOW_CLOUD = "web_slow"  # registered with a long batch delay: a lone request waits it out
 SLOW_CLOUD_DELAY_MS = 8000
 FORECASTER_3D = "web_fc3d"  # the forecaster with a [?, 64, 1] window
+TRAINABLE = "web_train"  # the forecaster with train_fixture.py's step graph
+BUMPED_TRAINABLE = "web_train_bump"  # gets a version 2 during a test
 
 
 @dataclass
@@ -100,3 +103,15 @@ class HandlerDriver:
 @pytest.fixture
 def driver(page, site, mms, web_models) -> HandlerDriver:
     return HandlerDriver(page, site, mms).open()
+
+
+@pytest.fixture(scope="session")
+def trainable(registry: Path, model_store: Path, mms, web_models):
+    model, weights, bias = fitted_forecaster()
+    version_dir = write_version(registry, TRAINABLE, "1", model)
+    make_trainable(version_dir)
+    build_archive(version_dir, model_store)
+    mms.register(f"{TRAINABLE}.mar")
+    make_trainable(write_version(registry, BUMPED_TRAINABLE, "1", model))
+    mms.wait_until_healthy()
+    return version_dir, weights, bias

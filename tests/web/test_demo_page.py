@@ -3,6 +3,7 @@ cloud side by side, the privacy switch routes; a screenshot lands in tests/web/a
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from edgecloud.webserver import StaticSite
 
 from ..conftest import free_port
-from .conftest import FORECASTER, FORECASTER_3D
+from .conftest import FORECASTER, FORECASTER_3D, TRAINABLE
 
 pytestmark = [pytest.mark.integration]
 
@@ -97,3 +98,37 @@ def test_served_on_every_address_the_page_finds_the_cloud_at_its_own_host(page, 
         assert float(page.inner_text("#diff")) <= 1e-4 and page.errors == []
     finally:
         stack.stop()
+
+
+def test_personalise_on_this_persons_data_then_reset(page, web_models, mms, trainable):
+    """The Personalise action trains in the page on the person's first part, shows the later part's
+    forecast error before and after, predicts personalised, and Reset returns to the shared model."""
+    site = start_demo_site(web_models, mms, TRAINABLE)
+    try:
+        page.goto(f"{site.url}/demo/")
+        page.wait_for_selector("body[data-ready]")
+        assert page.get_attribute("body", "data-ready") == "true", page.inner_text("#status")
+        page.click("#personalise")
+        page.wait_for_selector("body[data-personal]", timeout=60_000)
+        assert page.get_attribute("body", "data-personal") == "done", page.inner_text("#personal-status")
+        before, after = float(page.inner_text("#mae-before")), float(page.inner_text("#mae-after"))
+        print(f"demo MAE on the later data: shared {before}, personalised {after}")
+        assert math.isfinite(before) and math.isfinite(after)
+        assert page.evaluate("document.getElementById('personal-progress').value") == 1
+        personalized = page.evaluate("window.demo.handler.predict(window.demo.input(), {privacy: 'local-only'}).then((a) => a.personalized)")
+        assert personalized
+        page.click("#reset-personal")
+        page.wait_for_selector("body[data-personal=reset]")
+        assert page.evaluate("window.demo.handler.personalization()") is None
+        shared = page.evaluate("window.demo.handler.predict(window.demo.input(), {privacy: 'local-only'}).then((a) => a.personalized)")
+        assert not shared
+        assert page.errors == []
+    finally:
+        site.stop()
+
+
+def test_a_model_without_training_has_the_personalise_button_disabled(page, demo_site):
+    page.goto(f"{demo_site.url}/demo/")
+    page.wait_for_selector("body[data-ready]")
+    assert page.is_disabled("#personalise")
+    assert "no training step" in page.inner_text("#personal-status")

@@ -14,30 +14,14 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from mms_handlers.archive import build_archive
-
-from .conftest import FORECASTER
+from .conftest import BUMPED_TRAINABLE, FORECASTER, TRAINABLE
 from .registry_models import fitted_forecaster, pulse_signal, windows, write_version
 from .train_fixture import BATCH, epoch_orders, make_trainable, reference_steps
 from .trainer_driver import TrainerDriver
 
 pytestmark = [pytest.mark.integration]
 
-TRAINABLE = "web_train"
-BUMPED_TRAINABLE = "web_train_bump"  # gets a version 2 during a test
 ORT_ONLY = {"onnxjsBackends": []}  # no ONNX.js backend allowed: onnxruntime-web runs both graphs
-
-
-@pytest.fixture(scope="session")
-def trainable(registry: Path, model_store: Path, mms, web_models):
-    model, weights, bias = fitted_forecaster()
-    version_dir = write_version(registry, TRAINABLE, "1", model)
-    make_trainable(version_dir)
-    build_archive(version_dir, model_store)
-    mms.register(f"{TRAINABLE}.mar")
-    make_trainable(write_version(registry, BUMPED_TRAINABLE, "1", model))
-    mms.wait_until_healthy()
-    return version_dir, weights, bias
 
 
 @pytest.fixture

@@ -157,6 +157,82 @@ class Demo {
   }
 }
 
+const TRAIN_SECONDS = 30; // docs/training.md "Does it help?": the first 30 s train, the rest scores
+const STRIDE = 5;
+const SCORE_WINDOWS = 200; // enough later windows for a stable MAE, few enough to predict quickly
+
+/** The person's windows from sample `from` to `to` (stride 5): {inputs, targets} as personalize() takes them. */
+function personalWindows(demo, from, to) {
+  const rows = [];
+  for (let end = from + demo.windowLength; end + demo.horizon <= to; end += STRIDE) rows.push(end);
+  const data = rows.flatMap((end) => demo.signal.slice(end - demo.windowLength, end));
+  const targets = rows.map((end) => demo.signal.slice(end, end + demo.horizon));
+  return { inputs: { [demo.inputName]: { data, shape: [rows.length, ...demo.inputDims] } }, targets, rows };
+}
+
+/** Mean absolute forecast error of the edge model (local-only: the data never leaves) on the scoring windows. */
+async function edgeMae(demo, rows) {
+  let total = 0;
+  let count = 0;
+  for (const end of rows) {
+    const data = demo.signal.slice(end - demo.windowLength, end);
+    const answer = await demo.handler.predict({ [demo.inputName]: { data, shape: [1, ...demo.inputDims] } }, { privacy: 'local-only' });
+    const forecast = Object.values(answer.outputs)[0].data;
+    for (let i = 0; i < demo.horizon; i += 1) total += Math.abs(Number(forecast[i]) - demo.signal[end + i]);
+    count += demo.horizon;
+  }
+  return total / count;
+}
+
+/** The "Personalise" action: train on the first 30 s (or half of a signal without a rate), score on the rest. */
+function wirePersonalisation(demo, samplingRate) {
+  const button = $('personalise');
+  const reset = $('reset-personal');
+  const note = $('personal-status');
+  const training = demo.handler.manifest.training;
+  if (!training) {
+    button.disabled = true;
+    note.textContent = 'This model has no training step (no "training" entry in model.json): it cannot be personalised.';
+    return;
+  }
+  const split = samplingRate ? Math.round(TRAIN_SECONDS * samplingRate) : Math.floor(demo.signal.length / 2);
+  const scoreRows = personalWindows(demo, split, demo.signal.length).rows.slice(0, SCORE_WINDOWS);
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const examples = personalWindows(demo, 0, split);
+      note.textContent = 'scoring the shared model…';
+      $('mae-before').textContent = (await edgeMae(demo, scoreRows)).toFixed(4);
+      note.textContent = `training on ${examples.rows.length} windows…`;
+      const result = await demo.handler.personalize(
+        { inputs: examples.inputs, targets: examples.targets },
+        { epochs: 3, learningRate: 0.003, batchSize: Math.min(32, training.batch_size),
+          onProgress: (p) => { if (p.steps) $('personal-progress').value = p.step / p.steps; } },
+      );
+      $('personal-progress').value = 1;
+      $('mae-after').textContent = (await edgeMae(demo, scoreRows)).toFixed(4);
+      note.textContent = `personalised: ${result.steps} steps on ${result.samples} windows (${result.backend})`;
+      reset.disabled = false;
+      document.body.dataset.personal = 'done';
+      await demo.step({ advance: false });
+    } catch (error) {
+      note.textContent = `Personalisation failed: ${error.message}`;
+      document.body.dataset.personal = 'error';
+      button.disabled = false;
+    }
+  });
+  reset.addEventListener('click', async () => {
+    reset.disabled = true;
+    await demo.handler.resetPersonalization();
+    $('mae-after').textContent = '—';
+    $('personal-progress').value = 0;
+    note.textContent = 'back on the shared model';
+    button.disabled = false;
+    document.body.dataset.personal = 'reset';
+    await demo.step({ advance: false });
+  });
+}
+
 /** MMS's URL: as /config.json gives it, or (server on every address) this page's host on MMS's port. */
 function cloudUrl(config) {
   if (config.cloud) return config.cloud;
@@ -186,6 +262,7 @@ async function main() {
     timer = event.target.checked ? setInterval(() => demo.step(), 1000) : null;
   });
   for (const radio of document.querySelectorAll('input[name="privacy"]')) radio.addEventListener('change', () => demo.step({ advance: false }));
+  wirePersonalisation(demo, recording?.sampling_rate);
   await demo.step();
   document.body.dataset.ready = 'true';
 }

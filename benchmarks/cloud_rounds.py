@@ -16,7 +16,7 @@ import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .run import REPO, say
+from .run import REPO, run_and_report, say
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "cloud-rounds"
 
@@ -121,17 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or REPO / ".edgecloud" / ("bench-smoke" if args.smoke else "bench")
     out = args.out or (work / "results" if args.smoke else DEFAULT_OUT)
     command = shlex.join(["python", "-m", "benchmarks.cloud_rounds", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        report = run(settings_for(args.smoke, args.rounds, args.seconds, args.concurrency), out, work, command,
-                     args.reuse)  # fmt: skip
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 1
-    except Exception as error:  # noqa: BLE001 - one clear line, exit 1
-        say(f"failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
-        return 1
-    say(f"wrote {report}")
-    return 0
+    settings = lambda: settings_for(args.smoke, args.rounds, args.seconds, args.concurrency)  # noqa: E731
+    return run_and_report(lambda: run(settings(), out, work, command, args.reuse))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .run import REPO, say
+from .run import REPO, run_and_report, say
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "hot-path"
 SAMPLE_RATE_HZ = 250
@@ -236,17 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true", help="profile the models already in --work (no export)")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "-m", "benchmarks.hot_path", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        report = run(tuple(args.models.split(",")), args.concurrency, args.seconds, args.work, args.out, command,
-                     args.reuse)  # fmt: skip
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 1
-    except Exception as error:  # noqa: BLE001 - one clear line, exit 1
-        say(f"failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
-        return 1
-    say(f"wrote {report}")
-    return 0
+    models = tuple(args.models.split(","))
+    return run_and_report(lambda: run(models, args.concurrency, args.seconds, args.work, args.out, command, args.reuse))
 
 
 if __name__ == "__main__":

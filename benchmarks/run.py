@@ -13,6 +13,7 @@ import sys
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -45,6 +46,21 @@ def settings_for(smoke: bool) -> Settings:
 
 def say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run_and_report(work: Callable[[], Path]) -> int:
+    """A benchmark command's end, shared by every `python -m benchmarks.*`: the report's path and
+    exit 0, or one clear line and exit 1 (also on Ctrl-C)."""
+    try:
+        report = work()
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 1
+    except Exception as error:  # noqa: BLE001 - one clear line, exit 1
+        say(f"failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        return 1
+    say(f"wrote {report}")
+    return 0
 
 
 def run(settings: Settings, out: Path, work: Path, command: str) -> Path:
@@ -99,16 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or REPO / ".edgecloud" / suffix
     out = args.out or (work / "results" if args.smoke else DEFAULT_OUT)
     command = shlex.join(["python", "-m", "benchmarks.run", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        report = run(settings_for(args.smoke), out, work, command)
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 1
-    except Exception as error:  # noqa: BLE001 - one clear line, exit 1
-        say(f"failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
-        return 1
-    say(f"wrote {report}")
-    return 0
+    return run_and_report(lambda: run(settings_for(args.smoke), out, work, command))
 
 
 if __name__ == "__main__":

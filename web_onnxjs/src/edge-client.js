@@ -5,12 +5,24 @@
 import { CODES, EdgecloudError } from './errors.js';
 import { WorkerChannel } from './worker-channel.js';
 
-const WORKER_URL = new URL('./edge-worker.js', import.meta.url);
+/**
+ * The edge worker from `url` (assets.edgeWorker), else the one next to this module, written as
+ * `new Worker(new URL(...), ...)` so that bundlers which follow that form (Vite, webpack) bundle it.
+ */
+function startWorker(url) {
+  if (url) return new Worker(url, { type: 'module' });
+  return new Worker(new URL('./edge-worker.js', import.meta.url), { type: 'module' });
+}
 
 export class EdgeRunner {
-  /** model: verified ArrayBuffer; plan: {runtime, backends}; inputs: model.json input specs. */
-  constructor({ model, plan, inputs }) {
-    this.loadMessage = { type: 'load', runtime: plan.runtime, backends: plan.backends, model, inputs };
+  /**
+   * model: verified ArrayBuffer; plan: {runtime, backends}; inputs: model.json input specs;
+   * assets: resolveAssets()'s answer (where the worker script and the runtimes are served).
+   */
+  constructor({ model, plan, inputs, assets }) {
+    const { onnxjs, onnxruntimeWeb } = assets;
+    this.workerUrl = assets.edgeWorker;
+    this.loadMessage = { type: 'load', runtime: plan.runtime, backends: plan.backends, model, inputs, assets: { onnxjs, onnxruntimeWeb } };
     this.channel = null;
     this.backend = null;
     this.ready = null; // promise of the current load
@@ -18,7 +30,7 @@ export class EdgeRunner {
 
   /** Start (or restart) the worker and load the model; resolves the backend that won. */
   load() {
-    this.channel = new WorkerChannel(WORKER_URL, 'the edge worker');
+    this.channel = new WorkerChannel(startWorker(this.workerUrl), 'the edge worker');
     this.ready = this.channel.call(this.loadMessage).then(
       (result) => {
         this.backend = result.backend;

@@ -1,9 +1,11 @@
 // The edge model runs here, in a module Web Worker, so a long inference never freezes the page.
 // Protocol (one reply per message, matched by id):
-//   {id, type: 'load', runtime, backends, model: ArrayBuffer, inputs: [spec]} → {backend, attempts}
+//   {id, type: 'load', runtime, backends, model: ArrayBuffer, inputs: [spec], assets: {onnxjs, onnxruntimeWeb}}
+//       → {backend, attempts}
 //   {id, type: 'run', feeds} → {outputs, workerMs}
 // Replies are {id, ok: true, result} or {id, ok: false, error}.
 
+import { useAssets } from './assets.js';
 import { createOnnxjsSession, loadOnnxjs, runOnnxjs } from './onnxjs-runtime.js';
 import { createOrtSession, runOrt } from './ortweb-runtime.js';
 import { zeroFeeds } from './feeds.js';
@@ -11,20 +13,12 @@ import { zeroFeeds } from './feeds.js';
 let active = null; // {run(feeds) → outputs}
 const MAX_SHAPES = 4; // ONNX.js sessions kept per loaded model, one per input shape
 
-/** ONNX.js's webgl backend asks `document` for a canvas; a worker has none, but has OffscreenCanvas. */
-function provideCanvas() {
-  if (typeof document === 'undefined' && typeof OffscreenCanvas !== 'undefined') {
-    globalThis.document = { createElement: () => new OffscreenCanvas(1, 1) };
-  }
-}
-
 async function openSession(runtime, backend, model, inputNames) {
   if (runtime === 'onnxjs') {
     const onnx = await loadOnnxjs();
     // Already off the main thread: ONNX.js must not spawn its own wasm workers (it would look
     // for onnx-worker.js next to this file).
     onnx.backend.wasm.worker = 0;
-    if (backend === 'webgl') provideCanvas();
     // An ONNX.js session keeps the input shapes of its first run and refuses any other
     // ("input tensor[0] check failed: expected shape '[1,512]'"): keep one session per shape.
     const sessions = new Map();
@@ -51,8 +45,9 @@ async function openSession(runtime, backend, model, inputNames) {
 }
 
 /** Try each backend in order; the first that loads the model AND runs it once on zeros wins. */
-async function load({ runtime, backends, model, inputs }) {
+async function load({ runtime, backends, model, inputs, assets }) {
   active = null;
+  useAssets(assets);
   const inputNames = inputs.map((spec) => spec.name);
   const attempts = [];
   for (const backend of backends) {

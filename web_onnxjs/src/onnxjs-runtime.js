@@ -1,38 +1,51 @@
-// ONNX.js 0.1.8 (cpu / wasm / webgl), loaded from our own server, never a CDN.
-// ONNX.js is a classic UMD script that defines `onnx` globally; it fetches /onnx-wasm.wasm
-// from the server root for its wasm backend.
+// ONNX.js 0.1.8 (cpu / wasm / webgl), loaded from our own server, never a CDN: onnx.min.js and
+// onnx-wasm.wasm from one folder, runtimeAssets().onnxjs (default /vendor/onnxjs/).
+// ONNX.js is a classic UMD script that defines `onnx` globally. Its emscripten part looks for
+// onnx-wasm.wasm next to `document.currentScript` when its wasm backend starts, else at the
+// server root: in a worker (where the package runs it) a stand-in document names the script.
 
+import { runtimeAssets } from './assets.js';
 import { toTypedArray } from './tensors.js';
 
-const SCRIPT_URL = '/vendor/onnxjs/onnx.min.js';
 let loading = null;
+
+/**
+ * What ONNX.js asks of `document` in a worker: currentScript (where its wasm file is) and, for
+ * webgl, createElement returning a canvas (an OffscreenCanvas).
+ */
+function workerDocument(scriptUrl) {
+  const canvas = typeof OffscreenCanvas === 'undefined' ? {} : { createElement: () => new OffscreenCanvas(1, 1) };
+  return { currentScript: { src: scriptUrl }, ...canvas };
+}
 
 /** Load onnx.min.js once (in a page or a worker); resolves to the global `onnx`. */
 export function loadOnnxjs() {
   if (globalThis.onnx) return Promise.resolve(globalThis.onnx);
   if (!loading) {
+    const scriptUrl = new URL('onnx.min.js', new URL(runtimeAssets().onnxjs, globalThis.location.href)).href;
     loading = new Promise((resolve, reject) => {
       if (typeof importScripts === 'function') {
         // A worker (classic or module). ONNX.js's UMD wrapper writes its exports onto `window`;
         // importScripts is refused in module workers, and import() would run the script in strict
         // mode, which its emscripten part does not survive: evaluate it as a classic script.
         globalThis.window ??= globalThis;
-        fetch(SCRIPT_URL)
+        globalThis.document ??= workerDocument(scriptUrl);
+        fetch(scriptUrl)
           .then((response) => {
-            if (!response.ok) throw new Error(`cannot load ${SCRIPT_URL}: ${response.status}`);
+            if (!response.ok) throw new Error(`cannot load ${scriptUrl}: ${response.status}`);
             return response.text();
           })
           .then((text) => {
-            (0, eval)(`${text}\n//# sourceURL=${new URL(SCRIPT_URL, globalThis.location.href).href}`);
+            (0, eval)(`${text}\n//# sourceURL=${scriptUrl}`);
             resolve(globalThis.onnx);
           })
           .catch(reject);
         return;
       }
       const script = document.createElement('script');
-      script.src = SCRIPT_URL;
+      script.src = scriptUrl;
       script.onload = () => resolve(globalThis.onnx);
-      script.onerror = () => reject(new Error(`cannot load ${SCRIPT_URL}`));
+      script.onerror = () => reject(new Error(`cannot load ${scriptUrl}`));
       document.head.appendChild(script);
     });
   }

@@ -1,17 +1,19 @@
 // onnxruntime-web (wasm), for models ONNX.js cannot run. Loaded only when first needed: its
-// wasm binary is ~14 MB. Files come from our own server (/vendor/onnxruntime-web/), never a CDN.
+// wasm binary is ~14 MB. Files come from our own server, runtimeAssets().onnxruntimeWeb (default
+// /vendor/onnxruntime-web/), never a CDN.
 
+import { runtimeAssets } from './assets.js';
 import { toTypedArray } from './tensors.js';
 
-const BASE = '/vendor/onnxruntime-web/';
 let loading = null;
 
 /** Import ort.wasm.min.mjs once and point it at our wasm files; resolves to the `ort` namespace. */
 export function loadOrtWeb() {
   if (!loading) {
-    loading = import(`${BASE}ort.wasm.min.mjs`).then((ort) => {
+    const base = new URL(runtimeAssets().onnxruntimeWeb, globalThis.location.href).href;
+    loading = import(/* webpackIgnore: true */ /* @vite-ignore */ `${base}ort.wasm.min.mjs`).then((ort) => {
       // env.wasm settings freeze after the first session: set them here, once.
-      ort.env.wasm.wasmPaths = new URL(BASE, globalThis.location.href).href;
+      ort.env.wasm.wasmPaths = base;
       ort.env.wasm.numThreads = globalThis.crossOriginIsolated ? Math.min(2, navigator.hardwareConcurrency || 1) : 1;
       ort.env.wasm.proxy = false;
       return ort;

@@ -37,9 +37,9 @@ function sleep(ms, signals) {
 }
 
 export class Personalizer {
-  /** store: ModelStore; trainingStore: TrainingStore; options: {environment, conditions, chunkSteps}. */
-  constructor({ store, trainingStore, policy, environment, conditions = {}, chunkSteps = DEFAULT_CHUNK_STEPS }) {
-    Object.assign(this, { store, trainingStore, policy, environment });
+  /** store: ModelStore; trainingStore: TrainingStore; assets: resolveAssets()'s; options: {environment, conditions, chunkSteps}. */
+  constructor({ store, trainingStore, policy, assets, environment, conditions = {}, chunkSteps = DEFAULT_CHUNK_STEPS }) {
+    Object.assign(this, { store, trainingStore, policy, assets, environment });
     this.conditions = { ...DEFAULT_CONDITIONS, ...conditions };
     this.chunkSteps = chunkSteps;
     this.runner = null; // the TrainRunner of the run in progress
@@ -96,7 +96,7 @@ export class Personalizer {
     const at = saved ?? { step: 0, rng: seedState(options.seed), params: job.base, state: zeros(), losses: [] };
     const resumedFrom = at.step;
     this.state = { state: 'loading', reason: null, step: at.step, steps: total, epoch: Math.floor(at.step / perEpoch), epochs: options.epochs };
-    const runner = new TrainRunner({ model, plan, training });
+    const runner = new TrainRunner({ model, plan, training, assets: this.assets });
     this.runner = runner;
     try {
       await this.#whenAllowed(job, stop);

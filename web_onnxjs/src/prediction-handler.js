@@ -9,6 +9,7 @@
 //   await handler.personalize({ inputs, targets }, { epochs: 2 });   // trains in a worker, on this device
 //   handler.personalization();  await handler.resetPersonalization();
 
+import { resolveAssets } from './assets.js';
 import { CloudEndpoint } from './cloud.js';
 import { shareUpdate } from './federated.js';
 import { EdgeRunner } from './edge-client.js';
@@ -45,17 +46,19 @@ export class PredictionHandler {
    * registry: URL of the registry folder ('/models'); model: its name; cloud: MMS inference URL
    * (optional); policy: see DEFAULT_POLICY; update: {enabled, intervalMs, environment, conditions};
    * training: {environment, conditions (see train-conditions.js), chunkSteps} for personalize();
-   * federated: the aggregator's URL (`/config.json` `federated`) if the page allows shareUpdate().
+   * federated: the aggregator's URL (`/config.json` `federated`) if the page allows shareUpdate();
+   * assets: where the runtimes and worker scripts are served (assets.js; default: edgecloud serve's /vendor/).
    */
-  static async create({ registry = '/models', model, cloud = null, policy = {}, update = {}, training = {}, federated = null } = {}) {
+  static async create({ registry = '/models', model, cloud = null, policy = {}, update = {}, training = {}, federated = null, assets = {} } = {}) {
     if (!model || typeof model !== 'string') throw new Error('PredictionHandler.create needs {model: "NAME"}');
-    const handler = new PredictionHandler({ registry, model, cloud, policy, update, training, federated });
+    const handler = new PredictionHandler({ registry, model, cloud, policy, update, training, federated, assets });
     await handler.#start();
     return handler;
   }
 
-  constructor({ registry, model, cloud, policy, update, training = {}, federated = null }) {
+  constructor({ registry, model, cloud, policy, update, training = {}, federated = null, assets = {} }) {
     this.name = model;
+    this.assets = resolveAssets(assets);
     this.federatedUrl = federated;
     this.policy = { ...DEFAULT_POLICY, ...policy };
     this.environment = this.policy.environment ?? globalThis.navigator ?? {};
@@ -75,6 +78,7 @@ export class PredictionHandler {
       store: this.store,
       trainingStore: this.trainingStore,
       policy: this.policy,
+      assets: this.assets,
       environment: training.environment ?? this.environment,
       conditions: training.conditions,
       chunkSteps: training.chunkSteps,
@@ -133,7 +137,7 @@ export class PredictionHandler {
           this.personalizationNote = `the saved personalisation of v${version} no longer fits its edge file: ${error.message}`;
         }
       }
-      loaded.runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs });
+      loaded.runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs, assets: this.assets });
       loaded.runner.load().catch((error) => {
         loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
       });
@@ -191,7 +195,7 @@ export class PredictionHandler {
 
   /** Load `model` bytes in a new edge runner for `loaded`; switch to it only once it loads. */
   async #switchRunner(loaded, model, record) {
-    const runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs });
+    const runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs, assets: this.assets });
     try {
       await runner.load();
     } catch (error) {

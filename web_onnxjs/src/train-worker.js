@@ -3,13 +3,15 @@
 // the optimizer state between chunks; the page decides which rows make each batch (its shuffle
 // state is checkpointed there) and stores what each chunk returns.
 // Protocol (one reply per message, matched by id; same shape as edge-worker.js):
-//   {id, type: 'load', runtime, backends, model: ArrayBuffer, training, examples, params, state}
+//   {id, type: 'load', runtime, backends, model: ArrayBuffer, training, examples, params, state,
+//    assets: {onnxjs, onnxruntimeWeb}}
 //       → {backend, attempts}
 //   {id, type: 'chunk', batches: [[row, ...], ...], firstStep, learningRate}
 //       → {losses: [...], params: {NAME: Float32Array}, state: {NAME: Float32Array}}
 //   {id, type: 'parameters'} → {params, state}
 // Replies are {id, ok: true, result} or {id, ok: false, error}.
 
+import { useAssets } from './assets.js';
 import { createOnnxjsSession, loadOnnxjs, runOnnxjs } from './onnxjs-runtime.js';
 import { createOrtSession, runOrt } from './ortweb-runtime.js';
 import { batchFeeds } from './train-data.js';
@@ -53,8 +55,9 @@ async function step(current, rows, stepNumber, learningRate) {
 }
 
 /** Try each backend in order; the first that loads the step AND runs it once (result discarded) wins. */
-async function load({ runtime, backends, model, training, examples, params, state }) {
+async function load({ runtime, backends, model, training, examples, params, state, assets }) {
   job = null;
+  useAssets(assets);
   const attempts = [];
   for (const backend of backends) {
     try {

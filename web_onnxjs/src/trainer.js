@@ -5,23 +5,28 @@
 import { CODES, EdgecloudError } from './errors.js';
 import { WorkerChannel } from './worker-channel.js';
 
-const WORKER_URL = new URL('./train-worker.js', import.meta.url);
+/** The training worker from `url` (assets.trainWorker), else the one next to this module (see edge-client.js). */
+function startWorker(url) {
+  if (url) return new Worker(url, { type: 'module' });
+  return new Worker(new URL('./train-worker.js', import.meta.url), { type: 'module' });
+}
 
 export class TrainRunner {
-  /** model: verified step-graph bytes; plan: {runtime, backends}; training: model.json's entry. */
-  constructor({ model, plan, training }) {
-    Object.assign(this, { model, plan, training });
+  /** model: verified step-graph bytes; plan: {runtime, backends}; training: model.json's entry; assets: as EdgeRunner's. */
+  constructor({ model, plan, training, assets }) {
+    Object.assign(this, { model, plan, training, assets });
     this.channel = null;
     this.backend = null;
   }
 
   /** Start the worker with the examples and the params/state to continue from; resolves the backend. */
   async load({ examples, params, state }) {
-    this.channel = new WorkerChannel(WORKER_URL, 'the training worker');
+    const { onnxjs, onnxruntimeWeb, trainWorker } = this.assets;
+    this.channel = new WorkerChannel(startWorker(trainWorker), 'the training worker');
     try {
       const { backend } = await this.channel.call({
         type: 'load', runtime: this.plan.runtime, backends: this.plan.backends, model: this.model,
-        training: this.training, examples, params, state,
+        training: this.training, examples, params, state, assets: { onnxjs, onnxruntimeWeb },
       });
       this.backend = backend;
       return backend;

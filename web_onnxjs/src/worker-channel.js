@@ -3,12 +3,12 @@
 // worker fails or is terminated.
 
 export class WorkerChannel {
-  /** url: the worker module; what: how error messages name it ("the edge worker"). */
-  constructor(url, what) {
+  /** worker: a module Worker just started; what: how error messages name it ("the edge worker"). */
+  constructor(worker, what) {
     this.pending = new Map();
     this.nextId = 1;
     this.what = what;
-    this.worker = new Worker(url, { type: 'module' });
+    this.worker = worker;
     this.worker.onmessage = ({ data }) => {
       const waiter = this.pending.get(data.id);
       if (!waiter) return;

@@ -62,9 +62,11 @@ $(TORCHSERVE_STAMP): | $(PIP_STAMP)
 demo: setup
 	$(PY) -m edgecloud demo
 
-# JS unit tests (node's own runner, no browser) first: they take a second and fail fast.
+# JS unit tests (node's own runner, no browser) and the type check of the package's declarations on a
+# consumer example (tsc --noEmit, ~3 s) first: they fail fast.
 test: setup
 	cd web_onnxjs && node --test test/
+	cd web_onnxjs && node_modules/.bin/tsc --noEmit -p types/check
 	$(PY) -m pytest -ra
 
 bench: setup torchserve

@@ -1,0 +1,1 @@
+import 'onnx-edgecloud-web/edge-worker.js';

@@ -1,0 +1,1 @@
+import 'onnx-edgecloud-web/train-worker.js';

@@ -1,7 +1,7 @@
 """The npm package as a page author gets it: `npm pack` the package, `npm install` the tarball into
 an empty project (offline), bundle a small page against it with esbuild, and drive that page in
 Chromium against the real stack (static site for the registry, MMS): predict on the edge (ONNX.js
-wasm and onnxruntime-web), fall back to the cloud, personalise. The page serves the worker bundles
+wasm and webgl, onnxruntime-web), fall back to the cloud, personalise. The page serves the worker bundles
 and the runtime files itself (copied by the package's own `onnx-edgecloud-web-assets`), so any
 request to the static site's `/src/` or `/vendor/` means a hard-coded path is left.
 
@@ -163,6 +163,11 @@ def test_the_bundled_page_predicts_on_the_edge_falls_back_to_the_cloud_and_perso
     bad = app.predict([1, 2, 3], "local-only")
     assert bad["code"] == "bad-input" and bad["isEdgecloudError"] is True, bad
     assert sorted(app.evaluate("() => window.app.status()")) == types["HandlerStatus"]
+
+    # webgl in the worker: the package's stand-in document gives ONNX.js an OffscreenCanvas.
+    assert app.start(FORECASTER, policy={"onnxjsBackends": ["webgl"]})["backend"] == "onnxjs/webgl"
+    on_gpu = app.predict(x[:2].tolist(), "local-only")
+    np.testing.assert_allclose(np.reshape(on_gpu["outputs"]["forecast"]["data"], (2, 8)), x[:2] @ weights + bias, atol=1e-5)
 
     assert app.start(TAMPERED)["state"] == "unavailable"
     fallback = app.predict(x[:1].tolist(), "prefer-edge")

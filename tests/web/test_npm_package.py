@@ -90,7 +90,7 @@ def package(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def consumer_site(package, tmp_path_factory):
-    """The consumer project installed, built and served: (url, paths requested from it)."""
+    """The consumer project installed, built and served: (its URL, the paths requested from it, the project folder)."""
     project = tmp_path_factory.mktemp("consumer")
     shutil.copytree(CONSUMER, project, dirs_exist_ok=True)
     seed(project)

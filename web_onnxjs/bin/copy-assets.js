@@ -9,16 +9,16 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-const require = createRequire(import.meta.url);
+import { RUNTIME_FILES } from '../src/assets.js';
 
-/** Folder → [package's dist folder, files]; the dist folders found the way Node resolves the packages. */
-const RUNTIME_FILES = {
-  onnxjs: [() => join(dirname(require.resolve('onnxjs/package.json')), 'dist'), ['onnx.min.js', 'onnx-wasm.wasm']],
-  'onnxruntime-web': [
-    () => dirname(require.resolve('onnxruntime-web/wasm')),
-    ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'],
-  ],
-};
+const require = createRequire(import.meta.url);
+const FOLDER_NAMES = { onnxjs: 'onnxjs', onnxruntimeWeb: 'onnxruntime-web' }; // DIR/<name>/, as the docs' assets example
+
+/** The package's dist folder, found the way Node resolves it from here (onnxruntime-web's exports hide package.json). */
+function distOf(runtime) {
+  if (runtime === 'onnxruntime-web') return dirname(require.resolve('onnxruntime-web/wasm'));
+  return join(dirname(require.resolve(`${runtime}/package.json`)), 'dist');
+}
 
 const [target, ...extra] = process.argv.slice(2);
 if (!target || extra.length || target.startsWith('-')) {
@@ -26,11 +26,12 @@ if (!target || extra.length || target.startsWith('-')) {
   process.exit(2);
 }
 try {
-  for (const [folder, [distOf, files]] of Object.entries(RUNTIME_FILES)) {
-    const dist = distOf();
-    mkdirSync(join(target, folder), { recursive: true });
-    for (const file of files) copyFileSync(join(dist, file), join(target, folder, file));
-    console.log(`${join(target, folder)}/: ${files.join(', ')}`);
+  for (const [runtime, { folder, files }] of Object.entries(RUNTIME_FILES)) {
+    const dist = distOf(runtime);
+    const into = join(target, FOLDER_NAMES[folder]);
+    mkdirSync(into, { recursive: true });
+    for (const file of files) copyFileSync(join(dist, file), join(into, file));
+    console.log(`${into}/: ${files.join(', ')}`);
   }
 } catch (error) {
   console.error(`onnx-edgecloud-web-assets: ${error.message}`);

@@ -19,6 +19,21 @@ export const DEFAULT_ASSETS = Object.freeze({
 const FOLDERS = ['onnxjs', 'onnxruntimeWeb'];
 
 /**
+ * What each runtime loads from its folder, by runtime name: {folder (the assets key), files (as
+ * named in its npm package's dist/)}. bin/copy-assets.js copies these.
+ */
+export const RUNTIME_FILES = Object.freeze({
+  onnxjs: { folder: 'onnxjs', files: ['onnx.min.js', 'onnx-wasm.wasm'] },
+  'onnxruntime-web': { folder: 'onnxruntimeWeb', files: ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'] },
+});
+
+/** The URLs of the files `runtime` loads, under the resolved `assets` (resolveAssets()'s answer). */
+export function runtimeFileUrls(runtime, assets) {
+  const { folder, files } = RUNTIME_FILES[runtime];
+  return files.map((file) => new URL(file, assets[folder]).href);
+}
+
+/**
  * The page's assets option, checked and made absolute against `base` (the page's URL): folders end
  * in '/', worker URLs stay null when not given. Throws EdgecloudError (bad-input) naming the problem.
  */

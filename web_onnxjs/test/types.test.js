@@ -6,7 +6,7 @@ import { test } from 'node:test';
 
 import { constType, exportedValues, literals, members, staticMembers } from '../types/check/members.js';
 import * as api from '../src/index.js';
-import { resolveAssets } from '../src/assets.js';
+import { resolveAssets, runtimeFileUrls } from '../src/assets.js';
 
 const sorted = (values) => [...values].sort();
 
@@ -59,4 +59,11 @@ test('a wrong assets option is one bad-input error naming it', () => {
   bad({ onnxjs: '' }, /assets\.onnxjs must be a URL/);
   bad('/vendor/', /assets must be an object/);
   bad({ edgeWorker: 'http://[bad' }, /assets\.edgeWorker is not a URL/);
+});
+
+test("each runtime's files are listed under its own folder", () => {
+  const assets = resolveAssets({ onnxjs: '/r/js', onnxruntimeWeb: 'https://static.example/ort/' }, 'https://app.example/p/');
+  assert.deepEqual(runtimeFileUrls('onnxjs', assets), ['https://app.example/r/js/onnx.min.js', 'https://app.example/r/js/onnx-wasm.wasm']);
+  assert.deepEqual(runtimeFileUrls('onnxruntime-web', assets), ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']
+    .map((file) => `https://static.example/ort/${file}`));
 });

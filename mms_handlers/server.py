@@ -29,9 +29,9 @@ from typing import Any
 from .engines.ort import THREADS_ENV, threads_per_worker
 from .mar_check import MarError, check_mar
 from .names import name_problem
-from .process_group import arguments, command_line, group_members, parent_pid, stop_process_group
+from .process_group import arguments, command_line, group_members, model_of, parent_pid, stop_process_group
 from .service import REQUEST_METRICS_ENV
-from .supervisor import Supervisor, model_of
+from .supervisor import Supervisor
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")

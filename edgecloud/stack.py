@@ -85,6 +85,11 @@ class Stack:
             progress(f"CORS: browsers may call MMS from {', '.join(origins)} only; the page opened as {page} gets no cloud answers")
         for warning in self.mms.config.exposure_warnings():
             progress(warning)
+        if self.options.federated is not None:  # before MMS sees the store: nothing half-published is served
+            from .federation import recover
+
+            for line in recover(self.options.federated, self.options.registry, self.mms.config.model_store):
+                progress(line)
         self.mms.start()
         try:
             self.models = self.mms.register_store(self.options.register or None)

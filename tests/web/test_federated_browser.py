@@ -63,7 +63,7 @@ def export_trainable(registry: Path) -> Path:
     """Version 1 of NAME, exported with a head-only training step (Adam, batch 8)."""
     import torch
 
-    from export.torch import export_torch_module
+    from export.torch_module import export_torch_module
 
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(FEATURES, 16), torch.nn.Tanh(), torch.nn.Linear(16, OUTPUTS))

@@ -112,3 +112,16 @@ def test_integer_one_hot_becomes_gather_of_sign_and_stays_exact_at_the_int32_ext
     want, got = onnxruntime_runner(model)({"bytes": extremes})["y"], onnxruntime_runner(lowered)({"bytes": extremes})["y"]
     assert np.array_equal(want, got)
     assert np.array_equal(got[0, 2:4], np.stack([np.zeros(3, np.float32), want[0, 3]]))  # -1 hits no class, 0 hits one
+
+
+def test_integer_inputs_to_float_only_operators_are_named_per_backend():
+    model, _ = onnx_graphs.integer_one_hot()
+    summary = blocker_summary(model)
+    assert "Reshape (int32 input: ONNX.js takes floats only)" in summary["cpu"], summary
+    graph = model.graph  # what a naive one-hot rewrite would write: int32 Sub, which wasm's own Sub refuses
+    graph.node[1].op_type = "Sub"
+    del graph.node[2:]
+    graph.output[0].CopyFrom(onnx_graphs.info("hit", [None, 6, 5], onnx.TensorProto.INT32))
+    summary = blocker_summary(model)
+    assert "Sub (int32 input: the wasm backend takes float32 only)" in summary["wasm"]
+    assert not any(reason.startswith("Sub") for reason in summary["cpu"]), summary

@@ -8,11 +8,12 @@ ONNX.js 0.1.8 has Equal only on webgl and Cast on no backend, and its other oper
 types, so an integer comparison can never become a float there. But Sign, Abs, Neg, Tile, Concat
 and ReduceSum take int32 on its cpu backend (which its wasm backend falls back to for them: its own
 Sub and Add take float32 only), and Gather returns its table's type. `a − b` is written as the
-ReduceSum of `[a, −b]` stacked on a new last axis (both tiled to the broadcast shape); it may wrap
-(in ONNX.js as in onnxruntime), but is 0 exactly when `a == b` since `|a − b| < 2³²`. So
-`Abs(Sign(a − b))` is 0 where `a == b` and 1 elsewhere, and gathering from the table
-`[cast(true), cast(false)]` gives what the Cast gave, bit for bit. tf2onnx writes jax's `one_hot` this way (magika's byte embedding), after a
-Reshape of the int32 input to `[N, L, 1]`.
+ReduceSum of `[a, −b]` stacked on a new last axis (both tiled to the broadcast shape: magika's
+2048 × 257 int32s, twice, at run time). It may wrap, and so may `−b`, in ONNX.js as in
+onnxruntime, but modulo 2³² it is still `a − b`, which is 0 exactly when `a == b` since
+`|a − b| < 2³²`. So `Abs(Sign(a − b))` is 0 where `a == b` and 1 elsewhere, and gathering from
+the table `[cast(true), cast(false)]` gives what the Cast gave, bit for bit. tf2onnx writes jax's
+`one_hot` this way (magika's byte embedding), after a Reshape of the int32 input to `[N, L, 1]`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """`edgecloud verify`: the browser file, run in Chromium on every browser runtime, against
-onnxruntime in Python on the same inputs; the table is recorded in model.json `edge.verified`.
+onnxruntime in Python on the same inputs; the table is recorded in model.json `edge.verified`, and
+the (runtime, backend) pairs that passed, fastest first, in `edge.ranking` (the page's default order).
 
 A runtime that loads the model but differs by more than the tolerance fails the verification:
 ONNX.js can return wrong numbers without an error (Softmax-13), so loading is never enough.
@@ -21,6 +22,7 @@ from export.pipeline import load_feeds
 from export.verify import onnxruntime_runner, parity_inputs
 
 from .browser import TARGETS, HarnessBrowser
+from .runtime_files import download_bytes
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext
@@ -57,6 +59,17 @@ class VerifyReport:
             "passed": self.passed,
             "results": self.rows,
         }
+
+
+def ranking(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that passed, fastest median first, each with its runtime's first-visit download size.
+
+    The page picks the first by default and weighs `download_bytes` on a slow connection; a
+    runtime that failed or did not run is left out, so the page never picks it.
+    """
+    passed = sorted((row for row in rows if row["passed"]), key=lambda row: row["median_ms"])
+    return [{"runtime": row["runtime"], "backend": row["backend"], "median_ms": row["median_ms"],
+             "download_bytes": download_bytes(row["runtime"])} for row in passed]  # fmt: skip
 
 
 def max_abs_diff(want: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]]) -> float:
@@ -127,6 +140,7 @@ def verify_version(
             {**row, "max_abs_diff": "inf"} if row.get("max_abs_diff") == math.inf else dict(row) for row in report.rows
         ]
         manifest["edge"]["verified"] = verified
+        manifest["edge"]["ranking"] = ranking(report.rows)
         write_manifest(version_dir, manifest)
     return report
 
@@ -143,3 +157,17 @@ def format_table(report: VerifyReport) -> str:
             verdict = f"{'cannot run' if row['loads'] else 'cannot load'}: {row.get('error', '')[:70]}"
         lines.append(f"{row['runtime']:<16} {row['backend']:<8} {'yes' if row['loads'] else 'no':<6} {diff_text:>11} {ms:>10}  {verdict}")
     return "\n".join(lines)
+
+
+def format_ranking(report: VerifyReport) -> str:
+    """One line: the order the page tries the runtimes in by default."""
+    ranked = ranking(report.rows)
+    if not ranked:
+        return "ranking: no runtime passed; the page cannot run the model"
+    entries = [
+        f"{row['runtime']}/{row['backend']} ({row['median_ms']:.3f} ms"
+        + ("" if row["download_bytes"] is None else f", {row['download_bytes'] / 1e6:.1f} MB")
+        + ")"
+        for row in ranked
+    ]
+    return "ranking (edge.ranking, the page's default order): " + ", ".join(entries)

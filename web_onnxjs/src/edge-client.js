@@ -8,11 +8,12 @@ import { WorkerChannel } from './worker-channel.js';
 const WORKER_URL = new URL('./edge-worker.js', import.meta.url);
 
 export class EdgeRunner {
-  /** model: verified ArrayBuffer; plan: {runtime, backends}; inputs: model.json input specs. */
+  /** model: verified ArrayBuffer; plan: {candidates: [{runtime, backend}]} (policy.js); inputs: model.json input specs. */
   constructor({ model, plan, inputs }) {
-    this.loadMessage = { type: 'load', runtime: plan.runtime, backends: plan.backends, model, inputs };
+    this.loadMessage = { type: 'load', candidates: plan.candidates, model, inputs };
     this.channel = null;
-    this.backend = null;
+    this.backend = null; // 'runtime/backend' that won
+    this.attempts = []; // [{backend, error}] of the candidates tried before it
     this.ready = null; // promise of the current load
   }
 
@@ -22,6 +23,7 @@ export class EdgeRunner {
     this.ready = this.channel.call(this.loadMessage).then(
       (result) => {
         this.backend = result.backend;
+        this.attempts = result.attempts ?? [];
         return result.backend;
       },
       (error) => {

@@ -4,7 +4,7 @@
 //
 //   const handler = await PredictionHandler.create({ registry: '/models', model: 'forecaster',
 //                                                    cloud: 'http://127.0.0.1:8080', policy: {} });
-//   const { outputs, ranOn, backend, latencyMs, modelVersion, fallbackReason } =
+//   const { outputs, ranOn, backend, runtime, runtimeReason, latencyMs, modelVersion, fallbackReason } =
 //     await handler.predict(window, { privacy: 'auto' });
 //   await handler.personalize({ inputs, targets }, { epochs: 2 });   // trains in a worker, on this device
 //   handler.personalization();  await handler.resetPersonalization();
@@ -17,7 +17,8 @@ import { elementCount, toFeeds } from './feeds.js';
 import { ModelStore } from './model-store.js';
 import { readParameters, writeParameters } from './parameters.js';
 import { Personalizer } from './personalizer.js';
-import { DEFAULT_POLICY, chooseEdgeRuntime, decideRoute, deviceCapability } from './policy.js';
+import { DEFAULT_POLICY, decideRoute, deviceCapability, parseEdgeRuntime, planEdgeRuntime, slowNetwork } from './policy.js';
+import { cachedRuntimes } from './runtime-cache.js';
 import { TrainingStore } from './training-store.js';
 import { BackgroundUpdater } from './updater.js';
 
@@ -29,7 +30,7 @@ class LoadedVersion {
     this.version = version;
     this.manifest = manifest;
     this.runner = null;
-    this.plan = null; // {runtime, backends} the edge runs it on
+    this.plan = null; // {candidates: [{runtime, backend}], reason} (policy.js planEdgeRuntime)
     this.edgeError = null; // EdgecloudError when the edge cannot run this version
     this.personalized = null; // the personalisation record its edge runner carries, or null
   }
@@ -37,6 +38,14 @@ class LoadedVersion {
   get edgeState() {
     if (this.edgeError) return 'unavailable';
     return this.runner && this.runner.backend ? 'ready' : 'loading';
+  }
+
+  /** {runtime, runtimeReason}: the edge runtime that loaded (null until one did) and why it was chosen. */
+  get runtimeChoice() {
+    const backend = this.runner && this.runner.backend;
+    if (!backend) return { runtime: null, runtimeReason: this.plan ? this.plan.reason : null };
+    const skipped = this.runner.attempts.map((a) => `${a.backend} could not load here (${a.error})`);
+    return { runtime: backend.split('/')[0], runtimeReason: [this.plan.reason, ...skipped].join('; ') };
   }
 }
 
@@ -58,6 +67,7 @@ export class PredictionHandler {
     this.name = model;
     this.federatedUrl = federated;
     this.policy = { ...DEFAULT_POLICY, ...policy };
+    if (this.policy.edgeRuntime != null) parseEdgeRuntime(this.policy.edgeRuntime); // bad-input before anything loads
     this.environment = this.policy.environment ?? globalThis.navigator ?? {};
     this.store = new ModelStore({ registry, name: model });
     this.cloud = cloud
@@ -96,7 +106,7 @@ export class PredictionHandler {
     try {
       this.current = await this.#open(remembered ?? (await latest()));
     } catch (error) {
-      if (remembered === null) throw error;
+      if (remembered === null || error.code === CODES.BAD_INPUT) throw error;
       this.current = await this.#open(await latest()); // the remembered version is gone everywhere
     }
     if (this.current.edgeState !== 'unavailable') await this.store.setCurrent(this.current.version);
@@ -112,7 +122,23 @@ export class PredictionHandler {
     if (this.updateOptions.enabled) this.updater.start();
   }
 
-  /** Manifest + verified edge file + a worker loading it. Edge trouble is recorded, not thrown. */
+  /** What auto routing and the runtime choice weigh: navigator's values, overridden by policy.device. */
+  #device() {
+    return { ...deviceCapability(this.environment), ...(this.policy.device ?? {}) };
+  }
+
+  /** planEdgeRuntime's answer; on a slow network it first asks the HTTP cache which runtimes are in it. */
+  async #plan(manifest) {
+    const device = this.#device();
+    const ranking = Array.isArray(manifest.edge?.ranking) ? manifest.edge.ranking : [];
+    const cached = slowNetwork(device, this.policy) ? await cachedRuntimes(ranking.map((row) => row.runtime)) : {};
+    return planEdgeRuntime({ manifest, policy: this.policy, device, cached });
+  }
+
+  /**
+   * Manifest + verified edge file + a worker loading it. Edge trouble is recorded, not thrown; a
+   * policy.edgeRuntime this version has not verified is (bad-input).
+   */
   async #open(version) {
     let manifest;
     try {
@@ -122,7 +148,7 @@ export class PredictionHandler {
     }
     const loaded = new LoadedVersion(version, manifest);
     try {
-      loaded.plan = chooseEdgeRuntime(loaded.manifest, this.policy);
+      loaded.plan = await this.#plan(loaded.manifest);
       let model = await this.store.verifiedFile(version, loaded.manifest, loaded.manifest.edge.file);
       const record = await this.#storedPersonalization(loaded);
       if (record) {
@@ -138,6 +164,7 @@ export class PredictionHandler {
         loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
       });
     } catch (error) {
+      if (error instanceof EdgecloudError && error.code === CODES.BAD_INPUT) throw error;
       loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
     }
     return loaded;
@@ -311,6 +338,7 @@ export class PredictionHandler {
       edge: {
         state: current.edgeState,
         backend: current.runner ? current.runner.backend : null,
+        ...current.runtimeChoice,
         reason: current.edgeError ? current.edgeError.reason : null,
       },
       cloud: this.cloud ? { url: this.cloud.url, health: this.cloud.lastHealth?.status ?? null } : null,
@@ -324,7 +352,7 @@ export class PredictionHandler {
     };
   }
 
-  /** Resolves once the edge has loaded (or failed to): {state, backend, reason}. */
+  /** Resolves once the edge has loaded (or failed to): {state, backend, runtime, runtimeReason, reason}. */
   async edgeReady() {
     const { current } = this;
     if (current.runner) await current.runner.ready.catch(() => {});
@@ -340,7 +368,7 @@ export class PredictionHandler {
     }
     const { runner, personalized } = loaded;
     const { outputs } = await runner.run(feeds, this.policy.edgeTimeoutMs);
-    return { outputs, backend: runner.backend, personalized: Boolean(personalized) };
+    return { outputs, backend: runner.backend, personalized: Boolean(personalized), ...loaded.runtimeChoice };
   }
 
   async #runCloud(loaded, feeds) {
@@ -348,12 +376,13 @@ export class PredictionHandler {
     const { outputs, modelVersion } = await this.cloud.predict(feeds);
     const dtypes = Object.fromEntries(loaded.manifest.outputs.map((spec) => [spec.name, spec.dtype]));
     for (const [name, tensor] of Object.entries(outputs)) tensor.dtype = dtypes[name] ?? 'float32';
-    return { outputs, backend: 'mms/onnxruntime', modelVersion };
+    return { outputs, backend: 'mms/onnxruntime', runtime: 'onnxruntime', runtimeReason: null, modelVersion };
   }
 
   /**
-   * Run once: {outputs, ranOn: 'edge'|'cloud', backend, latencyMs, modelVersion, fallbackReason,
-   * route, versionMismatch}. modelVersion is the version that computed the answer; versionMismatch
+   * Run once: {outputs, ranOn: 'edge'|'cloud', backend, runtime, runtimeReason, latencyMs, modelVersion,
+   * fallbackReason, route, versionMismatch}. runtime is the edge runtime ('onnxjs', 'onnxruntime-web')
+   * or the cloud's ('onnxruntime'); runtimeReason says why the edge runs that one (null from the cloud). modelVersion is the version that computed the answer; versionMismatch
    * says when the cloud answered with another version than the edge runs (else null). Throws EdgecloudError (code bad-input, or no-answer / edge-unavailable when nothing
    * allowed could answer).
    */
@@ -370,7 +399,7 @@ export class PredictionHandler {
     const route = decideRoute({
       privacy: mode,
       elements: elementCount(feeds),
-      device: { ...deviceCapability(this.environment), ...(this.policy.device ?? {}) },
+      device: this.#device(),
       edgeState: loaded.edgeState,
       hasCloud: Boolean(this.cloud),
       policy: this.policy,
@@ -383,6 +412,8 @@ export class PredictionHandler {
           outputs: answer.outputs,
           ranOn: place,
           backend: answer.backend,
+          runtime: answer.runtime,
+          runtimeReason: answer.runtimeReason,
           latencyMs: performance.now() - started,
           modelVersion: answer.modelVersion ?? loaded.version,
           personalized: place === 'edge' && Boolean(answer.personalized),

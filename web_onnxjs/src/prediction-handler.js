@@ -18,7 +18,7 @@ import { ModelStore } from './model-store.js';
 import { readParameters, writeParameters } from './parameters.js';
 import { Personalizer } from './personalizer.js';
 import { DEFAULT_POLICY, decideRoute, deviceCapability, parseEdgeRuntime, planEdgeRuntime, slowNetwork } from './policy.js';
-import { cachedRuntimes } from './runtime-cache.js';
+import { cachedRuntimes, noteRuntimeLoaded } from './runtime-cache.js';
 import { TrainingStore } from './training-store.js';
 import { BackgroundUpdater } from './updater.js';
 
@@ -127,11 +127,13 @@ export class PredictionHandler {
     return { ...deviceCapability(this.environment), ...(this.policy.device ?? {}) };
   }
 
-  /** planEdgeRuntime's answer; on a slow network it first asks the HTTP cache which runtimes are in it. */
+  /** planEdgeRuntime's answer; on a slow network it first asks the HTTP cache about the bigger runtimes. */
   async #plan(manifest) {
     const device = this.#device();
     const ranking = Array.isArray(manifest.edge?.ranking) ? manifest.edge.ranking : [];
-    const cached = slowNetwork(device, this.policy) ? await cachedRuntimes(ranking.map((row) => row.runtime)) : {};
+    const smallest = Math.min(...ranking.map((row) => row.download_bytes ?? Infinity));
+    const bigger = ranking.filter((row) => (row.download_bytes ?? Infinity) > smallest).map((row) => row.runtime);
+    const cached = slowNetwork(device, this.policy) && bigger.length ? await cachedRuntimes(bigger) : {};
     return planEdgeRuntime({ manifest, policy: this.policy, device, cached });
   }
 
@@ -160,9 +162,12 @@ export class PredictionHandler {
         }
       }
       loaded.runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs });
-      loaded.runner.load().catch((error) => {
-        loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
-      });
+      loaded.runner.load().then(
+        (backend) => noteRuntimeLoaded(backend.split('/')[0]),
+        (error) => {
+          loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
+        },
+      );
     } catch (error) {
       if (error instanceof EdgecloudError && error.code === CODES.BAD_INPUT) throw error;
       loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);

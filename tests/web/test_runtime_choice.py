@@ -20,21 +20,29 @@ pytestmark = [pytest.mark.integration]
 
 ORT_FIRST = "web_rank_ort"  # ranking: onnxruntime-web/wasm, onnxjs/wasm, onnxjs/cpu
 ONNXJS_FIRST = "web_rank_js"  # ranking: onnxjs/wasm, onnxruntime-web/wasm
+CLOUD_FILE_FIRST = "web_rank_cloud"  # its own edge file; ranking: onnxruntime-web/wasm on model.onnx, onnxjs/wasm
 ORDERS = {
     ORT_FIRST: [("onnxruntime-web", "wasm", 0.8), ("onnxjs", "wasm", 8.9), ("onnxjs", "cpu", 11.2)],
     ONNXJS_FIRST: [("onnxjs", "wasm", 0.2), ("onnxruntime-web", "wasm", 0.3)],
+    CLOUD_FILE_FIRST: [("onnxruntime-web", "wasm", 0.4, "model.onnx"), ("onnxjs", "wasm", 8.9)],
 }
 
 
-def write_ranked(registry: Path, name: str, order: list[tuple[str, str, float]]) -> None:
-    """The forecaster with the verification table and ranking `edgecloud verify` would write for `order`."""
-    version_dir = write_version(registry, name, "1", fitted_forecaster()[0])
+def write_ranked(registry: Path, name: str, order: list[tuple]) -> None:
+    """The forecaster with the verification table and ranking `edgecloud verify` would write for
+    `order` ((runtime, backend, median ms[, file other than the edge file]) rows)."""
+    model = fitted_forecaster()[0]
+    version_dir = write_version(registry, name, "1", model, edge_model=model if name == CLOUD_FILE_FIRST else None)
     manifest = read_manifest(version_dir)
-    table = verified_table("model.onnx", cpu=True, wasm=True, webgl=False)
-    table["results"].append({"runtime": "onnxruntime-web", "backend": "wasm", "passed": True})
+    table = verified_table(manifest["edge"]["file"], cpu=True, wasm=True, webgl=False)
+    manifest["edge"]["ranking"] = []
+    for runtime, backend, ms, *other_file in order:
+        on = {"file": other_file[0]} if other_file else {}
+        if runtime == "onnxruntime-web":
+            table["results"].append({"runtime": runtime, "backend": backend, "passed": True, **on})
+        manifest["edge"]["ranking"].append({"runtime": runtime, "backend": backend, "median_ms": ms,
+                                            "download_bytes": download_bytes(runtime), **on})  # fmt: skip
     manifest["edge"]["verified"] = table
-    manifest["edge"]["ranking"] = [{"runtime": r, "backend": b, "median_ms": ms, "download_bytes": download_bytes(r)}
-                                   for r, b, ms in order]  # fmt: skip
     write_manifest(version_dir, manifest)
 
 
@@ -80,6 +88,18 @@ def test_the_fastest_verified_runtime_runs_by_default(driver, ranked):
     assert driver.create(ONNXJS_FIRST, cloud=None)["backend"] == "onnxjs/wasm"
     assert predict_locally(driver, ranked)["runtimeReason"].startswith("fastest verified: onnxjs/wasm")
     assert driver.page.errors == []
+
+
+def test_onnxruntime_web_runs_the_cloud_file_where_verify_ranked_it_first(driver, ranked):
+    fetched: list[str] = []
+    driver.page.on("request", lambda request: fetched.append(request.url))
+    status = driver.create(CLOUD_FILE_FIRST, cloud=None)
+    assert (status["backend"], status["file"]) == ("onnxruntime-web/wasm", "model.onnx"), status
+    assert status["runtimeReason"].startswith("fastest verified: onnxruntime-web/wasm on model.onnx, 0.40 ms")
+    assert predict_locally(driver, ranked)["runtime"] == "onnxruntime-web"
+    assert not [url for url in fetched if url.endswith("/model.edge.onnx")]  # the file it does not run is not fetched
+    forced = driver.create(CLOUD_FILE_FIRST, cloud=None, policy={"edgeRuntime": "onnxjs"})
+    assert (forced["backend"], forced["file"]) == ("onnxjs/wasm", "model.edge.onnx")
 
 
 def test_policy_edge_runtime_forces_one_and_refuses_what_is_not_verified(driver, ranked):

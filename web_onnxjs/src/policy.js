@@ -74,15 +74,18 @@ export function decideRoute({ privacy, elements, device, edgeState, hasCloud, po
 
 /**
  * "runtime/backend" → passed, from the table `edgecloud verify` records in model.json's
- * `edge.verified` ({file, results: [{runtime, backend, passed}]}). A verification of another file
- * than the edge file says nothing.
+ * `edge.verified` ({file, results: [{runtime, backend, passed, file?}]}), about the edge file:
+ * a verification of another file, or a row naming another `file`, says nothing about it.
+ * With `{ anyFile: true }` the keys are "runtime/backend@file" and every row counts.
  */
-export function verdicts(edge) {
+export function verdicts(edge, { anyFile = false } = {}) {
   const verified = edge.verified ?? {};
   const found = new Map();
   if (verified.file && verified.file !== edge.file) return found;
   for (const row of Array.isArray(verified.results) ? verified.results : []) {
-    found.set(`${row.runtime}/${row.backend}`, row.passed === true);
+    const file = row.file ?? edge.file;
+    if (anyFile) found.set(`${row.runtime}/${row.backend}@${file}`, row.passed === true);
+    else if (file === edge.file) found.set(`${row.runtime}/${row.backend}`, row.passed === true);
   }
   return found;
 }
@@ -111,22 +114,24 @@ export function chooseEdgeRuntime(manifest, policy) {
 }
 
 /**
- * model.json's `edge.ranking` (written by `edgecloud verify`: the pairs that passed, fastest first)
- * as [{runtime, backend, medianMs, downloadBytes}], keeping only pairs this page allows (ONNX.js
- * backends in `policy.onnxjsBackends`) and whose verification passed; null when there is no
- * ranking, or the verification is about another file than the edge file.
+ * model.json's `edge.ranking` (written by `edgecloud verify`: the pairs that passed, fastest first;
+ * a row's `file` is the edge file unless it names another, such as the cloud file onnxruntime-web
+ * also ran) as [{runtime, backend, file, medianMs, downloadBytes}], keeping only pairs this page
+ * allows (ONNX.js backends in `policy.onnxjsBackends`) and whose verification of that file passed;
+ * null when there is no ranking, or the verification is about another file than the edge file.
  */
 export function rankedRuntimes(edge, policy) {
   if (!Array.isArray(edge.ranking)) return null;
   if (edge.verified?.file && edge.verified.file !== edge.file) return null;
-  const judged = verdicts(edge);
+  const judged = verdicts(edge, { anyFile: true });
   const allowed = (row) =>
     (EDGE_BACKENDS[row.runtime] ?? []).includes(row.backend) &&
     (row.runtime !== 'onnxjs' || policy.onnxjsBackends.includes(row.backend)) &&
-    judged.get(`${row.runtime}/${row.backend}`) === true;
+    judged.get(`${row.runtime}/${row.backend}@${row.file ?? edge.file}`) === true;
   return edge.ranking.filter(allowed).map((row) => ({
     runtime: row.runtime,
     backend: row.backend,
+    file: row.file ?? edge.file,
     medianMs: row.median_ms,
     downloadBytes: row.download_bytes ?? null,
   }));
@@ -146,7 +151,9 @@ export function parseEdgeRuntime(value) {
   return { runtime, backend };
 }
 
-const name = (c) => `${c.runtime}/${c.backend}`;
+/** "runtime/backend", plus " on FILE" for a candidate that runs another file than the edge file. */
+const pairName = (c, edgeFile) => `${c.runtime}/${c.backend}` + (c.file && c.file !== edgeFile ? ` on ${c.file}` : '');
+const bytes = (c) => c.downloadBytes ?? Infinity; // an unknown size never counts as small
 const ms = (c) => (typeof c.medianMs === 'number' ? `${c.medianMs.toFixed(2)} ms` : 'time not measured');
 const megabytes = (c) => (typeof c.downloadBytes === 'number' ? `${(c.downloadBytes / 1e6).toFixed(1)} MB` : 'size unknown');
 
@@ -155,7 +162,7 @@ function forced(candidates, value, manifest, verifiedRanking) {
   const { runtime, backend } = parseEdgeRuntime(value);
   const kept = candidates.filter((c) => c.runtime === runtime && (backend === null || c.backend === backend));
   if (kept.length === 0) {
-    const allowed = candidates.length ? candidates.map(name).join(', ') : 'none';
+    const allowed = candidates.length ? candidates.map((c) => pairName(c, manifest.edge.file)).join(', ') : 'none';
     const what = verifiedRanking ? 'verified' : 'allowed (no browser verification is recorded; run edgecloud verify)';
     throw new EdgecloudError(
       CODES.BAD_INPUT,
@@ -166,7 +173,19 @@ function forced(candidates, value, manifest, verifiedRanking) {
 }
 
 /**
- * Which edge runtime/backend pairs to try, in order, and why: {candidates: [{runtime, backend}], reason}.
+ * The runtimes whose cache state planEdgeRuntime would weigh (pass it `cached` for these): on a
+ * slow network and with nothing forced, the ranked runtimes bigger than the smallest download.
+ */
+export function runtimesToProbe({ manifest, policy, device }) {
+  if (policy.edgeRuntime != null || !manifest.edge || !slowNetwork(device, policy)) return [];
+  const ranked = rankedRuntimes(manifest.edge, policy) ?? [];
+  const smallest = Math.min(...ranked.map(bytes));
+  return [...new Set(ranked.filter((c) => bytes(c) > smallest).map((c) => c.runtime))];
+}
+
+/**
+ * Which edge runtime/backend pairs to try, in order, on which file, and why:
+ * {candidates: [{runtime, backend, file}], reason}.
  *   - `policy.edgeRuntime` set: only the pairs it names (bad-input when none of them is verified);
  *   - else the fastest verified pair (model.json's `edge.ranking`, measured by `edgecloud verify`);
  *     but on a slow network (see slowNetwork) a pair whose runtime is neither the smallest download
@@ -180,12 +199,13 @@ export function planEdgeRuntime({ manifest, policy, device, cached = {} }) {
   const ranked = rankedRuntimes(edge, policy);
   if (!ranked || ranked.length === 0) {
     const plan = chooseEdgeRuntime(manifest, policy);
-    const candidates = plan.backends.map((backend) => ({ runtime: plan.runtime, backend }));
+    const candidates = plan.backends.map((backend) => ({ runtime: plan.runtime, backend, file: edge.file }));
     if (policy.edgeRuntime != null) return forced(candidates, policy.edgeRuntime, manifest, false);
     const why = ranked ? 'no runtime passed the browser verification' : 'no browser ranking in model.json (edgecloud verify writes it)';
     return { candidates, reason: `${why}: ${plan.runtime} as model.json's edge entry allows` };
   }
-  const plain = (list) => list.map(({ runtime, backend }) => ({ runtime, backend }));
+  const plain = (list) => list.map(({ runtime, backend, file }) => ({ runtime, backend, file }));
+  const name = (c) => pairName(c, edge.file);
   if (policy.edgeRuntime != null) {
     const choice = forced(ranked, policy.edgeRuntime, manifest, true);
     return { candidates: plain(choice.candidates), reason: choice.reason };
@@ -194,8 +214,8 @@ export function planEdgeRuntime({ manifest, policy, device, cached = {} }) {
   const others = ranked.length > 1 ? ` (next: ${name(ranked[1])}, ${ms(ranked[1])})` : '';
   const slow = slowNetwork(device, policy);
   if (!slow) return { candidates: plain(ranked), reason: `fastest verified: ${name(fastest)}, ${ms(fastest)}${others}` };
-  const smallest = Math.min(...ranked.map((c) => c.downloadBytes ?? Infinity));
-  const affordable = (c) => cached[c.runtime] === true || (c.downloadBytes ?? Infinity) <= smallest;
+  const smallest = Math.min(...ranked.map(bytes));
+  const affordable = (c) => cached[c.runtime] === true || bytes(c) <= smallest;
   const order = [...ranked.filter(affordable), ...ranked.filter((c) => !affordable(c))];
   const pick = order[0];
   if (pick === fastest) {

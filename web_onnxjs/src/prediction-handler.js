@@ -17,7 +17,7 @@ import { elementCount, toFeeds } from './feeds.js';
 import { ModelStore } from './model-store.js';
 import { readParameters, writeParameters } from './parameters.js';
 import { Personalizer } from './personalizer.js';
-import { DEFAULT_POLICY, decideRoute, deviceCapability, parseEdgeRuntime, planEdgeRuntime, slowNetwork } from './policy.js';
+import { DEFAULT_POLICY, decideRoute, deviceCapability, parseEdgeRuntime, planEdgeRuntime, runtimesToProbe } from './policy.js';
 import { cachedRuntimes, noteRuntimeLoaded } from './runtime-cache.js';
 import { TrainingStore } from './training-store.js';
 import { BackgroundUpdater } from './updater.js';
@@ -129,12 +129,9 @@ export class PredictionHandler {
 
   /** planEdgeRuntime's answer; on a slow network it first asks the HTTP cache about the bigger runtimes. */
   async #plan(manifest) {
-    const device = this.#device();
-    const ranking = Array.isArray(manifest.edge?.ranking) ? manifest.edge.ranking : [];
-    const smallest = Math.min(...ranking.map((row) => row.download_bytes ?? Infinity));
-    const bigger = ranking.filter((row) => (row.download_bytes ?? Infinity) > smallest).map((row) => row.runtime);
-    const cached = slowNetwork(device, this.policy) && bigger.length ? await cachedRuntimes(bigger) : {};
-    return planEdgeRuntime({ manifest, policy: this.policy, device, cached });
+    const choice = { manifest, policy: this.policy, device: this.#device() };
+    const probe = runtimesToProbe(choice);
+    return planEdgeRuntime({ ...choice, cached: probe.length ? await cachedRuntimes(probe) : {} });
   }
 
   /**
@@ -151,17 +148,19 @@ export class PredictionHandler {
     const loaded = new LoadedVersion(version, manifest);
     try {
       loaded.plan = await this.#plan(loaded.manifest);
-      let model = await this.store.verifiedFile(version, loaded.manifest, loaded.manifest.edge.file);
+      // The first file to run is fetched now: one that fails its SHA-256 is edge-integrity before any worker starts.
+      await this.store.verifiedFile(version, manifest, loaded.plan.candidates[0]?.file ?? manifest.edge.file);
       const record = await this.#storedPersonalization(loaded);
       if (record) {
         try {
-          model = writeParameters(model, manifest.training, manifest.edge.file, record.parameters);
+          const edgeBytes = await this.store.verifiedFile(version, manifest, manifest.edge.file);
+          writeParameters(edgeBytes, manifest.training, manifest.edge.file, record.parameters);
           loaded.personalized = record;
         } catch (error) {
           this.personalizationNote = `the saved personalisation of v${version} no longer fits its edge file: ${error.message}`;
         }
       }
-      loaded.runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs });
+      loaded.runner = this.#runner(loaded, loaded.personalized);
       loaded.runner.load().then(
         (backend) => noteRuntimeLoaded(backend.split('/')[0]),
         (error) => {
@@ -221,9 +220,27 @@ export class PredictionHandler {
     }
   }
 
-  /** Load `model` bytes in a new edge runner for `loaded`; switch to it only once it loads. */
-  async #switchRunner(loaded, model, record) {
-    const runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs });
+  /**
+   * An edge runner for `loaded` whose files are the verified ones, with `record`'s personalised
+   * parameters written in when given (a file without their locations fails, and the next candidate
+   * is tried). Bytes are kept per file, so a restart after a timeout fetches nothing again.
+   */
+  #runner(loaded, record) {
+    const { version, manifest } = loaded;
+    const files = new Map();
+    const modelFor = (file) => {
+      if (!files.has(file)) {
+        const bytes = this.store.verifiedFile(version, manifest, file);
+        files.set(file, record ? bytes.then((base) => writeParameters(base, manifest.training, file, record.parameters)) : bytes);
+      }
+      return files.get(file);
+    };
+    return new EdgeRunner({ plan: loaded.plan, inputs: manifest.inputs, modelFor });
+  }
+
+  /** A new edge runner for `loaded` (personalised with `record`, or the shared model); switch to it only once it loads. */
+  async #switchRunner(loaded, record) {
+    const runner = this.#runner(loaded, record);
     try {
       await runner.load();
     } catch (error) {
@@ -263,8 +280,7 @@ export class PredictionHandler {
         baseVersion: loaded.version, steps: result.steps, epochs: result.epochs, samples: result.samples,
         loss: result.losses, parameters: result.params, backend: result.backend, at: new Date().toISOString(),
       };
-      const base = await this.store.verifiedFile(loaded.version, loaded.manifest, loaded.manifest.edge.file);
-      await this.#switchRunner(loaded, writeParameters(base, loaded.manifest.training, loaded.manifest.edge.file, record.parameters), record);
+      await this.#switchRunner(loaded, record);
       await this.trainingStore.savePersonalization(loaded.version, record);
       await this.trainingStore.dropCheckpoint(loaded.version, result.fingerprint);
       this.personalizationNote = null;
@@ -318,10 +334,7 @@ export class PredictionHandler {
     await this.trainingStore.dropExcept([]);
     this.personalizationNote = null;
     const loaded = this.current;
-    if (loaded.personalized) {
-      const base = await this.store.verifiedFile(loaded.version, loaded.manifest, loaded.manifest.edge.file);
-      await this.#switchRunner(loaded, base, null);
-    }
+    if (loaded.personalized) await this.#switchRunner(loaded, null);
     return { personalized: false, modelVersion: loaded.version };
   }
 
@@ -343,6 +356,7 @@ export class PredictionHandler {
       edge: {
         state: current.edgeState,
         backend: current.runner ? current.runner.backend : null,
+        file: current.runner ? current.runner.file : null,
         ...current.runtimeChoice,
         reason: current.edgeError ? current.edgeError.reason : null,
       },

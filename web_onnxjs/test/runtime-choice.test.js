@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { DEFAULT_POLICY, parseEdgeRuntime, planEdgeRuntime, rankedRuntimes, slowNetwork } from '../src/policy.js';
+import { DEFAULT_POLICY, parseEdgeRuntime, planEdgeRuntime, rankedRuntimes, runtimesToProbe, slowNetwork } from '../src/policy.js';
 
 const ORT_BYTES = 14314404;
 const ONNXJS_BYTES = 520028;
@@ -24,7 +24,7 @@ const manifest = (edge = {}) => ({
 });
 const plan = ({ edge, policy = {}, device = {}, cached = {} } = {}) =>
   planEdgeRuntime({ manifest: manifest(edge), policy: { ...DEFAULT_POLICY, ...policy }, device: { ...fast, ...device }, cached });
-const pairs = (p) => p.candidates.map((c) => `${c.runtime}/${c.backend}`);
+const pairs = (p) => p.candidates.map((c) => `${c.runtime}/${c.backend}` + (c.file === 'model.edge.onnx' ? '' : ` on ${c.file}`));
 
 test('by default the fastest verified pair goes first, the rest follow in ranking order', () => {
   const chosen = plan();
@@ -81,6 +81,7 @@ test('the ranking keeps only passed pairs the page allows, and only about the ed
   assert.deepEqual(rankedRuntimes(edge, DEFAULT_POLICY).map((c) => c.medianMs), [0.8, 8.9, 11.2]);
   const noCpu = rankedRuntimes(edge, { ...DEFAULT_POLICY, onnxjsBackends: ['wasm'] });
   assert.deepEqual(noCpu.map((c) => `${c.runtime}/${c.backend}`), ['onnxruntime-web/wasm', 'onnxjs/wasm']);
+  assert.deepEqual(noCpu.map((c) => c.file), ['model.edge.onnx', 'model.edge.onnx']);
   // a ranking row whose verification failed (or is missing) is never picked
   const failedOrt = { ...edge, verified: verified(rows.slice(1)) };
   assert.deepEqual(rankedRuntimes(failedOrt, DEFAULT_POLICY).map((c) => c.runtime), ['onnxjs', 'onnxjs']);
@@ -96,4 +97,25 @@ test('without a ranking (never verified) the edge entry decides, as before, and 
   assert.throws(() => plan({ edge: { ranking: undefined, verified: {} }, policy: { edgeRuntime: 'onnxruntime-web' } }),
     /"onnxruntime-web" is not verified for fc v3; allowed \(no browser verification is recorded; run edgecloud verify\): onnxjs\/wasm/);
   assert.throws(() => plan({ edge: { file: undefined } }), /fc v3 names no edge file/);
+});
+
+test('the HTTP cache is asked only on a slow network, only about the bigger downloads, never when forced', () => {
+  const ask = (device, policy = {}) => runtimesToProbe({ manifest: manifest(), policy: { ...DEFAULT_POLICY, ...policy }, device: { ...fast, ...device } });
+  assert.deepEqual(ask({}), []);
+  assert.deepEqual(ask({ saveData: true }), ['onnxruntime-web']);
+  assert.deepEqual(ask({ effectiveType: '3g' }, { edgeRuntime: 'onnxjs' }), []);
+});
+
+test('onnxruntime-web on the cloud file: ranked and planned with its file, only where that row passed', () => {
+  const cloudRow = { runtime: 'onnxruntime-web', backend: 'wasm', file: 'model.onnx', median_ms: 0.4, download_bytes: ORT_BYTES };
+  const table = verified();
+  table.results.push({ runtime: 'onnxruntime-web', backend: 'wasm', file: 'model.onnx', passed: true });
+  const chosen = plan({ edge: { ranking: [cloudRow, ...rows], verified: table } });
+  assert.deepEqual(pairs(chosen), ['onnxruntime-web/wasm on model.onnx', 'onnxruntime-web/wasm', 'onnxjs/wasm', 'onnxjs/cpu']);
+  assert.equal(chosen.reason, 'fastest verified: onnxruntime-web/wasm on model.onnx, 0.40 ms (next: onnxruntime-web/wasm, 0.80 ms)');
+  // the edge file's verdict says nothing about the cloud file: without its own passed row it is not ranked
+  assert.deepEqual(pairs(plan({ edge: { ranking: [cloudRow, ...rows] } }))[0], 'onnxruntime-web/wasm');
+  // and a cloud-file row never stands in for the edge file in the older, unranked choice
+  const onlyCloud = { file: 'model.edge.onnx', results: [{ runtime: 'onnxruntime-web', backend: 'wasm', file: 'model.onnx', passed: false }] };
+  assert.deepEqual(pairs(plan({ edge: { ranking: undefined, verified: onlyCloud, runtime: 'onnxruntime-web' } })), ['onnxruntime-web/wasm']);
 });

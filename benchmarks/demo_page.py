@@ -74,6 +74,7 @@ def run(out: Path, cache: Path, rounds: int, windows: int, command: str) -> Path
     from playwright.sync_api import sync_playwright
 
     from edgecloud.commands.demo import DEMO_NAME, prepare
+    from edgecloud.edge_verify import row_name
     from edgecloud.stack import Stack, StackOptions
     from mms_handlers.server import ServerConfig, free_port
 
@@ -108,7 +109,7 @@ def run(out: Path, cache: Path, rounds: int, windows: int, command: str) -> Path
         "median (lowest–highest round). Raw rows: `demo_page.json`.",
         "",
         "Ranking `edgecloud verify` wrote (model.json `edge.ranking`): "
-        + ", ".join(f"{r['runtime']}/{r['backend']} {r['median_ms']:.2f} ms" for r in manifest["edge"].get("ranking") or []),
+        + ", ".join(f"{row_name(r)} {r['median_ms']:.2f} ms" for r in manifest["edge"].get("ranking") or []),
         "",
         "| setting | edge backend | edge p50 ms | cloud p50 ms | edge ÷ cloud | why (runtimeReason) |",
         "|---|---|---|---|---|---|",

@@ -156,3 +156,30 @@ def test_each_runtime_fetches_exactly_the_files_verify_sizes(fresh, ranked):
         paths = {fresh.site.resolve(url.removeprefix(fresh.site.url)) for url in fetched}
         served[runtime] = {str(p.relative_to(node_modules())) for p in paths if p and p.is_relative_to(node_modules())}
     assert served == {runtime: set(files) for runtime, files in RUNTIME_FILES.items()}
+
+
+TRAINABLE_CLOUD_FIRST = "web_rank_train"  # trainable, its own edge file, onnxruntime-web on model.onnx ranked first
+
+
+def test_a_personalisation_runs_on_the_fastest_verified_file_too(page, site, mms, ranked):
+    """The personalised parameters are written into the file the edge runs (here the cloud file, at its
+    own `locations`), and the answer is the personalised model's."""
+    from .train_fixture import make_trainable
+    from .trainer_driver import TrainerDriver
+
+    write_ranked(ranked.registry, TRAINABLE_CLOUD_FIRST, ORDERS[CLOUD_FILE_FIRST])
+    make_trainable(ranked.registry / TRAINABLE_CLOUD_FIRST / "1")
+    trainer = TrainerDriver(page, site, mms).open()
+    status = trainer.create(TRAINABLE_CLOUD_FIRST, cloud=False)
+    assert (status["backend"], status["file"]) == ("onnxruntime-web/wasm", "model.onnx"), status
+    x = np.random.default_rng(3).standard_normal((12, 64)).astype(np.float32)
+    result = trainer.personalize(x, x[:, :8] * 0.5, epochs=2, batchSize=6, learningRate=0.05)
+    assert "error" not in result and result["personalized"], result
+    got = trainer.parameters()
+    probe = np.random.default_rng(4).standard_normal((2, 64)).astype(np.float32)
+    edge = trainer.predict(probe, "local-only")
+    assert (edge["personalized"], edge["runtime"]) == (True, "onnxruntime-web"), edge
+    assert trainer.page.evaluate("() => window.handler.status().edge.file") == "model.onnx"
+    forecast = np.asarray(edge["outputs"]["forecast"]["data"], np.float32).reshape(2, 8)
+    np.testing.assert_allclose(forecast, probe @ got["W"] + got["b"], atol=1e-5)
+    assert trainer.page.errors == []

@@ -117,12 +117,15 @@ def verify_version(
     site: StaticSite | None = None,
     record: bool = True,
     targets: list[tuple[str, str]] | None = None,
+    cloud_file: bool = True,
 ) -> VerifyReport:
     """Run the edge file on every (runtime, backend) in Chromium (and onnxruntime-web on the cloud
     file when the edge file differs); optionally record in model.json.
 
-    `targets` narrows the (runtime, backend) pairs (default: all). A row that loads and runs must match within `tolerance`; one that cannot load or throws
-    while running is reported (ONNX.js's webgl shaders fail on some graphs), not a mismatch.
+    `targets` narrows the (runtime, backend) pairs (default: all); `cloud_file=False` leaves out the
+    onnxruntime-web run of the cloud file (for callers that judge the edge file alone). A row that
+    loads and runs must match within `tolerance`; one that cannot load or throws while running is
+    reported (ONNX.js's webgl shaders fail on some graphs), not a mismatch.
     """
     version_dir = Path(version_dir)
     if not (version_dir / "model.json").is_file():
@@ -137,9 +140,8 @@ def verify_version(
     folder = f"/models/{manifest['name']}/{manifest['version']}"
     names = [spec["name"] for spec in manifest["inputs"]]
     runs = [(runtime, backend, edge_file) for runtime, backend in targets or TARGETS]
-    cloud_file = manifest["cloud"]["file"]
-    if cloud_file != edge_file and ("onnxruntime-web", "wasm", edge_file) in runs:
-        runs.append(("onnxruntime-web", "wasm", cloud_file))
+    if cloud_file and manifest["cloud"]["file"] != edge_file and ("onnxruntime-web", "wasm", edge_file) in runs:
+        runs.append(("onnxruntime-web", "wasm", manifest["cloud"]["file"]))
     report = VerifyReport(tolerance=tolerance, inputs=len(inputs))
     with HarnessBrowser(registry, context=context, site=site) as browser:
         for runtime, backend, file in runs:

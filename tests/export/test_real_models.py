@@ -78,7 +78,7 @@ def test_real_model_imports_and_lowers_with_parity(name, real_registry):
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_real_model_runs_in_chromium(name, real_registry, browser_context):
     version = exported(BY_NAME[name], real_registry)
-    report = verify_version(version, random_inputs=1, repeats=3, context=browser_context, targets=TARGETS)
+    report = verify_version(version, random_inputs=1, repeats=3, context=browser_context, targets=TARGETS, cloud_file=False)
     rows = {(row["runtime"], row["backend"]): row for row in report.rows}
     edge = json.loads((version / "model.json").read_text())["edge"]
     VERIFIED[name] = {"rows": rows, "edge": edge}

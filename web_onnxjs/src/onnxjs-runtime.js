@@ -5,7 +5,13 @@
 import { toTypedArray } from './tensors.js';
 
 const SCRIPT_URL = '/vendor/onnxjs/onnx.min.js';
+const WASM_URL = '/onnx-wasm.wasm'; // ONNX.js asks for it at the server root
 let loading = null;
+
+/** The files a first visit downloads to run ONNX.js (edgecloud/runtime_files.py lists the same). */
+export function assetUrls() {
+  return [SCRIPT_URL, WASM_URL];
+}
 
 /** Load onnx.min.js once (in a page or a worker); resolves to the global `onnx`. */
 export function loadOnnxjs() {

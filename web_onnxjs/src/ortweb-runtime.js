@@ -6,6 +6,11 @@ import { toTypedArray } from './tensors.js';
 const BASE = '/vendor/onnxruntime-web/';
 let loading = null;
 
+/** The files a first visit downloads to run onnxruntime-web (edgecloud/runtime_files.py lists the same). */
+export function assetUrls() {
+  return ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'].map((file) => `${BASE}${file}`);
+}
+
 /** Import ort.wasm.min.mjs once and point it at our wasm files; resolves to the `ort` namespace. */
 export function loadOrtWeb() {
   if (!loading) {

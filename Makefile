@@ -15,9 +15,9 @@ TORCHSERVE_VERSION := $(shell sed -n 's/^VERSION = "\([^"]*\)".*/\1/p' benchmark
 TORCHSERVE_DIR := .edgecloud/torchserve-pkgs
 TORCHSERVE_STAMP := $(TORCHSERVE_DIR)/.installed-$(TORCHSERVE_VERSION)
 
-.PHONY: setup system python web real-models torchserve demo test bench soak image clean
+.PHONY: setup system python web real-models kserve-client torchserve demo test bench soak image clean
 
-setup: system python web real-models
+setup: system python web real-models kserve-client
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -52,6 +52,18 @@ $(REAL_MODELS_STAMP): tests/export/real_models.py | $(PIP_STAMP)
 	$(PY) -m tests.export.real_models
 	touch $@
 
+# The kserve SDK, for the tests that check KServe clients and manifests: its own venv, because it
+# requires protobuf < 7 and the project's environment has 7.x (tests/kserve_sdk/__init__.py).
+KSERVE_VENV := .edgecloud/kserve-client
+KSERVE_STAMP := $(KSERVE_VENV)/.installed
+kserve-client: $(KSERVE_STAMP)
+
+$(KSERVE_STAMP): tests/kserve_sdk/requirements.txt
+	test -x $(KSERVE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install -q -r tests/kserve_sdk/requirements.txt
+	$(KSERVE_VENV)/bin/python -m pip check
+	touch $@
+
 torchserve: $(TORCHSERVE_STAMP)
 
 $(TORCHSERVE_STAMP): | $(PIP_STAMP)
@@ -72,6 +84,8 @@ test: setup
 bench: setup torchserve
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.personalisation
+	$(PY) -m benchmarks.federated
+	$(PY) -m benchmarks.demo_page
 
 # 60 s at concurrency 32 with memory sampled, then a worker and a whole model backend killed under load.
 soak: setup

@@ -1,4 +1,4 @@
-"""The aggregator's HTTP surface, transport-free: (method, path, body) → (status, JSON).
+"""The aggregator's HTTP surface, transport-free: (method, path, body) → (status, JSON or text).
 
 Mounted under `/federated` by whatever web server hosts it (edgecloud's site does):
 
@@ -6,6 +6,7 @@ Mounted under `/federated` by whatever web server hosts it (edgecloud's site doe
     GET  /federated/NAME             the open round: base version, parameters, limits
     POST /federated/NAME/updates     an update (docs/federated.md) → {"accepted": true, "round", ...}
     GET  /federated/NAME/status      every round, refusals with reasons
+    GET  /federated/metrics          the same in Prometheus text format (so no model is named "metrics")
 
 Parsing and the body's form are checked here; the round rules are the service's. Every refusal
 is `{"error": CODE, "message": ONE LINE}` with a 4xx status. A body is refused by its declared
@@ -22,11 +23,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .metrics import PlainText, metrics_text
 from .service import FederatedService, Refused, Update
 
 PREFIX = "/federated"
 CLIENT_PATTERN = re.compile(r"[A-Za-z0-9_\-]{8,128}")
-Response = tuple[int, dict[str, Any]]
+Response = tuple[int, dict[str, Any] | PlainText]
 
 
 def _error(refused: Refused) -> Response:
@@ -87,6 +89,8 @@ class FederatedApi:
         try:
             if method == "GET" and not parts:
                 return 200, {"models": self.service.models()}
+            if method == "GET" and parts == ["metrics"]:
+                return 200, metrics_text(self.service)
             if method == "GET" and len(parts) == 1:
                 return 200, self.service.describe(parts[0])
             if method == "GET" and len(parts) == 2 and parts[1] == "status":

@@ -1,84 +1,46 @@
-"""Federated personalisation, measured (issue 14 item 9): the shared model after R rounds against the original.
+"""Federated personalisation, measured (issue 14 item 9): `python -m benchmarks.federated` (run by `make bench`).
 
-Each round, every client personalises the current version on its own data with the version's
-`train.onnx` under onnxruntime (the contract of docs/training.md: fixed batch, zero-padded rows of
-weight 0, optimizer state starting at zero), sends its delta through the real `FederatedService`
-(memory store), and the round's close writes the next version with `write_federated_version`
-(no MMS: serving is measured elsewhere). The report is the validation people's forecast MAE per
-version, with clients and samples per round.
+On the demo build's simulated people, each client is one person who personalises the current
+shared version on the first FIRST_SECONDS of their own recording, as the demo page does; the
+deltas go through the real aggregation service (`FederatedService`, SQLite store, FedAvg) and each
+round's close writes the next version with `write_federated_version`, the writer `serve` uses (no
+MMS here: serving is tested elsewhere). Reported per version: forecast MAE on the rest of the
+validation people's recordings, with clients and samples per round. Two cohorts:
 
-    python -m benchmarks.federated REGISTRY/NAME/VERSION [--rounds 3] [--epochs 2] [--learning-rate LR]
+- `unseen`: the clients are the build's training people; the validation people never take part,
+  so the MAE says whether the averaged model is better for someone who never shared anything;
+- `all`: every person takes part, the validation people included (on their first part only).
 
-takes a version exported with `--trainable` and the demo's simulated people (edgecloud.builder.data).
+Training runs in Python, not in a browser: `export.train.runner` runs the version's very
+`train.onnx` under onnxruntime (the graph the page runs; tests/web/test_federated_browser.py shows
+the browser's parameters equal it). Writes `results/FEDERATED.md` and `federated.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
+import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from aggregation.service import FederatedModel, FederatedService, ParameterSpec, Update
 from aggregation.settings import FederatedSettings
-from aggregation.store import MemoryStore
+from aggregation.store import SqliteStore
 from export.federated_version import trainable_parameters, write_federated_version
 from export.manifest import read_manifest
+from export.train.runner import train
+
+from .personalisation import DEFAULT_OUT, EPOCHS, FIRST_SECONDS, LEARNING_RATE, REPO, SEED, demo_registry, forecast_mae
 
 Data = tuple[np.ndarray, np.ndarray]  # (inputs, targets), one example per row
-
-
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def personalise(version_dir: Path, params: dict[str, np.ndarray], data: Data, *, epochs: int, learning_rate: float) -> dict[str, np.ndarray]:
-    """`epochs` passes of train.onnx over `data` in order, from `params`; the new parameters."""
-    training = read_manifest(version_dir)["training"]
-    session = _session(Path(version_dir) / training["file"])
-    names = training["inputs"]
-    batch = int(training["batch_size"])
-    (data_input,), (target_input,) = names["data"], names["targets"]
-    x, y = data
-    params = {p["name"]: np.asarray(params[p["name"]], np.float32) for p in training["parameters"]}
-    state = {s["name"]: np.full(s["shape"], s.get("init", 0.0), np.float32) for s in training["state"]}
-    step = 0
-    for _ in range(epochs):
-        for start in range(0, len(x), batch):
-            rows = slice(start, start + batch)
-            count = len(x[rows])
-            xb = np.zeros([batch, *x.shape[1:]], np.float32)
-            yb = np.zeros([batch, *y.shape[1:]], np.float32)
-            weight = np.zeros(batch, np.float32)
-            xb[:count], yb[:count], weight[:count] = x[rows], y[rows], 1.0
-            step += 1
-            feeds = {data_input["input"]: xb, target_input["input"]: yb, names["example_weight"]: weight,
-                     names["learning_rate"]: np.array([learning_rate], np.float32)}  # fmt: skip
-            if names.get("step"):
-                feeds[names["step"]] = np.array([step], np.float32)
-            feeds.update({p["input"]: params[p["name"]] for p in training["parameters"]})
-            feeds.update({s["input"]: state[s["name"]] for s in training["state"]})
-            outputs = [p["output"] for p in training["parameters"]] + [s["output"] for s in training["state"]]
-            values = session.run(outputs, feeds)
-            params = dict(zip(params, values[: len(params)]))
-            state = dict(zip(state, values[len(params) :]))
-    return params
-
-
-def mae(version_dir: Path, data: Data) -> float:
-    """Mean absolute forecast error of the version's cloud file on `data`."""
-    manifest = read_manifest(version_dir)
-    session = _session(Path(version_dir) / manifest["cloud"]["file"])
-    (prediction,) = session.run(None, {manifest["inputs"][0]["name"]: data[0].astype(np.float32)})[:1]
-    return float(np.mean(np.abs(prediction - data[1])))
+ROUNDS = 3
 
 
 class FilePublisher:
@@ -89,7 +51,7 @@ class FilePublisher:
 
     def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
         version_dir = write_federated_version(self.model_dir, model.version, parameters, provenance)
-        return FederatedModel(model.name, version_dir.name, model.parameters, parameters, provenance["round"])
+        return FederatedModel(model.name, version_dir.name, model.parameters, trainable_parameters(version_dir), provenance["round"])
 
 
 @dataclass
@@ -102,66 +64,127 @@ class RoundRow:
 
 
 def federated_rounds(version_dir: Path, clients: list[Data], validation: Data, *, rounds: int, epochs: int,
-                     learning_rate: float, aggregation: str = "fedavg") -> list[RoundRow]:  # fmt: skip
+                     learning_rate: float, shuffle: bool = True) -> list[RoundRow]:  # fmt: skip
     """Copy the version to a scratch registry, run `rounds` rounds of every client, report MAE per version."""
     scratch = Path(tempfile.mkdtemp(prefix="federated-bench-"))
     try:
         model_dir = scratch / Path(version_dir).parent.name
-        shutil.copytree(version_dir, model_dir / Path(version_dir).name)
         current = model_dir / Path(version_dir).name
+        shutil.copytree(version_dir, current)
         manifest = read_manifest(current)
         specs = tuple(ParameterSpec(p["name"], tuple(p["shape"])) for p in manifest["training"]["parameters"])
         model = FederatedModel(model_dir.name, current.name, specs, trainable_parameters(current))
-        settings = FederatedSettings(min_clients=len(clients), aggregation=aggregation, max_norm=1e9)
-        service = FederatedService(MemoryStore(), settings, [model], FilePublisher(model_dir))
-        rows = [RoundRow(current.name, None, 0, 0, mae(current, validation))]
+        settings = FederatedSettings(min_clients=len(clients), max_norm=1e9)
+        store = SqliteStore(scratch / "federated.sqlite")
+        service = FederatedService(store, settings, [model], FilePublisher(model_dir))
+        rows = [RoundRow(current.name, None, 0, 0, version_mae(current, validation))]
         for _ in range(rounds):
-            described = service.describe(model_dir.name)
-            base_dir = model_dir / described["base_version"]
+            base_version = service.describe(model_dir.name)["base_version"]
+            base_dir = model_dir / base_version
             base = trainable_parameters(base_dir)
-            for index, data in enumerate(clients):
-                new = personalise(base_dir, base, data, epochs=epochs, learning_rate=learning_rate)
+            for index, (x, y) in enumerate(clients):
+                new = train(base_dir, x, y, epochs=epochs, learning_rate=learning_rate, shuffle=shuffle, seed=SEED + index,
+                            parameters=base).parameters  # fmt: skip
                 delta = {name: new[name].astype(np.float64) - base[name] for name in base}
-                service.submit(model_dir.name, Update(f"bench-client-{index:04d}", described["base_version"], len(data[0]), delta))
+                service.submit(model_dir.name, Update(f"bench-client-{index:04d}", base_version, len(x), delta))
             service.tick()
-            closed = service.store.rounds(model_dir.name)[-2]
-            rows.append(RoundRow(closed.new_version, closed.id, closed.clients, closed.samples, mae(model_dir / closed.new_version, validation)))
+            closed = store.rounds(model_dir.name)[-2]
+            if closed.new_version is None:
+                raise RuntimeError(f"round {closed.id} did not close: {service.describe(model_dir.name)['last_error']}")
+            rows.append(RoundRow(closed.new_version, closed.id, closed.clients, closed.samples,
+                                 version_mae(model_dir / closed.new_version, validation)))  # fmt: skip
+        store.close()
         return rows
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def markdown(rows: list[RoundRow]) -> str:
-    lines = ["| version | after round | clients | samples | validation MAE |", "|---|---|---|---|---|"]
-    lines += [f"| {r.version} | {r.round or 'original'} | {r.clients} | {r.samples} | {r.validation_mae:.5f} |" for r in rows]
-    return "\n".join(lines)
+def version_mae(version_dir: Path, data: Data) -> float:
+    return forecast_mae(str(Path(version_dir) / read_manifest(version_dir)["cloud"]["file"]), *data)
 
 
-def demo_people() -> tuple[list[Data], Data]:
-    """The demo's simulated people (neurokit2): each training person is one client; validation pooled."""
-    from edgecloud.builder.data import DataSpec, cut_windows, ecg_signal, simulate_people, split_people
+def cohorts(report: dict[str, Any], first_seconds: float) -> dict[str, tuple[list[Data], Data]]:
+    """{cohort: (each client's first part, the validation people's later parts pooled)} of a demo build."""
+    from edgecloud.builder.data import DataSpec, Person, ecg_signal, personal_parts
 
-    spec = DataSpec()
-    train, validation = split_people(simulate_people(spec), spec.validation_people, spec.seed)
-    cut = lambda person: cut_windows(ecg_signal(person, spec), spec.window, spec.horizon, spec.stride)  # noqa: E731
-    held_out = [cut(person) for person in validation]
-    return [cut(person) for person in train], (np.concatenate([x for x, _ in held_out]), np.concatenate([y for _, y in held_out]))
+    spec = DataSpec(**report["settings"]["data"])
+
+    def parts(key: str):
+        people = [Person(**{k: tuple(v) if isinstance(v, list) else v for k, v in f.items()}) for f in report["data"][key]]
+        return [personal_parts(ecg_signal(person, spec), spec, first_seconds) for person in people]
+
+    train_people, validation_people = parts("train_people"), parts("validation_people")
+    held_out = (np.concatenate([p.x_later for p in validation_people]), np.concatenate([p.y_later for p in validation_people]))
+    first = lambda people: [(p.x_first, p.y_first) for p in people]  # noqa: E731
+    return {"unseen": (first(train_people), held_out), "all": (first(train_people + validation_people), held_out)}
+
+
+def markdown(rows: list[RoundRow]) -> list[str]:
+    original = rows[0].validation_mae
+    lines = ["| version | after round | clients | samples | validation MAE (mV) | change |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r.version} | {r.round or 'original'} | {r.clients} | {r.samples} | {r.validation_mae:.5f} | "
+              f"{100 * (r.validation_mae - original) / original:+.2f} % |" for r in rows]  # fmt: skip
+    return lines
+
+
+def write_report(out: Path, results: dict[str, list[RoundRow]], settings: dict[str, Any], command: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    data = {"command": command, "settings": settings, "cohorts": {k: [asdict(r) for r in rows] for k, rows in results.items()}}
+    (out / "federated.json").write_text(json.dumps(data, indent=1))
+    lines = [
+        "# Federated personalisation: the shared demo forecaster after rounds of FedAvg",
+        "",
+        f"`{command}`. Each client is one simulated person of the demo build: {settings['epochs']} epochs of the "
+        f"version's head-only `train.onnx` (Adam, learning rate {settings['learning_rate']:g}, shuffled) on the first "
+        f"{settings['first_seconds']:g} s of their recording, in Python under onnxruntime (`export.train.runner`, "
+        "the graph the page runs); deltas averaged by the aggregation service (SQLite store, FedAvg weighted by "
+        "samples) into the next version by `write_federated_version`. MAE on the rest of the validation people's recordings.",
+    ]
+    titles = {"unseen": "Clients: the training people (the validation people never share)",
+              "all": "Clients: every person, the validation people included (their first part only)"}  # fmt: skip
+    for cohort, rows in results.items():
+        lines += ["", f"## {titles[cohort]}", "", *markdown(rows)]
+    path = out / "FEDERATED.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.federated", description=__doc__.splitlines()[0])
-    parser.add_argument("version_dir", type=Path, metavar="REGISTRY/NAME/VERSION")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--learning-rate", type=float, default=None, help="default: model.json training.optimizer's")
+    parser.add_argument("--out", type=Path, help="report folder (default benchmarks/results)")
+    parser.add_argument("--work", type=Path, help="demo build cache (default .edgecloud/bench, shared with benchmarks.run)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"default {ROUNDS}")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"default {EPOCHS}")
+    parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help=f"default {LEARNING_RATE:g}")
+    parser.add_argument("--first-seconds", type=float, default=FIRST_SECONDS, help=f"default {FIRST_SECONDS:g}")
     args = parser.parse_args(argv)
-    learning_rate = args.learning_rate or read_manifest(args.version_dir)["training"]["optimizer"]["learning_rate"]
-    clients, validation = demo_people()
-    rows = federated_rounds(args.version_dir, clients, validation, rounds=args.rounds, epochs=args.epochs, learning_rate=learning_rate)
-    print(markdown(rows))
-    print(json.dumps([r.__dict__ for r in rows]))
+    if args.rounds < 1 or args.epochs < 1 or not args.learning_rate > 0 or not args.first_seconds > 0:
+        parser.error("--rounds and --epochs must be at least 1, --learning-rate and --first-seconds positive")
+    from edgecloud.builder.report import read_report
+    from edgecloud.commands.demo import DEMO_NAME
+
+    from .models import prepare_demo
+
+    work = args.work or REPO / ".edgecloud" / "bench"
+    command = shlex.join(["python", "-m", "benchmarks.federated", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        registry = demo_registry(work / "demo", prepare_demo)
+        latest = json.loads((registry / DEMO_NAME / "latest.json").read_text())
+        version_dir = registry / DEMO_NAME / str(latest["version"])
+        results = {
+            cohort: federated_rounds(version_dir, clients, held_out, rounds=args.rounds, epochs=args.epochs,
+                                     learning_rate=args.learning_rate)  # fmt: skip
+            for cohort, (clients, held_out) in cohorts(read_report(work / "demo" / "build"), args.first_seconds).items()
+        }
+    except Exception as error:  # noqa: BLE001 - one clear line, exit 1
+        print(f"federated: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    settings = {"rounds": args.rounds, "epochs": args.epochs, "learning_rate": args.learning_rate,
+                "first_seconds": args.first_seconds, "seed": SEED}  # fmt: skip
+    path = write_report(args.out or DEFAULT_OUT, results, settings, command)
+    print(f"federated: wrote {path}", file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

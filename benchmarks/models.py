@@ -61,7 +61,8 @@ def prepare_small_demo(cache: Path) -> tuple[Path, Path]:
 
     data = DataSpec(people=3, validation_people=1, seconds_per_person=12, stride=20)
     search = SearchSettings(trials=1, epochs=1, max_seconds=60.0)
-    return prepare(cache, settings=BuildSettings(template="ecg-forecaster", search=search, data=data))
+    # No browser verification here: its callers run inside a Playwright session or verify on their own.
+    return prepare(cache, settings=BuildSettings(template="ecg-forecaster", search=search, data=data), verify=False)
 
 
 def _build_keras(name: str):

@@ -1,5 +1,11 @@
 """`edgecloud verify`: the browser file, run in Chromium on every browser runtime, against
-onnxruntime in Python on the same inputs; the table is recorded in model.json `edge.verified`.
+onnxruntime in Python on the same inputs; the table is recorded in model.json `edge.verified`, and
+the (runtime, backend) pairs that passed, fastest first, in `edge.ranking` (the page's default order).
+
+When the browser file is a lowered variant, onnxruntime-web also runs the cloud file as it is: it
+needs none of the lowering (it has LSTM, every opset), and the lowering can cost it dearly (the demo
+forecaster's unrolled LSTM: 54 ms against 0.4 ms). That row carries `"file"`; rows without one are
+about the edge file. The page may then run onnxruntime-web on the cloud file, since it was proven here.
 
 A runtime that loads the model but differs by more than the tolerance fails the verification:
 ONNX.js can return wrong numbers without an error (Softmax-13), so loading is never enough.
@@ -21,6 +27,7 @@ from export.pipeline import load_feeds
 from export.verify import onnxruntime_runner, parity_inputs
 
 from .browser import TARGETS, HarnessBrowser
+from .runtime_files import download_bytes
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext
@@ -39,7 +46,7 @@ class VerifyReport:
 
     @property
     def failures(self) -> list[str]:
-        bad = [f"{row['runtime']}/{row['backend']} differs by {row['max_abs_diff']:.3g} (tolerance {self.tolerance:g})"
+        bad = [f"{row_name(row)} differs by {row['max_abs_diff']:.3g} (tolerance {self.tolerance:g})"
                for row in self.rows if row["runs"] and not row["passed"]]  # fmt: skip
         if not any(row["runs"] for row in self.rows):
             bad.append("no browser runtime runs the model")
@@ -57,6 +64,24 @@ class VerifyReport:
             "passed": self.passed,
             "results": self.rows,
         }
+
+
+def row_name(row: dict[str, Any]) -> str:
+    """`runtime/backend`, plus ` on FILE` for a row about another file than the edge file."""
+    return f"{row['runtime']}/{row['backend']}" + (f" on {row['file']}" if "file" in row else "")
+
+
+def ranking(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows that passed, fastest median first, each with its runtime's first-visit download
+    size (and `file` when it ran another file than the edge file, as in the rows).
+
+    The page picks the first by default and weighs `download_bytes` on a slow connection; a
+    runtime that failed or did not run is left out, so the page never picks it.
+    """
+    passed = sorted((row for row in rows if row["passed"]), key=lambda row: row["median_ms"])
+    return [{"runtime": row["runtime"], "backend": row["backend"], **({"file": row["file"]} if "file" in row else {}),
+             "median_ms": row["median_ms"], "download_bytes": download_bytes(row["runtime"])}
+            for row in passed]  # fmt: skip
 
 
 def max_abs_diff(want: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]]) -> float:
@@ -92,11 +117,15 @@ def verify_version(
     site: StaticSite | None = None,
     record: bool = True,
     targets: list[tuple[str, str]] | None = None,
+    cloud_file: bool = True,
 ) -> VerifyReport:
-    """Run the edge file on every (runtime, backend) in Chromium; optionally record in model.json.
+    """Run the edge file on every (runtime, backend) in Chromium (and onnxruntime-web on the cloud
+    file when the edge file differs); optionally record in model.json.
 
-    `targets` narrows the (runtime, backend) pairs (default: all). A row that loads and runs must match within `tolerance`; one that cannot load or throws
-    while running is reported (ONNX.js's webgl shaders fail on some graphs), not a mismatch.
+    `targets` narrows the (runtime, backend) pairs (default: all); `cloud_file=False` leaves out the
+    onnxruntime-web run of the cloud file (for callers that judge the edge file alone). A row that
+    loads and runs must match within `tolerance`; one that cannot load or throws while running is
+    reported (ONNX.js's webgl shaders fail on some graphs), not a mismatch.
     """
     version_dir = Path(version_dir)
     if not (version_dir / "model.json").is_file():
@@ -108,13 +137,18 @@ def verify_version(
     reference = onnxruntime_runner(str(version_dir / manifest["cloud"]["file"]))
     expected = [reference(feeds) for feeds in inputs]
     registry = version_dir.parent.parent
-    url = f"/models/{manifest['name']}/{manifest['version']}/{edge_file}"
+    folder = f"/models/{manifest['name']}/{manifest['version']}"
     names = [spec["name"] for spec in manifest["inputs"]]
+    runs = [(runtime, backend, edge_file) for runtime, backend in targets or TARGETS]
+    if cloud_file and manifest["cloud"]["file"] != edge_file and ("onnxruntime-web", "wasm", edge_file) in runs:
+        runs.append(("onnxruntime-web", "wasm", manifest["cloud"]["file"]))
     report = VerifyReport(tolerance=tolerance, inputs=len(inputs))
     with HarnessBrowser(registry, context=context, site=site) as browser:
-        for runtime, backend in targets or TARGETS:
-            result = browser.run(runtime, backend, url, inputs, names, repeats)
+        for runtime, backend, file in runs:
+            result = browser.run(runtime, backend, f"{folder}/{file}", inputs, names, repeats)
             row: dict[str, Any] = {"runtime": runtime, "backend": backend, "loads": bool(result.get("loads"))}
+            if file != edge_file:
+                row["file"] = file
             if "outputs" in result:
                 diff = max_abs_diff(expected, result["outputs"])
                 row.update(runs=True, max_abs_diff=diff, median_ms=result["medianMs"], passed=diff <= tolerance)
@@ -127,6 +161,7 @@ def verify_version(
             {**row, "max_abs_diff": "inf"} if row.get("max_abs_diff") == math.inf else dict(row) for row in report.rows
         ]
         manifest["edge"]["verified"] = verified
+        manifest["edge"]["ranking"] = ranking(report.rows)
         write_manifest(version_dir, manifest)
     return report
 
@@ -141,5 +176,20 @@ def format_table(report: VerifyReport) -> str:
             verdict = "ok" if row["passed"] else "MISMATCH"
         else:
             verdict = f"{'cannot run' if row['loads'] else 'cannot load'}: {row.get('error', '')[:70]}"
-        lines.append(f"{row['runtime']:<16} {row['backend']:<8} {'yes' if row['loads'] else 'no':<6} {diff_text:>11} {ms:>10}  {verdict}")
+        on = f" (on {row['file']})" if "file" in row else ""
+        lines.append(f"{row['runtime']:<16} {row['backend']:<8} {'yes' if row['loads'] else 'no':<6} {diff_text:>11} {ms:>10}  {verdict}{on}")
     return "\n".join(lines)
+
+
+def format_ranking(report: VerifyReport) -> str:
+    """One line: the order the page tries the runtimes in by default."""
+    ranked = ranking(report.rows)
+    if not ranked:
+        return "ranking: no runtime passed; the page cannot run the model"
+    entries = [
+        f"{row_name(row)} ({row['median_ms']:.3f} ms"
+        + ("" if row["download_bytes"] is None else f", {row['download_bytes'] / 1e6:.1f} MB")
+        + ")"
+        for row in ranked
+    ]
+    return "ranking (edge.ranking, the page's default order): " + ", ".join(entries)

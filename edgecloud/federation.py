@@ -8,11 +8,18 @@ registered under its own name, `NAME-vN` (archive `NAME-vN.mar` in the model sto
 only then does `latest.json` move. `/predictions/NAME` keeps the version `NAME.mar` holds; a page
 that runs version N on the edge asks `cloud_name(NAME, N)` for the same version (`/config.json`
 `cloudModels` lists what is served).
+
+Publication is crash-safe: the folder appears whole (renamed from a hidden staging sibling), a
+failed publication removes its folder and archive, and a process killed between writing version
+N+1 and moving latest.json leaves a folder and maybe an archive that `recover` removes at the next
+start, before MMS registers the store's archives: nothing half-published is ever served, and the
+round, still open in the database with every update, closes again into the same version number.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -24,8 +31,8 @@ import numpy as np
 from aggregation.http import FederatedApi
 from aggregation.service import FederatedModel, FederatedService, ParameterSpec, run_ticker
 from aggregation.settings import FederatedSettings
-from aggregation.store import open_store
-from export.federated_version import trainable_parameters, write_federated_version
+from aggregation.store import RoundStore, open_store
+from export.federated_version import staging_dirs, trainable_parameters, write_federated_version
 from export.manifest import LATEST_NAME, read_manifest, update_latest
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer
@@ -50,14 +57,75 @@ def cloud_name(name: str, version: str) -> str:
     return f"{name}-v{version}"
 
 
-def load_model(registry: Path, name: str) -> FederatedModel:
-    """The version latest.json names, with its trainable parameters' values (CliError if it has none)."""
+def database_of(options: FederatedOptions, model_store: Path) -> str:
+    return options.database or str(Path(model_store) / DATABASE_FILE)
+
+
+def latest_version(registry: Path, name: str) -> str:
+    if name == "metrics":
+        raise CliError("--federated metrics: the aggregator's /federated/metrics is its Prometheus endpoint; rename the model")
     latest = Path(registry) / name / LATEST_NAME
     try:
-        version = str(json.loads(latest.read_text())["version"])
+        return str(json.loads(latest.read_text())["version"])
     except (OSError, ValueError, KeyError) as error:
         raise CliError(f"--federated {name}: no {latest} naming its current version ({error})") from None
-    version_dir = latest.parent / version
+
+
+def discard_version(version_dir: Path, model_store: Path) -> None:
+    """Remove an unpublished version: its archive first, then its folder (renamed away in one step)."""
+    version_dir = Path(version_dir)
+    name = version_dir.parent.name
+    archive = cloud_name(name, version_dir.name)
+    for mar in (Path(model_store) / f"{archive}.mar", Path(model_store) / f".{archive}.mar.partial"):
+        mar.unlink(missing_ok=True)
+    if version_dir.is_dir():
+        doomed = version_dir.with_name(f".{name}-{version_dir.name}-discarded")
+        shutil.rmtree(doomed, ignore_errors=True)
+        version_dir.rename(doomed)
+        shutil.rmtree(doomed)
+
+
+def unpublished_versions(registry: Path, name: str, store: RoundStore) -> list[Path]:
+    """Version folders the open round wrote but never published (latest.json still names its base)."""
+    current = store.current_round(name)
+    latest = latest_version(registry, name)
+    if current is None or current.base_version != latest:
+        return []
+    found = []
+    for child in (Path(registry) / name).iterdir():
+        if child.is_dir() and child.name.isdigit() and int(child.name) > int(latest):
+            try:
+                provenance = read_manifest(child).get("federated") or {}
+            except Exception:  # noqa: BLE001 - an unreadable folder is no version of this round's
+                continue
+            if provenance.get("round") == current.id and str(provenance.get("base_version")) == latest:
+                found.append(child)
+    return sorted(found)
+
+
+def recover(options: FederatedOptions, registry: Path, model_store: Path) -> list[str]:
+    """Remove what a publication killed midway left (staging folders, unpublished versions and their
+    archives); call before MMS registers the store. Returns one line per thing removed."""
+    removed = []
+    store = open_store(database_of(options, model_store))
+    try:
+        for name in options.models:
+            for staging in staging_dirs(Path(registry) / name):
+                shutil.rmtree(staging)
+                removed.append(f"federated: removed {staging}, a version of {name} half written when the process stopped")
+            for version_dir in unpublished_versions(registry, name, store):
+                discard_version(version_dir, model_store)
+                removed.append(f"federated: removed version {version_dir.name} of {name}, written but never published "
+                               f"when the process stopped; its round closes again")  # fmt: skip
+    finally:
+        store.close()
+    return removed
+
+
+def load_model(registry: Path, name: str) -> FederatedModel:
+    """The version latest.json names, with its trainable parameters' values (CliError if it has none)."""
+    version = latest_version(registry, name)
+    version_dir = Path(registry) / name / version
     manifest = read_manifest(version_dir)
     if not (manifest.get("training") or {}).get("parameters"):
         raise CliError(f"--federated {name}: version {version} has no training entry; export it with --trainable")
@@ -95,9 +163,15 @@ class ServingPublisher:
         with self._lock:
             version_dir = write_federated_version(self.registry / model.name, model.version, parameters, provenance)
             name = cloud_name(model.name, version_dir.name)
-            mar = build_archive(version_dir, self.mms.config.model_store, name=name)
-            self.mms.register(mar.name)  # synchronous: its workers are up when this returns
-            update_latest(self.registry / model.name)
+            try:
+                mar = build_archive(version_dir, self.mms.config.model_store, name=name)
+                self.mms.register(mar.name)  # synchronous: its workers are up when this returns
+                update_latest(self.registry / model.name)
+            except Exception:
+                # Not published: no folder or archive stays behind to be served or numbered over.
+                if latest_version(self.registry, model.name) != version_dir.name:
+                    discard_version(version_dir, self.mms.config.model_store)
+                raise
             self.on_served(model.name, version_dir.name, name)
             return load_model(self.registry, model.name)
 
@@ -107,7 +181,7 @@ class Aggregator:
 
     def __init__(self, options: FederatedOptions, registry: Path, mms: MmsServer, on_served: Callable[[str, str, str], None]) -> None:
         models = [load_model(registry, name) for name in options.models]
-        self.database = options.database or str(Path(mms.config.model_store) / DATABASE_FILE)
+        self.database = database_of(options, mms.config.model_store)
         self.store = open_store(self.database)
         self.service = FederatedService(self.store, options.settings, models, ServingPublisher(registry, mms, on_served))
         self.api = FederatedApi(self.service).handle

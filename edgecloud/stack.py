@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from mms_handlers.server import MmsServer, ServerConfig, ServerError
 
+from .signals import until_signal
 from .webserver import StaticSite
 
 if TYPE_CHECKING:
@@ -86,6 +85,11 @@ class Stack:
             progress(f"CORS: browsers may call MMS from {', '.join(origins)} only; the page opened as {page} gets no cloud answers")
         for warning in self.mms.config.exposure_warnings():
             progress(warning)
+        if self.options.federated is not None:  # before MMS sees the store: nothing half-published is served
+            from .federation import recover
+
+            for line in recover(self.options.federated, self.options.registry, self.mms.config.model_store):
+                progress(line)
         self.mms.start()
         try:
             self.models = self.mms.register_store(self.options.register or None)
@@ -149,15 +153,10 @@ class Stack:
 
     def wait_for_signal(self) -> bool:
         """Block until Ctrl-C or SIGTERM, then stop everything; False if MMS died first."""
-        stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while not stop.wait(1.0):
-                if self.mms.process is None or self.mms.process.poll() is not None:
-                    self.stop(keep_logs=True)
-                    return False
-            return True
+            signalled = until_signal(lambda: self.mms.process is not None and self.mms.process.poll() is None)
+            if not signalled:
+                self.stop(keep_logs=True)
+            return signalled
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             self.stop()

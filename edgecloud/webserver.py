@@ -31,7 +31,8 @@ VENDOR = {
     "uplot": ("uplot", "dist"),
 }
 IMMUTABLE = "public, max-age=31536000, immutable"
-# A mounted JSON API: (method, path, Content-Length or None, read(n)) -> (status, JSON body).
+# A mounted API: (method, path, Content-Length or None, read(n)) -> (status, JSON body), or a body
+# with `content_type` and `body` (bytes) attributes, sent as it is (the aggregator's /metrics).
 Api = Callable[[str, str, "int | None", Callable[[int], bytes]], "tuple[int, Any]"]
 
 mimetypes.add_type("application/wasm", ".wasm")
@@ -67,7 +68,10 @@ class _Handler(SimpleHTTPRequestHandler):
         status, content = api(self.command, urlsplit(self.path).path, declared, self.rfile.read)
         if self.command == "POST" and declared is not None and status >= 400:
             self.close_connection = True  # a refused body may be unread: never parse it as the next request
-        self._send_json(content, status)
+        if hasattr(content, "content_type") and isinstance(getattr(content, "body", None), bytes):
+            self._send(content.body, content.content_type, status)
+        else:
+            self._send_json(content, status)
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
         api = self._api()
@@ -104,9 +108,11 @@ class _Handler(SimpleHTTPRequestHandler):
         super().do_GET()
 
     def _send_json(self, content: Any, status: int = HTTPStatus.OK) -> None:
-        body = json.dumps(content).encode()
+        self._send(json.dumps(content).encode(), "application/json", status)
+
+    def _send(self, body: bytes, content_type: str, status: int) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -7,8 +7,9 @@ still loads and checks, its trainable initializers equal the new values bit for 
 other initializer equals the base's; the new cloud and edge files agree on the recorded sample
 and random inputs like it (onnxruntime, export's tolerance). `train.onnx` / `train.edge.onnx`
 take the parameters as inputs, so they are carried unchanged. model.json gets the new version,
-hashes and a `federated` provenance entry; the folder appears whole (staged, then renamed), and
-`latest.json` is left alone: the caller moves it once the version is served.
+hashes and a `federated` provenance entry; the folder appears whole (staged in a hidden sibling,
+`staging_dirs`, then renamed), and `latest.json` is left alone: the caller moves it once the
+version is served (edgecloud/federation.py removes what a process killed meanwhile left behind).
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def _training(manifest: dict[str, Any], version_dir: Path) -> dict[str, Any]:
     if not isinstance(training, dict) or not training.get("parameters"):
         raise BadInputError(f"{version_dir}/{MANIFEST_NAME} has no training entry: export with --trainable first")
     return training
+
+
+def staging_dirs(model_dir: Path) -> list[Path]:
+    """Half-written versions of the model folder: the hidden staging folders a killed writer left."""
+    return sorted(child for child in Path(model_dir).glob(f".{Path(model_dir).name}-*-*") if child.is_dir())
 
 
 def next_version(model_dir: Path) -> str:

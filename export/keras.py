@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
-from .converter import Conversion
+from .conversion import Conversion
 from .errors import BadInputError, ExportError, UnsupportedModelError, one_line
 from .graph_names import rename_outputs
 from .manifest import graph_inputs, tensor_specs

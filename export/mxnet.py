@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .converter import Conversion, default_output_names, flat_outputs
+from .conversion import Conversion, default_output_names, flat_outputs
 from .errors import BadInputError, UnsupportedModelError, one_line
 from .graph_names import rename_outputs
 from .mxnet_compat import EXPORT_OPSET, export_shims, fix_ir_version, import_mxnet

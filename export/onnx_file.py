@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .converter import Conversion
+from .conversion import Conversion
 from .errors import BadInputError, one_line
 from .manifest import default_opset, graph_inputs, tensor_specs
 from .signature import fit_sample, synthesize_sample

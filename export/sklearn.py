@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from .converter import Conversion
+from .conversion import Conversion
 from .errors import BadInputError, UnsupportedModelError, one_line
 from .quiet import silenced
 from .signature import fit_sample, synthesize_sample

@@ -13,21 +13,17 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import onnx
 
-from .converter import Conversion, default_output_names, flat_outputs
+from .conversion import Conversion, default_output_names, flat_outputs
 from .errors import BadInputError, UnsupportedModelError, one_line
 from .quiet import silenced
 from .signature import fit_sample, name_sample, synthesize_sample
 from .train.torch_reference import TorchTrainer
-from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
-from .verify import DEFAULT_TOLERANCE, Feeds
-
-if TYPE_CHECKING:
-    from .pipeline import ExportResult
+from .verify import Feeds
 
 _LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "torch.fx")
 
@@ -129,7 +125,7 @@ def _load_torchscript(source: Path) -> Any:
     except Exception as error:
         raise BadInputError(
             f"cannot load TorchScript model {source.name}: {one_line(error)} "
-            "(.pt/.pth must be written by torch.jit.save; for a plain nn.Module use export.torch.export_torch_module)"
+            "(.pt/.pth must be written by torch.jit.save; for a plain nn.Module use export.torch_module.export_torch_module)"
         ) from None
 
 
@@ -204,39 +200,3 @@ class TorchConverter:
         if source.name.lower().endswith(".pt2"):
             return _convert_exported_program(source, sample, opset)
         return _convert_torchscript(source, sample, opset)
-
-
-def export_torch_module(
-    module: Any,
-    sample: Any,
-    *,
-    name: str,
-    version: str,
-    out: Path,
-    input_names: Sequence[str] | None = None,
-    output_names: Sequence[str] | None = None,
-    opset: int = 13,
-    tolerance: float = DEFAULT_TOLERANCE,
-    force: bool = False,
-    trainable: str | None = None,
-    loss: str | None = None,
-    optimizer: str = DEFAULT_OPTIMIZER,
-    learning_rate: float | None = None,
-    train_batch: int = DEFAULT_BATCH,
-    progress: Callable[[str], None] = lambda message: None,
-) -> ExportResult:
-    """Export a live `nn.Module` into the registry exactly like `edgecloud export` does for files.
-
-    `sample` is a tensor/array, a tuple of them (one per forward argument) or a dict by input
-    name; its first axis is the batch and becomes free in the ONNX graph. Returns the
-    pipeline's `ExportResult` (version folder + model.json contents). The training-step options
-    are `export_model`'s (docs/training.md).
-    """
-    from .pipeline import check_target, publish
-
-    training = TrainingOptions(trainable, loss, optimizer, learning_rate, train_batch).check()
-    version_dir = check_target(name, version, out, force)
-    progress(f"converting {type(module).__name__} with the torch converter (opset {opset})")
-    conversion = convert_module(module, sample, opset, input_names, output_names)
-    return publish(conversion, version_dir, source_file=f"{type(module).__name__} (nn.Module)",
-                   tolerance=tolerance, training=training, progress=progress)  # fmt: skip

@@ -81,3 +81,13 @@ def stop_process_group(process: subprocess.Popen, timeout: float = 20.0) -> None
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         pass
+
+
+WORKER_SCRIPT = "mms/model_service_worker.py"
+
+
+def model_of(argv: list[str]) -> str | None:
+    """The model a backend (or worker) process serves, from its arguments; None for other processes."""
+    if not any(WORKER_SCRIPT in part for part in argv) or "--model-name" not in argv[:-1]:
+        return None
+    return argv[argv.index("--model-name") + 1]

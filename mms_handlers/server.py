@@ -29,8 +29,9 @@ from typing import Any
 from .engines.ort import THREADS_ENV, threads_per_worker
 from .mar_check import MarError, check_mar
 from .names import name_problem
-from .process_group import arguments, command_line, group_members, parent_pid, stop_process_group
-from .supervisor import Supervisor, model_of
+from .process_group import arguments, command_line, group_members, model_of, parent_pid, stop_process_group
+from .service import REQUEST_METRICS_ENV
+from .supervisor import Supervisor
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
@@ -122,6 +123,10 @@ class ServerConfig:
     max_batch_delay_ms: int = DEFAULT_BATCH_DELAY_MS
     java_heap_mb: int = 512
     supervise: bool = True  # start a model's backend process again when it dies (MMS does not)
+    # The handler's per-request timings in MMS's metrics log: one log line each, which MMS pipes and
+    # writes again (docs/benchmarks-hot-path.md), so off unless something reads them (a replica's /metrics)
+    # or EDGECLOUD_REQUEST_METRICS=1 is in the environment.
+    request_metrics: bool = False
     model_options: dict[str, ModelOptions] = field(default_factory=dict)
     runtime_dir: Path | None = None
 
@@ -287,6 +292,8 @@ class MmsServer:
         )
         env["PYTHONPATH"] = worker_python_path(env.get("PYTHONPATH"))
         env.setdefault(THREADS_ENV, str(threads_per_worker(self.config.most_workers())))
+        if self.config.request_metrics:
+            env[REQUEST_METRICS_ENV] = "1"
         command = [
             sys.executable, "-m", "mms.model_server", "--start", "--foreground",
             "--mms-config", str(config_file),

@@ -124,7 +124,7 @@ class _Metrics:
     to a file again, tens of microseconds of CPU each (docs/benchmarks-hot-path.md): the largest
     cost the handler itself added to a small model's request. So by default a handler call writes
     only BatchSize and EngineRuns, and only when MMS may hand over more than one request (at batch
-    size 1 both are always 1); the per-request timings only when EDGECLOUD_REQUEST_METRICS=1.
+    size 1 both are always 1); the per-request timings only when EDGECLOUD_REQUEST_METRICS=1 (ServerConfig.request_metrics).
     """
 
     def __init__(self, context: Any, batch_size: int) -> None:

@@ -19,17 +19,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from .process_group import arguments, group_members, stop_process_group
 
-if TYPE_CHECKING:
-    from .server import MmsServer
-
 logger = logging.getLogger(__name__)
-
-WORKER_SCRIPT = "mms/model_service_worker.py"
-
 
 @dataclass(frozen=True)
 class Launch:
@@ -49,13 +43,6 @@ class Recovery:
     error: str | None = None
 
 
-def model_of(argv: list[str]) -> str | None:
-    """The model a backend (or worker) process serves, from its arguments; None for other processes."""
-    if not any(WORKER_SCRIPT in part for part in argv) or "--model-name" not in argv[:-1]:
-        return None
-    return argv[argv.index("--model-name") + 1]
-
-
 def read_launch(pid: int) -> Launch | None:
     try:
         raw_env = Path(f"/proc/{pid}/environ").read_bytes()
@@ -67,10 +54,20 @@ def read_launch(pid: int) -> Launch | None:
     return Launch(pid, argv, env, cwd) if argv else None
 
 
+class Supervised(Protocol):
+    """What the supervisor needs of a server (MmsServer is one), and no more."""
+
+    log_dir: Path
+
+    def backend_pids(self) -> dict[str, int]: ...
+
+    def models(self) -> list[dict[str, Any]]: ...
+
+
 class Supervisor:
     """A daemon thread checking the registered models' backend processes every `interval` seconds."""
 
-    def __init__(self, server: MmsServer, interval: float = 0.25, min_gap_s: float = 2.0) -> None:
+    def __init__(self, server: Supervised, interval: float = 0.25, min_gap_s: float = 2.0) -> None:
         self.server = server
         self.interval = interval
         self.min_gap_s = min_gap_s  # a backend that keeps dying is started at most this often

@@ -51,3 +51,69 @@ def test_scan_sees_imports_inside_functions() -> None:
     # inside a function: both must be seen, or a lazy `import torch` would slip through.
     imports = imported_roots("mms_handlers")
     assert {"onnxruntime", "mxnet"} <= imports.keys()
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def internal_imports(package: str) -> dict[str, set[str]]:
+    """{module: modules of the same package it imports}, every import counted (also lazy ones)."""
+    modules = {module_name(path): path for path in sorted((REPO / package).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        is_package = path.name == "__init__.py"
+        here = name.split(".") if is_package else name.split(".")[:-1]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(here[: len(here) - node.level + 1]) if node.level else ""
+                module = ".".join(filter(None, [base, node.module or ""]))
+                for alias in node.names:  # `from . import x` / `from .a import b`: x or a.b may be a module
+                    targets.add(f"{module}.{alias.name}" if f"{module}.{alias.name}" in modules else module)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle per strongly connected component of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while (top := stack.pop()) != node:
+                component.append(top)
+            component.append(node)
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_no_import_cycle_inside_a_package(package: str) -> None:
+    graph = internal_imports(package)
+    assert sum(map(len, graph.values())) > 5, f"the scan found no internal import in {package}/"
+    assert cycles(graph) == [], f"modules of {package}/ import each other in a cycle: {cycles(graph)}"
+
+
+def test_cycle_finder_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 DEMO_NAME = "forecaster"
 # Small enough for a cold `make demo` to build in one to two minutes on 2 CPU cores.
 DEMO_TRIALS, DEMO_EPOCHS, DEMO_MAX_SECONDS = 4, 6, 150.0
+# What the demo verifies in Chromium before serving, so the page runs the fastest verified runtime
+# (model.json edge.ranking). Not webgl: on SwiftShader the unrolled LSTM takes ~12 s a run, minutes in all.
+DEMO_VERIFY_TARGETS = [("onnxjs", "cpu"), ("onnxjs", "wasm"), ("onnxruntime-web", "wasm")]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,8 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the Prediction Builder on simulated ECG (Conv1D + LSTM template, a short search; "
             "reused from CACHE/build when already built with the same settings), export the best "
-            "model to ONNX with a parity check plus a browser file lowered for ONNX.js, package it "
-            "for Multi Model Server, then serve MMS and the page (URLs printed) until Ctrl-C."
+            "model to ONNX with a parity check plus a browser file lowered for ONNX.js, verify it in headless "
+            "Chromium (ONNX.js cpu/wasm, onnxruntime-web: the page then runs the fastest that passed), package "
+            "it for Multi Model Server, then serve MMS and the page (URLs printed) until Ctrl-C."
         ),
     )
     parser.add_argument("--cache", type=Path, default=Path(".edgecloud/demo"), help="work folder (.edgecloud/demo)")
@@ -90,8 +94,29 @@ def artefact_dirs(cache: Path) -> tuple[Path, Path]:
     return Path(cache) / "registry", Path(cache) / "model-store"
 
 
-def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None" = None) -> tuple[Path, Path]:
-    """Build (or reuse), export and archive every artefact of the demo; returns (registry, model_store)."""
+def verify_in_browser(version_dir: Path) -> None:
+    """`edgecloud verify` on DEMO_VERIFY_TARGETS, so model.json ranks the runtimes for the page.
+
+    Without Chromium the demo still runs: the page then uses the runtime model.json's edge entry marks.
+    """
+    from ..browser import BrowserError
+    from ..edge_verify import format_ranking, verify_version
+
+    say("verifying the browser file in headless Chromium (ONNX.js cpu/wasm, onnxruntime-web)")
+    try:
+        report = verify_version(version_dir, targets=DEMO_VERIFY_TARGETS, random_inputs=1)
+    except BrowserError as error:
+        say(f"WARNING: not verified in a browser ({error}); the page runs what model.json's edge entry marks")
+        return
+    say(format_ranking(report))
+    if not report.passed:
+        say(f"WARNING: {'; '.join(report.failures)}")
+
+
+def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None" = None,
+            verify: bool = True) -> tuple[Path, Path]:  # fmt: skip
+    """Build (or reuse), export, verify in Chromium (unless `verify` is false) and archive every
+    artefact of the demo; returns (registry, model_store)."""
     from export.pipeline import export_model
     from mms_handlers.archive import build_archive
 
@@ -106,6 +131,8 @@ def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None"
     result = export_model(
         model_path, name=DEMO_NAME, version="1", out=registry, sample=sample_path, force=True, progress=say
     )
+    if verify:
+        verify_in_browser(result.version_dir)
     say(f"archived {build_archive(result.version_dir, model_store)}")
     say(f"wrote the page's ECG strip {write_page_signal(report, registry / DEMO_NAME)}")
     return registry, model_store

@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Serve the registry, open the harness page in headless Chromium and run the model's browser file "
             "on ONNX.js (cpu, wasm, webgl) and onnxruntime-web (wasm) on the recorded sample plus random inputs; "
-            "compare with onnxruntime in Python, print a table, record it in model.json (edge.verified). "
+            "compare with onnxruntime in Python, print a table, record it in model.json (edge.verified) and rank "
+            "the runtimes that passed, fastest first, with their download size (edge.ranking: the page's default). "
             "A trainable model's training step (train.onnx / train.edge.onnx) is run the same way on ONNX.js "
             "(cpu, wasm) and onnxruntime-web and recorded in training.edge.verified. "
             "Exit 1 if any runtime that loads a graph differs by more than --tolerance."
@@ -29,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..edge_verify import format_table, verify_version
+    from ..edge_verify import format_ranking, format_table, verify_version
     from ..train_verify import verify_training
 
     if args.tolerance <= 0 or args.random < 0 or args.repeats < 1:
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {"tolerance": args.tolerance, "random_inputs": args.random, "repeats": args.repeats}
     report = verify_version(args.version_dir, **settings)
     print(format_table(report))
+    print(format_ranking(report))
     failures = list(report.failures)
     training = verify_training(args.version_dir, **settings)
     if training is not None:

@@ -7,15 +7,14 @@ cloud through the gateway, its own origin, so no CORS is needed.
 
 from __future__ import annotations
 
-import signal
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from mms_handlers.server import ServerConfig, free_port
 
+from ..signals import until_signal
 from ..stack import WILDCARD_HOSTS
 from ..webserver import StaticSite
 from .federation import Federation
@@ -86,14 +85,7 @@ class GatewayStack:
                 "metrics": f"{self.url}/metrics", "replicas": ", ".join(r.url for r in self.replica_set.replicas)}  # fmt: skip
 
     def wait_for_signal(self) -> bool:
-        stop = threading.Event()
-        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while not stop.wait(1.0):
-                if self.haproxy.process is None or self.haproxy.process.poll() is not None:
-                    return False
-            return True
+            return until_signal(lambda: self.haproxy.process is not None and self.haproxy.process.poll() is None)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             self.stop()

@@ -14,7 +14,7 @@ from ..errors import one_line
 from ..manifest import default_opset
 from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
 from .graph import batch_variant, remove_dead
-from .passes import activations, constant_if, conv1d, expand, fold, gather, int64, loop, ml_linear, names, opset, pin, recurrent, relu_mask, resize, slice_concat, softmax, split, stack
+from .passes import activations, constant_if, conv1d, conv_transpose, expand, fold, gather, int64, integer_equal, loop, ml_linear, names, opset, pin, recurrent, relu_mask, resize, slice_concat, softmax, split, stack
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
@@ -43,6 +43,9 @@ PASSES: list[tuple[str, Pass]] = [
     ("softmax-last-axis", softmax.run),
     ("hard-activations-and-pow", activations.run),
     ("nearest-resize-to-tile", resize.run),
+    ("conv-transpose-to-depth-to-space", conv_transpose.run),
+    ("integer-equal-to-gather", integer_equal.run),
+    ("integer-reshape-to-unsqueeze", integer_equal.reshape_to_unsqueeze),
     ("opset-down", opset.run),
     ("int64-to-int32-range", int64.run),
     ("unique-node-names", names.run),

@@ -3,8 +3,9 @@
 The operator/opset table is `onnxjs_0.1.8_rules.json`, read from the released package's
 `op-resolve-rules` (see its `source`). On top of the table come the semantic traps a table
 cannot express, each seen in Chromium: inputs where ONNX.js reads attributes (Squeeze-13),
-1-D convolutions and pools, Softmax-13 over a non-last axis (wrong numbers, no error), and on
-webgl an Unsqueeze whose input a later MatMul reads (the shader fails to compile).
+1-D convolutions and pools, Softmax-13 over a non-last axis (wrong numbers, no error), on
+webgl an Unsqueeze whose input a later MatMul reads (the shader fails to compile), and integer
+tensors fed to operators that take floats only ("invalid inputs detected" at run time).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ _ATTRIBUTE_INPUT_OPS = {"Squeeze", "Unsqueeze", "Split", "ReduceSum"}
 _ATTRIBUTE_INPUT_OPS_18 = {"ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceLogSum"}
 _INT32_MAX = 2**31 - 1
 _SPATIAL_OPS = {"Conv", "MaxPool", "AveragePool"}
+# Operators whose ONNX.js input check takes floats only (lib/ops/reshape.js, transpose.js), and the
+# wasm backend's binary operators, which take float32 only and shadow cpu's for it (wasm/op-resolve-rules.js).
+_FLOAT_ONLY = {"Reshape", "Transpose"}
+_WASM_FLOAT32_ONLY = {"Add", "Sub", "Mul", "Div", "PRelu"}
+_FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE}
 UNSQUEEZE_BEFORE_MATMUL = (
     "webgl gives its input the unsqueezed texture layout, and a MatMul that reads that input later fails to compile"
 )
@@ -95,18 +101,33 @@ def _semantic_blocker(node: onnx.NodeProto, opset: int, ranks: dict[str, int], v
     return None
 
 
-def _value_ranks(model: onnx.ModelProto) -> dict[str, int]:
+def _value_ranks_and_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, int]]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - ranks are a hint; unknown rank is handled by the caller
+    except Exception:  # noqa: BLE001 - ranks and types are a hint; unknown ones are handled by the caller
         inferred = model
     graph = inferred.graph
-    ranks = {}
+    ranks, types = {}, {}
     for value in (*graph.input, *graph.value_info, *graph.output):
         if value.type.tensor_type.HasField("shape"):
             ranks[value.name] = len(value.type.tensor_type.shape.dim)
+        if value.type.tensor_type.elem_type:
+            types[value.name] = value.type.tensor_type.elem_type
     ranks.update(_initializer_ranks(graph))
-    return ranks
+    types.update({init.name: init.data_type for init in graph.initializer})
+    return ranks, types
+
+
+def _type_blocker(node: onnx.NodeProto, backend: str, types: dict[str, int]) -> str | None:
+    data = types.get(node.input[0]) if node.input else None
+    if data is None or data in _FLOATS:
+        return None
+    kind = onnx.helper.tensor_dtype_to_np_dtype(data).name
+    if node.op_type in _FLOAT_ONLY:
+        return f"{kind} input: ONNX.js takes floats only"
+    if backend == "wasm" and node.op_type in _WASM_FLOAT32_ONLY:
+        return f"{kind} input: the wasm backend takes float32 only"
+    return None
 
 
 def _unsqueeze_before_matmul(graph: onnx.GraphProto) -> set[int]:
@@ -130,7 +151,7 @@ def blockers(model: onnx.ModelProto, backend: str) -> list[Blocker]:
     table = backend_ops(backend)
     graph_level = rules()["graph_level_ops"]
     ranks = _initializer_ranks(model.graph)
-    value_ranks = _value_ranks(model)
+    value_ranks, value_types = _value_ranks_and_types(model)
     texture_traps = _unsqueeze_before_matmul(model.graph) if backend == "webgl" else set()
     found: list[Blocker] = []
     for init in model.graph.initializer:
@@ -143,7 +164,7 @@ def blockers(model: onnx.ModelProto, backend: str) -> list[Blocker]:
             found.append(Blocker(node.name, node.op_type, f"operator domain {node.domain} is not supported"))
             continue
         semantic = _semantic_blocker(node, opset, ranks, value_ranks)
-        semantic = semantic or (UNSQUEEZE_BEFORE_MATMUL if index in texture_traps else None)
+        semantic = semantic or (UNSQUEEZE_BEFORE_MATMUL if index in texture_traps else None) or _type_blocker(node, backend, value_types)
         if semantic:
             found.append(Blocker(node.name, node.op_type, semantic))
         elif node.op_type in graph_level:

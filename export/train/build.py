@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
-from ..converter import Conversion
+from ..conversion import Conversion
 from ..edge.lowering import lower
 from ..edge.rules import blocker_summary
 from ..errors import ExportError, ParityError, UnsupportedModelError, one_line

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..converter import flat_outputs
+from ..conversion import flat_outputs
 from .reference import Batch, Variable
 from .spec import Loss, Optimizer
 

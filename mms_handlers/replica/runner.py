@@ -16,13 +16,12 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
 from ..server import MmsServer, ServerConfig, ServerError, SettingError
-from ..service import REQUEST_METRICS_ENV
 from .frontdoor import FrontDoor
 from .health import Health, model_health, readiness
 from .metrics import ReplicaMetrics
@@ -69,10 +68,8 @@ class Replica:
         settings.check()
         self.settings = settings
         self.version = package_version()
-        # /metrics turns the handler's per-request timings into histograms: a replica asks for them
-        # (a plain `serve` leaves them off, since each is a log line MMS pipes and writes again).
-        os.environ.setdefault(REQUEST_METRICS_ENV, "1")
-        self.mms = MmsServer(settings.server)
+        # /metrics turns the handler's per-request timings into histograms: a replica asks for them.
+        self.mms = MmsServer(replace(settings.server, request_metrics=True))
         store = Path(settings.server.model_store)
         self.names = settings.register or sorted(mar.stem for mar in store.glob("*.mar"))
         self.catalog = Catalog.from_store(store, self.names)

@@ -183,3 +183,32 @@ def test_a_failed_close_keeps_every_update_says_why_and_retries_later() -> None:
     clock.now += 31
     service.tick()
     assert len(publisher.published) == 1 and service.describe("mlp")["base_version"] == "2"
+
+
+def test_metrics_count_rounds_updates_and_refusals_by_reason(world) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    api, service, _publisher, _clock, post = world
+
+    def scrape() -> dict[tuple, float]:
+        status, text = api.handle("GET", "/federated/metrics", None, bytes)
+        assert status == 200 and text.content_type.startswith("text/plain; version=0.0.4")
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(text.body.decode()) for s in f.samples}  # fmt: skip
+
+    mlp = (("model", "mlp"),)
+    assert scrape()[("edgecloud_federated_rounds_closed_total", mlp)] == 0
+    post(body("client-0001", samples=3))
+    post(body("client-0001"))  # duplicate
+    post(body("client-0009", base="7"))  # stale
+    got = scrape()
+    assert got[("edgecloud_federated_open_round_clients", mlp)] == 1
+    assert got[("edgecloud_federated_updates_refused_total", (("model", "mlp"), ("reason", "duplicate-client")))] == 1
+    assert got[("edgecloud_federated_updates_refused_total", (("model", "mlp"), ("reason", "stale-base")))] == 1
+    post(body("client-0002", samples=5))
+    service.tick()
+    got = scrape()
+    assert got[("edgecloud_federated_rounds_closed_total", mlp)] == 1
+    assert got[("edgecloud_federated_updates_accepted_total", mlp)] == 2
+    assert got[("edgecloud_federated_samples_accepted_total", mlp)] == 8
+    assert got[("edgecloud_federated_round", mlp)] == 2 and got[("edgecloud_federated_open_round_clients", mlp)] == 0

@@ -1,7 +1,8 @@
 """Kubernetes manifests under deploy/k8s, validated offline: `kubectl kustomize` renders each
 kustomization, and every object passes kubernetes-validate's strict schema check (unknown fields
-refused). The KServe InferenceService is a custom resource whose CRD is not available offline:
-its predictor is checked as the core PodSpec it embeds, plus the rules below.
+refused). The KServe InferenceService is a custom resource, which kubernetes-validate does not
+know: it is checked against the kserve SDK's own models (tests/kserve_sdk), which refuse unknown
+fields and wrong types down to the core objects it embeds.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import kserve_sdk
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 KUBERNETES = "1.33.0"
 KUSTOMIZATIONS = ["base", "overlays/production", "overlays/kserve"]
-PREDICTOR_EXTENSION = {"minReplicas", "maxReplicas", "scaleMetric", "scaleTarget", "containers", "volumes"}
 
 
 def render(kustomization: str) -> list[dict]:
@@ -44,15 +46,28 @@ def test_every_rendered_object_passes_strict_schema_validation(kustomization):
 
     objects = render(kustomization)
     assert objects
+    custom = [obj for obj in objects if obj["kind"] == "InferenceService"]
     for obj in objects:
-        if obj["kind"] == "InferenceService":
-            predictor = obj["spec"]["predictor"]
-            assert set(predictor) <= PREDICTOR_EXTENSION, set(predictor) - PREDICTOR_EXTENSION
-            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"},
-                   "spec": {k: predictor[k] for k in ("containers", "volumes")}}  # fmt: skip
-            kubernetes_validate.validate(pod, KUBERNETES, strict=True)
-        else:
+        if obj not in custom:
             kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+    if custom:
+        code, problems = kserve_sdk.run("validate_inference_service.py", custom)
+        assert code == 0, problems
+
+
+def test_the_kserve_check_refuses_unknown_fields_and_wrong_types():
+    (service,) = by_kind(render("overlays/kserve"))["InferenceService"]
+    predictor = service["spec"]["predictor"]
+    container = {**predictor["containers"][0], "imagez": "x", "ports": [{"containerPort": "8080"}]}
+    broken = {**service, "spec": {"predictr": {}, "predictor": {**predictor, "minReplica": 1, "scaleTarget": "8",
+                                                                "containers": [container]}}}  # fmt: skip
+    code, problems = kserve_sdk.run("validate_inference_service.py", [broken])
+    assert code == 1
+    for expected in ("spec.predictr: unknown field of V1beta1InferenceServiceSpec",
+                     "spec.predictor.minReplica: unknown field of V1beta1PredictorSpec",
+                     "spec.predictor.scaleTarget: expected int", "containers[0].imagez: Extra inputs are not permitted",
+                     "containers[0].ports.0.containerPort: Input should be a valid integer"):  # fmt: skip
+        assert expected in problems, problems
 
 
 def test_strict_validation_refuses_an_unknown_field():

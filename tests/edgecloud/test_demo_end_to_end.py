@@ -1,8 +1,9 @@
 """The project's main job as a newcomer sees it, on a tiny build: `edgecloud demo`'s own
 `prepare()` (build → export with browser lowering → archive) → the real stack (MMS + the page) →
-Chromium opens /demo/. The Conv1D + LSTM forecaster must run on ONNX.js (not onnxruntime-web,
-not the cloud) on the ECG strip prepare() writes, the cloud must answer too, and both must agree; `edgecloud verify` must pass it
-on every ONNX.js backend. The page's screenshot lands in tests/edgecloud/artifacts/demo-end-to-end.png.
+Chromium opens /demo/. The Conv1D + LSTM forecaster must be lowered for ONNX.js; `edgecloud verify`
+must pass it on every ONNX.js backend and rank the runtimes; the page must run it on the edge (not the
+cloud) on the fastest verified runtime, on the ECG strip prepare() writes, the cloud must answer too,
+and both must agree. The page's screenshot lands in tests/edgecloud/artifacts/demo-end-to-end.png.
 """
 
 from __future__ import annotations
@@ -96,18 +97,21 @@ def side(page, name: str, field: str) -> str:
     return page.inner_text(f'td[data-side="{name}"][data-field="{field}"]')
 
 
-def test_the_demo_page_runs_the_forecaster_on_onnxjs_and_the_cloud_agrees(page, demo_stack):
+def test_the_demo_page_runs_the_forecaster_on_its_fastest_verified_runtime_and_the_cloud_agrees(page, demo_stack, demo_version):
     page.set_viewport_size({"width": 1100, "height": 1250})
     page.goto(demo_stack.urls()["page"])
     page.wait_for_selector("body[data-ready]", timeout=120_000)
     assert page.get_attribute("body", "data-ready") == "true", page.inner_text("#status")
     assert page.inner_text("#model-name") == "forecaster" and page.inner_text("#model-version") == "1"
     assert page.inner_text("#ran-on") == "edge" and page.inner_text("#fallback") == "none"
-    assert page.inner_text("#backend").startswith("onnxjs/"), page.inner_text("#backend")
+    ranking = manifest(demo_version[2])["edge"].get("ranking")  # the verify test above wrote it
+    fastest = f"{ranking[0]['runtime']}/{ranking[0]['backend']}" if ranking else "onnxjs/"
+    assert page.inner_text("#backend").startswith(fastest), (page.inner_text("#backend"), ranking)
+    assert page.inner_text("#runtime-reason").startswith("fastest verified" if ranking else "no browser ranking")
     assert page.inner_text("#answer-version") == "1"
     # The page streams the validation person's ECG that prepare() wrote, not its built-in pulse train.
     assert page.inner_text("#signal-source").startswith("neurokit2 ecg_simulate, validation person")
-    assert side(page, "edge", "where").startswith("edge · onnxjs/")
+    assert side(page, "edge", "where").startswith(f"edge · {fastest}")
     assert side(page, "cloud", "where") == "cloud · mms/onnxruntime"
     edge_values = [float(v) for v in side(page, "edge", "values").split(",")]
     cloud_values = [float(v) for v in side(page, "cloud", "values").split(",")]

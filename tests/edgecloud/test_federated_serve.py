@@ -1,7 +1,8 @@
 """The federated loop against a real `edgecloud serve` (a child process), a real MMS and a SQLite file:
 updates over HTTP, serve stopped with SIGTERM and killed with SIGKILL mid-round and started again
 with every accepted update kept, the round closing into version 2 = FedAvg of what was sent, MMS
-serving it beside version 1 with no failed request meanwhile, latest.json moving last."""
+serving it beside version 1 with no failed request meanwhile, latest.json moving last; and serve
+killed while it publishes version 2, started again with nothing half-published served."""
 
 from __future__ import annotations
 
@@ -197,3 +198,46 @@ def test_round_survives_sigterm_and_sigkill_then_closes_into_a_served_fedavg_ver
     first_round = result.stdout.splitlines()[1].split()
     assert first_round[:4] == ["1", "1", "3", "60"] and first_round[-2:] == ["2", "(fedavg)"], result.stdout
     assert "stale-base 1" in result.stdout and "duplicate-client 1" in result.stdout
+
+
+@pytest.mark.integration
+def test_serve_killed_while_publishing_starts_again_without_the_orphan_and_publishes_the_round(tmp_path: Path) -> None:
+    serve = Serve(tmp_path)
+    base_dir = write_trainable_version_dir(serve.registry / "mlp" / "1")
+    update_latest(serve.registry / "mlp")
+    assert cli(["archive", str(base_dir), "--out", str(serve.store)]) == 0
+    model_dir, latest = serve.registry / "mlp", serve.registry / "mlp" / "latest.json"
+    try:
+        serve.start()
+        for client in CLIENTS[:2]:
+            assert _http("POST", f"{serve.web}/federated/mlp/updates", _update(*client))[0] == 200
+        assert _http("POST", f"{serve.web}/federated/mlp/updates", _update(*CLIENTS[2]))[0] == 200
+        # Version 2's folder appears whole, then its archive is built and MMS starts its workers
+        # (seconds): kill everything as soon as the folder is there, before latest.json moves.
+        for _ in range(6000):
+            if (model_dir / "2" / "model.json").exists():
+                break
+            threading.Event().wait(0.01)
+        serve.kill()
+        assert (model_dir / "2").is_dir() and json.loads(latest.read_text())["version"] == "1"
+        orphan = (model_dir / "2").stat().st_ino
+
+        serve.start()  # removes the orphan before MMS registers the store; the round closes again
+        for _ in range(240):
+            if json.loads(latest.read_text())["version"] == "2":
+                break
+            threading.Event().wait(0.5)
+        assert json.loads(latest.read_text())["version"] == "2", _http("GET", f"{serve.web}/federated/mlp")[1]
+        assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["1", "2"]  # no version 3, no staging left
+        assert (model_dir / "2").stat().st_ino != orphan  # written again by the resumed round
+        base, total = trainable_parameters(base_dir), sum(n for _, n, _ in CLIENTS)
+        got = trainable_parameters(model_dir / "2")
+        for name in base:
+            expected = base[name].astype(np.float64) + sum(n * d[name] for _, n, d in CLIENTS) / total
+            np.testing.assert_allclose(got[name], expected, rtol=0, atol=1e-6)
+        status, answer = _http("POST", f"{serve.cloud}/predictions/mlp-v2", {"inputs": {"x": [[0.5, -1.0, 2.0, 0.25]]}})
+        assert (status, answer["model_version"]) == (200, "2")
+        described = _http("GET", f"{serve.web}/federated/mlp")[1]
+        assert (described["round"], described["base_version"], described["accepted"]) == (2, "2", 0)
+    finally:
+        serve.terminate()

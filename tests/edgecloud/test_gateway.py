@@ -17,6 +17,7 @@ from edgecloud.gateway.haproxy import GatewayLayout, haproxy_config
 from edgecloud.gateway.stack import GatewayOptions, GatewayStack
 from mms_handlers.archive import build_archive
 from mms_handlers.server import ServerConfig
+from tests import kserve_sdk
 from tests.conftest import free_port
 from tests.mms_handlers import models
 
@@ -86,6 +87,28 @@ def test_registry_page_and_federated_metrics_behind_the_gateway(stack):
     assert 'replica="0"' in text and 'replica="1"' in text and metric_sum(text, "edgecloud_replica_up") == 2
     gateway = urllib.request.urlopen(f"{stack.url}/metrics/gateway", timeout=10).read().decode()
     assert "haproxy_backend_http_responses_total" in gateway
+
+
+def test_kserve_and_triton_clients_infer_through_the_gateway_unchanged(stack):
+    import numpy as np
+    import tritonclient.http as triton
+
+    x = np.random.default_rng(11).standard_normal((5, 4)).astype(np.float32)
+    code, printed = kserve_sdk.run("rest_probe.py", {"url": stack.url, "model": "mlp", "inputs": {"x": x.tolist()}})
+    assert code == 0, printed
+    report = json.loads(printed)
+    assert report["live"] is True and report["ready"] is True and report["model_ready"] is True
+    assert report["outputs"]["y"]["shape"] == [5, 3]
+    np.testing.assert_allclose(np.array(report["outputs"]["y"]["data"]), models.mlp_reference(x), atol=1e-6)
+    code, printed = kserve_sdk.run("rest_probe.py", {"url": stack.url, "model": "nope", "inputs": {"x": x.tolist()}})
+    assert code == 1 and json.loads(printed)["status"] == 404
+
+    client = triton.InferenceServerClient(stack.url.removeprefix("http://"))
+    assert client.is_server_ready() and client.is_model_ready("mlp")
+    tensor = triton.InferInput("x", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=False)
+    result = client.infer("mlp", [tensor], outputs=[triton.InferRequestedOutput("y", binary_data=False)])
+    np.testing.assert_allclose(result.as_numpy("y"), models.mlp_reference(x), atol=1e-6)
 
 
 @pytest.mark.parametrize("mode, index", [("kill", 0), ("term", 1)])

@@ -16,6 +16,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+from edgecloud.runtime_files import download_bytes
 from export.edge.artifact import edge_variant
 from export.manifest import file_entry, graph_inputs, tensor_specs, write_manifest
 from export.pipeline import SAMPLE_FILE, sample_json
@@ -65,6 +66,8 @@ def test_verify_fails_on_a_silent_onnxjs_mismatch(tmp_path):
     ort_web = next(row for row in verified["results"] if row["runtime"] == "onnxruntime-web")
     assert ort_web["passed"] and ort_web["max_abs_diff"] <= 1e-6
     assert verified["file"] == "model.onnx"
+    ranked = [(row["runtime"], row["backend"]) for row in json.loads((folder / "model.json").read_text())["edge"]["ranking"]]
+    assert ("onnxjs", "cpu") not in ranked and ("onnxruntime-web", "wasm") in ranked  # a mismatch is never ranked
 
 
 def test_verify_passes_on_the_lowered_file_and_keeps_hashes_right(tmp_path):
@@ -75,6 +78,14 @@ def test_verify_passes_on_the_lowered_file_and_keeps_hashes_right(tmp_path):
     manifest = json.loads((folder / "model.json").read_text())
     assert manifest["edge"]["file"] == "model.edge.onnx" and manifest["edge"]["verified"]["passed"]
     assert {row["backend"] for row in manifest["edge"]["verified"]["results"] if row["passed"]} >= {"cpu", "wasm"}
+    # The ranking: exactly the pairs that passed, fastest first, each with its runtime's download size.
+    ranking = manifest["edge"]["ranking"]
+    passed = {(row["runtime"], row["backend"]) for row in manifest["edge"]["verified"]["results"] if row["passed"]}
+    assert {(row["runtime"], row["backend"]) for row in ranking} == passed
+    assert [row["median_ms"] for row in ranking] == sorted(row["median_ms"] for row in ranking)
+    assert all(row["download_bytes"] == download_bytes(row["runtime"]) for row in ranking)
+    assert download_bytes("onnxjs") < 1_000_000 < 10_000_000 < download_bytes("onnxruntime-web")
+    assert "ranking (edge.ranking, the page's default order): " in result.stdout
     for name, entry in manifest["files"].items():
         assert file_entry(folder / name)["sha256"] == entry["sha256"]
 

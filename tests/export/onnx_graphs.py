@@ -89,3 +89,31 @@ def shape_arithmetic_if():
     inits = [("sixteen", np.array(16000, np.int64))]
     model = make(nodes, [info("x", [1, "seq"]), info("sr", [], TensorProto.INT64)], [info("y", [1, None])], inits, 15)
     return model, {"x": RNG.normal(0, 1, (1, 9)).astype(np.float32), "sr": np.array(16000, np.int64)}
+
+
+def conv_transpose(group: int = 1):
+    """PP-OCR's DB head upsampling: ConvTranspose with kernel = stride = 2 (and a bias), free H, W."""
+    weight = RNG.normal(0, 0.3, (4, 6 // group, 2, 2)).astype(np.float32)  # [C, O / group, s, s]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("ConvTranspose", ["c", "up", "bias"], ["y"], kernel_shape=[2, 2], strides=[2, 2], group=group),
+    ]
+    inits = [("w", conv_weight(4, 3)), ("up", weight), ("bias", RNG.normal(0, 1, 6).astype(np.float32))]
+    model = make(nodes, [info("x", [1, 3, "h", "w"])], [info("y", [1, 6, None, None])], inits, opset=12)
+    return model, {"x": RNG.normal(0, 1, (1, 3, 5, 7)).astype(np.float32)}
+
+
+def integer_one_hot():
+    """tf2onnx's jax `one_hot` of an int32 input: Reshape to [N, L, 1], Equal with 0..K-1, Cast, MatMul."""
+    nodes = [
+        helper.make_node("Reshape", ["bytes", "column"], ["r"]),
+        helper.make_node("Equal", ["r", "classes"], ["hit"]),
+        helper.make_node("Cast", ["hit"], ["one_hot"], to=TensorProto.FLOAT),
+        helper.make_node("MatMul", ["one_hot", "embedding"], ["y"]),
+    ]
+    inits = [
+        ("column", np.array([-1, 6, 1], np.int64)), ("classes", np.arange(5, dtype=np.int32).reshape(1, 1, 5)),
+        ("embedding", RNG.normal(0, 1, (5, 3)).astype(np.float32)),
+    ]  # fmt: skip
+    model = make(nodes, [info("bytes", [None, 6], TensorProto.INT32)], [info("y", [None, 6, 3])], inits, opset=15)
+    return model, {"bytes": RNG.integers(0, 5, (1, 6)).astype(np.int32)}

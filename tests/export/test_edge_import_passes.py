@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 
 from export.edge.lowering import check_inputs, fitting, lower
-from export.edge.passes import activations, constant_if
+from export.edge.passes import activations, constant_if, conv_transpose
 from export.edge.rules import blocker_summary
 from export.onnx_file import freeze_inputs
 from export.verify import compare, onnxruntime_runner
@@ -15,12 +15,13 @@ from export.verify import compare, onnxruntime_runner
 from . import onnx_graphs
 
 
-def lowered_on_onnxjs(model: onnx.ModelProto, sample: dict, expect: list[str]) -> onnx.ModelProto:
+def lowered_on_onnxjs(model: onnx.ModelProto, sample: dict, expect: list[str],
+                      backends: tuple[str, ...] = ("cpu", "wasm", "webgl")) -> onnx.ModelProto:  # fmt: skip
     assert any(blocker_summary(model).values()), "the graph should block ONNX.js before lowering"
     lowering = lower(model, sample)
     applied = [record["name"] for record in lowering.passes if record["applied"]]
     assert set(expect) <= set(applied), lowering.passes
-    assert lowering.blockers == {"cpu": [], "wasm": [], "webgl": []}, lowering.blockers
+    assert all(lowering.blockers[backend] == [] for backend in backends), lowering.blockers
     inputs = fitting(lowering.model, check_inputs(model, sample, 16))
     assert len(inputs) >= 17  # the sample and its 16 random twins at least
     report = compare(onnxruntime_runner(model), onnxruntime_runner(lowering.model), inputs)
@@ -84,3 +85,43 @@ def test_constant_if_inlines_the_taken_branch_only():
     assert "If" not in ops and "Neg" in ops and "Mul" not in ops
     want = -(sample["x"] + 0.5)
     assert np.allclose(onnxruntime_runner(result)({"x": sample["x"]})["y"], want)
+
+
+def test_conv_transpose_with_kernel_equal_to_stride_becomes_conv_and_depth_to_space():
+    for group in (1, 2):
+        model, sample = onnx_graphs.conv_transpose(group)
+        lowered = lowered_on_onnxjs(model, sample, ["conv-transpose-to-depth-to-space", "opset-down"])
+        ops = [node.op_type for node in lowered.graph.node]
+        assert "ConvTranspose" not in ops and ops.count("Conv") == 2 and "Transpose" in ops
+
+
+def test_conv_transpose_with_overlapping_windows_is_left_alone():
+    model, sample = onnx_graphs.conv_transpose()
+    node = next(node for node in model.graph.node if node.op_type == "ConvTranspose")
+    node.attribute.remove(next(a for a in node.attribute if a.name == "strides"))
+    node.attribute.append(onnx.helper.make_attribute("strides", [1, 1]))
+    assert conv_transpose.run(model, sample) is None
+
+
+def test_integer_one_hot_becomes_gather_of_sign_and_stays_exact_at_the_int32_extremes():
+    model, sample = onnx_graphs.integer_one_hot()
+    lowered = lowered_on_onnxjs(model, sample, ["integer-equal-to-gather", "integer-reshape-to-unsqueeze"], ("cpu", "wasm"))
+    ops = {node.op_type for node in lowered.graph.node}
+    assert not ops & {"Equal", "Cast", "Reshape", "Sub", "Add"}, ops  # wasm's Sub/Add take float32 only
+    extremes = np.array([[np.iinfo(np.int32).min, np.iinfo(np.int32).max, -1, 0, 4, 5]], np.int32)
+    want, got = onnxruntime_runner(model)({"bytes": extremes})["y"], onnxruntime_runner(lowered)({"bytes": extremes})["y"]
+    assert np.array_equal(want, got)
+    assert np.array_equal(got[0, 2:4], np.stack([np.zeros(3, np.float32), want[0, 3]]))  # -1 hits no class, 0 hits one
+
+
+def test_integer_inputs_to_float_only_operators_are_named_per_backend():
+    model, _ = onnx_graphs.integer_one_hot()
+    summary = blocker_summary(model)
+    assert "Reshape (int32 input: ONNX.js takes floats only)" in summary["cpu"], summary
+    graph = model.graph  # what a naive one-hot rewrite would write: int32 Sub, which wasm's own Sub refuses
+    graph.node[1].op_type = "Sub"
+    del graph.node[2:]
+    graph.output[0].CopyFrom(onnx_graphs.info("hit", [None, 6, 5], onnx.TensorProto.INT32))
+    summary = blocker_summary(model)
+    assert "Sub (int32 input: the wasm backend takes float32 only)" in summary["wasm"]
+    assert not any(reason.startswith("Sub") for reason in summary["cpu"]), summary

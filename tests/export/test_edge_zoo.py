@@ -88,7 +88,7 @@ def test_zoo_model_runs_in_chromium(name, zoo_registry, tmp_path, browser_contex
     assert exported == 0
     version_dir = zoo_registry / name / "1"
     check_manifest_files(version_dir)
-    report = verify_version(version_dir, random_inputs=2, repeats=3, context=browser_context)
+    report = verify_version(version_dir, random_inputs=2, repeats=3, context=browser_context, cloud_file=False)
     rows = {(row["runtime"], row["backend"]): row for row in report.rows}
     RESULTS[name] = rows
     assert report.failures == [], report.failures  # nothing that runs may differ by > 1e-4

@@ -59,7 +59,7 @@ def test_parity_failure_through_the_cli_is_exit_1_with_the_figure(zoo_model, tmp
 def test_export_torch_module_writes_the_same_contract(tmp_path):
     import torch
 
-    from export.torch import export_torch_module
+    from export.torch_module import export_torch_module
 
     class TwoInTwoOut(torch.nn.Module):
         def __init__(self) -> None:
@@ -88,7 +88,7 @@ def test_export_torch_module_writes_the_same_contract(tmp_path):
 def test_export_torch_module_refuses_bad_arguments(tmp_path):
     import torch
 
-    from export.torch import export_torch_module
+    from export.torch_module import export_torch_module
 
     module = torch.nn.Linear(4, 2)
     with pytest.raises(BadInputError, match="the model returns 1 outputs, 2 output names were given"):

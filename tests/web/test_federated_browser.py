@@ -3,8 +3,9 @@ aggregator, a real MMS, a SQLite file): three browser contexts, each with its ow
 personalise and share; the round closes; version 2's parameters are the FedAvg of what the three
 pages reported; MMS serves version 2 as onnxruntime runs the new file; the pages adopt it.
 
-The trainable model is the browser trainer's plumbing fixture (train_fixture.py): a contract-
-following step graph, not the exporter's output.
+The trainable model is the exporter's own output: a small PyTorch MLP exported as
+`edgecloud export --trainable head` does (`export_torch_module`, the function the command calls),
+so the pages run the autodiff step graph `train.onnx` (Adam) the exporter wrote and proved.
 """
 
 from __future__ import annotations
@@ -25,22 +26,22 @@ from edgecloud.browser import CHROMIUM, CHROMIUM_ARGS
 from edgecloud.federation import FederatedOptions
 from edgecloud.stack import Stack, StackOptions
 from export.federated_version import trainable_parameters
+from export.train.runner import train
 from mms_handlers.archive import build_archive
 from mms_handlers.server import ServerConfig
 from tests.conftest import free_port
 
-from .registry_models import fitted_forecaster, pulse_signal, windows, write_version
-from .train_fixture import make_trainable
-
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.torch]
 NAME = "web_fed"
+FEATURES, OUTPUTS = 6, 3
+RATE = 0.02
 
-CREATE_AND_SHARE = """async ({ model, cloud, federated, data, privacy }) => {
+CREATE_AND_SHARE = """async ({ model, cloud, federated, data, privacy, rate }) => {
   const { PredictionHandler } = await import('/src/prediction-handler.js');
   window.handler = await PredictionHandler.create({ registry: '/models', model, cloud, federated,
     policy: privacy ? { privacy } : {}, update: { enabled: true, intervalMs: 3600000, conditions: { battery: true } } });
   await window.handler.edgeReady();
-  const trained = await window.handler.personalize(data, { epochs: 2, batchSize: 8, learningRate: 0.05, seed: 1 });
+  const trained = await window.handler.personalize(data, { epochs: 2, learningRate: rate, shuffle: false });
   const reported = window.handler.personalization();
   try {
     return { trained, reported, shared: await window.handler.shareUpdate() };
@@ -51,15 +52,32 @@ CREATE_AND_SHARE = """async ({ model, cloud, federated, data, privacy }) => {
 
 
 def person(seed: int, count: int) -> dict:
-    x, y = windows(pulse_signal(count + 72, period=30.0 + 6 * seed, noise=0.05, seed=seed))
-    return {"inputs": x[:count].tolist(), "targets": y[:count].tolist()}
+    """One person's examples: their own gain and offset on a shared relation (so each update differs)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((count, FEATURES)).astype(np.float32)
+    y = (0.5 + 0.3 * seed) * np.tanh(x[:, :OUTPUTS]) + 0.2 * seed + 0.05 * rng.standard_normal((count, OUTPUTS))
+    return {"inputs": x.tolist(), "targets": y.astype(np.float32).tolist()}
+
+
+def export_trainable(registry: Path) -> Path:
+    """Version 1 of NAME, exported with a head-only training step (Adam, batch 8)."""
+    import torch
+
+    from export.torch_module import export_torch_module
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(FEATURES, 16), torch.nn.Tanh(), torch.nn.Linear(16, OUTPUTS))
+    result = export_torch_module(module, torch.randn(1, FEATURES), name=NAME, version="1", out=registry,
+                                 input_names=["x"], output_names=["y"], trainable="head", optimizer="adam",
+                                 train_batch=8)  # fmt: skip
+    return result.version_dir
 
 
 @pytest.fixture
 def stack(tmp_path: Path):
     registry, store = tmp_path / "registry", tmp_path / "store"
-    version_dir = write_version(registry, NAME, "1", fitted_forecaster()[0])
-    make_trainable(version_dir)
+    version_dir = export_trainable(registry)
+    assert (version_dir / "train.onnx").is_file() and (registry / NAME / "latest.json").is_file()
     build_archive(version_dir, store)
     options = StackOptions(
         server=ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port()),
@@ -86,10 +104,17 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
             page.goto(f"{stack.site.url}/harness/index.html")
             page.wait_for_function("window.harnessReady === true")
             result = page.evaluate(CREATE_AND_SHARE, {"model": NAME, "cloud": config["cloud"],
-                                                      "federated": config["federated"], "data": person(seed, count)})  # fmt: skip
+                                                      "federated": config["federated"], "data": person(seed, count), "rate": RATE})  # fmt: skip
             assert "error" not in result, result
             assert result["shared"]["accepted"] is True and result["shared"]["round"] == 1, result["shared"]
             assert result["reported"]["samples"] == count
+            # What the page trained is what the exporter's train.onnx computes under onnxruntime.
+            data = person(seed, count)
+            want = train(registry / "1", np.asarray(data["inputs"], np.float32), np.asarray(data["targets"], np.float32),
+                         epochs=2, learning_rate=RATE, shuffle=False)  # fmt: skip
+            for name, value in want.parameters.items():
+                got = np.asarray(result["reported"]["parameters"][name]["data"], np.float32).reshape(value.shape)
+                assert np.abs(got - value).max() <= 1e-5, name
             pages.append(page)
             reports.append(result["reported"])
 
@@ -98,7 +123,7 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
         quiet.goto(f"{stack.site.url}/harness/index.html")
         quiet.wait_for_function("window.harnessReady === true")
         refused = quiet.evaluate(CREATE_AND_SHARE, {"model": NAME, "cloud": None, "federated": config["federated"],
-                                                    "data": person(4, 10), "privacy": "local-only"})  # fmt: skip
+                                                    "data": person(4, 10), "privacy": "local-only", "rate": RATE})  # fmt: skip
         assert refused["code"] == "not-allowed" and "local-only" in refused["error"]
 
         latest = registry / "latest.json"
@@ -108,6 +133,7 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
         assert json.loads(latest.read_text())["version"] == "2"
 
         # Version 2 = base + Σ nᵢ(pᵢ − base) / Σ nᵢ of what the pages reported.
+        assert set(base) == {"2.weight", "2.bias"}  # the head the exporter made trainable
         total = sum(r["samples"] for r in reports)
         new = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(registry / "2" / "model.onnx")).graph.initializer}
         for name, value in base.items():
@@ -118,13 +144,14 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
 
         # MMS serves version 2 and answers as onnxruntime on the new file.
         x = np.asarray(person(5, 2)["inputs"], np.float32)
-        request = urllib.request.Request(f"{config['cloud']}/predictions/{NAME}-v2", data=json.dumps({"inputs": {"window": x.tolist()}}).encode(),
+        request = urllib.request.Request(f"{config['cloud']}/predictions/{NAME}-v2", data=json.dumps({"inputs": {"x": x.tolist()}}).encode(),
                                          headers={"Content-Type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(request) as response:
             answer = json.loads(response.read())
-        expected = onnxruntime.InferenceSession(str(registry / "2" / "model.onnx")).run(None, {"window": x})[0]
-        assert answer["model_version"] == "2"
-        np.testing.assert_allclose(answer["outputs"]["forecast"], expected, rtol=1e-6, atol=1e-6)
+        expected = onnxruntime.InferenceSession(str(registry / "2" / "model.onnx")).run(None, {"x": x})[0]
+        before = onnxruntime.InferenceSession(str(registry / "1" / "model.onnx")).run(None, {"x": x})[0]
+        assert answer["model_version"] == "2" and np.abs(expected - before).max() > 1e-3
+        np.testing.assert_allclose(answer["outputs"]["y"], expected, rtol=1e-6, atol=1e-6)
 
         # The pages adopt it through their background update.
         for page in pages:

@@ -27,7 +27,7 @@ RATE = 0.01
 def exported(registry: Path, model_store: Path, mms, web_models):
     import torch
 
-    from export.torch import export_torch_module
+    from export.torch_module import export_torch_module
 
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))

@@ -2,7 +2,8 @@
 // with the chosen privacy mode, and the edge's and the cloud's forecasts are drawn side by side.
 // Shapes come from model.json (window → forecast, 2-D [?, T] or 3-D [?, T, 1]), never hard-coded.
 // The signal is the recording /config.json names for the model (`signals`, e.g. the ECG strip
-// `edgecloud demo` writes), else a built-in pulse train.
+// `edgecloud demo` writes), else a built-in pulse train. `?edgeRuntime=onnxjs` (or any value
+// policy.edgeRuntime takes) forces the edge runtime; by default the handler runs the fastest verified.
 
 import { fetchJson } from '../src/registry.js';
 import { PredictionHandler } from '../src/prediction-handler.js';
@@ -104,6 +105,7 @@ class Demo {
     $('ran-on').textContent = answer.ranOn;
     $('ran-on').className = answer.ranOn;
     $('backend').textContent = answer.backend;
+    $('runtime-reason').textContent = this.handler.status().edge.runtimeReason ?? '—';
     $('latency').textContent = answer.latencyMs.toFixed(2);
     $('answer-version').textContent = answer.modelVersion;
     $('route').textContent = answer.route;
@@ -113,7 +115,7 @@ class Demo {
   }
 
   clearAnswer() {
-    for (const id of ['ran-on', 'backend', 'latency', 'answer-version', 'route', 'fallback']) $(id).textContent = '—';
+    for (const id of ['ran-on', 'backend', 'runtime-reason', 'latency', 'answer-version', 'route', 'fallback']) $(id).textContent = '—';
   }
 
   showSides(edge, cloud) {
@@ -239,6 +241,12 @@ function cloudUrl(config) {
   return config.cloudPort ? `${location.protocol}//${location.hostname}:${config.cloudPort}` : null;
 }
 
+/** Policy options the page's URL sets: `?edgeRuntime=RUNTIME[/BACKEND]` forces the edge runtime. */
+function pagePolicy() {
+  const forced = new URLSearchParams(location.search).get('edgeRuntime');
+  return forced ? { edgeRuntime: forced } : {};
+}
+
 async function main() {
   const config = await fetchJson('/config.json');
   const name = (config.models ?? [])[0];
@@ -247,7 +255,7 @@ async function main() {
   const signalUrl = (config.signals ?? {})[name];
   const [{ default: uPlot }, handler, recording] = await Promise.all([
     import('/vendor/uplot/uPlot.esm.js'),
-    PredictionHandler.create({ registry: '/models', model: name, cloud: cloudUrl(config) }),
+    PredictionHandler.create({ registry: '/models', model: name, cloud: cloudUrl(config), policy: pagePolicy() }),
     signalUrl ? fetchJson(signalUrl) : null,
   ]);
   $('model-version').textContent = handler.modelVersion;

@@ -1,6 +1,8 @@
 // The page's side of the edge worker: one module Worker holding one loaded model. A run that
 // exceeds its time budget cannot be interrupted inside the runtime, so the worker is terminated
-// and a fresh one reloads the same model in the background.
+// and a fresh one reloads the same model in the background. The plan's candidates may run
+// different files (onnxruntime-web the cloud file, ONNX.js the lowered edge file): each run of
+// consecutive candidates on one file is one load message, its bytes asked for only when tried.
 
 import { CODES, EdgecloudError } from './errors.js';
 import { WorkerChannel } from './worker-channel.js';
@@ -16,24 +18,29 @@ function startWorker(url) {
 
 export class EdgeRunner {
   /**
-   * model: verified ArrayBuffer; plan: {runtime, backends}; inputs: model.json input specs;
-   * assets: resolveAssets()'s answer (where the worker script and the runtimes are served).
+   * plan: {candidates: [{runtime, backend, file}]} (policy.js); inputs: model.json input specs;
+   * modelFor(file) → Promise of that file's verified bytes; assets: resolveAssets()'s answer
+   * (where the worker script and the runtimes are served).
    */
-  constructor({ model, plan, inputs, assets }) {
-    const { onnxjs, onnxruntimeWeb } = assets;
+  constructor({ plan, inputs, modelFor, assets }) {
+    Object.assign(this, { candidates: plan.candidates, inputs, modelFor });
     this.workerUrl = assets.edgeWorker;
-    this.loadMessage = { type: 'load', runtime: plan.runtime, backends: plan.backends, model, inputs, assets: { onnxjs, onnxruntimeWeb } };
+    this.runtimeFolders = { onnxjs: assets.onnxjs, onnxruntimeWeb: assets.onnxruntimeWeb };
     this.channel = null;
-    this.backend = null;
+    this.backend = null; // 'runtime/backend' that won
+    this.attempts = []; // [{backend, error}] of the candidates tried before it
+    this.file = null;
     this.ready = null; // promise of the current load
   }
 
   /** Start (or restart) the worker and load the model; resolves the backend that won. */
   load() {
     this.channel = new WorkerChannel(startWorker(this.workerUrl), 'the edge worker');
-    this.ready = this.channel.call(this.loadMessage).then(
+    this.ready = this.#loadFirstThatRuns().then(
       (result) => {
         this.backend = result.backend;
+        this.attempts = result.attempts ?? [];
+        this.file = result.file; // the model file it runs
         return result.backend;
       },
       (error) => {
@@ -42,6 +49,29 @@ export class EdgeRunner {
       },
     );
     return this.ready;
+  }
+
+  /** Each file's candidates in turn; the worker's reply for the first group that loads. */
+  async #loadFirstThatRuns() {
+    const groups = [];
+    for (const candidate of this.candidates) {
+      if (groups.at(-1)?.file === candidate.file) groups.at(-1).candidates.push(candidate);
+      else groups.push({ file: candidate.file, candidates: [candidate] });
+    }
+    const attempts = [];
+    const errors = [];
+    for (const { file, candidates } of groups) {
+      try {
+        const model = await this.modelFor(file);
+        const result = await this.channel.call({ type: 'load', candidates, model, inputs: this.inputs, assets: this.runtimeFolders });
+        return { backend: result.backend, attempts: [...attempts, ...result.attempts], file };
+      } catch (error) {
+        const names = candidates.map((c) => `${c.runtime}/${c.backend}`).join(', ');
+        attempts.push({ backend: groups.length > 1 ? `${names} on ${file}` : names, error: error.message });
+        errors.push(error.message);
+      }
+    }
+    throw new Error(errors.join('; ') || 'no edge runtime to try');
   }
 
   /** Outputs of one run, or edge-error / edge-timeout (then the worker restarts in the background). */

@@ -1,7 +1,7 @@
 // The edge model runs here, in a module Web Worker, so a long inference never freezes the page.
 // Protocol (one reply per message, matched by id):
-//   {id, type: 'load', runtime, backends, model: ArrayBuffer, inputs: [spec], assets: {onnxjs, onnxruntimeWeb}}
-//       → {backend, attempts}
+//   {id, type: 'load', candidates: [{runtime, backend}], model: ArrayBuffer, inputs: [spec], assets: {onnxjs, onnxruntimeWeb}}
+//       → {backend: 'runtime/backend', attempts: [{backend, error}]}
 //   {id, type: 'run', feeds} → {outputs, workerMs}
 // Replies are {id, ok: true, result} or {id, ok: false, error}.
 
@@ -44,13 +44,13 @@ async function openSession(runtime, backend, model, inputNames) {
   throw new Error(`unknown edge runtime ${runtime}`);
 }
 
-/** Try each backend in order; the first that loads the model AND runs it once on zeros wins. */
-async function load({ runtime, backends, model, inputs, assets }) {
+/** Try each (runtime, backend) in order; the first that loads the model AND runs it once on zeros wins. */
+async function load({ candidates, model, inputs, assets }) {
   active = null;
   useAssets(assets);
   const inputNames = inputs.map((spec) => spec.name);
   const attempts = [];
-  for (const backend of backends) {
+  for (const { runtime, backend } of candidates) {
     try {
       const session = await openSession(runtime, backend, model, inputNames);
       await session.run(zeroFeeds(inputs));
@@ -61,7 +61,8 @@ async function load({ runtime, backends, model, inputs, assets }) {
     }
   }
   const detail = attempts.map((a) => `${a.backend}: ${a.error}`).join('; ');
-  throw new Error(`no ${runtime} backend could run the model (${detail || 'no backend to try'})`);
+  const runtimes = [...new Set(candidates.map((c) => c.runtime))].join(' or ') || 'edge';
+  throw new Error(`no ${runtimes} backend could run the model (${detail || 'no backend to try'})`);
 }
 
 let queue = Promise.resolve();

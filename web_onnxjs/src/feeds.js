@@ -58,7 +58,10 @@ function toTensor(spec, value, allowNaN) {
   if (NUMERIC.has(spec.dtype) && data.some((v) => typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint')) {
     throw new Error(`input '${spec.name}': expected numbers (${spec.dtype}), got ${typeof data.find((v) => typeof v !== 'number')}`);
   }
-  const nonFinite = allowNaN ? -1 : data.findIndex((v) => typeof v === 'number' && !Number.isFinite(v));
+  // As the values will be stored: 1e308 is a finite double but Infinity in a float32 tensor, which
+  // the cloud (numpy's astype) refuses as Inf too.
+  const stored = spec.dtype === 'float32' ? Math.fround : (v) => v;
+  const nonFinite = allowNaN ? -1 : data.findIndex((v) => typeof v === 'number' && !Number.isFinite(stored(v)));
   if (nonFinite >= 0) {
     throw new Error(
       `input '${spec.name}': expected finite values, got NaN or Inf at index ${position(shape, nonFinite)} ` +

@@ -4,7 +4,7 @@
 //
 //   const handler = await PredictionHandler.create({ registry: '/models', model: 'forecaster',
 //                                                    cloud: 'http://127.0.0.1:8080', policy: {} });
-//   const { outputs, ranOn, backend, latencyMs, modelVersion, fallbackReason } =
+//   const { outputs, ranOn, backend, runtime, runtimeReason, latencyMs, modelVersion, fallbackReason } =
 //     await handler.predict(window, { privacy: 'auto' });
 //   await handler.personalize({ inputs, targets }, { epochs: 2 });   // trains in a worker, on this device
 //   handler.personalization();  await handler.resetPersonalization();
@@ -18,7 +18,8 @@ import { elementCount, toFeeds } from './feeds.js';
 import { ModelStore } from './model-store.js';
 import { readParameters, writeParameters } from './parameters.js';
 import { Personalizer } from './personalizer.js';
-import { DEFAULT_POLICY, chooseEdgeRuntime, decideRoute, deviceCapability } from './policy.js';
+import { DEFAULT_POLICY, decideRoute, deviceCapability, parseEdgeRuntime, planEdgeRuntime, runtimesToProbe } from './policy.js';
+import { cachedRuntimes, noteRuntimeLoaded } from './runtime-cache.js';
 import { TrainingStore } from './training-store.js';
 import { BackgroundUpdater } from './updater.js';
 
@@ -30,7 +31,7 @@ class LoadedVersion {
     this.version = version;
     this.manifest = manifest;
     this.runner = null;
-    this.plan = null; // {runtime, backends} the edge runs it on
+    this.plan = null; // {candidates: [{runtime, backend}], reason} (policy.js planEdgeRuntime)
     this.edgeError = null; // EdgecloudError when the edge cannot run this version
     this.personalized = null; // the personalisation record its edge runner carries, or null
   }
@@ -38,6 +39,14 @@ class LoadedVersion {
   get edgeState() {
     if (this.edgeError) return 'unavailable';
     return this.runner && this.runner.backend ? 'ready' : 'loading';
+  }
+
+  /** {runtime, runtimeReason}: the edge runtime that loaded (null until one did) and why it was chosen. */
+  get runtimeChoice() {
+    const backend = this.runner && this.runner.backend;
+    if (!backend) return { runtime: null, runtimeReason: this.plan ? this.plan.reason : null };
+    const skipped = this.runner.attempts.map((a) => `${a.backend} could not load here (${a.error})`);
+    return { runtime: backend.split('/')[0], runtimeReason: [this.plan.reason, ...skipped].join('; ') };
   }
 }
 
@@ -61,6 +70,7 @@ export class PredictionHandler {
     this.assets = resolveAssets(assets);
     this.federatedUrl = federated;
     this.policy = { ...DEFAULT_POLICY, ...policy };
+    if (this.policy.edgeRuntime != null) parseEdgeRuntime(this.policy.edgeRuntime); // bad-input before anything loads
     this.environment = this.policy.environment ?? globalThis.navigator ?? {};
     this.store = new ModelStore({ registry, name: model });
     this.cloud = cloud
@@ -100,7 +110,7 @@ export class PredictionHandler {
     try {
       this.current = await this.#open(remembered ?? (await latest()));
     } catch (error) {
-      if (remembered === null) throw error;
+      if (remembered === null || error.code === CODES.BAD_INPUT) throw error;
       this.current = await this.#open(await latest()); // the remembered version is gone everywhere
     }
     if (this.current.edgeState !== 'unavailable') await this.store.setCurrent(this.current.version);
@@ -116,7 +126,22 @@ export class PredictionHandler {
     if (this.updateOptions.enabled) this.updater.start();
   }
 
-  /** Manifest + verified edge file + a worker loading it. Edge trouble is recorded, not thrown. */
+  /** What auto routing and the runtime choice weigh: navigator's values, overridden by policy.device. */
+  #device() {
+    return { ...deviceCapability(this.environment), ...(this.policy.device ?? {}) };
+  }
+
+  /** planEdgeRuntime's answer; on a slow network it first asks the HTTP cache about the bigger runtimes. */
+  async #plan(manifest) {
+    const choice = { manifest, policy: this.policy, device: this.#device() };
+    const probe = runtimesToProbe(choice);
+    return planEdgeRuntime({ ...choice, cached: probe.length ? await cachedRuntimes(probe, this.assets) : {} });
+  }
+
+  /**
+   * Manifest + verified edge file + a worker loading it. Edge trouble is recorded, not thrown; a
+   * policy.edgeRuntime this version has not verified is (bad-input).
+   */
   async #open(version) {
     let manifest;
     try {
@@ -126,22 +151,28 @@ export class PredictionHandler {
     }
     const loaded = new LoadedVersion(version, manifest);
     try {
-      loaded.plan = chooseEdgeRuntime(loaded.manifest, this.policy);
-      let model = await this.store.verifiedFile(version, loaded.manifest, loaded.manifest.edge.file);
+      loaded.plan = await this.#plan(loaded.manifest);
+      // The first file to run is fetched now: one that fails its SHA-256 is edge-integrity before any worker starts.
+      await this.store.verifiedFile(version, manifest, loaded.plan.candidates[0]?.file ?? manifest.edge.file);
       const record = await this.#storedPersonalization(loaded);
       if (record) {
         try {
-          model = writeParameters(model, manifest.training, manifest.edge.file, record.parameters);
+          const edgeBytes = await this.store.verifiedFile(version, manifest, manifest.edge.file);
+          writeParameters(edgeBytes, manifest.training, manifest.edge.file, record.parameters);
           loaded.personalized = record;
         } catch (error) {
           this.personalizationNote = `the saved personalisation of v${version} no longer fits its edge file: ${error.message}`;
         }
       }
-      loaded.runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs, assets: this.assets });
-      loaded.runner.load().catch((error) => {
-        loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
-      });
+      loaded.runner = this.#runner(loaded, loaded.personalized);
+      loaded.runner.load().then(
+        (backend) => noteRuntimeLoaded(backend.split('/')[0]),
+        (error) => {
+          loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
+        },
+      );
     } catch (error) {
+      if (error instanceof EdgecloudError && error.code === CODES.BAD_INPUT) throw error;
       loaded.edgeError = asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
     }
     return loaded;
@@ -193,9 +224,27 @@ export class PredictionHandler {
     }
   }
 
-  /** Load `model` bytes in a new edge runner for `loaded`; switch to it only once it loads. */
-  async #switchRunner(loaded, model, record) {
-    const runner = new EdgeRunner({ model, plan: loaded.plan, inputs: loaded.manifest.inputs, assets: this.assets });
+  /**
+   * An edge runner for `loaded` whose files are the verified ones, with `record`'s personalised
+   * parameters written in when given (a file without their locations fails, and the next candidate
+   * is tried). Bytes are kept per file, so a restart after a timeout fetches nothing again.
+   */
+  #runner(loaded, record) {
+    const { version, manifest } = loaded;
+    const files = new Map();
+    const modelFor = (file) => {
+      if (!files.has(file)) {
+        const bytes = this.store.verifiedFile(version, manifest, file);
+        files.set(file, record ? bytes.then((base) => writeParameters(base, manifest.training, file, record.parameters)) : bytes);
+      }
+      return files.get(file);
+    };
+    return new EdgeRunner({ plan: loaded.plan, inputs: manifest.inputs, modelFor, assets: this.assets });
+  }
+
+  /** A new edge runner for `loaded` (personalised with `record`, or the shared model); switch to it only once it loads. */
+  async #switchRunner(loaded, record) {
+    const runner = this.#runner(loaded, record);
     try {
       await runner.load();
     } catch (error) {
@@ -235,8 +284,7 @@ export class PredictionHandler {
         baseVersion: loaded.version, steps: result.steps, epochs: result.epochs, samples: result.samples,
         loss: result.losses, parameters: result.params, backend: result.backend, at: new Date().toISOString(),
       };
-      const base = await this.store.verifiedFile(loaded.version, loaded.manifest, loaded.manifest.edge.file);
-      await this.#switchRunner(loaded, writeParameters(base, loaded.manifest.training, loaded.manifest.edge.file, record.parameters), record);
+      await this.#switchRunner(loaded, record);
       await this.trainingStore.savePersonalization(loaded.version, record);
       await this.trainingStore.dropCheckpoint(loaded.version, result.fingerprint);
       this.personalizationNote = null;
@@ -290,10 +338,7 @@ export class PredictionHandler {
     await this.trainingStore.dropExcept([]);
     this.personalizationNote = null;
     const loaded = this.current;
-    if (loaded.personalized) {
-      const base = await this.store.verifiedFile(loaded.version, loaded.manifest, loaded.manifest.edge.file);
-      await this.#switchRunner(loaded, base, null);
-    }
+    if (loaded.personalized) await this.#switchRunner(loaded, null);
     return { personalized: false, modelVersion: loaded.version };
   }
 
@@ -315,6 +360,8 @@ export class PredictionHandler {
       edge: {
         state: current.edgeState,
         backend: current.runner ? current.runner.backend : null,
+        file: current.runner ? current.runner.file : null,
+        ...current.runtimeChoice,
         reason: current.edgeError ? current.edgeError.reason : null,
       },
       cloud: this.cloud ? { url: this.cloud.url, health: this.cloud.lastHealth?.status ?? null } : null,
@@ -328,7 +375,7 @@ export class PredictionHandler {
     };
   }
 
-  /** Resolves once the edge has loaded (or failed to): {state, backend, reason}. */
+  /** Resolves once the edge has loaded (or failed to): {state, backend, runtime, runtimeReason, reason}. */
   async edgeReady() {
     const { current } = this;
     if (current.runner) await current.runner.ready.catch(() => {});
@@ -344,7 +391,7 @@ export class PredictionHandler {
     }
     const { runner, personalized } = loaded;
     const { outputs } = await runner.run(feeds, this.policy.edgeTimeoutMs);
-    return { outputs, backend: runner.backend, personalized: Boolean(personalized) };
+    return { outputs, backend: runner.backend, personalized: Boolean(personalized), ...loaded.runtimeChoice };
   }
 
   async #runCloud(loaded, feeds) {
@@ -352,12 +399,13 @@ export class PredictionHandler {
     const { outputs, modelVersion } = await this.cloud.predict(feeds);
     const dtypes = Object.fromEntries(loaded.manifest.outputs.map((spec) => [spec.name, spec.dtype]));
     for (const [name, tensor] of Object.entries(outputs)) tensor.dtype = dtypes[name] ?? 'float32';
-    return { outputs, backend: 'mms/onnxruntime', modelVersion };
+    return { outputs, backend: 'mms/onnxruntime', runtime: 'onnxruntime', runtimeReason: null, modelVersion };
   }
 
   /**
-   * Run once: {outputs, ranOn: 'edge'|'cloud', backend, latencyMs, modelVersion, fallbackReason,
-   * route, versionMismatch}. modelVersion is the version that computed the answer; versionMismatch
+   * Run once: {outputs, ranOn: 'edge'|'cloud', backend, runtime, runtimeReason, latencyMs, modelVersion,
+   * fallbackReason, route, versionMismatch}. runtime is the edge runtime ('onnxjs', 'onnxruntime-web')
+   * or the cloud's ('onnxruntime'); runtimeReason says why the edge runs that one (null from the cloud). modelVersion is the version that computed the answer; versionMismatch
    * says when the cloud answered with another version than the edge runs (else null). Throws EdgecloudError (code bad-input, or no-answer / edge-unavailable when nothing
    * allowed could answer).
    */
@@ -374,7 +422,7 @@ export class PredictionHandler {
     const route = decideRoute({
       privacy: mode,
       elements: elementCount(feeds),
-      device: { ...deviceCapability(this.environment), ...(this.policy.device ?? {}) },
+      device: this.#device(),
       edgeState: loaded.edgeState,
       hasCloud: Boolean(this.cloud),
       policy: this.policy,
@@ -387,6 +435,8 @@ export class PredictionHandler {
           outputs: answer.outputs,
           ranOn: place,
           backend: answer.backend,
+          runtime: answer.runtime,
+          runtimeReason: answer.runtimeReason,
           latencyMs: performance.now() - started,
           modelVersion: answer.modelVersion ?? loaded.version,
           personalized: place === 'edge' && Boolean(answer.personalized),

@@ -27,6 +27,9 @@ test('ragged rows, text and NaN are refused with one message each', () => {
   assert.throws(() => toFeeds(['a', 'b', 'c', 'd'], [window]), /expected numbers \(float32\), got string/);
   assert.throws(() => toFeeds([1, NaN, 3, 4], [window]), /finite values, got NaN or Inf at index \[0, 1, 0\]/);
   assert.doesNotThrow(() => toFeeds([1, NaN, 3, 4], [window], { allowNaN: true }));
+  // Finite as a double, Inf once stored as float32 (the cloud's astype makes it Inf and refuses it).
+  assert.throws(() => toFeeds([1, 2, 1e308, 4], [window]), /finite values, got NaN or Inf at index \[0, 2, 0\]/);
+  assert.doesNotThrow(() => toFeeds([1, 2, 3.4e38, 4], [window]));
 });
 
 test('several inputs go by name: missing and unexpected names are refused', () => {

@@ -39,9 +39,11 @@ test('an unknown privacy mode is refused, naming the modes', () => {
 });
 
 test('deviceCapability reads navigator-like values with safe defaults', () => {
-  assert.deepEqual(deviceCapability({}), { cores: 1, memoryGb: null, online: true, saveData: false });
+  assert.deepEqual(deviceCapability({}), { cores: 1, memoryGb: null, online: true, saveData: false, effectiveType: null, downlinkMbps: null });
   assert.equal(deviceCapability({ onLine: false }).online, false);
   assert.equal(deviceCapability({ connection: { saveData: true } }).saveData, true);
+  const connection = deviceCapability({ connection: { effectiveType: '3g', downlink: 0.4 } });
+  assert.deepEqual([connection.effectiveType, connection.downlinkMbps], ['3g', 0.4]);
 });
 
 const manifest = (edge) => ({ name: 'm', version: '1', edge: { file: 'model.edge.onnx', ...edge } });

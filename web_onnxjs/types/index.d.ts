@@ -36,7 +36,7 @@ export interface EnvironmentLike {
   onLine?: boolean;
   hardwareConcurrency?: number;
   deviceMemory?: number;
-  connection?: { saveData?: boolean; effectiveType?: string };
+  connection?: { saveData?: boolean; effectiveType?: string; downlink?: number };
   getBattery?: () => Promise<{ charging: boolean; level: number }>;
   visibilityState?: string;
   idle?: boolean;
@@ -52,6 +52,10 @@ export interface Policy {
   cloudTimeoutMs: number;
   healthTtlMs: number;
   onnxjsBackends: OnnxjsBackend[];
+  /** Force one edge runtime: 'onnxjs', 'onnxruntime-web' or 'RUNTIME/BACKEND'; null: the fastest verified. */
+  edgeRuntime: string | null;
+  /** navigator.connection.downlink below this (Mb/s) is a slow connection. */
+  slowDownlinkMbps: number;
   device?: Partial<DeviceCapability>;
   environment?: EnvironmentLike;
 }
@@ -123,6 +127,10 @@ export interface PredictResult {
   ranOn: Place;
   /** 'onnxjs/wasm', 'onnxjs/cpu', 'onnxjs/webgl', 'onnxruntime-web/wasm' or 'mms/onnxruntime'. */
   backend: string;
+  /** The runtime that answered: an edge runtime, or the cloud's 'onnxruntime'. */
+  runtime: 'onnxjs' | 'onnxruntime-web' | 'onnxruntime';
+  /** Why the edge runs that runtime (null from the cloud). */
+  runtimeReason: string | null;
   latencyMs: number;
   /** The registry version that computed the answer. */
   modelVersion: string;
@@ -143,6 +151,10 @@ export interface PredictOptions {
 export interface EdgeStatus {
   state: EdgeState;
   backend: string | null;
+  /** The model file the edge runs (the lowered edge file or, for onnxruntime-web, maybe the cloud file). */
+  file: string | null;
+  runtime: 'onnxjs' | 'onnxruntime-web' | null;
+  runtimeReason: string | null;
   reason: string | null;
 }
 

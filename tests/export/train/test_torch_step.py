@@ -27,7 +27,7 @@ def mlp():
 def exported(workdir: Path) -> dict[str, tuple[Path, object]]:
     import torch
 
-    from export.torch import export_torch_module
+    from export.torch_module import export_torch_module
 
     found = {}
     for version, (trainable, optimizer) in enumerate([("last:2", "sgd"), ("all", "adam")], start=1):

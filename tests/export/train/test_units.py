@@ -145,7 +145,7 @@ def test_equal_zero_biases_are_told_apart_by_layer() -> None:
 
 def test_the_default_goes_on_without_a_step_where_none_can_be_built(tmp_path: Path) -> None:
     """A fixed batch of 1 cannot take --train-batch 32: by default one progress line, explicitly an error."""
-    from export.converter import Conversion
+    from export.conversion import Conversion
     from export.errors import UnsupportedModelError
     from export.train.build import training_variant
 

@@ -17,7 +17,7 @@ export async function page(window250: Float32Array): Promise<string> {
     registry: '/models',
     model: 'forecaster',
     cloud: 'http://127.0.0.1:8080',
-    policy: { privacy: 'auto', edgeTimeoutMs: 5000, onnxjsBackends: ['wasm', 'cpu'] },
+    policy: { privacy: 'auto', edgeTimeoutMs: 5000, onnxjsBackends: ['wasm', 'cpu'], edgeRuntime: 'onnxruntime-web/wasm' },
     update: { enabled: false },
     training: { conditions: { minBattery: 0.2 }, chunkSteps: 4 },
     federated: null,
@@ -40,6 +40,7 @@ export async function page(window250: Float32Array): Promise<string> {
   }
   const forecast: number[] = result.outputs.forecast.data;
   const where: 'edge' | 'cloud' = result.ranOn;
+  const runtime: string = `${result.runtime}: ${result.runtimeReason ?? 'cloud'}`;
   const why: string | null = result.fallbackReason;
   await handler.predict({ window: { data: [...window250], shape: [1, 250, 1] } });
   await handler.predict([[0.1], [0.2]]);
@@ -79,5 +80,5 @@ export async function page(window250: Float32Array): Promise<string> {
   // @ts-expect-error: a string is not an input
   await handler.predict('0.1, 0.2');
 
-  return [ready, forecast.length, where, why, losses.length, firstParameter, round, health, checked, modes, timeout, folder].join();
+  return [ready, forecast.length, where, runtime, why, losses.length, firstParameter, round, health, checked, modes, timeout, folder].join();
 }

@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.integration]
 
 ABSENT = "web_absent"  # in the registry, runnable on the edge, never registered in MMS
 CLOUD_FIRST = {"device": {"cores": 1}}  # auto then tries the cloud first ("auto: 1 core(s) < 2")
-OVERFLOW = [1e308] * 64  # finite in JavaScript, Inf as float32: only our MMS handler refuses it
+OVERFLOW = [1e308] * 64  # finite in JavaScript, Inf as float32: the page and our MMS handler both refuse it
 
 
 def _call(method: str, url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -170,13 +170,26 @@ def test_a_model_unregistered_and_registered_again_while_the_page_runs(driver, s
         assert (back["ranOn"], back["fallbackReason"]) == ("cloud", None)
         np.testing.assert_allclose(data(back), expected_forecast(web_models, x), atol=1e-5)
 
-        # A truly bad input: our handler names it, the page throws it and the edge is not tried.
+        # A truly bad input: the page refuses it as the cloud would, before any request.
         posts = sum(method == "POST" for method, _ in sent)
         for privacy in ("prefer-cloud", "auto"):
             refused = driver.predict(OVERFLOW, privacy)
             assert refused.get("code") == "bad-input", refused
-            assert "expected finite values" in refused["error"] and "400 BadRequest" in refused["error"]
-        assert sum(method == "POST" for method, _ in sent) == posts + 2  # one each, never retried
+            assert "expected finite values" in refused["error"] and "400" not in refused["error"]
+        assert sum(method == "POST" for method, _ in sent) == posts
+        # Sent anyway (past the page's check), our MMS handler names it and cloud.js maps that real
+        # answer to bad-input: the code CloudEndpoint rethrows without recording it against the cloud.
+        sent_anyway = driver.page.evaluate(
+            """async ([url, name, values]) => {
+                 const { cloudAnswer } = await import('/src/cloud.js');
+                 try { await cloudAnswer(url, name, {window: {dtype: 'float32', shape: [1, values.length], data: values}}); }
+                 catch (error) { return {code: error.code, message: error.message}; }
+                 return null;
+               }""",
+            [url, FORECASTER, OVERFLOW],
+        )
+        assert sent_anyway["code"] == "bad-input", sent_anyway
+        assert "expected finite values" in sent_anyway["message"] and "400 BadRequest" in sent_anyway["message"]
         assert driver.predict(x.tolist(), "prefer-cloud")["ranOn"] == "cloud"  # and it did not count against the cloud
     assert _page_errors(driver) == []
 

@@ -3,8 +3,11 @@
 The operator/opset table is `onnxjs_0.1.8_rules.json`, read from the released package's
 `op-resolve-rules` (see its `source`). On top of the table come the semantic traps a table
 cannot express, each seen in Chromium: inputs where ONNX.js reads attributes (Squeeze-13),
-1-D convolutions and pools, Softmax-13 over a non-last axis (wrong numbers, no error), and on
-webgl an Unsqueeze whose input a later MatMul reads (the shader fails to compile).
+1-D convolutions and pools, Softmax-13 over a non-last axis (wrong numbers, no error), on cpu a
+Conv over a batch that may hold more than one image (its `conv2d` convolves image 0 into every
+slot's place and leaves the others zero: wrong numbers, no error; `conv-batch-as-height` removes
+it where the height is 1), and on webgl an Unsqueeze whose input a later MatMul reads (the
+shader fails to compile).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ _ATTRIBUTE_INPUT_OPS = {"Squeeze", "Unsqueeze", "Split", "ReduceSum"}
 _ATTRIBUTE_INPUT_OPS_18 = {"ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSumSquare", "ReduceLogSum"}
 _INT32_MAX = 2**31 - 1
 _SPATIAL_OPS = {"Conv", "MaxPool", "AveragePool"}
+CONV_BATCH_ON_CPU = (
+    "the input's batch may exceed 1 and ONNX.js cpu convolves only the first image (images 1… come out zero), silently"
+)
 UNSQUEEZE_BEFORE_MATMUL = (
     "webgl gives its input the unsqueezed texture layout, and a MatMul that reads that input later fails to compile"
 )
@@ -95,18 +101,29 @@ def _semantic_blocker(node: onnx.NodeProto, opset: int, ranks: dict[str, int], v
     return None
 
 
-def _value_ranks(model: onnx.ModelProto) -> dict[str, int]:
+def _inferred_values(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - ranks are a hint; unknown rank is handled by the caller
+    except Exception:  # noqa: BLE001 - shapes are a hint; unknown shapes are handled by the callers
         inferred = model
     graph = inferred.graph
-    ranks = {}
-    for value in (*graph.input, *graph.value_info, *graph.output):
-        if value.type.tensor_type.HasField("shape"):
-            ranks[value.name] = len(value.type.tensor_type.shape.dim)
-    ranks.update(_initializer_ranks(graph))
+    return [value for value in (*graph.input, *graph.value_info, *graph.output) if value.type.tensor_type.HasField("shape")]
+
+
+def _value_ranks(model: onnx.ModelProto, values: list[onnx.ValueInfoProto]) -> dict[str, int]:
+    ranks = {value.name: len(value.type.tensor_type.shape.dim) for value in values}
+    ranks.update(_initializer_ranks(model.graph))
     return ranks
+
+
+def _single_image(values: list[onnx.ValueInfoProto]) -> set[str]:
+    """Names of the values whose leading (batch) dimension is statically 1."""
+    single = set()
+    for value in values:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+            single.add(value.name)
+    return single
 
 
 def _unsqueeze_before_matmul(graph: onnx.GraphProto) -> set[int]:
@@ -130,7 +147,9 @@ def blockers(model: onnx.ModelProto, backend: str) -> list[Blocker]:
     table = backend_ops(backend)
     graph_level = rules()["graph_level_ops"]
     ranks = _initializer_ranks(model.graph)
-    value_ranks = _value_ranks(model)
+    values = _inferred_values(model)
+    value_ranks = _value_ranks(model, values)
+    single_image = _single_image(values) if backend == "cpu" else set()
     texture_traps = _unsqueeze_before_matmul(model.graph) if backend == "webgl" else set()
     found: list[Blocker] = []
     for init in model.graph.initializer:
@@ -144,6 +163,8 @@ def blockers(model: onnx.ModelProto, backend: str) -> list[Blocker]:
             continue
         semantic = _semantic_blocker(node, opset, ranks, value_ranks)
         semantic = semantic or (UNSQUEEZE_BEFORE_MATMUL if index in texture_traps else None)
+        if not semantic and backend == "cpu" and node.op_type == "Conv" and node.input[0] not in single_image:
+            semantic = CONV_BATCH_ON_CPU
         if semantic:
             found.append(Blocker(node.name, node.op_type, semantic))
         elif node.op_type in graph_level:

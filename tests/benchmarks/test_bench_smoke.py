@@ -115,4 +115,6 @@ def test_smoke_run_writes_every_section_with_sane_figures(tmp_path):
     assert {(row["runtime"], row["backend"]) for row in browser["steps"]} == {
         ("onnxjs", "cpu"), ("onnxjs", "wasm"), ("onnxruntime-web", "wasm")}
     assert all(row["median_ms"] > 0 and row["max_abs_diff"] <= 1e-5 for row in browser["steps"]), browser["steps"]
-    assert all("error" not in run and run["steps"] >= 1 and run["wallMs"] > 0 for run in browser["personalise"])
+    trained = [run for run in browser["personalise"] if "policy" in run]
+    assert len(trained) == 3 and all("error" not in run and run["steps"] >= 1 and run["wallMs"] > 0 for run in trained), trained
+    assert browser["personalise"][-1]["run"].startswith("control") and browser["personalise"][-1]["maxLatenessMs"] >= 0

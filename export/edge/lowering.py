@@ -14,7 +14,7 @@ from ..errors import one_line
 from ..manifest import default_opset
 from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
 from .graph import batch_variant, remove_dead
-from .passes import activations, constant_if, conv1d, conv_transpose, expand, fold, gather, int64, integer_equal, loop, ml_linear, names, opset, pin, recurrent, relu_mask, resize, slice_concat, softmax, split, stack
+from .passes import activations, constant_if, conv1d, conv_batch, conv_transpose, expand, fold, gather, int64, integer_equal, loop, ml_linear, names, opset, pin, recurrent, relu_mask, resize, slice_concat, softmax, split, stack
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
@@ -32,6 +32,7 @@ PASSES: list[tuple[str, Pass]] = [
     ("slice-of-concat", slice_concat.run),
     ("stack-without-unsqueeze", stack.run),
     ("conv1d-to-2d", conv1d.run),
+    ("conv-batch-as-height", conv_batch.run),
     ("split-to-slice", split.run),
     ("expand-to-add", expand.run),
     ("relu-mask-to-sign", relu_mask.run),

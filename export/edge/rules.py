@@ -3,9 +3,12 @@
 The operator/opset table is `onnxjs_0.1.8_rules.json`, read from the released package's
 `op-resolve-rules` (see its `source`). On top of the table come the semantic traps a table
 cannot express, each seen in Chromium: inputs where ONNX.js reads attributes (Squeeze-13),
-1-D convolutions and pools, Softmax-13 over a non-last axis (wrong numbers, no error), on
-webgl an Unsqueeze whose input a later MatMul reads (the shader fails to compile), and integer
-tensors fed to operators that take floats only ("invalid inputs detected" at run time).
+1-D convolutions and pools, Softmax-13 over a non-last axis (wrong numbers, no error), on cpu a
+Conv over a batch that may hold more than one image (its `conv2d` convolves image 0 into every
+slot's place and leaves the others zero: wrong numbers, no error; `conv-batch-as-height` removes
+it where the height is 1), on webgl an Unsqueeze whose input a later MatMul reads (the shader
+fails to compile), and integer tensors fed to operators that take floats only ("invalid inputs
+detected" at run time).
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ _SPATIAL_OPS = {"Conv", "MaxPool", "AveragePool"}
 _FLOAT_ONLY = {"Reshape", "Transpose"}
 _WASM_FLOAT32_ONLY = {"Add", "Sub", "Mul", "Div", "PRelu"}
 _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE}
+CONV_BATCH_ON_CPU = (
+    "the input's batch may exceed 1 and ONNX.js cpu convolves only the first image (images 1… come out zero), silently"
+)
 UNSQUEEZE_BEFORE_MATMUL = (
     "webgl gives its input the unsqueezed texture layout, and a MatMul that reads that input later fails to compile"
 )
@@ -101,21 +107,25 @@ def _semantic_blocker(node: onnx.NodeProto, opset: int, ranks: dict[str, int], v
     return None
 
 
-def _value_ranks_and_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, int]]:
+def _inferred_values(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:  # noqa: BLE001 - ranks and types are a hint; unknown ones are handled by the caller
+    except Exception:  # noqa: BLE001 - shapes and types are a hint; unknown ones are handled by the callers
         inferred = model
     graph = inferred.graph
-    ranks, types = {}, {}
-    for value in (*graph.input, *graph.value_info, *graph.output):
-        if value.type.tensor_type.HasField("shape"):
-            ranks[value.name] = len(value.type.tensor_type.shape.dim)
-        if value.type.tensor_type.elem_type:
-            types[value.name] = value.type.tensor_type.elem_type
-    ranks.update(_initializer_ranks(graph))
-    types.update({init.name: init.data_type for init in graph.initializer})
-    return ranks, types
+    return [*graph.input, *graph.value_info, *graph.output]
+
+
+def _value_ranks(model: onnx.ModelProto, values: list[onnx.ValueInfoProto]) -> dict[str, int]:
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in values if v.type.tensor_type.HasField("shape")}
+    ranks.update(_initializer_ranks(model.graph))
+    return ranks
+
+
+def _value_types(model: onnx.ModelProto, values: list[onnx.ValueInfoProto]) -> dict[str, int]:
+    types = {v.name: v.type.tensor_type.elem_type for v in values if v.type.tensor_type.elem_type}
+    types.update({init.name: init.data_type for init in model.graph.initializer})
+    return types
 
 
 def _type_blocker(node: onnx.NodeProto, backend: str, types: dict[str, int]) -> str | None:
@@ -128,6 +138,16 @@ def _type_blocker(node: onnx.NodeProto, backend: str, types: dict[str, int]) -> 
     if backend == "wasm" and node.op_type in _WASM_FLOAT32_ONLY:
         return f"{kind} input: the wasm backend takes float32 only"
     return None
+
+
+def _single_image(values: list[onnx.ValueInfoProto]) -> set[str]:
+    """Names of the values whose leading (batch) dimension is statically 1."""
+    single = set()
+    for value in values:
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+            single.add(value.name)
+    return single
 
 
 def _unsqueeze_before_matmul(graph: onnx.GraphProto) -> set[int]:
@@ -151,13 +171,15 @@ def blockers(model: onnx.ModelProto, backend: str) -> list[Blocker]:
     table = backend_ops(backend)
     graph_level = rules()["graph_level_ops"]
     ranks = _initializer_ranks(model.graph)
-    value_ranks, value_types = _value_ranks_and_types(model)
+    values = _inferred_values(model)
+    value_ranks, value_types = _value_ranks(model, values), _value_types(model, values)
+    single_image = _single_image(values) if backend == "cpu" else set()
     texture_traps = _unsqueeze_before_matmul(model.graph) if backend == "webgl" else set()
     found: list[Blocker] = []
     for init in model.graph.initializer:
         if init.data_type == onnx.TensorProto.INT64:
-            values = numpy_helper.to_array(init)
-            if values.size and (values.max() > _INT32_MAX or values.min() < -_INT32_MAX - 1):
+            constant = numpy_helper.to_array(init)
+            if constant.size and (constant.max() > _INT32_MAX or constant.min() < -_INT32_MAX - 1):
                 found.append(Blocker(init.name, "int64", "int64 constant outside the int32 range ONNX.js reads"))
     for index, node in enumerate(model.graph.node):
         if node.domain not in ("", "ai.onnx"):
@@ -165,6 +187,8 @@ def blockers(model: onnx.ModelProto, backend: str) -> list[Blocker]:
             continue
         semantic = _semantic_blocker(node, opset, ranks, value_ranks)
         semantic = semantic or (UNSQUEEZE_BEFORE_MATMUL if index in texture_traps else None) or _type_blocker(node, backend, value_types)
+        if not semantic and backend == "cpu" and node.op_type == "Conv" and node.input[0] not in single_image:
+            semantic = CONV_BATCH_ON_CPU
         if semantic:
             found.append(Blocker(node.name, node.op_type, semantic))
         elif node.op_type in graph_level:

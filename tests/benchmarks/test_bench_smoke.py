@@ -111,3 +111,10 @@ def test_smoke_run_writes_every_section_with_sane_figures(tmp_path):
         assert row["steps"] >= 1 and row["train_windows"] > 0 and row["test_windows"] > 0, row
         assert row["mae_before"] > 0 and row["mae_after"] > 0 and row["mae_after"] != row["mae_before"], row
     assert "| **mean** |" in (out / "PERSONALISATION.md").read_text()
+    browser = personal["browser"]  # the Chromium half: every training runtime timed, one personalisation per run
+    assert {(row["runtime"], row["backend"]) for row in browser["steps"]} == {
+        ("onnxjs", "cpu"), ("onnxjs", "wasm"), ("onnxruntime-web", "wasm")}
+    assert all(row["median_ms"] > 0 and row["max_abs_diff"] <= 1e-5 for row in browser["steps"]), browser["steps"]
+    trained = [run for run in browser["personalise"] if "policy" in run]
+    assert len(trained) == 3 and all("error" not in run and run["steps"] >= 1 and run["wallMs"] > 0 for run in trained), trained
+    assert browser["personalise"][-1]["run"].startswith("control") and browser["personalise"][-1]["maxLatenessMs"] >= 0

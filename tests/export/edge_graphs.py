@@ -161,3 +161,12 @@ def last_of_lstm_stack() -> tuple[onnx.ModelProto, dict]:
     inits |= {"ax0": np.array([0], np.int64), "ax1": np.array([1], np.int64), "ax01": np.array([0, 1], np.int64),
               "minus1": np.array([-1], np.int64), "big": np.array([2**62], np.int64)}  # fmt: skip
     return _model(nodes, [value("x", [None, 3, 4])], [value("y", [None, 4])], inits), {"x": _w(1, 3, 4)}
+
+
+def conv_height_one_batch(batch: int = 4) -> tuple[onnx.ModelProto, dict]:
+    """A 1-D convolution as `conv1d-to-2d` leaves it (`[N, C, 1, L]`, kernel `[1, 3]`) at a fixed
+    batch, as a training step has it: ONNX.js cpu's Conv gets images 1… wrong."""
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[1, 3], pads=[0, 1, 0, 1], strides=[1, 2])
+    inits = {"w": _w(3, 2, 1, 3), "b": _w(3)}
+    inputs, outputs = [value("x", [batch, 2, 1, 16])], [value("y", [batch, 3, 1, 8])]
+    return _model([node], inputs, outputs, inits, opset=9), {"x": _w(batch, 2, 1, 16)}

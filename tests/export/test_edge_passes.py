@@ -9,18 +9,21 @@ import pytest
 
 from export.edge.lowering import check_inputs, lower
 from export.edge.passes import opset as opset_pass
-from export.edge.rules import UNSQUEEZE_BEFORE_MATMUL, blocker_summary, blockers, selector_matches
+from export.edge.rules import CONV_BATCH_ON_CPU, UNSQUEEZE_BEFORE_MATMUL, blocker_summary, blockers, selector_matches
 from export.manifest import default_opset
 from export.verify import compare, onnxruntime_runner
 
 from . import edge_graphs
 
 
-def assert_lowered(model: onnx.ModelProto, sample: dict, expect_pass: str) -> onnx.ModelProto:
+def assert_lowered(model: onnx.ModelProto, sample: dict, expect_pass: str, cpu_trap: str | None = None) -> onnx.ModelProto:
+    """`cpu_trap`: a reason that is to stay on cpu only (every other backend free)."""
     lowering = lower(model, sample)
     applied = [record["name"] for record in lowering.passes if record["applied"]]
     assert expect_pass in applied, lowering.passes
-    assert lowering.blockers == {"cpu": [], "wasm": [], "webgl": []}, lowering.blockers
+    cpu = lowering.blockers["cpu"]
+    assert (all(cpu_trap in reason for reason in cpu) and cpu) if cpu_trap else not cpu, lowering.blockers
+    assert lowering.blockers["wasm"] == lowering.blockers["webgl"] == [], lowering.blockers
     assert lowering.runtime == "onnxjs"
     report = compare(onnxruntime_runner(model), onnxruntime_runner(lowering.model), check_inputs(model, sample, 16))
     assert report.max_abs_diff <= 1e-5
@@ -108,7 +111,7 @@ def test_slice_of_concat_and_scalar_gather_are_removed():
 def test_flatten_without_axis_keeps_axis_1_when_maxpool_goes_to_opset_9():
     model, sample = edge_graphs.conv_pool_flatten_gemm()
     assert any("MaxPool (opset 13" in reason for reason in blocker_summary(model)["cpu"])
-    lowered = assert_lowered(model, sample, "opset-down")
+    lowered = assert_lowered(model, sample, "opset-down", cpu_trap=CONV_BATCH_ON_CPU)  # a 3x3 Conv, free batch
     flatten = next(node for node in lowered.graph.node if node.op_type == "Flatten")
     assert [a.i for a in flatten.attribute if a.name == "axis"] == [1]
 

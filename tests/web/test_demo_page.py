@@ -115,11 +115,19 @@ def test_personalise_on_this_persons_data_then_reset(page, web_models, mms, trai
         print(f"demo MAE on the later data: shared {before}, personalised {after}")
         assert math.isfinite(before) and math.isfinite(after)
         assert page.evaluate("document.getElementById('personal-progress').value") == 1
+        # The later data on its own chart, with the shared and the personalised forecasts drawn over it.
+        assert page.locator("#personal-chart .uplot").count() == 1
+        chart = page.evaluate("window.personalChart")
+        xs, truth, shared_line, personal_line = chart["data"]
+        assert chart["labels"][1] == f"shared model (MAE {before:.4f})" and chart["labels"][2] == f"personalised (MAE {after:.4f})"
+        assert len(xs) > 0 and all(v is not None for v in [*truth, *shared_line, *personal_line])
+        assert max(abs(a - b) for a, b in zip(shared_line, personal_line)) > 1e-6  # the two forecasts differ
         personalized = page.evaluate("window.demo.handler.predict(window.demo.input(), {privacy: 'local-only'}).then((a) => a.personalized)")
         assert personalized
         page.click("#reset-personal")
         page.wait_for_selector("body[data-personal=reset]")
         assert page.evaluate("window.demo.handler.personalization()") is None
+        assert all(v is None for v in page.evaluate("window.personalChart.data[3]"))  # only the shared model is left
         shared = page.evaluate("window.demo.handler.predict(window.demo.input(), {privacy: 'local-only'}).then((a) => a.personalized)")
         assert not shared
         assert page.errors == []

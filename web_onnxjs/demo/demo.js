@@ -172,18 +172,59 @@ function personalWindows(demo, from, to) {
   return { inputs: { [demo.inputName]: { data, shape: [rows.length, ...demo.inputDims] } }, targets, rows };
 }
 
-/** Mean absolute forecast error of the edge model (local-only: the data never leaves) on the scoring windows. */
-async function edgeMae(demo, rows) {
+/**
+ * The edge model's forecasts on the scoring windows (local-only: the data never leaves) and their
+ * mean absolute error: {mae, forecasts: Map(window end → forecast)}.
+ */
+async function edgeScore(demo, rows) {
   let total = 0;
   let count = 0;
+  const forecasts = new Map();
   for (const end of rows) {
     const data = demo.signal.slice(end - demo.windowLength, end);
     const answer = await demo.handler.predict({ [demo.inputName]: { data, shape: [1, ...demo.inputDims] } }, { privacy: 'local-only' });
-    const forecast = Object.values(answer.outputs)[0].data;
-    for (let i = 0; i < demo.horizon; i += 1) total += Math.abs(Number(forecast[i]) - demo.signal[end + i]);
+    const forecast = Array.from(Object.values(answer.outputs)[0].data.slice(0, demo.horizon), Number);
+    for (let i = 0; i < demo.horizon; i += 1) total += Math.abs(forecast[i] - demo.signal[end + i]);
     count += demo.horizon;
+    forecasts.set(end, forecast);
   }
-  return total / count;
+  return { mae: total / count, forecasts };
+}
+
+/**
+ * The later data with the shared model's and the personalised forecasts laid end to end (one
+ * scoring window per horizon, so each sample has one forecast of each), on its own uPlot chart;
+ * `after` null draws the shared model alone (before training, after a reset).
+ */
+class PersonalChart {
+  constructor(demo, rows) {
+    this.demo = demo;
+    this.tiles = rows.filter((end) => (end - rows[0]) % demo.horizon === 0);
+    const first = this.tiles[0];
+    this.xs = Array.from({ length: this.tiles.length * demo.horizon }, (_, i) => first + i);
+    this.chart = null;
+  }
+
+  series(forecasts) {
+    if (!forecasts) return this.xs.map(() => null);
+    return this.tiles.flatMap((end) => forecasts.get(end));
+  }
+
+  draw(before, after) {
+    const truth = this.xs.map((x) => this.demo.signal[x]);
+    const data = [this.xs, truth, this.series(before.forecasts), this.series(after?.forecasts)];
+    const label = (name, score) => (score ? `${name} (MAE ${score.mae.toFixed(4)})` : name);
+    const series = [
+      {},
+      { label: "this person's later data", stroke: '#4a5468', width: 1.5 },
+      { label: label('shared model', before), stroke: '#b0541c', width: 2, dash: [6, 4] },
+      { label: label('personalised', after), stroke: '#176b2c', width: 2.5 },
+    ];
+    this.chart?.destroy();
+    const width = Math.min(880, document.querySelector('main').clientWidth);
+    this.chart = new this.demo.uPlot({ width, height: 260, series, scales: { x: { time: false } } }, data, $('personal-chart'));
+    window.personalChart = { labels: series.slice(1).map((s) => s.label), data };
+  }
 }
 
 /** The "Personalise" action: train on the first 30 s (or half of a signal without a rate), score on the rest. */
@@ -199,12 +240,16 @@ function wirePersonalisation(demo, samplingRate) {
   }
   const split = samplingRate ? Math.round(TRAIN_SECONDS * samplingRate) : Math.floor(demo.signal.length / 2);
   const scoreRows = personalWindows(demo, split, demo.signal.length).rows.slice(0, SCORE_WINDOWS);
+  const chart = new PersonalChart(demo, scoreRows);
+  let before = null;
   button.addEventListener('click', async () => {
     button.disabled = true;
     try {
       const examples = personalWindows(demo, 0, split);
       note.textContent = 'scoring the shared model…';
-      $('mae-before').textContent = (await edgeMae(demo, scoreRows)).toFixed(4);
+      before = await edgeScore(demo, scoreRows);
+      $('mae-before').textContent = before.mae.toFixed(4);
+      chart.draw(before, null);
       note.textContent = `training on ${examples.rows.length} windows…`;
       const result = await demo.handler.personalize(
         { inputs: examples.inputs, targets: examples.targets },
@@ -212,7 +257,9 @@ function wirePersonalisation(demo, samplingRate) {
           onProgress: (p) => { if (p.steps) $('personal-progress').value = p.step / p.steps; } },
       );
       $('personal-progress').value = 1;
-      $('mae-after').textContent = (await edgeMae(demo, scoreRows)).toFixed(4);
+      const after = await edgeScore(demo, scoreRows);
+      $('mae-after').textContent = after.mae.toFixed(4);
+      chart.draw(before, after);
       note.textContent = `personalised: ${result.steps} steps on ${result.samples} windows (${result.backend})`;
       reset.disabled = false;
       document.body.dataset.personal = 'done';
@@ -227,6 +274,7 @@ function wirePersonalisation(demo, samplingRate) {
     reset.disabled = true;
     await demo.handler.resetPersonalization();
     $('mae-after').textContent = '—';
+    if (before) chart.draw(before, null);
     $('personal-progress').value = 0;
     note.textContent = 'back on the shared model';
     button.disabled = false;

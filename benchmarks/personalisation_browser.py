@@ -25,7 +25,7 @@ SETTLE_MS = 1000
 # only, on flat {data, shape} tensors as the demo page passes them; and once on nested rows
 # (`x.tolist()`), whose flattening runs on the main thread before the worker starts.
 PERSONALISE_RUNS = [
-    ("page default (ONNX.js first)", {}, "flat"),
+    ("page default (fastest verified: trains on the first of training.edge.verified by median_ms)", {}, "flat"),
     ("onnxruntime-web only", {"onnxjsBackends": []}, "flat"),
     ("page default, nested rows", {}, "nested"),
 ]

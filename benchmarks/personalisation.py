@@ -139,7 +139,7 @@ def _browser_lines(browser: dict[str, Any] | None) -> list[str]:
         "",
         f"Training step (`{browser['steps'][0]['file']}`, batch {browser['steps'][0]['batch']}), median of 5 runs:",
         "",
-        "| runtime | backend | ms per step | max \|diff\| vs onnxruntime |",
+        r"| runtime | backend | ms per step | max \|diff\| vs onnxruntime |",
         "|---|---|---|---|",
     ]
     for row in browser["steps"]:

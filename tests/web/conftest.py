@@ -12,7 +12,7 @@ import pytest
 from mms_handlers.archive import build_archive
 
 from .train_fixture import make_trainable
-from .registry_models import batch_of_one, fitted_forecaster, heavy_model, lstm_model, tamper, three_d, verified_table, write_version
+from .registry_models import batch_of_one, fitted_forecaster, heavy_model, lstm_model, pinned_to_one_row, tamper, three_d, verified_table, write_version
 
 FORECASTER = "web_fc"
 LSTM_MARKED_ORT = "web_lstm_ort"
@@ -21,6 +21,7 @@ HEAVY = "web_heavy"
 TAMPERED = "web_tamper"
 BUMPED = "web_bump"
 EDGE_VARIANT = "web_variant"  # its edge file (model.edge.onnx) throws for batches > 1
+PINNED = "web_pinned"  # its edge file was pinned to one row (model.json edge.inputs)
 SLOW_CLOUD = "web_slow"  # registered with a long batch delay: a lone request waits it out
 SLOW_CLOUD_DELAY_MS = 8000
 FORECASTER_3D = "web_fc3d"  # the forecaster with a [?, 64, 1] window
@@ -47,11 +48,12 @@ def web_models(registry: Path, model_store: Path, mms) -> WebModels:
     tampered = write_version(registry, TAMPERED, "1", fitted_forecaster()[0])
     write_version(registry, BUMPED, "1", fitted_forecaster()[0])
     write_version(registry, EDGE_VARIANT, "1", model, edge_model=batch_of_one(model))
+    write_version(registry, PINNED, "1", model, edge_model=pinned_to_one_row(model))
     write_version(registry, SLOW_CLOUD, "1", model)
     write_version(registry, FORECASTER_3D, "1", three_d(model))
-    for name in (FORECASTER, LSTM_MARKED_ONNXJS, HEAVY, TAMPERED, EDGE_VARIANT, SLOW_CLOUD, FORECASTER_3D):
+    for name in (FORECASTER, LSTM_MARKED_ONNXJS, HEAVY, TAMPERED, EDGE_VARIANT, PINNED, SLOW_CLOUD, FORECASTER_3D):
         build_archive(registry / name / "1", model_store)
-    for name in (FORECASTER, LSTM_MARKED_ONNXJS, HEAVY, TAMPERED, EDGE_VARIANT, FORECASTER_3D):
+    for name in (FORECASTER, LSTM_MARKED_ONNXJS, HEAVY, TAMPERED, EDGE_VARIANT, PINNED, FORECASTER_3D):
         mms.register(f"{name}.mar")
     mms.register(f"{SLOW_CLOUD}.mar", batch_size=8, max_batch_delay_ms=SLOW_CLOUD_DELAY_MS)
     tamper(tampered)  # after archiving: the cloud copy is intact, the registry copy is not

@@ -188,9 +188,21 @@ def write_version(
         "cloud": {"file": "model.onnx"},
         "edge": {"file": edge_file, "runtime": runtime, "passes": [], "verified": verified or {}},
     }
+    if edge_model is not None and tensor_specs(graph_inputs(edge_model)) != manifest["inputs"]:
+        manifest["edge"]["inputs"] = tensor_specs(graph_inputs(edge_model))  # as export/edge/artifact.py records pinning
     write_manifest(version_dir, manifest)
     update_latest(version_dir.parent)
     return version_dir
+
+
+def pinned_to_one_row(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same graph with its batch dimension fixed at 1, as `pin-free-dims` writes a browser file."""
+    edge = onnx.ModelProto()
+    edge.CopyFrom(model)
+    for value in (*edge.graph.input, *edge.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.checker.check_model(edge, full_check=True)
+    return edge
 
 
 def tamper(version_dir: Path, file: str = "model.onnx") -> None:

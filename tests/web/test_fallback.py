@@ -18,7 +18,7 @@ from mms_handlers.server import MmsServer, ServerConfig
 
 from ..conftest import free_port
 from ..mms_handlers.mars import remade
-from .conftest import EDGE_VARIANT, FORECASTER, HEAVY, LSTM_MARKED_ONNXJS, SLOW_CLOUD, TAMPERED
+from .conftest import EDGE_VARIANT, FORECASTER, HEAVY, LSTM_MARKED_ONNXJS, PINNED, SLOW_CLOUD, TAMPERED
 from .test_routing import data, expected_forecast, window
 
 pytestmark = [pytest.mark.integration]
@@ -103,6 +103,21 @@ def test_an_edge_that_throws_falls_back_to_the_cloud(driver, web_models):
     assert result["ranOn"] == "cloud"
     assert result["fallbackReason"].startswith("edge-error:")
     np.testing.assert_allclose(data(result), expected_forecast(web_models, batch), atol=1e-5)
+
+
+def test_a_browser_file_pinned_at_export_sends_other_shapes_to_the_cloud(driver, web_models):
+    assert driver.create(PINNED)["state"] == "ready"
+    assert driver.predict(window(13).tolist(), "prefer-edge")["ranOn"] == "edge"
+    batch = np.stack([window(14), window(15)])
+    result = driver.predict(batch.tolist(), "prefer-edge")
+    assert result["ranOn"] == "cloud", result
+    assert result["fallbackReason"] == (
+        "edge-shape: the browser file takes input 'window' only as float32[1, 64] (pinned at export), this one is [2, 64]"
+    )
+    np.testing.assert_allclose(data(result), expected_forecast(web_models, batch), atol=1e-5)
+    refused = driver.predict(batch.tolist(), "local-only")
+    assert refused.get("code") == "edge-shape", refused
+    assert "pinned at export" in refused["error"] and "the input was not sent anywhere" in refused["error"]
 
 
 def test_an_edge_past_its_time_budget_falls_back_and_restarts(driver, web_models):

@@ -6,6 +6,7 @@ export const CODES = Object.freeze({
   EDGE_UNAVAILABLE: 'edge-unavailable', // no edge runtime could load the model (or none is marked)
   EDGE_INTEGRITY: 'edge-integrity', // the model file's SHA-256 does not match model.json
   EDGE_ERROR: 'edge-error', // the edge runtime threw while running
+  EDGE_SHAPE: 'edge-shape', // the browser file was pinned to other input shapes at export (model.json edge.inputs)
   EDGE_TIMEOUT: 'edge-timeout', // the edge ran past the time budget (its worker is restarted)
   CLOUD_UNAVAILABLE: 'cloud-unavailable', // no cloud URL configured
   CLOUD_UNREACHABLE: 'cloud-unreachable', // offline or a network error

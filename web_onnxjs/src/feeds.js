@@ -95,6 +95,24 @@ export function toFeeds(input, specs, { allowNaN = false } = {}) {
   return feeds;
 }
 
+/**
+ * Why the browser file cannot take `feeds`, or null: model.json's `edge.inputs` names the shapes it
+ * was pinned to at export (free dimensions the lowering had to fix), which the signature's free
+ * dimensions do not show.
+ */
+export function pinnedShapeProblem(feeds, pinnedSpecs) {
+  for (const spec of pinnedSpecs ?? []) {
+    const shape = feeds[spec.name]?.shape;
+    if (!shape) continue;
+    const fits = shape.length === spec.shape.length && spec.shape.every((dim, i) => dim === null || dim === shape[i]);
+    if (!fits) {
+      return `the browser file takes input '${spec.name}' only as ${describeSpec(spec)} (pinned at export), ` +
+        `this one is [${shape.join(', ')}]`;
+    }
+  }
+  return null;
+}
+
 /** How many numbers the request carries (the "input size" the auto policy weighs). */
 export function elementCount(feeds) {
   return Object.values(feeds).reduce((sum, t) => sum + t.data.length, 0);

@@ -14,7 +14,7 @@ import { CloudEndpoint } from './cloud.js';
 import { shareUpdate } from './federated.js';
 import { EdgeRunner } from './edge-client.js';
 import { CODES, EdgecloudError, asEdgecloudError } from './errors.js';
-import { elementCount, toFeeds } from './feeds.js';
+import { elementCount, pinnedShapeProblem, toFeeds } from './feeds.js';
 import { ModelStore } from './model-store.js';
 import { readParameters, writeParameters } from './parameters.js';
 import { Personalizer } from './personalizer.js';
@@ -390,6 +390,8 @@ export class PredictionHandler {
       throw asEdgecloudError(error, CODES.EDGE_UNAVAILABLE);
     }
     const { runner, personalized } = loaded;
+    const pinned = runner.file === loaded.manifest.edge.file ? pinnedShapeProblem(feeds, loaded.manifest.edge.inputs) : null;
+    if (pinned) throw new EdgecloudError(CODES.EDGE_SHAPE, pinned);
     const { outputs } = await runner.run(feeds, this.policy.edgeTimeoutMs);
     return { outputs, backend: runner.backend, personalized: Boolean(personalized), ...loaded.runtimeChoice };
   }

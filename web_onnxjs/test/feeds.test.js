@@ -44,3 +44,14 @@ test('describeSpec and zeroFeeds follow the signature', () => {
   assert.equal(describeSpec(window), 'float32[?, 4, 1]');
   assert.deepEqual(zeroFeeds([window]).window, { dtype: 'float32', shape: [1, 4, 1], data: [0, 0, 0, 0] });
 });
+
+test('a browser file pinned at export takes only its pinned shapes', async () => {
+  const { pinnedShapeProblem } = await import('../src/feeds.js');
+  const pinned = [{ name: 'x', dtype: 'float32', shape: [1, 3, 48, 192] }];
+  const fed = (shape) => ({ x: { dtype: 'float32', shape, data: [] } });
+  assert.equal(pinnedShapeProblem(fed([1, 3, 48, 192]), pinned), null);
+  assert.equal(pinnedShapeProblem(fed([1, 3, 48, 192]), undefined), null);
+  assert.match(pinnedShapeProblem(fed([2, 3, 48, 320]), pinned),
+    /takes input 'x' only as float32\[1, 3, 48, 192\] \(pinned at export\), this one is \[2, 3, 48, 320\]/);
+  assert.equal(pinnedShapeProblem(fed([5, 4]), [{ name: 'x', dtype: 'float32', shape: [null, 4] }]), null);
+});

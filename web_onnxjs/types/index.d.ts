@@ -269,6 +269,7 @@ export type ErrorCode =
   | 'edge-unavailable'
   | 'edge-integrity'
   | 'edge-error'
+  | 'edge-shape'
   | 'edge-timeout'
   | 'cloud-unavailable'
   | 'cloud-unreachable'
@@ -288,6 +289,7 @@ export const CODES: Readonly<{
   EDGE_UNAVAILABLE: 'edge-unavailable';
   EDGE_INTEGRITY: 'edge-integrity';
   EDGE_ERROR: 'edge-error';
+  EDGE_SHAPE: 'edge-shape';
   EDGE_TIMEOUT: 'edge-timeout';
   CLOUD_UNAVAILABLE: 'cloud-unavailable';
   CLOUD_UNREACHABLE: 'cloud-unreachable';

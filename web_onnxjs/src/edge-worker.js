@@ -6,6 +6,7 @@
 // Replies are {id, ok: true, result} or {id, ok: false, error}.
 
 import { useAssets } from './assets.js';
+import { messageOf, serveMessages } from './worker-channel.js';
 import { createOnnxjsSession, loadOnnxjs, runOnnxjs } from './onnxjs-runtime.js';
 import { createOrtSession, runOrt } from './ortweb-runtime.js';
 import { zeroFeeds } from './feeds.js';
@@ -79,18 +80,4 @@ function run({ feeds }) {
   return next;
 }
 
-function messageOf(error) {
-  return String(error && error.message ? error.message : error);
-}
-
-const HANDLERS = { load, run };
-
-self.onmessage = async ({ data }) => {
-  const handler = HANDLERS[data.type];
-  try {
-    if (!handler) throw new Error(`unknown message type ${data.type}`);
-    self.postMessage({ id: data.id, ok: true, result: await handler(data) });
-  } catch (error) {
-    self.postMessage({ id: data.id, ok: false, error: messageOf(error) });
-  }
-};
+serveMessages({ load, run });

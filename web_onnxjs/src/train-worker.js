@@ -12,6 +12,7 @@
 // Replies are {id, ok: true, result} or {id, ok: false, error}.
 
 import { useAssets } from './assets.js';
+import { messageOf, serveMessages } from './worker-channel.js';
 import { createOnnxjsSession, loadOnnxjs, runOnnxjs } from './onnxjs-runtime.js';
 import { createOrtSession, runOrt } from './ortweb-runtime.js';
 import { batchFeeds } from './train-data.js';
@@ -92,18 +93,4 @@ function parameters() {
   return { params: job.params, state: job.state };
 }
 
-function messageOf(error) {
-  return String(error && error.message ? error.message : error);
-}
-
-const HANDLERS = { load, chunk, parameters };
-
-self.onmessage = async ({ data }) => {
-  const handler = HANDLERS[data.type];
-  try {
-    if (!handler) throw new Error(`unknown message type ${data.type}`);
-    self.postMessage({ id: data.id, ok: true, result: await handler(data) });
-  } catch (error) {
-    self.postMessage({ id: data.id, ok: false, error: messageOf(error) });
-  }
-};
+serveMessages({ load, chunk, parameters });

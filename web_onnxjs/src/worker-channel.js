@@ -1,6 +1,6 @@
-// One module Worker spoken to with the {id, type, ...} → {id, ok, result | error} protocol that
-// edge-worker.js and train-worker.js share: id-matched calls, every pending call rejected when the
-// worker fails or is terminated.
+// The {id, type, ...} → {id, ok, result | error} protocol that edge-worker.js and train-worker.js
+// share, both ends: WorkerChannel on the page (id-matched calls, every pending call rejected when
+// the worker fails or is terminated), serveMessages() inside the worker.
 
 export class WorkerChannel {
   /** worker: a module Worker just started; what: how error messages name it ("the edge worker"). */
@@ -42,4 +42,22 @@ export class WorkerChannel {
     this.worker = null;
     this.#failAll(new Error(`${this.what} was stopped`));
   }
+}
+
+/** An error's message as one string (what crosses the worker boundary). */
+export function messageOf(error) {
+  return String(error && error.message ? error.message : error);
+}
+
+/** Inside a worker: answer each {id, type, ...} with handlers[type]'s result or its error message. */
+export function serveMessages(handlers) {
+  self.onmessage = async ({ data }) => {
+    const handler = handlers[data.type];
+    try {
+      if (!handler) throw new Error(`unknown message type ${data.type}`);
+      self.postMessage({ id: data.id, ok: true, result: await handler(data) });
+    } catch (error) {
+      self.postMessage({ id: data.id, ok: false, error: messageOf(error) });
+    }
+  };
 }

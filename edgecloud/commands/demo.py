@@ -95,12 +95,14 @@ def artefact_dirs(cache: Path) -> tuple[Path, Path]:
 
 
 def verify_in_browser(version_dir: Path) -> None:
-    """`edgecloud verify` on DEMO_VERIFY_TARGETS, so model.json ranks the runtimes for the page.
+    """`edgecloud verify` on DEMO_VERIFY_TARGETS (and on the training step), so model.json ranks
+    the runtimes for the page and its trainer.
 
     Without Chromium the demo still runs: the page then uses the runtime model.json's edge entry marks.
     """
     from ..browser import BrowserError
-    from ..edge_verify import format_ranking, verify_version
+    from ..edge_verify import format_ranking, row_name, verify_version
+    from ..train_verify import verify_training
 
     say("verifying the browser file in headless Chromium (ONNX.js cpu/wasm, onnxruntime-web)")
     try:
@@ -109,8 +111,16 @@ def verify_in_browser(version_dir: Path) -> None:
         say(f"WARNING: not verified in a browser ({error}); the page runs what model.json's edge entry marks")
         return
     say(format_ranking(report))
-    if not report.passed:
-        say(f"WARNING: {'; '.join(report.failures)}")
+    failures = list(report.failures)
+    # The training step too: the page's trainer runs the fastest runtime this verification passed.
+    training = verify_training(version_dir, random_inputs=1, repeats=3)
+    if training is not None:
+        fastest = min((row for row in training.rows if row["passed"]), key=lambda row: row["median_ms"], default=None)
+        say("training step: " + (f"fastest verified {row_name(fastest)} ({fastest['median_ms']:.1f} ms per step)"
+                                  if fastest else "no browser runtime passed; the page will not personalise"))  # fmt: skip
+        failures += [f"training step: {failure}" for failure in training.failures]
+    if failures:
+        say(f"WARNING: {'; '.join(failures)}")
 
 
 def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None" = None,

@@ -36,17 +36,29 @@ window.harness = {
     }
   },
   /**
-   * One session, many inputs (for `edgecloud verify`): outputs per input, median latency of
-   * `repeats` runs of the first input. `runtime` is 'onnxjs' (with `backend`) or 'ortweb'.
+   * Many inputs on one model (for `edgecloud verify`): outputs per input, median latency of
+   * `repeats` runs of the first input. `runtime` is 'onnxjs' (with `backend`) or 'ortweb'. An
+   * ONNX.js session refuses any input shape but its first run's, so ONNX.js gets one session per
+   * shape, as the edge worker does (verify also sends a batch of several examples).
    */
   async runMany({ runtime, modelUrl, backend, feedsList, inputNames, repeats = 10 }) {
-    let session;
+    const sessions = new Map();
+    const sessionFor = async (feeds) => {
+      const key = runtime === 'onnxjs' ? inputNames.map((name) => feeds[name]?.shape.join('x') ?? '').join('|') : '';
+      if (!sessions.has(key)) {
+        sessions.set(key, runtime === 'onnxjs' ? await createOnnxjsSession(modelUrl, backend) : await createOrtSession(modelUrl));
+      }
+      return sessions.get(key);
+    };
     try {
-      session = runtime === 'onnxjs' ? await createOnnxjsSession(modelUrl, backend) : await createOrtSession(modelUrl);
+      await sessionFor(feedsList[0]);
     } catch (error) {
       return { loads: false, error: String(error && error.message ? error.message : error) };
     }
-    const run = (feeds) => (runtime === 'onnxjs' ? runOnnxjs(session, feeds, inputNames) : runOrt(session, feeds));
+    const run = async (feeds) => {
+      const session = await sessionFor(feeds);
+      return runtime === 'onnxjs' ? runOnnxjs(session, feeds, inputNames) : runOrt(session, feeds);
+    };
     try {
       const outputs = [];
       for (const feeds of feedsList) outputs.push(await run(feeds));

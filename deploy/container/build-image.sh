@@ -20,9 +20,11 @@ fi
 
 base=localhost/edgecloud-base:bookworm
 if ! $podman image exists "$base"; then
-  if [ ! -s "$cache/base.tar" ]; then
+  if [ ! -f "$cache/base.tar" ] || [ ! -s "$cache/base.tar" ]; then
     echo "making the Debian bookworm base with mmdebstrap" >&2
-    mmdebstrap --variant=apt --include=python3,python3-venv,ca-certificates,openjdk-17-jre-headless,tini \
+    rm -rf "$cache/base.tar" "$cache/base.tar.part"
+    # --format=tar: mmdebstrap guesses the format from the name, and ".part" would make it a directory.
+    mmdebstrap --variant=apt --format=tar --include=python3,python3-venv,ca-certificates,openjdk-17-jre-headless,tini \
       bookworm "$cache/base.tar.part" >&2
     mv "$cache/base.tar.part" "$cache/base.tar"
   fi

@@ -172,6 +172,7 @@ class Builder:
         self.opset = opset
         self.names = Names(model)
         self.nodes: list[onnx.NodeProto] = []
+        self.replaced = 0
 
     def const(self, value: np.ndarray, base: str = "const") -> str:
         return add_constant(self.model, self.names, base, np.asarray(value))
@@ -212,6 +213,14 @@ class Builder:
         for offset, node in enumerate(self.nodes):
             graph.node.insert(index + offset, node)
         self.nodes = []
+        self.replaced += 1
+
+    def result(self) -> onnx.ModelProto | None:
+        """The end of a pass: the model, re-sorted, when a node was replaced; None (nothing applied) otherwise."""
+        if not self.replaced:
+            return None
+        topological_sort(self.model)
+        return self.model
 
 
 def fixed_except_batch(model: onnx.ModelProto) -> bool:

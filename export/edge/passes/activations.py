@@ -15,7 +15,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, attribute, constants, topological_sort
+from ..graph import Builder, attribute, constants
 
 
 def _clip01(build: Builder, value: str, output: str) -> str:
@@ -49,7 +49,6 @@ def _pow(build: Builder, node: onnx.NodeProto, exponent: float) -> bool:
 def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     build = Builder(model, default_opset(model))
     known = constants(model.graph)
-    changed = False
     for node in list(model.graph.node):
         if node.op_type == "HardSigmoid":
             _hard_sigmoid(build, node.input[0], attribute(node, "alpha", 0.2), attribute(node, "beta", 0.5), node.output[0])
@@ -66,8 +65,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         else:
             continue
         build.replace(node)
-        changed = True
-    if not changed:
-        return None
-    topological_sort(model)
-    return model
+    return build.result()

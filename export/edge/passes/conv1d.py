@@ -12,7 +12,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, constants, probe_shapes, topological_sort
+from ..graph import Builder, constants, probe_shapes
 
 _OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "LpPool"}
 
@@ -56,5 +56,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
             return None
         build.squeeze(wide, [2], output=node.output[0])
         build.replace(node)
-    topological_sort(model)
-    return model
+    return build.result()

@@ -19,7 +19,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, attribute, constants, probe_shapes, topological_sort
+from ..graph import Builder, attribute, constants, probe_shapes
 
 _SWAP_BATCH_AND_HEIGHT = [2, 1, 0, 3]  # its own inverse
 
@@ -55,5 +55,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
             build.nodes[-1].attribute.append(onnx.helper.make_attribute(entry.name, value))
         build.op("Transpose", [conv], "height_as_batch", output=node.output[0], perm=_SWAP_BATCH_AND_HEIGHT)
         build.replace(node)
-    topological_sort(model)
-    return model
+    return build.result()

@@ -16,7 +16,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, attribute, constants, probe_shapes, topological_sort
+from ..graph import Builder, attribute, constants, probe_shapes
 
 
 def _fits(node: onnx.NodeProto, weight: np.ndarray) -> bool:
@@ -63,5 +63,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         merged = np.array([-1, outputs, height * step, width * step], np.int64)
         build.op("Reshape", [spread, build.const(merged, "merged")], output=node.output[0])
         build.replace(node)
-    topological_sort(model)
-    return model
+    return build.result()

@@ -14,7 +14,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, constants, probe_values, topological_sort
+from ..graph import Builder, constants, probe_values
 
 
 def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
@@ -30,5 +30,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         zeros = build.const(np.zeros([int(d) for d in known[node.input[1]]], dtype), "expand_zeros")
         build.op("Add", [value, zeros], output=node.output[0])
         build.replace(node)
-    topological_sort(model)
-    return model
+    return build.result()

@@ -10,7 +10,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, attribute, constants, probe_shapes, topological_sort
+from ..graph import Builder, attribute, constants, probe_shapes
 
 
 def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
@@ -30,5 +30,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         build = Builder(model, default_opset(model))
         build.squeeze(build.slice(node.input[0], axis, index, index + 1), [axis], output=node.output[0])
         build.replace(node)
-    topological_sort(model)
-    return model
+    return build.result()

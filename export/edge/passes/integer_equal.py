@@ -24,7 +24,7 @@ from onnx import TensorProto, helper
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, attribute, constants, probe_values, topological_sort
+from ..graph import Builder, attribute, constants, probe_values
 
 
 def _broadcast(build: Builder, name: str, shape: tuple[int, ...], to: tuple[int, ...]) -> str:
@@ -62,7 +62,6 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         return None
     values = {**constants(model.graph), **probe_values(model, sample)}
     build = Builder(model, default_opset(model))
-    changed = False
     for equal, cast in pairs:
         if any(values[name].dtype != np.int32 for name in equal.input):
             continue
@@ -73,11 +72,7 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         build.op("Gather", [table, unequal], "one_hot", output=cast.output[0], axis=0)
         build.replace(equal)
         model.graph.node.remove(cast)
-        changed = True
-    if not changed:
-        return None
-    topological_sort(model)
-    return model
+    return build.result()
 
 
 def _unit_axes(before: tuple[int, ...], after: tuple[int, ...]) -> list[int] | None:
@@ -99,7 +94,6 @@ def reshape_to_unsqueeze(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelPro
         return None
     values = {**constants(model.graph), **probe_values(model, sample)}
     build = Builder(model, default_opset(model))
-    changed = False
     for node in reshapes:
         data = values[node.input[0]]
         axes = _unit_axes(data.shape, values[node.output[0]].shape)
@@ -107,8 +101,4 @@ def reshape_to_unsqueeze(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelPro
             continue
         build.unsqueeze(node.input[0], axes, output=node.output[0])
         build.replace(node)
-        changed = True
-    if not changed:
-        return None
-    topological_sort(model)
-    return model
+    return build.result()

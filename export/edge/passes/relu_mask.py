@@ -13,7 +13,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, constants, topological_sort
+from ..graph import Builder, constants
 
 
 def _zero(known: dict[str, np.ndarray], name: str) -> bool:
@@ -39,5 +39,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     for node, relu in targets:
         build.op("Mul", [node.input[2], build.op("Sign", [relu])], output=node.output[0])
         build.replace(node)
-    topological_sort(model)
-    return model
+    return build.result()

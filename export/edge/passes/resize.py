@@ -15,7 +15,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, attribute, probe_shapes, topological_sort
+from ..graph import Builder, attribute, probe_shapes
 
 
 def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
@@ -24,7 +24,6 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         return None
     shapes = probe_shapes(model, sample)
     build = Builder(model, default_opset(model))
-    changed = False
     for node in nodes:
         mode = attribute(node, "mode", "nearest")
         mode = mode.decode() if isinstance(mode, bytes) else mode
@@ -41,8 +40,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         tiled = build.op("Tile", [expanded, build.const(np.array(repeats, np.int64), "repeats")])
         build.op("Reshape", [tiled, build.const(np.array(after, np.int64), "merged")], output=node.output[0])
         build.replace(node)
-        changed = True
-    if not changed:
-        return None
-    topological_sort(model)
-    return model
+    return build.result()

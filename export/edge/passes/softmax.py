@@ -12,7 +12,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, attribute, probe_shapes, topological_sort
+from ..graph import Builder, attribute, probe_shapes
 
 
 def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
@@ -26,7 +26,6 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     if not targets:
         return None
     shapes = probe_shapes(model, sample)
-    changed = False
     for node in targets:
         rank = len(shapes[node.input[0]])
         axis = attribute(node, "axis", 1 if opset < 13 else -1) % max(rank, 1)
@@ -49,8 +48,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         if moved:
             build.op("Transpose", [value], "from_last", output=node.output[0], perm=perm)
         build.replace(node)
-        changed = True
-    if not changed:
-        return None
-    topological_sort(model)
-    return model
+    return build.result()

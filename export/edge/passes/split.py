@@ -6,7 +6,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, attribute, constants, probe_shapes, topological_sort
+from ..graph import Builder, attribute, constants, probe_shapes
 
 
 def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
@@ -16,7 +16,6 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     shapes = probe_shapes(model, sample)
     known = constants(model.graph)
     opset = default_opset(model)
-    changed = False
     for node in targets:
         shape = shapes[node.input[0]] if node.input[0] in shapes else known[node.input[0]].shape
         axis = attribute(node, "axis", 0) % len(shape)
@@ -35,8 +34,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
             build.slice(node.input[0], axis, start, start + size, output=output)
             start += size
         build.replace(node)
-        changed = True
-    if not changed:
-        return None
-    topological_sort(model)
-    return model
+    return build.result()

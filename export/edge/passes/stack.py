@@ -15,7 +15,7 @@ import onnx
 
 from ...manifest import default_opset
 from ...verify import Feeds
-from ..graph import Builder, attribute, constants, probe_shapes, topological_sort
+from ..graph import Builder, attribute, constants, probe_shapes
 
 
 def _unsqueeze_axes(node: onnx.NodeProto, known: dict[str, np.ndarray]) -> list[int] | None:
@@ -38,7 +38,6 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
         return None
     shapes = probe_shapes(model, sample)
     shapes.update({name: value.shape for name, value in known.items()})
-    changed = False
     for node in targets:
         pieces = [producers[name] for name in node.input]
         axis = attribute(node, "axis") % len(shapes[node.output[0]])
@@ -60,8 +59,4 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
             perm = list(range(axis)) + [rank - 1] + list(range(axis, rank - 1)) + [rank]
             build.op("Transpose", [stacked], "stack_transpose", output=node.output[0], perm=perm)
         build.replace(node)
-        changed = True
-    if not changed:
-        return None
-    topological_sort(model)
-    return model
+    return build.result()

@@ -104,6 +104,30 @@ def batched_feeds(inputs: list[dict[str, np.ndarray]], edge_file: Path) -> dict[
     return {name: np.concatenate([feeds[name] for feeds in chosen], axis=0) for name in chosen[0]}
 
 
+def result_row(runtime: str, backend: str, result: dict[str, Any], expected: list[dict[str, np.ndarray]],
+               tolerance: float, file: str | None = None) -> dict[str, Any]:
+    """One row of a verification table from the harness's answer (`file`: another than the one judged)."""
+    row: dict[str, Any] = {"runtime": runtime, "backend": backend, "loads": bool(result.get("loads"))}
+    if file is not None:
+        row["file"] = file
+    if "outputs" in result:
+        diff = max_abs_diff(expected, result["outputs"])
+        row.update(runs=True, max_abs_diff=diff, median_ms=result["medianMs"], passed=diff <= tolerance)
+    else:  # did not load, or loaded and then threw: no numbers, so nothing to mismatch
+        row.update(runs=False, max_abs_diff=None, median_ms=None, passed=False, error=result.get("error", "")[:300])
+    return row
+
+
+def recorded(report: VerifyReport, file: str, **extra: Any) -> dict[str, Any]:
+    """What model.json keeps of a verification of `file`: `verified` (the table, JSON-safe) and
+    `ranking` (the pairs that passed, fastest first), for an `edge` entry (inference or training step)."""
+    verified = {**report.as_json(), "file": file, **extra}
+    verified["results"] = [
+        {**row, "max_abs_diff": "inf"} if row.get("max_abs_diff") == math.inf else dict(row) for row in report.rows
+    ]
+    return {"verified": verified, "ranking": ranking(report.rows)}
+
+
 def max_abs_diff(want: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]]) -> float:
     worst = 0.0
     for expected, actual in zip(want, got):
@@ -172,22 +196,9 @@ def verify_version(
                 result = {"loads": False, "error": f"not run: the static check says {CONV_BATCH_ON_CPU}"}
             else:
                 result = browser.run(runtime, backend, f"{folder}/{file}", inputs, names, repeats)
-            row: dict[str, Any] = {"runtime": runtime, "backend": backend, "loads": bool(result.get("loads"))}
-            if file != edge_file:
-                row["file"] = file
-            if "outputs" in result:
-                diff = max_abs_diff(expected, result["outputs"])
-                row.update(runs=True, max_abs_diff=diff, median_ms=result["medianMs"], passed=diff <= tolerance)
-            else:  # did not load, or loaded and then threw: no numbers, so nothing to mismatch
-                row.update(runs=False, max_abs_diff=None, median_ms=None, passed=False, error=result.get("error", "")[:300])
-            report.rows.append(row)
+            report.rows.append(result_row(runtime, backend, result, expected, tolerance, None if file == edge_file else file))
     if record:
-        verified = {**report.as_json(), "file": edge_file}
-        verified["results"] = [
-            {**row, "max_abs_diff": "inf"} if row.get("max_abs_diff") == math.inf else dict(row) for row in report.rows
-        ]
-        manifest["edge"]["verified"] = verified
-        manifest["edge"]["ranking"] = ranking(report.rows)
+        manifest["edge"] = {**manifest["edge"], **recorded(report, edge_file)}
         write_manifest(version_dir, manifest)
     return report
 

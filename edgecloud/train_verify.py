@@ -10,7 +10,6 @@ values and optimizer state (the init first, then small positive values as after 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ from export.pipeline import load_feeds
 from export.verify import onnxruntime_runner
 
 from .browser import HarnessBrowser
-from .edge_verify import DEFAULT_TOLERANCE, VerifyReport, check_files, max_abs_diff
+from .edge_verify import DEFAULT_TOLERANCE, VerifyReport, check_files, recorded, result_row
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext
@@ -111,18 +110,8 @@ def verify_training(
     with HarnessBrowser(version_dir.parent.parent, context=context, site=site) as browser:
         for runtime, backend in TRAIN_TARGETS:
             result = browser.run(runtime, backend, url, feeds, names, repeats)
-            row: dict[str, Any] = {"runtime": runtime, "backend": backend, "loads": bool(result.get("loads"))}
-            if "outputs" in result:
-                diff = max_abs_diff(expected, result["outputs"])
-                row.update(runs=True, max_abs_diff=diff, median_ms=result["medianMs"], passed=diff <= tolerance)
-            else:
-                row.update(runs=False, max_abs_diff=None, median_ms=None, passed=False, error=result.get("error", "")[:300])
-            report.rows.append(row)
+            report.rows.append(result_row(runtime, backend, result, expected, tolerance))
     if record:
-        verified = {**report.as_json(), "file": edge["file"], "compared": "loss, new parameters, new optimizer state"}
-        verified["results"] = [
-            {**row, "max_abs_diff": "inf"} if row.get("max_abs_diff") == math.inf else dict(row) for row in report.rows
-        ]
-        training["edge"] = {**edge, "verified": verified}
+        training["edge"] = {**edge, **recorded(report, edge["file"], compared="loss, new parameters, new optimizer state")}
         write_manifest(version_dir, manifest)
     return report

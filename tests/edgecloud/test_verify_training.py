@@ -47,6 +47,9 @@ def test_verify_runs_the_training_step_in_the_browser_and_records_it(tmp_path):
     rows = {(row["runtime"], row["backend"]): row for row in verified["results"]}
     assert set(rows) == {("onnxjs", "cpu"), ("onnxjs", "wasm"), ("onnxruntime-web", "wasm")}
     assert all(row["passed"] and row["max_abs_diff"] <= 1e-5 for row in rows.values())
+    ranking = read_manifest(folder)["training"]["edge"]["ranking"]  # what the page's trainer runs first
+    assert sorted((r["runtime"], r["backend"]) for r in ranking) == sorted(rows)
+    assert [r["median_ms"] for r in ranking] == sorted(rows[(r["runtime"], r["backend"])]["median_ms"] for r in ranking)
 
 
 def test_verify_fails_when_the_browser_step_differs_from_train_onnx(registry, site, browser_context):

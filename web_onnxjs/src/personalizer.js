@@ -8,7 +8,7 @@
 
 import { CODES, EdgecloudError } from './errors.js';
 import { readParameters } from './parameters.js';
-import { chooseEdgeRuntime, fastestVerified } from './policy.js';
+import { chooseEdgeRuntime, rankedRuntimes } from './policy.js';
 import { seedState, shuffledOrder } from './prng.js';
 import { trainingBlocker, DEFAULT_CONDITIONS } from './train-conditions.js';
 import { trainingExamples, trainingOptions, trainingSpec } from './train-data.js';
@@ -18,14 +18,19 @@ import { dataFingerprint } from './training-store.js';
 export const DEFAULT_CHUNK_STEPS = 4;
 
 /**
- * {runtime, backends, file} for the step graph: the fastest runtime its browser verification
- * passed (onnxruntime-web trains the demo forecaster 2–6× faster than ONNX.js wasm, and holds the
- * page's timers up less); before any timed verification, its edge entry judged like the inference file's.
+ * {runtime, backends, file} for the step graph: the first runtime of its `ranking` (written by
+ * `edgecloud verify` as for the inference file: the pairs that passed, fastest first; onnxruntime-web
+ * trains the demo forecaster 2–6× faster than ONNX.js wasm and holds the page's timers up less),
+ * with that runtime's other ranked backends after it; before any verification, its edge entry
+ * judged like the inference file's.
  */
 export function chooseTrainRuntime(manifest, policy) {
   const training = trainingSpec(manifest);
   const edge = training.edge ?? { file: training.file, runtime: 'onnxruntime-web' };
-  return { ...(fastestVerified(edge, policy) ?? chooseEdgeRuntime({ ...manifest, edge }, policy)), file: edge.file };
+  const ranked = (rankedRuntimes(edge, policy) ?? []).filter((row) => row.file === edge.file);
+  if (ranked.length === 0) return { ...chooseEdgeRuntime({ ...manifest, edge }, policy), file: edge.file };
+  const { runtime } = ranked[0];
+  return { runtime, backends: ranked.filter((row) => row.runtime === runtime).map((row) => row.backend), file: edge.file };
 }
 
 function abortError(signal) {

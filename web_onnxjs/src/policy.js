@@ -137,24 +137,6 @@ export function rankedRuntimes(edge, policy) {
   }));
 }
 
-/**
- * {runtime, backends} of the fastest pair whose verification of `edge.file` passed (its
- * `edge.verified` rows with their median_ms), ONNX.js backends limited to `policy.onnxjsBackends`
- * and, for ONNX.js, every passing backend after it in speed order; null when no row has a time.
- * The training step has no ranking of its own: its verification table is the ranking.
- */
-export function fastestVerified(edge, policy) {
-  if (edge.verified?.file && edge.verified.file !== edge.file) return null;
-  const rows = (Array.isArray(edge.verified?.results) ? edge.verified.results : [])
-    .filter((row) => (row.file ?? edge.file) === edge.file && row.passed === true && Number.isFinite(row.median_ms))
-    .filter((row) => (EDGE_BACKENDS[row.runtime] ?? []).includes(row.backend))
-    .filter((row) => row.runtime !== 'onnxjs' || policy.onnxjsBackends.includes(row.backend))
-    .sort((a, b) => a.median_ms - b.median_ms);
-  if (rows.length === 0) return null;
-  const { runtime } = rows[0];
-  return { runtime, backends: rows.filter((row) => row.runtime === runtime).map((row) => row.backend) };
-}
-
 /** policy.edgeRuntime as {runtime, backend|null}, or a bad-input EdgecloudError naming what is allowed. */
 export function parseEdgeRuntime(value) {
   const [runtime, backend = null, ...rest] = typeof value === 'string' ? value.split('/') : [];

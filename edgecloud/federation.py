@@ -62,8 +62,6 @@ def database_of(options: FederatedOptions, model_store: Path) -> str:
 
 
 def latest_version(registry: Path, name: str) -> str:
-    if name == "metrics":
-        raise CliError("--federated metrics: the aggregator's /federated/metrics is its Prometheus endpoint; rename the model")
     latest = Path(registry) / name / LATEST_NAME
     try:
         return str(json.loads(latest.read_text())["version"])

@@ -110,6 +110,8 @@ def federated_options_from(args: argparse.Namespace, model_store: Path, registry
     if not names:
         return None
     for name in names:
+        if name == "metrics":  # GET /federated/metrics is the aggregator's Prometheus endpoint
+            raise CliError("--federated metrics: /federated/metrics is the aggregator's Prometheus endpoint; rename the model")
         mar = f"{name}.mar"
         if not (Path(model_store) / mar).is_file() or (register and mar not in register):
             raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")

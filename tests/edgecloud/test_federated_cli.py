@@ -40,6 +40,7 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
         (["--federated", "mlp", "--round-deadline", "0"], "--round-deadline must be a positive number of seconds"),
         (["--federated", "mlp", "--max-update-bytes", "10"], "--max-update-bytes must be at least 1024"),
         (["--federated", "nope"], "--federated nope: nope.mar is not among the models"),
+        (["--federated", "metrics"], "--federated metrics: /federated/metrics is the aggregator's Prometheus endpoint"),
         (["--federated", "relu"], "--federated relu: version 1 has no training entry"),
         (["--federated", "mlp", "--register", "relu.mar"], "--federated mlp: mlp.mar is not among"),
     ],

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from registry import model_json
 
 from .errors import BadInputError, ExportError
 from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
@@ -133,14 +134,13 @@ def write_federated_version(
                 )
             parity = report.as_json()
 
-        manifest = dict(manifest)
-        manifest["version"] = version
-        manifest["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        manifest["files"] = {
-            file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()
-        }
-        manifest["federated"] = {**provenance, "patched": patched_files, "browser_verified_on": str(base_version)}
-        manifest["parity"] = {**manifest.get("parity", {}), "federated_cloud_vs_edge": parity}
+        manifest = model_json.next_version(
+            manifest,
+            version=version,
+            files={file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()},
+            federated=model_json.federated(provenance, patched=patched_files, browser_verified_on=str(base_version)),
+            parity={"federated_cloud_vs_edge": parity},
+        )
         write_manifest(staging, manifest)
         staging.rename(model_dir / version)
     except BaseException:

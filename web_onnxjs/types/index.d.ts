@@ -266,6 +266,7 @@ export class PredictionHandler {
 
 export type ErrorCode =
   | 'bad-input'
+  | 'bad-model'
   | 'edge-unavailable'
   | 'edge-integrity'
   | 'edge-error'
@@ -286,6 +287,7 @@ export type ErrorCode =
 
 export const CODES: Readonly<{
   BAD_INPUT: 'bad-input';
+  BAD_MODEL: 'bad-model';
   EDGE_UNAVAILABLE: 'edge-unavailable';
   EDGE_INTEGRITY: 'edge-integrity';
   EDGE_ERROR: 'edge-error';

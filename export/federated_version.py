@@ -30,6 +30,7 @@ from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
 from .pipeline import load_feeds
 from .verify import DEFAULT_TOLERANCE, compare, onnxruntime_runner, parity_inputs
 
+
 def trainable_parameters(version_dir: Path) -> dict[str, np.ndarray]:
     """The trainable parameters' values in the version's cloud file, by initializer name."""
     manifest = read_manifest(version_dir)

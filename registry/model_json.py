@@ -204,7 +204,7 @@ def validate(content: Any, where: str = MANIFEST_NAME) -> dict[str, Any]:
         raise ManifestError(f"{where} is no JSON object")
     major = content.get("schema")
     if major is None:
-        raise ManifestError(f"{where} names no schema version (\"schema\": {SCHEMA_VERSION})")
+        raise ManifestError(f'{where} names no schema version ("schema": {SCHEMA_VERSION})')
     if major != SCHEMA_VERSION or isinstance(major, bool):
         raise ManifestError(f"{where} has schema {major!r}, which this release cannot read (it reads schema {SCHEMA_VERSION})")
     problem = _first_error("model.schema.json", content)

@@ -118,7 +118,7 @@ def test_beat_period_refuses_impossible_lags():
 # --- templates ----------------------------------------------------------------------------
 
 USER_TEMPLATES = textwrap.dedent(
-    '''
+    """
     import keras
 
     def gru(hp, *, window, horizon):
@@ -151,7 +151,7 @@ USER_TEMPLATES = textwrap.dedent(
         model = keras.Model(inputs, keras.layers.Dense(horizon)(hidden))
         model.compile(optimizer="adam", loss=loss)
         return model
-    '''
+    """
 )
 
 

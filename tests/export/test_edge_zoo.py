@@ -45,7 +45,7 @@ def _keras_entry(builder) -> SavedModel:
 
 
 ZOO: dict[str, SavedModel] = {name: _keras_entry(builder) for name, builder in KERAS_ZOO.items()}
-FRAMEWORK: dict[str, str] = {name: "keras" for name in ZOO}
+FRAMEWORK: dict[str, str] = dict.fromkeys(ZOO, "keras")
 ML_OPS: set[str] = set()  # models with ai.onnx.ml operators: outside the issue's fraction, inside the overall one
 try:  # the hook: PyTorch, scikit-learn and MXNet models from the converters' zoo, once merged
     from .zoo import ZOO as FRAMEWORK_ZOO

@@ -14,6 +14,7 @@ from edgecloud.cli import main as cli
 from tests.export.conftest import ZOO_PARITY
 from tests.export.zoo import ZOO, export_flags
 
+
 def zoo_params():
     return [pytest.param(name, marks=getattr(pytest.mark, entry.framework)) for name, entry in ZOO.items()]
 

@@ -40,6 +40,7 @@ def by_kind(objects: list[dict]) -> dict[str, list[dict]]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_every_rendered_object_passes_strict_schema_validation(kustomization):
     import kubernetes_validate
@@ -55,6 +56,7 @@ def test_every_rendered_object_passes_strict_schema_validation(kustomization):
         assert code == 0, problems
 
 
+@pytest.mark.slow
 def test_the_kserve_check_refuses_unknown_fields_and_wrong_types():
     (service,) = by_kind(render("overlays/kserve"))["InferenceService"]
     predictor = service["spec"]["predictor"]

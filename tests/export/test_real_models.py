@@ -60,6 +60,7 @@ def exported(model: RealModel, registry: Path) -> Path:
     return EXPORTED[model.name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_real_model_imports_and_lowers_with_parity(name, real_registry):
     version = exported(BY_NAME[name], real_registry)

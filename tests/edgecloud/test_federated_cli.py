@@ -43,6 +43,13 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
         (["--federated", "metrics"], "--federated metrics: /federated/metrics is the aggregator's Prometheus endpoint"),
         (["--federated", "relu"], "--federated relu: version 1 has no training entry"),
         (["--federated", "mlp", "--register", "relu.mar"], "--federated mlp: mlp.mar is not among"),
+        (["--federated", "mlp", "--rounds", "buffered"], "--buffer must be at least 1 update with --rounds buffered"),
+        (["--federated", "mlp", "--buffer", "4"], "--buffer applies to buffered rounds only: add --rounds buffered"),
+        (["--federated", "mlp", "--max-staleness", "2"], "--max-staleness applies to buffered rounds only"),
+        (["--federated", "mlp", "--rounds", "buffered", "--buffer", "4", "--max-staleness", "-1"],
+         "--max-staleness must be a number of versions >= 0"),
+        (["--federated", "mlp", "--rounds", "buffered", "--buffer", "4", "--min-clients", "2"],
+         "--min-clients applies to synchronous rounds; buffered rounds close with --buffer K"),
     ],
 )
 def test_bad_federated_flags_are_one_line_and_exit_2(folders, capsys, extra, fragment) -> None:

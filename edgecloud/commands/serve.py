@@ -105,6 +105,9 @@ def add_federated_options(parser: argparse.ArgumentParser) -> None:
                        help="buffered rounds: take updates computed on versions up to S behind the current one (4); older: 409")  # fmt: skip
     group.add_argument("--staleness-exponent", type=float, default=None, metavar="A",
                        help="buffered rounds: an update S versions old counts (1+S)^-A (0.5, FedBuff's 1/sqrt(1+S))")  # fmt: skip
+    group.add_argument("--client-secret", type=Path, default=None, metavar="FILE",
+                       help="take only updates carrying a client token signed with the secret in FILE "
+                       "(`edgecloud federated token`); others get 401 (off: any client id is taken)")  # fmt: skip
     group.add_argument("--federated-db", default=None, metavar="PATH",
                        help="SQLite file of rounds and updates (MODEL_STORE/federated.sqlite); 'memory:' keeps nothing")  # fmt: skip
 
@@ -137,7 +140,20 @@ def federated_options_from(args: argparse.Namespace, model_store: Path, registry
         settings.check()
     except SettingError as error:
         raise CliError(f"--{FEDERATED_FLAGS.get(error.setting, error.setting.replace('_', '-'))} {error.problem}") from None
-    return FederatedOptions(models=names, settings=settings, database=args.federated_db)
+    return FederatedOptions(models=names, settings=settings, database=args.federated_db,
+                            client_secret=client_secret_from(args.client_secret))  # fmt: skip
+
+
+def client_secret_from(path: Path | None) -> bytes | None:
+    """The bytes of --client-secret FILE, or None; CliError naming what is wrong with the file."""
+    from aggregation.tokens import read_secret
+
+    if path is None:
+        return None
+    try:
+        return read_secret(path)
+    except ValueError as error:
+        raise CliError(f"--client-secret: {error}") from None
 
 
 def parse_model_options(values: list[str]) -> dict:

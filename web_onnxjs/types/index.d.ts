@@ -114,8 +114,11 @@ export interface CreateOptions {
   policy?: Partial<Policy>;
   update?: UpdateOptions;
   training?: TrainingOptions;
-  /** The federated aggregator's URL; null (the default): shareUpdate() is not allowed. */
-  federated?: string | null;
+  /**
+   * The federated aggregator's URL, or {url, token} with the client token the operator issued (an
+   * aggregator started with --client-secret takes only those); null (the default): shareUpdate() is not allowed.
+   */
+  federated?: string | { url: string; token?: string | null } | null;
   assets?: Partial<Assets>;
 }
 

@@ -20,8 +20,8 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 CLIENT_PATTERN = re.compile(r"[A-Za-z0-9_\-]{8,128}")
 MIN_SECRET_BYTES = 32

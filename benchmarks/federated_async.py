@@ -38,7 +38,7 @@ from export.federated_version import trainable_parameters
 from export.manifest import read_manifest
 from export.train.runner import train
 
-from .federated import Data, FilePublisher, cohorts, version_mae
+from .federated import COHORT_TITLES, Data, FilePublisher, cohorts, version_mae
 from .personalisation import DEFAULT_OUT, EPOCHS, FIRST_SECONDS, LEARNING_RATE, REPO, SEED, demo_registry
 
 BUFFER = 4  # K: updates per version, in both modes (min_clients of a synchronous round)
@@ -164,11 +164,9 @@ def write_report(out: Path, results: dict[str, Any], settings: dict[str, Any], c
         f"(FedBuff). Both runs stop after {settings['updates']} accepted updates; MAE of the version then current on "
         "the rest of the validation people's recordings.",
     ]
-    titles = {"unseen": "Clients: the training people (the validation people never share)",
-              "all": "Clients: every person, the validation people included (their first part only)"}  # fmt: skip
     for cohort, entry in results.items():
         rows = [RunRow(**row) for row in entry["runs"]]
-        lines += ["", f"## {titles[cohort]}", "", f"Original version: validation MAE {entry['original_mae']:.5f} mV; "
+        lines += ["", f"## {COHORT_TITLES[cohort]}", "", f"Original version: validation MAE {entry['original_mae']:.5f} mV; "
                   f"late clients: {', '.join(map(str, entry['late']))} of {entry['clients']}.", "",
                   *markdown(entry["original_mae"], rows)]  # fmt: skip
     path = out / "FEDERATED_ASYNC.md"

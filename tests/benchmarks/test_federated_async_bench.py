@@ -9,13 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.federated_async import late_clients, simulate
-from tests.web.registry_models import fitted_forecaster, pulse_signal, windows, write_version
+from tests.web.registry_models import fitted_forecaster, write_version
 from tests.web.train_fixture import make_trainable
 
-
-def person(seed: int, count: int = 24) -> tuple[np.ndarray, np.ndarray]:
-    x, y = windows(pulse_signal(count + 72, period=34.0, noise=0.03, seed=seed))
-    return x[:count].astype(np.float32), y[:count].astype(np.float32)
+from .test_federated_bench import person
 
 
 def test_late_clients_count_only_in_buffered_rounds(tmp_path: Path) -> None:

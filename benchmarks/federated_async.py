@@ -37,6 +37,7 @@ from aggregation.store import SqliteStore
 from export.federated_version import trainable_parameters
 from export.manifest import read_manifest
 from export.train.runner import train
+from registry import Registry
 
 from .federated import COHORT_TITLES, Data, FilePublisher, cohorts, version_mae
 from .personalisation import DEFAULT_OUT, EPOCHS, FIRST_SECONDS, LEARNING_RATE, REPO, SEED, demo_registry
@@ -75,9 +76,10 @@ def simulate(version_dir: Path, clients: list[Data], late: set[int], validation:
     """One run on a scratch copy of the version; see the module docstring for the rules."""
     scratch = Path(tempfile.mkdtemp(prefix="federated-async-"))
     try:
-        model_dir = scratch / Path(version_dir).parent.name
-        shutil.copytree(version_dir, model_dir / Path(version_dir).name)
-        first = model_dir / Path(version_dir).name
+        versions = Registry(scratch)
+        first = versions.version_dir(Path(version_dir).parent.name, Path(version_dir).name)
+        shutil.copytree(version_dir, first)
+        model_dir = versions.model_dir(first.parent.name)
         specs = tuple(ParameterSpec(p["name"], tuple(p["shape"])) for p in read_manifest(first)["training"]["parameters"])
         buffered = mode == "buffered"
         settings = FederatedSettings(min_clients=buffer, max_norm=1e9, rounds=mode, buffer=buffer if buffered else None,
@@ -98,7 +100,7 @@ def simulate(version_dir: Path, clients: list[Data], late: set[int], validation:
             for person in people:  # idle clients that see a new version start on it
                 if person.due is None and person.trained_on < current:
                     person.trained_on, person.due = current, step + (2 if person.late else 1)
-                    person.update = _trained(model_dir / str(current), person, epochs, learning_rate)
+                    person.update = _trained(versions.version_dir(name, current), person, epochs, learning_rate)
             step += 1
             arriving = [p for p in people if p.due == step]
             for person in (arriving[i] for i in rng.permutation(len(arriving))):
@@ -115,9 +117,9 @@ def simulate(version_dir: Path, clients: list[Data], late: set[int], validation:
                 if accepted >= updates:
                     break
         final = service.describe(name)["base_version"]
-        versions = int(final) - int(first.name)
+        made = int(final) - int(first.name)
         store.close()
-        return RunRow(mode, accepted, versions, refused, late_accepted, staleness, step, version_mae(model_dir / final, validation))
+        return RunRow(mode, accepted, made, refused, late_accepted, staleness, step, version_mae(versions.version_dir(name, final), validation))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -198,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     try:
         registry = demo_registry(work / "demo", prepare_demo)
-        latest = json.loads((registry / DEMO_NAME / "latest.json").read_text())
-        version_dir = registry / DEMO_NAME / str(latest["version"])
+        demo = Registry(registry)
+        version_dir = demo.version_dir(DEMO_NAME, demo.latest(DEMO_NAME))
         for cohort, (clients, held_out) in cohorts(read_report(work / "demo" / "build"), args.first_seconds).items():
             late = late_clients(len(clients), LATE_FRACTION)
             runs = [simulate(version_dir, clients, late, held_out, mode=mode, buffer=args.buffer, max_staleness=args.max_staleness,

@@ -20,8 +20,8 @@ from ..errors import CliError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("federated", help="inspect federated averaging rounds",
-                                   description="Inspect the rounds `serve --federated` keeps.")  # fmt: skip
+    parser = subparsers.add_parser("federated", help="inspect federated averaging rounds; issue client tokens",
+                                   description="Inspect the rounds `serve --federated` keeps; issue client tokens.")  # fmt: skip
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     status = actions.add_parser(
         "status", help="rounds, updates, refusals and versions of one model",

@@ -48,7 +48,8 @@ export function updateBody(personalization, base, client, token = null) {
 }
 
 /**
- * POST the update to URL/MODEL/updates. Resolves {accepted: true, round, baseVersion, norm, clipped}
+ * POST the update to URL/MODEL/updates. Resolves {accepted: true, round, baseVersion, norm, clipped,
+ * staleness, weight} (staleness: versions the update's base was behind the round's, buffered rounds)
  * or, when the aggregator refuses it (4xx), {accepted: false, status, code, message}; a network
  * failure or 5xx throws cloud-unreachable / cloud-error. `local-only` never sends.
  */
@@ -70,7 +71,8 @@ export async function shareUpdate({ url, token = null, model, privacy, personali
   }
   const answer = await response.json().catch(() => ({}));
   if (response.ok) {
-    return { accepted: true, round: answer.round, baseVersion: answer.base_version, norm: answer.norm, clipped: answer.clipped };
+    return { accepted: true, round: answer.round, baseVersion: answer.base_version, norm: answer.norm, clipped: answer.clipped,
+      staleness: answer.staleness ?? 0, weight: answer.weight ?? 1 };
   }
   if (response.status >= 500) throw new EdgecloudError(CODES.CLOUD_ERROR, `the aggregator answered ${response.status}`);
   return { accepted: false, status: response.status, code: answer.error ?? null, message: answer.message ?? response.statusText };

@@ -17,7 +17,7 @@ async function sent(options) {
   const realFetch = globalThis.fetch;
   globalThis.fetch = async (url, init) => {
     calls.push({ url, body: JSON.parse(init.body) });
-    return new Response(JSON.stringify({ accepted: true, round: 1, base_version: '3' }), { status: 200 });
+    return new Response(JSON.stringify({ accepted: true, round: 1, base_version: '4', staleness: 1, weight: 0.5 }), { status: 200 });
   };
   try {
     const answer = await shareUpdate({ url: 'http://agg/federated/', model: 'ecg', personalization, base, ...options });
@@ -30,7 +30,7 @@ async function sent(options) {
 test('with a token the update carries it and the client id it was issued to', async () => {
   const token = 'u-0123456789abcdef.1800000000.c2lnbmF0dXJl';
   const { answer, calls } = await sent({ token, storage: memoryStorage() });
-  assert.equal(answer.accepted, true);
+  assert.deepEqual([answer.accepted, answer.baseVersion, answer.staleness, answer.weight], [true, '4', 1, 0.5]);
   assert.equal(calls[0].url, 'http://agg/federated/ecg/updates');
   assert.equal(calls[0].body.token, token);
   assert.equal(calls[0].body.client, 'u-0123456789abcdef');

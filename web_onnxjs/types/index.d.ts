@@ -235,7 +235,11 @@ export interface Personalization {
 }
 
 export type ShareUpdateResult =
-  | { accepted: true; round: number; baseVersion: string; norm: number; clipped: boolean }
+  | {
+      accepted: true; round: number; baseVersion: string; norm: number; clipped: boolean;
+      /** Versions the update's base was behind the round's (buffered rounds; else 0), and how much it counts. */
+      staleness: number; weight: number;
+    }
   | { accepted: false; status: number; code: string | null; message: string };
 
 /** model.json as the handler reads it (docs/model-json.md has every field). */

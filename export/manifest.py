@@ -13,8 +13,8 @@ from typing import Any
 
 import onnx
 
-from registry import model_json
-from registry.model_json import LATEST_NAME, MANIFEST_NAME, SCHEMA_VERSION, file_entry, write_json_atomic
+from registry import LATEST_NAME, MANIFEST_NAME, Registry, model_json, write_json_atomic
+from registry.model_json import SCHEMA_VERSION, file_entry
 
 __all__ = ["LATEST_NAME", "MANIFEST_NAME", "SCHEMA_VERSION", "default_opset", "file_entry", "graph_inputs",
            "read_manifest", "tensor_specs", "update_latest", "write_json_atomic", "write_manifest"]  # fmt: skip
@@ -70,14 +70,11 @@ def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> Path:
 
 
 def update_latest(model_dir: Path) -> Path:
-    """Point `NAME/latest.json` at the highest numeric version that has a model.json."""
-    versions = sorted(
-        int(child.name)
-        for child in Path(model_dir).iterdir()
-        if child.is_dir() and child.name.isdigit() and (child / MANIFEST_NAME).exists()
-    )
+    """Point `NAME/latest.json` at the highest complete version (the registry's layout owns the file)."""
+    model_dir = Path(model_dir)
+    registry = Registry(model_dir.parent)
+    versions = registry.versions(model_dir.name)
     if not versions:
         raise ValueError(f"{model_dir} holds no exported version")
-    latest = str(versions[-1])
-    manifest = read_manifest(Path(model_dir) / latest)
-    return model_json.write_latest(Path(model_dir) / LATEST_NAME, model_json.latest(manifest["name"], latest, versions))
+    registry.set_latest(model_dir.name, versions[-1], check=False)
+    return model_dir / LATEST_NAME

@@ -10,15 +10,14 @@ with its path (`inputs[0].shape[1]`).
 
 The builders return plain dicts in the key order the files have always had, so what is written
 stays byte-compatible; they take keyword arguments so a misspelt section key fails where it is
-written, not in the page. This module imports only the standard library and jsonschema: the
-MMS handler, the aggregator and the export side all use it.
+written, not in the page. This module imports only the standard library, jsonschema and its
+sibling `layout` (the file names, hashing and atomic writes): the MMS handler, the aggregator and
+the export side all use it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
@@ -27,13 +26,13 @@ from typing import Any, Iterable, Mapping
 
 import jsonschema
 
-MANIFEST_NAME = "model.json"
-LATEST_NAME = "latest.json"
+from .layout import LATEST_NAME, MANIFEST_NAME, RegistryError, file_digest, write_json_atomic
+
 SCHEMA_VERSION = 1  # the major version this release reads and writes
 ROLES = ("cloud", "edge", "cloud+edge", "train", "train-edge")
 
 
-class ManifestError(ValueError):
+class ManifestError(RegistryError):
     """model.json or latest.json is not what the schema says; the message is one line naming why."""
 
 
@@ -50,11 +49,7 @@ def file_entry(path: Path, *, role: str | None = None, opset: int | None = None,
     """A `files` entry: SHA-256 and size of `path` (the browser and the archive check both), then who reads it."""
     if role is not None and role not in ROLES:
         raise ValueError(f"file role {role!r} is none of {', '.join(ROLES)}")
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    entry: dict[str, Any] = {"sha256": digest.hexdigest(), "size": Path(path).stat().st_size}
+    entry = file_digest(Path(path))
     if role is not None:
         entry["role"] = role
     if opset is not None:
@@ -252,20 +247,7 @@ def parse(raw: bytes | str, where: str = MANIFEST_NAME) -> dict[str, Any]:
     return validate(content, where)
 
 
-def write_json_atomic(path: Path, content: Mapping[str, Any]) -> Path:
-    """Write JSON so readers never see half a file (the registry is served while it changes)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
 def write(path: Path, content: Mapping[str, Any]) -> Path:
     """Validate, then write model.json atomically: no writer can publish a manifest a reader refuses."""
-    return write_json_atomic(path, validate(dict(content), str(path)))
-
-
-def write_latest(path: Path, content: Mapping[str, Any]) -> Path:
-    """Validate, then write latest.json atomically."""
-    return write_json_atomic(path, validate_latest(dict(content), str(path)))
+    write_json_atomic(path, validate(dict(content), str(path)))
+    return Path(path)

@@ -77,9 +77,10 @@ demo: setup
 
 # The fast lane, under 2 minutes and with neither Java, Chromium nor podman: ruff, the JS unit tests
 # (node's own runner), the type check of the package's declarations on a consumer example, and the
-# Python tests that carry none of the marks below (pyproject.toml lists them).
+# Python tests that carry none of the marks below (pyproject.toml lists them). real-models: the silero
+# rewrite test reads a fetched model (fetched once, at setup).
 SLOW_MARKS := integration or container or slow or keras or torch or sklearn or mxnet
-check: python web
+check: python web real-models
 	$(PY) -m ruff check .
 	cd web_onnxjs && node --test test/
 	cd web_onnxjs && node_modules/.bin/tsc --noEmit -p types/check

@@ -86,14 +86,12 @@ def test_a_federated_version_writes_a_valid_manifest(trainable: Path) -> None:
 
 
 @pytest.mark.integration
-def test_verify_records_valid_tables(lowered: Path, trainable: Path, playwright) -> None:
-    from edgecloud.browser import fresh_chromium
+def test_verify_records_valid_tables(lowered: Path, trainable: Path, browser_context) -> None:
     from edgecloud.edge_verify import verify_version
     from edgecloud.train_verify import verify_training
 
-    with fresh_chromium(playwright) as context:
-        verify_version(lowered, random_inputs=1, repeats=1, context=context)
-        verify_training(trainable, random_inputs=1, repeats=1, context=context)
+    verify_version(lowered, random_inputs=1, repeats=1, context=browser_context)
+    verify_training(trainable, random_inputs=1, repeats=1, context=browser_context)
     edge = read(lowered)["edge"]
     assert edge["verified"]["results"] and "ranking" in edge
     step = read(trainable)["training"]["edge"]

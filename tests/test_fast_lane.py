@@ -1,7 +1,6 @@
-"""The fast lane's promises: `tests/conftest.py` loads nothing heavy, so one part's tests (here the
-aggregator's, which need no ONNX) collect and run in an environment where onnx, onnxruntime and the
-training frameworks cannot even be imported; and every test that starts Java, Chromium or podman
-carries the mark `make check` deselects."""
+"""The fast lane's promise that `tests/conftest.py` loads nothing heavy: one part's tests (here the
+aggregator's, which need no ONNX) collect and run in an environment where onnx, onnxruntime, the
+training frameworks and Playwright cannot even be imported."""
 
 from __future__ import annotations
 

@@ -160,11 +160,6 @@ def _validator(file: str) -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
-def schema_text(file: str = "model.schema.json") -> str:
-    """The committed schema itself (served beside the registry, read by the docs test)."""
-    return resources.files(__package__).joinpath("schema", file).read_text()
-
-
 def _where(error: jsonschema.ValidationError) -> str:
     path = ""
     for part in error.absolute_path:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import batching, codecs, frames
+from . import batching, codecs, frames, worker_hooks
 from .engines import DEFAULT_ENGINE, Engine, load_engine
 from .errors import RequestError
 from .signature import Signature
@@ -194,6 +194,8 @@ def handle(data: list[dict[str, Any]] | None, context: Any) -> list[str | bytes]
     if not _service.initialized:
         try:
             _service.initialize(context)
+            if swapped := worker_hooks.install():
+                logger.info("MMS frame codec: %s from mms_handlers.wire", ", ".join(swapped))
         except Exception as error:
             # MMS stops copying a dying worker's output soon after its socket closes, often before the
             # traceback's last line (the reason) is logged; one line first lets `register` name it.

@@ -201,7 +201,7 @@ def run(models_to_profile: tuple[str, ...], concurrencies: tuple[int, ...], seco
     host, started = machine(), now()
     for model in chosen:  # one MMS per model, so the handler processes are that model's alone
         config = ServerConfig(model_store=model.mar.parent, inference_port=free_port(), management_port=free_port(),
-                              workers=WORKERS, job_queue_size=256)  # fmt: skip
+                              workers=WORKERS, job_queue_size=256, request_lines=True)  # fmt: skip
         with MmsServer(config) as mms:
             mms.register(model.mar.name, initial_workers=WORKERS, batch_size=1)
             mms.wait_until_healthy()

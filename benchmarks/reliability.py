@@ -121,10 +121,13 @@ class KillReport:
 
 
 def kill_under_load(mms: MmsServer, model: str, body: bytes, concurrency: int = 16, target: str = "worker",
-                    before_s: float = 2.0, after_s: float = 4.0, timeout_s: float = 10.0) -> KillReport:  # fmt: skip
+                    before_s: float = 2.0, after_s: float = 4.0, timeout_s: float = 10.0,
+                    base_url: str | None = None) -> KillReport:  # fmt: skip
     """SIGKILL, while `concurrency` clients are sending, one `worker` (a process running the handler) or the
-    model's whole `backend` (the process MMS started and every worker it forked)."""
-    loop = ClosedLoop(f"{mms.config.inference_url}/predictions/{model}", body, concurrency, timeout_s).start()
+    model's whole `backend` (the process MMS started and every worker it forked). The clients send to
+    `base_url` (a replica's front door), else to MMS's own inference address."""
+    base_url = base_url or mms.config.inference_url
+    loop = ClosedLoop(f"{base_url}/predictions/{model}", body, concurrency, timeout_s).start()
     time.sleep(before_s)
     forks = mms.handler_pids()
     if not forks:

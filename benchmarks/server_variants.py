@@ -13,8 +13,16 @@ concurrency, so each variant's ratio to Flask is taken within a round, seconds a
 - `netty-N`: N netty threads for the frontend and N for its worker connections;
 - `before`: all four of the above at once (what the server did before they were changed).
 
+Besides requests per second, each point records the CPU time the server's processes spent per
+request (`/proc`, every process of the server: Java, MMS's Python backends and their forks; gunicorn's
+master and workers): on a machine shared with other jobs, a server with more threads gets a larger
+share of the CPUs, which inflates its requests per second against a server with fewer; CPU per
+request is not shared out that way, and at saturation on an idle machine, throughput is cores ÷ CPU
+per request. So Flask's CPU per request ÷ a variant's is the throughput ratio the variant would
+have at c=32 on an idle machine, measured on a busy one.
+
 Reads the models `python -m benchmarks.cloud_rounds` left in .edgecloud/bench (run it first).
-Writes the rows as JSON and prints each variant's ratio to Flask per point: median (lowest–highest).
+Writes the rows as JSON and prints each variant's ratios to Flask per point: median (lowest–highest).
 """
 
 from __future__ import annotations
@@ -26,13 +34,15 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from unittest import mock
 
 from mms_handlers import server as mms_server
 from mms_handlers import worker_hooks
+from mms_handlers.process_group import group_members
 
-from .cloud import FLASK, CloudRow, Target, _warm_up, json_body
+from .cloud import FLASK, Target, _warm_up, json_body
+from .hot_path import cpu_seconds
 from .machine import machine, now
 from .models import existing_models
 from .peers import FlaskPeer
@@ -97,11 +107,13 @@ def run(names: list[str], models: list[str], concurrencies: tuple[int, ...], sec
     if not chosen_models:
         raise RuntimeError(f"no built models named {', '.join(models)} in {work}: run python -m benchmarks.cloud_rounds first")
     variants = [variant(name) for name in names]
-    rows: list[CloudRow] = []
+    rows: list[dict[str, object]] = []
     host, started_at = machine(), now()
     with contextlib.ExitStack() as stack:
         servers = {v.name: stack.enter_context(started(v, chosen_models[0].mar.parent)) for v in variants}
         flask = stack.enter_context(FlaskPeer({m.name: m.version_dir / m.manifest["cloud"]["file"] for m in chosen_models}))
+        processes: dict[str, Callable[[], list[int]]] = {v.name: servers[v.name].process_ids for v in variants}
+        processes[FLASK] = lambda: group_members(flask.process.pid) if flask.process else []
         targets: dict[str, list[Target]] = {}
         for model in chosen_models:
             body = json_body(model)
@@ -117,26 +129,45 @@ def run(names: list[str], models: list[str], concurrencies: tuple[int, ...], sec
                 for concurrency in concurrencies:
                     say(f"round {round_number}/{rounds}: {model.name} at concurrency {concurrency}")
                     for target in rotated(targets[model.name], round_number - 1):
-                        rows.append(target.measure(concurrency, seconds, round_number))
-    return {"date": started_at, "machine": host, "rows": [row.as_json() for row in rows]}
+                        rows.append(measure(target, processes[target.peer], concurrency, seconds, round_number))
+    return {"date": started_at, "machine": host, "rows": rows}
 
 
-def ratios(rows: list[CloudRow]) -> list[str]:
-    """One line per (variant, model, concurrency): req/s ÷ Flask's in the same round, and p99 ÷ Flask's p99."""
-    flask = {(r.model, r.concurrency, r.round): r for r in rows if r.peer == FLASK}
-    groups: dict[tuple[str, str, int], list[CloudRow]] = {}
+def _cpu(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_seconds(pid) for pid in pids}
+
+
+def measure(target: Target, pids: Callable[[], list[int]], concurrency: int, seconds: float,
+            round_number: int) -> dict[str, object]:  # fmt: skip
+    """One wrk point, with the CPU time the server's processes (alive at both ends) spent per request."""
+    before = _cpu(pids())
+    row = target.measure(concurrency, seconds, round_number)
+    after = _cpu(pids())
+    spent = sum(max(0.0, after[pid] - before[pid]) for pid in after.keys() & before.keys())  # 0 once gone
+    return row.as_json() | {"cpu_us_per_request": spent / row.requests * 1e6 if row.requests else None}
+
+
+def ratios(rows: list[dict]) -> list[str]:
+    """One line per (variant, model, concurrency), each against Flask in the same round: req/s ÷ Flask's, p99 ÷
+    Flask's, Flask's CPU per request ÷ the variant's (above 1: the variant needs less CPU per request)."""
+    flask = {(r["model"], r["concurrency"], r["round"]): r for r in rows if r["peer"] == FLASK}
+    groups: dict[tuple[str, str, int], list[dict]] = {}
     for row in rows:
-        if row.peer != FLASK:
-            groups.setdefault((row.peer, row.model, row.concurrency), []).append(row)
+        if row["peer"] != FLASK:
+            groups.setdefault((row["peer"], row["model"], row["concurrency"]), []).append(row)
     lines = []
     for (peer, model, concurrency), group in groups.items():
-        pairs = [(r, flask[(model, concurrency, r.round)]) for r in group if (model, concurrency, r.round) in flask]
-        speed = Spread.of(r.requests_per_s / f.requests_per_s for r, f in pairs if f.requests_per_s)
-        p99 = Spread.of(r.p99_ms / f.p99_ms for r, f in pairs if f.p99_ms)
-        load = sum(r.load_1min for r in group) / len(group)
-        errors = sum(r.errors for r in group)
+        pairs = [(r, flask[(model, concurrency, r["round"])]) for r in group if (model, concurrency, r["round"]) in flask]
+        speed = Spread.of(r["requests_per_s"] / f["requests_per_s"] for r, f in pairs if f["requests_per_s"])
+        p99 = Spread.of(r["p99_ms"] / f["p99_ms"] for r, f in pairs if f["p99_ms"])
+        cpu = Spread.of(f["cpu_us_per_request"] / r["cpu_us_per_request"] for r, f in pairs
+                        if r.get("cpu_us_per_request") and f.get("cpu_us_per_request"))  # fmt: skip
+        own_cpu = Spread.of(r.get("cpu_us_per_request") for r in group)
+        load = sum(r["load_1min"] for r in group) / len(group)
+        errors = sum(r["errors"] for r in group)
         lines.append(f"{model:10} c={concurrency:<3} {peer:14} ÷ Flask: req/s {speed.ratio_text() if speed else '-'}; "
-                     f"p99 {p99.ratio_text() if p99 else '-'}; errors {errors}; load {load:.1f}")  # fmt: skip
+                     f"p99 {p99.ratio_text() if p99 else '-'}; CPU/request Flask÷this {cpu.ratio_text() if cpu else '-'} "
+                     f"(this {own_cpu.median if own_cpu else float('nan'):.0f} µs); errors {errors}; load {load:.1f}")  # fmt: skip
     return lines
 
 
@@ -162,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"# {result['command']}\n# {result['date']}, load average at start {result['machine'].get('load average at start (1, 5, 15 min)')}")
-    print("\n".join(ratios([CloudRow(**row) for row in result["rows"]])))
+    print("\n".join(ratios(result["rows"])))
     return 0
 
 

@@ -118,7 +118,7 @@ class Profile:
     requests: int
     requests_per_s: float
     client_p50_ms: float
-    backend_response_ms: float | None  # Java's mean "Backend response time" per handler call
+    backend_response_ms: float | None  # Java's mean "Backend response time" per handler call (with request_lines)
     java_cpu_us: float  # per request
     handler_cpu_us: float  # per request, every handler process
     in_process_p50_us: float
@@ -204,7 +204,7 @@ def run(models_to_profile: tuple[str, ...], concurrencies: tuple[int, ...], seco
     host, started = machine(), now()
     for model in chosen:  # one MMS per model, so the handler processes are that model's alone
         config = ServerConfig(model_store=model.mar.parent, inference_port=free_port(), management_port=free_port(),
-                              workers=WORKERS, job_queue_size=256, request_lines=True)  # fmt: skip
+                              workers=WORKERS, job_queue_size=256)  # fmt: skip
         with MmsServer(config) as mms:
             mms.register(model.mar.name, initial_workers=WORKERS, batch_size=1)
             mms.wait_until_healthy()

@@ -136,7 +136,7 @@ class ServerConfig:
     # or EDGECLOUD_REQUEST_METRICS=1 is in the environment.
     request_metrics: bool = False
     # MMS's own per-request log lines ("Backend response time", Requests2XX): off, they cost the frontend CPU on
-    # every request; benchmarks.hot_path turns them on to read Java's backend time.
+    # every request (benchmarks.server_variants measures them as `request-lines`).
     request_lines: bool = False
     model_options: dict[str, ModelOptions] = field(default_factory=dict)
     runtime_dir: Path | None = None

@@ -56,7 +56,6 @@ class ModelService:
         self.signature: Signature | None = None
         self.manifest: dict[str, Any] = {}
         self.model_name = ""
-        self.batch_size = 1
 
     @property
     def initialized(self) -> bool:
@@ -71,13 +70,12 @@ class ModelService:
             engine_name = json.loads((model_dir / ENGINE_FILE).read_text()).get("engine", DEFAULT_ENGINE)
         self.signature = Signature.from_manifest(self.manifest)
         self.model_name = getattr(context, "model_name", None) or self.manifest.get("name", "")
-        self.batch_size = int(context.system_properties.get("batch_size") or 1)
         self.engine = load_engine(engine_name, model_dir / self.manifest["cloud"]["file"])
         logger.info("loaded %s v%s on %s", self.manifest.get("name"), self.manifest.get("version"), engine_name)
 
     def handle_batch(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
         assert self.engine is not None and self.signature is not None
-        metrics = _Metrics(context, self.batch_size)
+        metrics = _Metrics(context, len(data))
         answers: list[str | bytes] = [b""] * len(data)
         prepared: dict[int, _Prepared] = {}
         for index, request in enumerate(data):
@@ -123,14 +121,16 @@ class _Metrics:
     Every metric is a log line the worker writes into a pipe and MMS's Java side parses and writes
     to a file again, tens of microseconds of CPU each (docs/benchmarks-hot-path.md): the largest
     cost the handler itself added to a small model's request. So by default a handler call writes
-    only BatchSize and EngineRuns, and only when MMS may hand over more than one request (at batch
-    size 1 both are always 1); the per-request timings only when EDGECLOUD_REQUEST_METRICS=1 (ServerConfig.request_metrics).
+    only BatchSize and EngineRuns, and only when MMS handed it more than one request (for a lone
+    request both are 1, and writing them made batch size 8 cost a lone request a third of its
+    throughput: docs/benchmarks-hot-path.md); every call's and the per-request timings only when
+    EDGECLOUD_REQUEST_METRICS=1 (ServerConfig.request_metrics, which a replica sets for its /metrics).
     """
 
-    def __init__(self, context: Any, batch_size: int) -> None:
+    def __init__(self, context: Any, requests: int) -> None:
         self.store = getattr(context, "metrics", None)
         self.per_request = self.store is not None and os.environ.get(REQUEST_METRICS_ENV) == "1"
-        self.per_call = self.store is not None and (batch_size > 1 or self.per_request)
+        self.per_call = self.store is not None and (requests > 1 or self.per_request)
 
     def add(self, name: str, ms: float, index: int | None = None) -> None:
         if self.per_request:

@@ -37,7 +37,9 @@ MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
 MIN_JAVA_HEAP_MB = 128
 # MMS batches what is already queued and, with a delay, waits that long for more: a lone request waits
-# it out in full. 0 ms forms batches under load only (docs/benchmarks-hot-path.md measures it).
+# it out in full. 0 ms forms batches under load only (up to 2 requests); batch size 8 at 0 ms costs a lone
+# request nothing and under load less CPU per request than batch size 1 (docs/benchmarks-hot-path.md).
+DEFAULT_BATCH_SIZE = 8
 DEFAULT_BATCH_DELAY_MS = 0
 # MMS's frontend threads (0 = netty's default, twice the cores: 4 + 4 here, with each model's worker threads on
 # top). Figures in docs/benchmarks-hot-path.md ("Server settings").
@@ -127,7 +129,7 @@ class ServerConfig:
     job_queue_size: int = 100
     max_request_size: int = 6553500
     max_response_size: int = 6553500
-    batch_size: int = 1
+    batch_size: int = DEFAULT_BATCH_SIZE
     max_batch_delay_ms: int = DEFAULT_BATCH_DELAY_MS
     java_heap_mb: int = 512
     supervise: bool = True  # start a model's backend process again when it dies (MMS does not)

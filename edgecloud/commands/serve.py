@@ -28,8 +28,10 @@ def add_serving_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--management-port", type=int, default=8081, help="MMS management API (1-32767)")
     parser.add_argument("--web-port", type=int, default=8000, help="page, browser runtimes and registry")
     parser.add_argument("--workers", type=int, default=1, help="MMS workers per model (onnxruntime threads = cores / workers)")
-    parser.add_argument("--batch-size", type=int, default=1, help="most requests MMS hands the handler at once (1 = no batching)")
-    from mms_handlers.server import DEFAULT_BATCH_DELAY_MS
+    from mms_handlers.server import DEFAULT_BATCH_DELAY_MS, DEFAULT_BATCH_SIZE
+
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="most requests MMS hands the handler at once (1 = no batching)")  # fmt: skip
 
     parser.add_argument("--max-batch-delay", type=int, default=DEFAULT_BATCH_DELAY_MS, metavar="MS",
                         help="how long MMS waits to fill a batch of --batch-size > 1; a lone request then waits this long "

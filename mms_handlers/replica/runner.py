@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from ..server import MmsServer, ServerConfig, ServerError, SettingError
+from ..server import DEFAULT_BATCH_DELAY_MS, DEFAULT_BATCH_SIZE, MmsServer, ServerConfig, ServerError, SettingError
 from .frontdoor import FrontDoor
 from .health import Health, model_health, readiness
 from .metrics import ReplicaMetrics
@@ -185,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--mms-inference-port", type=int, default=int(_env("MMS_INFERENCE_PORT", 8085)), help="MMS inference, on 127.0.0.1")
     add("--mms-management-port", type=int, default=int(_env("MMS_MANAGEMENT_PORT", 8081)), help="MMS management, on 127.0.0.1")
     add("--workers", type=int, default=int(_env("WORKERS", 1)))
-    add("--batch-size", type=int, default=int(_env("BATCH_SIZE", 1)))
-    add("--max-batch-delay", type=int, default=int(_env("MAX_BATCH_DELAY", 100)), metavar="MS")
+    add("--batch-size", type=int, default=int(_env("BATCH_SIZE", DEFAULT_BATCH_SIZE)))
+    add("--max-batch-delay", type=int, default=int(_env("MAX_BATCH_DELAY", DEFAULT_BATCH_DELAY_MS)), metavar="MS")
     add("--job-queue-size", type=int, default=int(_env("JOB_QUEUE_SIZE", 100)))
     add("--java-heap", type=int, default=int(_env("JAVA_HEAP", 512)), metavar="MB")
     add("--drain-seconds", type=float, default=float(_env("DRAIN_SECONDS", 5)),

@@ -11,7 +11,10 @@ concurrency, so each variant's ratio to Flask is taken within a round, seconds a
 - `request-lines`: MMS's per-request log lines kept (ServerConfig.request_lines);
 - `sync-logging`: async_logging off;
 - `netty-N`: N netty threads for the frontend and N for its worker connections;
-- `before`: all four of the above at once (what the server did before they were changed).
+- `before`: all four of the above at once, at batch size 1 (what the server did before issue 26);
+- `batchN-Mms`: models registered at batch size N with an M ms delay (the project's: 8, 0 ms).
+
+Every variant serves 2 workers per model, as gunicorn runs 2 workers.
 
 Besides requests per second, each point records the CPU time the server's processes spent per
 request (`/proc`, every process of the server: Java, MMS's Python backends and their forks; gunicorn's
@@ -32,7 +35,7 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 from unittest import mock
@@ -59,9 +62,8 @@ class Variant:
     request_lines: bool = False
     async_logging: bool = mms_server.ASYNC_LOGGING
     netty_threads: tuple[int, int] = (mms_server.NETTY_THREADS, mms_server.NETTY_CLIENT_THREADS)
-    batch_size: int = 1
+    batch_size: int = mms_server.DEFAULT_BATCH_SIZE
     max_batch_delay_ms: int = mms_server.DEFAULT_BATCH_DELAY_MS
-    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 def variant(name: str) -> Variant:
@@ -74,12 +76,13 @@ def variant(name: str) -> Variant:
     if name == "sync-logging":
         return Variant(name, async_logging=False)
     if name == "before":
-        return Variant(name, codec="mms", request_lines=True, async_logging=False, netty_threads=(0, 0))
+        return Variant(name, codec="mms", request_lines=True, async_logging=False, netty_threads=(0, 0), batch_size=1)
     if name.startswith("netty-") and name[6:].isdigit():
         return Variant(name, netty_threads=(int(name[6:]), int(name[6:])))
-    if name.startswith("batch8-") and name.endswith("ms") and name[7:-2].isdigit():
-        return Variant(name, batch_size=8, max_batch_delay_ms=int(name[7:-2]))
-    raise ValueError(f"unknown variant {name!r}: project, mms-codec, request-lines, sync-logging, before, netty-N, batch8-Nms")
+    size, _, delay = name.removeprefix("batch").partition("-")
+    if name.startswith("batch") and size.isdigit() and delay.endswith("ms") and delay[:-2].isdigit():
+        return Variant(name, batch_size=int(size), max_batch_delay_ms=int(delay[:-2]))
+    raise ValueError(f"unknown variant {name!r}: project, mms-codec, request-lines, sync-logging, before, netty-N, batchN-Mms")
 
 
 @contextlib.contextmanager
@@ -173,7 +176,7 @@ def ratios(rows: list[dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.server_variants", description=__doc__.split("\n\n")[0])
-    parser.add_argument("variants", nargs="+", help="project, mms-codec, request-lines, sync-logging, before, netty-N, batch8-Nms")
+    parser.add_argument("variants", nargs="+", help="project, mms-codec, request-lines, sync-logging, before, netty-N, batchN-Mms")
     parser.add_argument("--models", default="mlp,forecaster", help="comma-separated (default mlp,forecaster)")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated (default 1,8,32)")
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per point (default 3)")

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         model = export_zoo_model("mlp", work, registry, store)
         body = json.dumps({"inputs": {name: value.tolist() for name, value in model.sample().items()}}).encode()
         config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
-                              workers=2, job_queue_size=256)  # fmt: skip
+                              workers=2, batch_size=1, job_queue_size=256)  # fmt: skip
         with MmsServer(config) as mms:
             mms.register(model.mar.name)
             print(f"soak: {args.seconds:.0f} s at concurrency {args.concurrency}", file=sys.stderr, flush=True)

@@ -30,7 +30,7 @@ def served(tmp_path_factory):
     store = root / "store"
     build_archive(models.mlp(root / "registry"), store)
     config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
-                          workers=WORKERS, job_queue_size=256, runtime_dir=root / "mms")  # fmt: skip
+                          workers=WORKERS, batch_size=1, job_queue_size=256, runtime_dir=root / "mms")  # fmt: skip
     with MmsServer(config) as server:
         server.register("mlp.mar")
         yield server

@@ -35,9 +35,9 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 from unittest import mock
 
 from mms_handlers import server as mms_server

@@ -12,7 +12,8 @@ import argparse
 import socket
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mms.protocol import otf_message_handler as otf
 

@@ -71,7 +71,7 @@ class FrameReader:
         self.position = 0
 
 
-_readers: "weakref.WeakKeyDictionary[Any, FrameReader]" = weakref.WeakKeyDictionary()
+_readers: weakref.WeakKeyDictionary[Any, FrameReader] = weakref.WeakKeyDictionary()
 
 
 def reader_for(connection: Connection) -> FrameReader:
@@ -91,7 +91,7 @@ def retrieve_msg(conn: Connection) -> tuple[bytearray, Any]:
         return command, _requests(reader)
     if command == otf.LOAD_MSG:
         return command, otf._retrieve_load_msg(reader)
-    raise ValueError("Invalid command: {}".format(command))
+    raise ValueError(f"Invalid command: {command}")
 
 
 def _requests(reader: FrameReader) -> list[dict[str, Any]]:

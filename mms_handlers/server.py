@@ -133,9 +133,9 @@ class ServerConfig:
     max_batch_delay_ms: int = DEFAULT_BATCH_DELAY_MS
     java_heap_mb: int = 512
     supervise: bool = True  # start a model's backend process again when it dies (MMS does not)
-    # The handler's per-request timings in MMS's metrics log: one log line each, which MMS pipes and
-    # writes again (docs/benchmarks-hot-path.md), so off unless something reads them (a replica's /metrics)
-    # or EDGECLOUD_REQUEST_METRICS=1 is in the environment.
+    # The handler's per-request timings and MMS's PredictionTime in MMS's metrics log: one log line each,
+    # which MMS pipes and writes again (docs/benchmarks-hot-path.md), so off unless something reads them (a
+    # replica's /metrics) or EDGECLOUD_REQUEST_METRICS=1 is in the environment.
     request_metrics: bool = False
     # MMS's own per-request log lines ("Backend response time", Requests2XX): off, they cost the frontend CPU on
     # every request (benchmarks.server_variants measures them as `request-lines`).

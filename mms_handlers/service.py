@@ -195,7 +195,7 @@ def handle(data: list[dict[str, Any]] | None, context: Any) -> list[str | bytes]
         try:
             _service.initialize(context)
             if swapped := worker_hooks.install():
-                logger.info("MMS frame codec: %s from mms_handlers.wire", ", ".join(swapped))
+                logger.info("MMS worker functions swapped by mms_handlers.worker_hooks: %s", ", ".join(swapped))
         except Exception as error:
             # MMS stops copying a dying worker's output soon after its socket closes, often before the
             # traceback's last line (the reason) is logged; one line first lets `register` name it.

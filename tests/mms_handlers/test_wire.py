@@ -8,7 +8,6 @@ import json
 import os
 import struct
 import sys
-import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mms.protocol import otf_message_handler as otf
 
-from mms_handlers import wire, worker_hooks
+from mms_handlers import wire
 
 
 class Chunked:
@@ -134,16 +133,3 @@ def test_a_frame_is_read_in_one_socket_read_when_the_socket_has_it():
 def test_an_unknown_command_is_refused_with_mms_message():
     with pytest.raises(ValueError, match=r"Invalid command: bytearray\(b'X'\)"):
         wire.retrieve_msg(Chunked(b"X" + b"\0" * 8, [100]))
-
-
-def test_the_hooks_swap_only_mms_own_functions_and_only_in_an_mms_worker(monkeypatch):
-    worker = types.ModuleType("__main__")
-    worker.retrieve_msg = otf.retrieve_msg
-    monkeypatch.setitem(sys.modules, "__main__", worker)
-    monkeypatch.setenv(worker_hooks.CODEC_ENV, "mms")
-    assert worker_hooks.install() == [] and worker.retrieve_msg is otf.retrieve_msg
-    monkeypatch.delenv(worker_hooks.CODEC_ENV)
-    assert worker_hooks.install() == ["retrieve_msg"] and worker.retrieve_msg is wire.retrieve_msg
-    assert worker_hooks.install() == []  # already ours
-    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # pytest, the CLI: no MMS worker
-    assert worker_hooks.install() == []

@@ -22,6 +22,7 @@ import numpy as np
 from registry import model_json
 
 from . import batching, codecs, frames, worker_hooks
+from .worker_hooks import REQUEST_METRICS_ENV
 from .engines import DEFAULT_ENGINE, Engine, load_engine
 from .errors import RequestError
 from .signature import Signature
@@ -41,7 +42,6 @@ PREPROCESS_METRIC = "PreprocessTime"
 INFERENCE_METRIC = "InferenceTime"
 POSTPROCESS_METRIC = "PostprocessTime"
 # "1": also write the per-request timings (PreprocessTime, InferenceTime, PostprocessTime, StackedRequests).
-REQUEST_METRICS_ENV = "EDGECLOUD_REQUEST_METRICS"
 
 
 @dataclass

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 CODEC_ENV = "EDGECLOUD_MMS_CODEC"
+# Set by the replica (and serve) when MMS should keep its per-request metric lines.
+REQUEST_METRICS_ENV = "EDGECLOUD_REQUEST_METRICS"
 PREDICTION_TIME = "PredictionTime"  # mms.service.PREDICTION_METRIC
 
 
@@ -29,7 +31,6 @@ def install() -> list[str]:
     from mms.protocol import otf_message_handler as otf
 
     from . import wire
-    from .service import REQUEST_METRICS_ENV
 
     swapped = []
     worker = sys.modules.get("__main__")

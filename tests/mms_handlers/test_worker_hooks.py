@@ -11,7 +11,7 @@ from mms.metrics.metrics_store import MetricsStore
 from mms.protocol import otf_message_handler as otf
 
 from mms_handlers import wire, worker_hooks
-from mms_handlers.service import REQUEST_METRICS_ENV
+from mms_handlers.worker_hooks import REQUEST_METRICS_ENV
 
 
 def _worker(monkeypatch) -> types.ModuleType:

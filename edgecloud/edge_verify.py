@@ -7,7 +7,7 @@ needs none of the lowering (it has LSTM, every opset), and the lowering can cost
 forecaster's unrolled LSTM: 54 ms against 0.4 ms). That row carries `"file"`; rows without one are
 about the edge file. The page may then run onnxruntime-web on the cloud file, since it was proven here.
 
-A runtime that loads the model but differs by more than the tolerance fails the verification:
+A runtime that loads the model but fails the parity criterion (export/parity.py) fails the verification:
 ONNX.js can return wrong numbers without an error (Softmax-13), so loading is never enough.
 Nor is one example at a time: ONNX.js cpu's Conv gets every image of a batch but the first wrong.
 So when the browser file's batch is free, the inputs end with one batch of several examples; and
@@ -29,7 +29,8 @@ from export.edge.rules import CONV_BATCH_ON_CPU
 from export.errors import BadInputError
 from export.manifest import file_entry, read_manifest, write_manifest
 from export.pipeline import load_feeds
-from export.verify import onnxruntime_runner, parity_inputs
+from export.parity import DEFAULT, Criterion, Figure, as_criterion
+from export.verify import accepted_inputs, onnxruntime_runner, remembered
 
 from .browser import TARGETS, HarnessBrowser
 from .runtime_files import download_bytes
@@ -39,19 +40,19 @@ if TYPE_CHECKING:
 
     from .webserver import StaticSite
 
-DEFAULT_TOLERANCE = 1e-4
+DEFAULT_TOLERANCE = DEFAULT
 DEFAULT_RANDOM_INPUTS = 3
 
 
 @dataclass
 class VerifyReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
-    tolerance: float = DEFAULT_TOLERANCE
+    tolerance: Criterion = DEFAULT_TOLERANCE
     inputs: int = 0
 
     @property
     def failures(self) -> list[str]:
-        bad = [f"{row_name(row)} differs by {row['max_abs_diff']:.3g} (tolerance {self.tolerance:g})"
+        bad = [f"{row_name(row)} differs by {row['max_abs_diff']:.3g} ({self.tolerance.describe()})"
                for row in self.rows if row["runs"] and not row["passed"]]  # fmt: skip
         if not any(row["runs"] for row in self.rows):
             bad.append("no browser runtime runs the model")
@@ -65,7 +66,7 @@ class VerifyReport:
         return {
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "inputs_compared": self.inputs,
-            "tolerance": self.tolerance,
+            "criterion": self.tolerance.as_json(),
             "passed": self.passed,
             "results": self.rows,
         }
@@ -105,14 +106,15 @@ def batched_feeds(inputs: list[dict[str, np.ndarray]], edge_file: Path) -> dict[
 
 
 def result_row(runtime: str, backend: str, result: dict[str, Any], expected: list[dict[str, np.ndarray]],
-               tolerance: float, file: str | None = None) -> dict[str, Any]:
+               tolerance: Criterion | float, file: str | None = None) -> dict[str, Any]:
     """One row of a verification table from the harness's answer (`file`: another than the one judged)."""
     row: dict[str, Any] = {"runtime": runtime, "backend": backend, "loads": bool(result.get("loads"))}
     if file is not None:
         row["file"] = file
     if "outputs" in result:
-        diff = max_abs_diff(expected, result["outputs"])
-        row.update(runs=True, max_abs_diff=diff, median_ms=result["medianMs"], passed=diff <= tolerance)
+        figure = judged(expected, result["outputs"], as_criterion(tolerance))
+        row.update(runs=True, max_abs_diff=figure.max_abs_diff, ratio=figure.ratio, median_ms=result["medianMs"],
+                   passed=figure.passed)  # fmt: skip
     else:  # did not load, or loaded and then threw: no numbers, so nothing to mismatch
         row.update(runs=False, max_abs_diff=None, median_ms=None, passed=False, error=result.get("error", "")[:300])
     return row
@@ -123,21 +125,20 @@ def recorded(report: VerifyReport, file: str, **extra: Any) -> dict[str, Any]:
     `ranking` (the pairs that passed, fastest first), for an `edge` entry (inference or training step)."""
     verified = {**report.as_json(), "file": file, **extra}
     verified["results"] = [
-        {**row, "max_abs_diff": "inf"} if row.get("max_abs_diff") == math.inf else dict(row) for row in report.rows
+        {key: "inf" if key in ("max_abs_diff", "ratio") and value == math.inf else value for key, value in row.items()}
+        for row in report.rows
     ]
     return {"verified": verified, "ranking": ranking(report.rows)}
 
 
-def max_abs_diff(want: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]]) -> float:
-    worst = 0.0
+def judged(want: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]], criterion: Criterion) -> Figure:
+    """The worst figure over every output of every input; the browser's flat data takes the reference's shape."""
+    worst = Figure(0.0, 0.0, False)
     for expected, actual in zip(want, got):
         for name, array in expected.items():
-            if name not in actual or actual[name].size != array.size:
-                return math.inf
-            diff = np.abs(actual[name].astype(np.float64).reshape(array.shape) - array.astype(np.float64))
-            if np.any(np.isnan(diff)):
-                return math.inf
-            worst = max(worst, float(diff.max()) if diff.size else 0.0)
+            if name not in actual or np.asarray(actual[name]).size != array.size:
+                return Figure(math.inf, math.inf, False)
+            worst = worst.worse(criterion.judge(array, np.asarray(actual[name]).reshape(array.shape)))
     return worst
 
 
@@ -154,7 +155,7 @@ def check_files(version_dir: Path, manifest: dict[str, Any]) -> None:
 def verify_version(
     version_dir: Path,
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     random_inputs: int = DEFAULT_RANDOM_INPUTS,
     repeats: int = 10,
     context: BrowserContext | None = None,
@@ -169,7 +170,8 @@ def verify_version(
     `targets` narrows the (runtime, backend) pairs (default: all); `cloud_file=False` leaves out the
     onnxruntime-web run of the cloud file (for callers that judge the edge file alone). A row that
     loads and runs must match within `tolerance`; one that cannot load or throws while running is
-    reported (ONNX.js's webgl shaders fail on some graphs), not a mismatch.
+    reported (ONNX.js's webgl shaders fail on some graphs), not a mismatch. A bare number as `tolerance`
+    is an absolute bound (rtol 0).
     """
     version_dir = Path(version_dir)
     if not (version_dir / "model.json").is_file():
@@ -177,10 +179,10 @@ def verify_version(
     manifest = read_manifest(version_dir)
     check_files(version_dir, manifest)
     edge_file = manifest["edge"]["file"]
-    inputs = parity_inputs(load_feeds(version_dir), count=random_inputs)
+    reference = remembered(onnxruntime_runner(str(version_dir / manifest["cloud"]["file"])))
+    inputs = accepted_inputs(reference, load_feeds(version_dir), random_inputs)[0]
     if (batch := batched_feeds(inputs, version_dir / edge_file)) is not None:
         inputs.append(batch)
-    reference = onnxruntime_runner(str(version_dir / manifest["cloud"]["file"]))
     expected = [reference(feeds) for feeds in inputs]
     registry = version_dir.parent.parent
     folder = f"/models/{manifest['name']}/{manifest['version']}"
@@ -188,7 +190,7 @@ def verify_version(
     runs = [(runtime, backend, edge_file) for runtime, backend in targets or TARGETS]
     if cloud_file and manifest["cloud"]["file"] != edge_file and ("onnxruntime-web", "wasm", edge_file) in runs:
         runs.append(("onnxruntime-web", "wasm", manifest["cloud"]["file"]))
-    report = VerifyReport(tolerance=tolerance, inputs=len(inputs))
+    report = VerifyReport(tolerance=as_criterion(tolerance), inputs=len(inputs))
     batch_trap = any(CONV_BATCH_ON_CPU in reason for reason in (manifest["edge"].get("blockers") or {}).get("cpu", []))
     with HarnessBrowser(registry, context=context, site=site) as browser:
         for runtime, backend, file in runs:

@@ -27,6 +27,7 @@ from onnx import numpy_helper
 from .errors import BadInputError, ExportError
 from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
 from .pipeline import load_feeds
+from .parity import Criterion
 from .verify import DEFAULT_TOLERANCE, compare, onnxruntime_runner, parity_inputs
 
 def trainable_parameters(version_dir: Path) -> dict[str, np.ndarray]:
@@ -88,7 +89,7 @@ def write_federated_version(
     parameters: Mapping[str, np.ndarray],
     provenance: dict[str, Any],
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
 ) -> Path:
     """Write MODEL_DIR/N+1 from MODEL_DIR/BASE_VERSION with `parameters`; returns the new folder."""
     model_dir = Path(model_dir)
@@ -128,8 +129,8 @@ def write_federated_version(
             )  # fmt: skip
             if not report.passed:
                 raise ExportError(
-                    f"the new {edge_file} differs from {cloud_file} by {report.max_abs_diff:.3g} (> {tolerance:g}) on output "
-                    f"{report.worst_output!r}: version {version} not written"
+                    f"the new {edge_file} differs from {cloud_file} by {report.per_output[report.worst_output]:.3g} "
+                    f"({report.tolerance.describe()}) on output {report.worst_output!r}: version {version} not written"
                 )
             parity = report.as_json()
 

@@ -31,7 +31,8 @@ from .signature import load_sample
 from .train.build import refuse_unsupported, training_variant
 from .train.locations import as_raw_data
 from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
-from .verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs, remembered, require
+from .parity import Criterion
+from .verify import DEFAULT_TOLERANCE, Feeds, accepted_inputs, compare, onnxruntime_runner, remembered, require
 
 MODEL_FILE = "model.onnx"
 SAMPLE_FILE = "sample.json"
@@ -67,7 +68,7 @@ def export_model(
     framework: str = "auto",
     sample: Path | None = None,
     opset: int = DEFAULT_OPSET,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     force: bool = False,
     edge: bool = True,
     trust_pickle: bool = False,
@@ -135,7 +136,7 @@ def publish(
     version_dir: Path,
     *,
     source_file: str,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     edge: bool = True,
     training: TrainingOptions = TrainingOptions(),
     progress: Callable[[str], None] = lambda message: None,
@@ -153,8 +154,8 @@ def publish(
         raise ExportError(f"the converted graph is not valid ONNX: {str(error).splitlines()[0]}") from None
 
     progress("checking parity against the source framework")
-    inputs = parity_inputs(conversion.sample)
     reference = remembered(conversion.reference)
+    inputs, drawn = accepted_inputs(reference, conversion.sample)
     report = require(
         compare(reference, onnxruntime_runner(conversion.model), inputs, tolerance),
         against=f"{conversion.framework} {conversion.framework_version}",
@@ -196,7 +197,7 @@ def publish(
             },
             "cloud": {"file": MODEL_FILE},
             "edge": edge_entry,
-            "parity": {"source_vs_onnxruntime": report.as_json()},
+            "parity": {"source_vs_onnxruntime": {**report.as_json(), "inputs": drawn}},
             **({"training": train_entry} if train_entry else {}),
         }
         write_manifest(staging, manifest)
@@ -208,7 +209,8 @@ def publish(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     update_latest(version_dir.parent)
-    progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e})")
+    progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e}, "
+             f"{report.ratio:.2g}x of what {report.tolerance.describe()} allows)")  # fmt: skip
     return ExportResult(version_dir=version_dir, manifest=manifest)
 
 

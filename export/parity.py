@@ -1,6 +1,8 @@
 """The one parity criterion: when does a candidate's output count as the reference's output?
 
-Per output, elementwise, as `numpy.isclose`:  |candidate − reference| ≤ atol + rtol·|reference|.
+Per output, elementwise, as `numpy.isclose`:  |candidate − reference| ≤ atol + rtol·|reference|,
+where an output in a coarser float type than float32 (float16) gets at least its own rounding:
+atol ≥ eps and rtol ≥ 2·eps of that type.
 Integer, bool and string outputs (labels, indices, masks) must match exactly; NaN must sit where the
 reference has NaN. Every comparison in the project goes through `Criterion.judge`: export against
 the source framework, each lowering pass, the browser `verify`, the training step, federated versions.
@@ -23,13 +25,13 @@ from typing import Any
 
 import numpy as np
 
-# Measured (docs/parity.md): float32 rounding of the same computation (onnxruntime's optimisation
-# levels, the 1-D → 2-D Conv rewrite, the browser runtimes' summation order) stays below 3.7e-6
-# absolute where |reference| < 1, 4e-6 relative elsewhere, and ONNX.js's 3.1e-5 on silero's state:
-# ATOL and RTOL sit 10-25x above those; the injected faults of tests/export/test_parity_criterion.py
-# exceed them by orders of magnitude.
-ATOL = 5e-5
-RTOL = 1e-4
+# Measured (docs/parity.md): float32 rounding of the same computation reaches 1.2e-4 at |reference|
+# 0.14 (silero-vad's recurrent state, two summation orders of an exact Conv rewrite, 64 inputs) and
+# 3e-5 absolute / 5e-7 relative in the browser runtimes; ATOL and RTOL leave that 2x headroom and
+# keep the old browser bound (1e-4) as the floor. Injected faults (tests/export/test_parity_criterion.py)
+# exceed them at least 6-fold, most by 100-10,000-fold.
+ATOL = 1e-4
+RTOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,11 @@ class Criterion:
         worst = float(diff.max()) if diff.size else 0.0
         if exact:
             return Figure(worst, 0.0 if worst == 0 else float("inf"), True)
-        allowed = self.atol + self.rtol * np.abs(want64[usable])
+        atol, rtol = self.atol, self.rtol
+        if self.rtol > 0 or self.atol > 0:  # never looser than the coarser dtype's own rounding (float16)
+            eps = max(_eps(want.dtype), _eps(got.dtype))
+            atol, rtol = max(atol, eps), max(rtol, 2 * eps)
+        allowed = atol + rtol * np.abs(want64[usable])
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = np.where(diff == 0, 0.0, diff / allowed)
         return Figure(worst, float(ratios.max()) if ratios.size else 0.0, False)
@@ -88,6 +94,10 @@ class Criterion:
 
     def as_json(self) -> dict[str, Any]:
         return {"rule": "abs(candidate - reference) <= atol + rtol * abs(reference)", "atol": self.atol, "rtol": self.rtol}
+
+
+def _eps(dtype: np.dtype) -> float:
+    return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else 0.0
 
 
 def _numeric(array: np.ndarray) -> bool:

@@ -19,7 +19,8 @@ import onnx
 
 from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
 from ..errors import ParityError, one_line
-from ..parity import Criterion
+from ..first_difference import first_differing_operator
+from ..parity import Criterion, as_criterion
 from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, compare, onnxruntime_runner, require
 from .lowering import Lowering, lower
 from .rules import BACKENDS, blocker_summary
@@ -68,8 +69,9 @@ def edge_variant(
             against="the source framework (browser file)",
         )
     except ParityError as error:
-        return {}, {**unlowered(cloud_file, blockers, f"the lowered file failed its proof: {error}"),
-                    "passes": lowering.passes}  # fmt: skip
+        culprit = first_differing_operator(model, lowering.model, inputs, as_criterion(tolerance))
+        why = f"the lowered file failed its proof: {error}" + (f"; first operator that differs: {culprit}" if culprit else "")
+        return {}, {**unlowered(cloud_file, blockers, why), "passes": lowering.passes}
     path = Path(folder) / EDGE_FILE
     onnx.save(lowering.model, path)
     edge["file"] = EDGE_FILE

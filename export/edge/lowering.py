@@ -12,6 +12,7 @@ import onnx
 
 from ..errors import one_line
 from ..manifest import default_opset
+from ..first_difference import first_differing_operator
 from ..parity import Criterion, as_criterion
 from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, accepted_inputs, compare, onnxruntime_runner, parity_inputs, remembered
 from .graph import batch_variant, remove_dead
@@ -134,6 +135,9 @@ def lower(model: onnx.ModelProto, sample: Feeds, tolerance: Criterion | float = 
         else:
             record["reason"] = (f"parity: output {report.worst_output!r} differs by {report.per_output[report.worst_output]:.3g}, "
                                 f"{report.ratio:.3g}x what {tolerance.describe()} allows")  # fmt: skip
+            culprit = first_differing_operator(current, candidate, fitting(candidate, inputs), tolerance)
+            if culprit:
+                record["first_difference"] = culprit
         records.append(record)
     changed = current is not model
     parity = {"max_abs_diff": worst, "ratio": ratio, "inputs_compared": len(inputs), "criterion": tolerance.as_json(),

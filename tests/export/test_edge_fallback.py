@@ -85,3 +85,23 @@ def test_a_lowering_that_breaks_costs_only_the_browser_file(tmp_path, capsys, mo
     assert edge["runtime"] == "onnxruntime-web" and edge["file"] == "model.onnx"
     assert "the lowering failed: a pass ran into a graph it did not expect" in edge["blockers"]["wasm"]
     assert "on onnxruntime-web" in out
+
+
+def test_the_first_differing_operator_is_named(tmp_path, capsys, monkeypatch):
+    """A lowered file whose MatMul reads a wrong weight: the bisection names that node, not the output."""
+
+    def wrong_weight(model, sample, tolerance):
+        lowered = lower(model, sample, tolerance)
+        broken = copy.deepcopy(lowered.model)
+        matmul = next(node for node in broken.graph.node if node.op_type == "MatMul")
+        matmul.name = "the-culprit"
+        weight = next(init for init in broken.graph.initializer if init.name == matmul.input[1])
+        weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 1.5, weight.name))
+        return Lowering(model=broken, changed=True, passes=lowered.passes, blockers=lowered.blockers, parity=lowered.parity)
+
+    monkeypatch.setattr(artifact, "lower", wrong_weight)
+    code, _, err = export(tmp_path, capsys)
+    edge = json.loads((tmp_path / "reg/m/1/model.json").read_text())["edge"]
+    proof = next(reason for reason in edge["blockers"]["cpu"] if reason.startswith("the lowered file failed"))
+    assert code == 0, err
+    assert "first operator that differs: MatMul 'the-culprit' (output 'h'" in proof, proof

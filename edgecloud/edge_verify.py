@@ -29,6 +29,7 @@ from export.edge.rules import CONV_BATCH_ON_CPU
 from export.errors import BadInputError
 from export.manifest import file_entry, read_manifest, write_manifest
 from export.pipeline import load_feeds
+from export.first_difference import exposed, first_difference
 from export.parity import DEFAULT, Criterion, Figure, as_criterion
 from export.verify import accepted_inputs, onnxruntime_runner, remembered
 
@@ -53,6 +54,7 @@ class VerifyReport:
     @property
     def failures(self) -> list[str]:
         bad = [f"{row_name(row)} differs by {row['max_abs_diff']:.3g} ({self.tolerance.describe()})"
+               + (f", first at {row['first_difference']}" if row.get("first_difference") else "")
                for row in self.rows if row["runs"] and not row["passed"]]  # fmt: skip
         if not any(row["runs"] for row in self.rows):
             bad.append("no browser runtime runs the model")
@@ -198,11 +200,41 @@ def verify_version(
                 result = {"loads": False, "error": f"not run: the static check says {CONV_BATCH_ON_CPU}"}
             else:
                 result = browser.run(runtime, backend, f"{folder}/{file}", inputs, names, repeats)
-            report.rows.append(result_row(runtime, backend, result, expected, tolerance, None if file == edge_file else file))
+            row = result_row(runtime, backend, result, expected, report.tolerance, None if file == edge_file else file)
+            if row["runs"] and not row["passed"]:
+                culprit = browser_first_difference(browser, (runtime, backend), version_dir, file, inputs, names, report.tolerance)
+                row.update({"first_difference": culprit} if culprit else {})
+            report.rows.append(row)
     if record:
         manifest["edge"] = {**manifest["edge"], **recorded(report, edge_file)}
         write_manifest(version_dir, manifest)
     return report
+
+
+PROBE_FILE = "probe.first-difference.onnx"
+
+
+def browser_first_difference(browser: HarnessBrowser, target: tuple[str, str], version_dir: Path, file: str,
+                             inputs: list[dict[str, np.ndarray]], names: list[str], criterion: Criterion) -> str | None:  # fmt: skip
+    """The first operator whose output differs between the browser runtime and onnxruntime: `file` with
+    every float intermediate exposed as an output runs on both (in the version folder while it runs)."""
+    model = onnx.load(str(version_dir / file))
+    probe = version_dir / PROBE_FILE
+    onnx.save(exposed(model, floats_only=True), probe)
+    try:
+        result = browser.run(*target, f"/models/{version_dir.parent.name}/{version_dir.name}/{PROBE_FILE}", inputs, names, 1)
+        if "outputs" not in result:
+            return None
+        reference = onnxruntime_runner(str(probe))
+        for feeds, outputs in zip(inputs, result["outputs"]):
+            found = first_difference(reference, lambda _feeds, outputs=outputs: outputs, model, feeds, criterion)
+            if found:
+                return found
+        return None
+    except Exception:  # noqa: BLE001 - the bisection explains a mismatch; it never adds a failure
+        return None
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def format_table(report: VerifyReport) -> str:
@@ -212,7 +244,7 @@ def format_table(report: VerifyReport) -> str:
         diff_text = "-" if diff is None else f"{diff:.2e}"
         ms = "-" if row.get("median_ms") is None else f"{row['median_ms']:.3f}"
         if row["runs"]:
-            verdict = "ok" if row["passed"] else "MISMATCH"
+            verdict = "ok" if row["passed"] else "MISMATCH" + (f": first differs at {row['first_difference']}" if row.get("first_difference") else "")
         else:
             verdict = f"{'cannot run' if row['loads'] else 'cannot load'}: {row.get('error', '')[:70]}"
         on = f" (on {row['file']})" if "file" in row else ""

@@ -18,8 +18,12 @@ from .parity import DEFAULT, Criterion
 from .verify import Feeds, Runner, onnxruntime_runner
 
 
-def exposed(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The same model with every typed intermediate tensor of the main graph as an extra output."""
+FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
+
+
+def exposed(model: onnx.ModelProto, floats_only: bool = False) -> onnx.ModelProto:
+    """The same model with every typed intermediate tensor of the main graph as an extra output
+    (`floats_only`: float tensors only, for a runtime such as ONNX.js that returns no int64)."""
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception:  # noqa: BLE001 - without inference only values already typed are exposed
@@ -27,7 +31,8 @@ def exposed(model: onnx.ModelProto) -> onnx.ModelProto:
     result = onnx.ModelProto()
     result.CopyFrom(inferred)
     present = {value.name for value in result.graph.output}
-    typed = {value.name: value for value in inferred.graph.value_info if value.type.WhichOneof("value") == "tensor_type"}
+    typed = {value.name: value for value in inferred.graph.value_info if value.type.WhichOneof("value") == "tensor_type"
+             and (not floats_only or value.type.tensor_type.elem_type in FLOATS)}  # fmt: skip
     for node in result.graph.node:
         for name in node.output:
             if name and name not in present and name in typed:

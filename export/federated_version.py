@@ -28,7 +28,7 @@ from .errors import BadInputError, ExportError
 from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
 from .pipeline import load_feeds
 from .parity import Criterion
-from .verify import DEFAULT_TOLERANCE, compare, onnxruntime_runner, parity_inputs
+from .verify import DEFAULT_TOLERANCE, accepted_inputs, compare, onnxruntime_runner, remembered
 
 def trainable_parameters(version_dir: Path) -> dict[str, np.ndarray]:
     """The trainable parameters' values in the version's cloud file, by initializer name."""
@@ -123,10 +123,9 @@ def write_federated_version(
         cloud_file, edge_file = manifest["cloud"]["file"], (manifest.get("edge") or {}).get("file")
         parity = None
         if edge_file and edge_file != cloud_file:
-            report = compare(
-                onnxruntime_runner(str(staging / cloud_file)), onnxruntime_runner(str(staging / edge_file)),
-                parity_inputs(load_feeds(staging)), tolerance,
-            )  # fmt: skip
+            cloud = remembered(onnxruntime_runner(str(staging / cloud_file)))
+            inputs = accepted_inputs(cloud, load_feeds(staging))[0]
+            report = compare(cloud, onnxruntime_runner(str(staging / edge_file)), inputs, tolerance)
             if not report.passed:
                 raise ExportError(
                     f"the new {edge_file} differs from {cloud_file} by {report.per_output[report.worst_output]:.3g} "

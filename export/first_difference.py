@@ -17,7 +17,6 @@ import onnx
 from .parity import DEFAULT, Criterion
 from .verify import Feeds, Runner, onnxruntime_runner
 
-
 FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
 
 

@@ -47,7 +47,7 @@ class Figure:
     def passed(self) -> bool:
         return self.ratio <= 1.0
 
-    def worse(self, other: "Figure") -> "Figure":
+    def worse(self, other: Figure) -> Figure:
         return Figure(max(self.max_abs_diff, other.max_abs_diff), max(self.ratio, other.ratio), self.exact or other.exact)
 
 
@@ -108,7 +108,7 @@ DEFAULT = Criterion()
 EXACT = Criterion(0.0, 0.0)
 
 
-def as_criterion(value: "Criterion | float | None") -> Criterion:
+def as_criterion(value: Criterion | float | None) -> Criterion:
     """A Criterion as is; a bare number is an absolute tolerance (rtol 0), as the old single figure was."""
     if value is None:
         return DEFAULT

@@ -81,9 +81,9 @@ class Criterion:
         if exact:
             return Figure(worst, 0.0 if worst == 0 else float("inf"), True)
         atol, rtol = self.atol, self.rtol
-        if self.rtol > 0 or self.atol > 0:  # never looser than the coarser dtype's own rounding (float16)
-            eps = max(_eps(want.dtype), _eps(got.dtype))
-            atol, rtol = max(atol, eps), max(rtol, 2 * eps)
+        coarse = max(_eps(want.dtype), _eps(got.dtype))
+        if coarse > _FLOAT32_EPS and (atol > 0 or rtol > 0):  # a float16 output: at least its own rounding
+            atol, rtol = max(atol, coarse), max(rtol, 2 * coarse)
         allowed = atol + rtol * np.abs(want64[usable])
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = np.where(diff == 0, 0.0, diff / allowed)
@@ -96,6 +96,9 @@ class Criterion:
         return {"rule": "abs(candidate - reference) <= atol + rtol * abs(reference)", "atol": self.atol, "rtol": self.rtol}
 
 
+_FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
 def _eps(dtype: np.dtype) -> float:
     return float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else 0.0
 
@@ -105,7 +108,6 @@ def _numeric(array: np.ndarray) -> bool:
 
 
 DEFAULT = Criterion()
-EXACT = Criterion(0.0, 0.0)
 
 
 def as_criterion(value: Criterion | float | None) -> Criterion:

@@ -250,3 +250,7 @@ def test_the_criterion_scales_with_the_output_and_not_below_its_floor():
     assert not criterion.judge(np.array([np.nan, 1.0]), np.array([0.0, 1.0])).passed  # NaN where there was none
     assert criterion.judge(np.array([np.nan, 1.0]), np.array([np.nan, 1.0])).passed
     assert not criterion.judge(np.zeros((2, 3)), np.zeros((3, 2))).passed  # shape
+    half = np.float16([0.75])
+    assert criterion.judge(half, half + np.float16(4.9e-4)).passed  # one float16 ulp: its own rounding
+    assert not criterion.judge(half, half + np.float16(4e-3)).passed
+    assert not Criterion(atol=1e-9, rtol=0).judge(np.float32([1]), np.float32([1 + 2.4e-7])).passed  # float32: as asked

@@ -17,6 +17,7 @@ where the static check names that trap, the cpu row is not run and never passes.
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -211,30 +212,29 @@ def verify_version(
     return report
 
 
-PROBE_FILE = "probe.first-difference.onnx"
-
-
 def browser_first_difference(browser: HarnessBrowser, target: tuple[str, str], version_dir: Path, file: str,
                              inputs: list[dict[str, np.ndarray]], names: list[str], criterion: Criterion) -> str | None:  # fmt: skip
-    """The first operator whose output differs between the browser runtime and onnxruntime: `file` with
-    every float intermediate exposed as an output runs on both (in the version folder while it runs)."""
+    """The first operator whose output differs between the browser runtime and onnxruntime: a probe copy of
+    `file` with every float intermediate exposed as an output runs on both, served from a temporary
+    folder of its own on the same browser (the registry's version folder is never written)."""
     model = onnx.load(str(version_dir / file))
-    probe = version_dir / PROBE_FILE
-    onnx.save(exposed(model, floats_only=True), probe)
-    try:
-        result = browser.run(*target, f"/models/{version_dir.parent.name}/{version_dir.name}/{PROBE_FILE}", inputs, names, 1)
-        if "outputs" not in result:
+    with tempfile.TemporaryDirectory(prefix="edgecloud-probe-") as folder:
+        probe = Path(folder) / "probe" / "1" / "model.onnx"
+        probe.parent.mkdir(parents=True)
+        onnx.save(exposed(model, floats_only=True), probe)
+        try:
+            with HarnessBrowser(Path(folder), context=browser.context) as prober:
+                result = prober.run(*target, "/models/probe/1/model.onnx", inputs, names, 1)
+            if "outputs" not in result:
+                return None
+            reference = onnxruntime_runner(str(probe))
+            for feeds, outputs in zip(inputs, result["outputs"]):
+                found = first_difference(reference, lambda _feeds, outputs=outputs: outputs, model, feeds, criterion)
+                if found:
+                    return found
+        except Exception:  # noqa: BLE001 - the bisection explains a mismatch; it never adds a failure
             return None
-        reference = onnxruntime_runner(str(probe))
-        for feeds, outputs in zip(inputs, result["outputs"]):
-            found = first_difference(reference, lambda _feeds, outputs=outputs: outputs, model, feeds, criterion)
-            if found:
-                return found
-        return None
-    except Exception:  # noqa: BLE001 - the bisection explains a mismatch; it never adds a failure
-        return None
-    finally:
-        probe.unlink(missing_ok=True)
+    return None
 
 
 def format_table(report: VerifyReport) -> str:

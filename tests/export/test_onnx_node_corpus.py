@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from benchmarks.onnx_node_corpus import EXPORTED, REFUSED, node_cases, run_case
+from benchmarks.onnx_node_corpus import EXPORTED, REFUSED, node_cases, run_case, sample_of
 from export.errors import BadInputError
 from export.pipeline import export_model
 from export.verify import accepted_inputs, parity_inputs
@@ -91,3 +91,13 @@ def test_empty_integer_inputs_stay_empty_and_shape_inputs_keep_the_samples_value
     assert kind.startswith("random floats; integer") and len(inputs) == 4
     assert all(np.array_equal(feeds["shape"], [1, 6]) for feeds in inputs)
     assert not np.array_equal(inputs[1]["x"], sample["x"])  # the floats are still drawn at random
+
+
+def test_strict_shape_inference_failing_on_a_valid_file_is_a_warning(cases, tmp_path):
+    """MeanVarianceNormalization's function body fails onnx's strict inference; the checker and onnxruntime accept it."""
+    case = cases["test_mvn"]
+    (tmp_path / "mvn.onnx").write_bytes(case.model)
+    np.savez(tmp_path / "x.npz", **sample_of(onnx.ModelProto.FromString(case.model), case.inputs))
+    result = export_model(tmp_path / "mvn.onnx", name="mvn", version="1", out=tmp_path / "reg", sample=tmp_path / "x.npz", edge=False)
+    [warning] = result.manifest["source"]["warnings"]
+    assert warning.startswith("onnx's strict shape inference fails (") and "onnxruntime accept the file" in warning

@@ -18,7 +18,6 @@ round, still open in the database with every update, closes again into the same 
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import zipfile
@@ -32,10 +31,12 @@ from aggregation.http import FederatedApi
 from aggregation.service import FederatedModel, FederatedService, ParameterSpec, run_ticker
 from aggregation.settings import FederatedSettings
 from aggregation.store import RoundStore, open_store
-from export.federated_version import staging_dirs, trainable_parameters, write_federated_version
+from aggregation.tokens import TokenVerifier
+from export.federated_version import trainable_parameters, write_federated_version
 from export.manifest import LATEST_NAME, read_manifest, update_latest
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer
+from registry import Registry, model_json
 
 from .errors import CliError
 
@@ -50,6 +51,7 @@ class FederatedOptions:
     models: list[str]
     settings: FederatedSettings = field(default_factory=FederatedSettings)
     database: str | None = None  # default: MODEL_STORE/federated.sqlite
+    client_secret: bytes | None = field(default=None, repr=False)  # --client-secret: updates need a token it signed
 
 
 def cloud_name(name: str, version: str) -> str:
@@ -64,8 +66,8 @@ def database_of(options: FederatedOptions, model_store: Path) -> str:
 def latest_version(registry: Path, name: str) -> str:
     latest = Path(registry) / name / LATEST_NAME
     try:
-        return str(json.loads(latest.read_text())["version"])
-    except (OSError, ValueError, KeyError) as error:
+        return model_json.read_latest(latest)["version"]
+    except (OSError, ValueError) as error:
         raise CliError(f"--federated {name}: no {latest} naming its current version ({error})") from None
 
 
@@ -108,8 +110,7 @@ def recover(options: FederatedOptions, registry: Path, model_store: Path) -> lis
     store = open_store(database_of(options, model_store))
     try:
         for name in options.models:
-            for staging in staging_dirs(Path(registry) / name):
-                shutil.rmtree(staging)
+            for staging in Registry(registry).recover(name):
                 removed.append(f"federated: removed {staging}, a version of {name} half written when the process stopped")
             for version_dir in unpublished_versions(registry, name, store):
                 discard_version(version_dir, model_store)
@@ -143,7 +144,7 @@ def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str
                 mar = Path(mms.config.model_store) / f"{mms_name}.mar"
                 try:
                     with zipfile.ZipFile(mar) as archive:
-                        version = str(json.loads(archive.read("model.json"))["version"])
+                        version = model_json.parse(archive.read(model_json.MANIFEST_NAME), f"{mar.name}:model.json")["version"]
                 except (OSError, KeyError, ValueError, zipfile.BadZipFile):
                     continue
                 served[name][version] = mms_name
@@ -182,7 +183,8 @@ class Aggregator:
         self.database = database_of(options, mms.config.model_store)
         self.store = open_store(self.database)
         self.service = FederatedService(self.store, options.settings, models, ServingPublisher(registry, mms, on_served))
-        self.api = FederatedApi(self.service).handle
+        tokens = TokenVerifier(options.client_secret) if options.client_secret is not None else None
+        self.api = FederatedApi(self.service, tokens).handle
         self._stop = threading.Event()
         self._ticker = run_ticker(self.service, self._stop, every=0.5)
 

@@ -7,16 +7,14 @@ still loads and checks, its trainable initializers equal the new values bit for 
 other initializer equals the base's; the new cloud and edge files agree on the recorded sample
 and random inputs like it (onnxruntime, export's tolerance). `train.onnx` / `train.edge.onnx`
 take the parameters as inputs, so they are carried unchanged. model.json gets the new version,
-hashes and a `federated` provenance entry; the folder appears whole (staged in a hidden sibling,
-`staging_dirs`, then renamed), and `latest.json` is left alone: the caller moves it once the
+hashes and a `federated` provenance entry; the folder appears whole (staged and published by the
+registry, `registry.Registry`), and `latest.json` is left alone: the caller moves it once the
 version is served (edgecloud/federation.py removes what a process killed meanwhile left behind).
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,11 +22,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from registry import Registry, model_json
+
 from .errors import BadInputError, ExportError
 from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
 from .pipeline import load_feeds
 from .parity import Criterion
 from .verify import DEFAULT_TOLERANCE, accepted_inputs, compare, onnxruntime_runner, remembered
+
 
 def trainable_parameters(version_dir: Path) -> dict[str, np.ndarray]:
     """The trainable parameters' values in the version's cloud file, by initializer name."""
@@ -47,16 +48,6 @@ def _training(manifest: dict[str, Any], version_dir: Path) -> dict[str, Any]:
     if not isinstance(training, dict) or not training.get("parameters"):
         raise BadInputError(f"{version_dir}/{MANIFEST_NAME} has no training entry: export with --trainable first")
     return training
-
-
-def staging_dirs(model_dir: Path) -> list[Path]:
-    """Half-written versions of the model folder: the hidden staging folders a killed writer left."""
-    return sorted(child for child in Path(model_dir).glob(f".{Path(model_dir).name}-*-*") if child.is_dir())
-
-
-def next_version(model_dir: Path) -> str:
-    versions = [int(child.name) for child in Path(model_dir).iterdir() if child.is_dir() and child.name.isdigit()]
-    return str(max(versions, default=0) + 1)
 
 
 def _patch(raw: bytearray, location: dict[str, int], value: bytes, name: str, file: str) -> None:
@@ -106,9 +97,9 @@ def write_federated_version(
             raise BadInputError(f"parameter {name!r}: shape {list(value.shape)} or values do not fit {spec['shape']}")
         values[name] = value.astype("<f4")
 
-    version = next_version(model_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}-{version}-", dir=model_dir))
-    try:
+    registry = Registry(model_dir.parent)
+    with registry.stage(model_dir.name) as staged:
+        staging, version = staged.path, str(staged.version)
         for file in manifest["files"]:
             shutil.copy2(base_dir / file, staging / file)
         patched_files = sorted({file for spec in specs.values() for file in spec["locations"]})
@@ -133,17 +124,13 @@ def write_federated_version(
                 )
             parity = report.as_json()
 
-        manifest = dict(manifest)
-        manifest["version"] = version
-        manifest["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        manifest["files"] = {
-            file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()
-        }
-        manifest["federated"] = {**provenance, "patched": patched_files, "browser_verified_on": str(base_version)}
-        manifest["parity"] = {**manifest.get("parity", {}), "federated_cloud_vs_edge": parity}
+        manifest = model_json.next_version(
+            manifest,
+            version=version,
+            files={file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()},
+            federated=model_json.federated(provenance, patched=patched_files, browser_verified_on=str(base_version)),
+            parity={"federated_cloud_vs_edge": parity},
+        )
         write_manifest(staging, manifest)
-        staging.rename(model_dir / version)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        registry.publish(staged, make_latest=False)
     return model_dir / version

@@ -1,22 +1,23 @@
-"""model.json: the contract between export, the archive, the MMS handler and the browser.
+"""model.json from an ONNX graph: the signature, the opset; the contract itself is registry.model_json.
 
-The handler and the browser read the JSON directly (they never import this module); this
-module is the one place that writes it, so every converter produces the same shape.
+The handler and the browser read the JSON directly (they never import this module). The schema,
+the section builders, validation and writing live in the leaf `registry.model_json`, which the
+serving side may import too; this module adds what needs onnx (signatures from a graph) and
+keeps the names the export side has always imported.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import onnx
 
-MANIFEST_NAME = "model.json"
-LATEST_NAME = "latest.json"
-SCHEMA_VERSION = 1
+from registry import LATEST_NAME, MANIFEST_NAME, Registry, model_json, write_json_atomic
+from registry.model_json import SCHEMA_VERSION, file_entry
+
+__all__ = ["LATEST_NAME", "MANIFEST_NAME", "SCHEMA_VERSION", "default_opset", "file_entry", "graph_inputs",
+           "read_manifest", "tensor_specs", "update_latest", "write_json_atomic", "write_manifest"]  # fmt: skip
 
 _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: "float32",
@@ -40,7 +41,7 @@ def tensor_specs(values: list[onnx.ValueInfoProto]) -> list[dict[str, Any]]:
             dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim
         ]
         dtype = _ONNX_DTYPES.get(tensor_type.elem_type, onnx.TensorProto.DataType.Name(tensor_type.elem_type).lower())
-        specs.append({"name": value.name, "dtype": dtype, "shape": shape})
+        specs.append(model_json.tensor(value.name, dtype, shape))
     return specs
 
 
@@ -58,71 +59,22 @@ def default_opset(model: onnx.ModelProto) -> int:
     raise ValueError("model imports no ai.onnx operator set")
 
 
-def file_entry(path: Path) -> dict[str, Any]:
-    """SHA-256 and size, so the browser and the archive can check what they got."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
-
-
-def write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    """Write JSON so readers never see half a file (the registry is served while it changes)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-
-
 def read_manifest(version_dir: Path) -> dict[str, Any]:
-    """Load `VERSION_DIR/model.json`."""
-    return json.loads((Path(version_dir) / MANIFEST_NAME).read_text())
+    """Load and validate `VERSION_DIR/model.json` (ManifestError, one line, when it is not one)."""
+    return model_json.read(Path(version_dir) / MANIFEST_NAME)
 
 
 def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> Path:
-    """Write `VERSION_DIR/model.json`; returns its path."""
-    path = Path(version_dir) / MANIFEST_NAME
-    write_json_atomic(path, manifest)
-    return path
-
-
-def training_entry(*, file: str, edge: dict[str, Any], trainable: str, batch_size: int, names: dict[str, Any],
-                   loss: dict[str, Any], optimizer: dict[str, Any], parity: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """model.json's `training` entry, in the key order docs/training.md shows."""
-    return {
-        "file": file,
-        "edge": edge,
-        "trainable": trainable,
-        "batch_size": batch_size,
-        "parameters": names["parameters"],
-        "state": names["state"],
-        "inputs": names["inputs"],
-        "outputs": names["outputs"],
-        "loss": loss,
-        "optimizer": optimizer,
-        "parity": parity,
-    }
+    """Validate, then write `VERSION_DIR/model.json` atomically; returns its path."""
+    return model_json.write(Path(version_dir) / MANIFEST_NAME, manifest)
 
 
 def update_latest(model_dir: Path) -> Path:
-    """Point `NAME/latest.json` at the highest numeric version that has a model.json."""
-    versions = sorted(
-        int(child.name)
-        for child in Path(model_dir).iterdir()
-        if child.is_dir() and child.name.isdigit() and (child / MANIFEST_NAME).exists()
-    )
+    """Point `NAME/latest.json` at the highest complete version (the registry's layout owns the file)."""
+    model_dir = Path(model_dir)
+    registry = Registry(model_dir.parent)
+    versions = registry.versions(model_dir.name)
     if not versions:
         raise ValueError(f"{model_dir} holds no exported version")
-    latest = str(versions[-1])
-    manifest = read_manifest(Path(model_dir) / latest)
-    path = Path(model_dir) / LATEST_NAME
-    write_json_atomic(
-        path,
-        {
-            "name": manifest["name"],
-            "version": latest,
-            "manifest": f"{latest}/{MANIFEST_NAME}",
-            "versions": [str(v) for v in versions],
-        },
-    )
-    return path
+    registry.set_latest(model_dir.name, versions[-1], check=False)
+    return model_dir / LATEST_NAME

@@ -4,34 +4,31 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import onnx
 
+from registry import Registry, model_json
+
 from . import converter as converters
 from .edge.artifact import edge_variant
 from .errors import BadInputError, ExportError, UnsupportedModelError
 from .manifest import (
     MANIFEST_NAME,
-    SCHEMA_VERSION,
     default_opset,
     file_entry,
     graph_inputs,
     tensor_specs,
-    update_latest,
     write_manifest,
 )
+from .parity import Criterion
 from .signature import load_sample
 from .train.build import refuse_unsupported, training_variant
 from .train.locations import as_raw_data
 from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
-from .parity import Criterion
 from .verify import DEFAULT_TOLERANCE, Feeds, accepted_inputs, compare, onnxruntime_runner, remembered, require
 
 MODEL_FILE = "model.onnx"
@@ -164,9 +161,10 @@ def publish(
         against=f"{conversion.framework} {conversion.framework_version}",
     )
 
-    Path(out).mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-{version}-", dir=out))
-    try:
+    registry = Registry(out)
+    # check_target refused an existing version unless --force: publishing then replaces it.
+    with registry.stage(name, version) as staged:
+        staging = staged.path
         # raw_data everywhere: the training entry's `locations` are byte ranges of raw_data.
         as_raw_data(conversion.model, [init.name for init in conversion.model.graph.initializer])
         onnx.save(conversion.model, staging / MODEL_FILE)
@@ -178,41 +176,27 @@ def publish(
         train_files, train_entry = training_variant(
             conversion, training, staging, [MODEL_FILE, *edge_files], tolerance=tolerance, progress=progress
         )
-        manifest = {
-            "schema": SCHEMA_VERSION,
-            "name": name,
-            "version": version,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "source": {
-                "framework": conversion.framework,
-                "framework_version": conversion.framework_version,
-                "file": source_file,
-                **({"warnings": conversion.warnings} if conversion.warnings else {}),
-            },
-            "opset": default_opset(conversion.model),
-            "ir_version": conversion.model.ir_version,
-            "inputs": tensor_specs(graph_inputs(conversion.model)),
-            "outputs": tensor_specs(list(conversion.model.graph.output)),
-            "files": {
-                MODEL_FILE: {**file_entry(staging / MODEL_FILE), "role": "cloud" if edge_files else "cloud+edge"},
+        manifest = model_json.manifest(
+            name=name,
+            version=version,
+            source=model_json.source(conversion.framework, conversion.framework_version, source_file, warnings=conversion.warnings),
+            opset=default_opset(conversion.model),
+            ir_version=conversion.model.ir_version,
+            inputs=tensor_specs(graph_inputs(conversion.model)),
+            outputs=tensor_specs(list(conversion.model.graph.output)),
+            files={
+                MODEL_FILE: file_entry(staging / MODEL_FILE, role="cloud" if edge_files else "cloud+edge"),
                 **edge_files,
                 **train_files,
                 SAMPLE_FILE: file_entry(staging / SAMPLE_FILE),
             },
-            "cloud": {"file": MODEL_FILE},
-            "edge": edge_entry,
-            "parity": {"source_vs_onnxruntime": {**report.as_json(), "inputs": drawn}},
-            **({"training": train_entry} if train_entry else {}),
-        }
+            cloud_file=MODEL_FILE,
+            edge=edge_entry,
+            parity={"source_vs_onnxruntime": {**report.as_json(), "inputs": drawn}},
+            training=train_entry,
+        )
         write_manifest(staging, manifest)
-        if version_dir.exists():
-            shutil.rmtree(version_dir)
-        version_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(version_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    update_latest(version_dir.parent)
+        registry.publish(staged, replace=True)
     progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e}, "
              f"{report.ratio:.2g}x of what {report.tolerance.describe()} allows)")  # fmt: skip
     return ExportResult(version_dir=version_dir, manifest=manifest)

@@ -14,10 +14,6 @@ if TYPE_CHECKING:
     from ..stack import StackOptions
 
 
-# ServerConfig fields whose flag is not the field's name with dashes.
-SETTING_FLAGS = {"max_batch_delay_ms": "max-batch-delay", "java_heap_mb": "java-heap"}
-
-
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `serve` and `demo`."""
     parser.add_argument("--host", default="127.0.0.1", help="address for inference and the page (127.0.0.1)")
@@ -27,20 +23,11 @@ def add_serving_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inference-port", type=int, default=8080, help="MMS inference API (1-32767)")
     parser.add_argument("--management-port", type=int, default=8081, help="MMS management API (1-32767)")
     parser.add_argument("--web-port", type=int, default=8000, help="page, browser runtimes and registry")
-    parser.add_argument("--workers", type=int, default=1, help="MMS workers per model (onnxruntime threads = cores / workers)")
-    parser.add_argument("--batch-size", type=int, default=1, help="most requests MMS hands the handler at once (1 = no batching)")
-    from mms_handlers.server import DEFAULT_BATCH_DELAY_MS
+    from mms_handlers.settings import MMS_SETTINGS, ServingSettings
 
-    parser.add_argument("--max-batch-delay", type=int, default=DEFAULT_BATCH_DELAY_MS, metavar="MS",
-                        help="how long MMS waits to fill a batch of --batch-size > 1; a lone request then waits this long "
-                        f"({DEFAULT_BATCH_DELAY_MS}: batch only what is already queued, so a lone request never waits)")  # fmt: skip
+    ServingSettings.add_arguments(parser, MMS_SETTINGS)
     parser.add_argument("--model-option", action="append", default=[], metavar="NAME:KEY=VALUE",
                         help="per-model override of workers, batch_size or max_batch_delay, e.g. mlp:batch_size=8")  # fmt: skip
-    parser.add_argument("--job-queue-size", type=int, default=100, help="requests queued per model before MMS answers 503")
-    parser.add_argument("--max-request-size", type=int, default=6553500, metavar="BYTES",
-                        help="larger bodies are refused with 413 (6553500)")  # fmt: skip
-    parser.add_argument("--java-heap", type=int, default=512, metavar="MB",
-                        help="MMS's Java heap, fixed and reserved at start so memory stays flat under load (512)")  # fmt: skip
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="the one origin (scheme://host[:port]) browsers may call MMS from; default the page's own, "
                         "http://HOST:WEB_PORT. MMS answers every request with one origin, so give one, or '*' for any site")  # fmt: skip
@@ -69,8 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        "replica i uses inference/management ports +2i and front door GATEWAY_PORT+1+i")  # fmt: skip
     scale.add_argument("--gateway-port", type=int, default=None, metavar="P",
                        help="HAProxy's port: predictions, /v2, /metrics, page and registry (needs --replicas)")  # fmt: skip
-    scale.add_argument("--drain-seconds", type=float, default=3.0,
-                       help="a replica stopping keeps answering this long after its readiness fails (3)")  # fmt: skip
+    from mms_handlers.settings import REPLICA_SETTINGS, ServingSettings
+
+    ServingSettings.add_arguments(scale, REPLICA_SETTINGS)
     add_federated_options(parser)
     parser.set_defaults(run=run)
 
@@ -83,7 +71,8 @@ def add_federated_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("federated averaging (docs/federated.md)")
     group.add_argument("--federated", action="append", default=[], metavar="NAME",
                        help="take parameter updates for model NAME (repeatable; its latest version needs a training entry)")  # fmt: skip
-    group.add_argument("--min-clients", type=int, default=3, metavar="K", help="a round closes with K updates (3)")
+    group.add_argument("--min-clients", type=int, default=None, metavar="K",
+                       help="a synchronous round closes with K updates (3); buffered rounds close with --buffer")  # fmt: skip
     group.add_argument("--round-deadline", type=float, default=None, metavar="S",
                        help="or S seconds after it opened, with at least --deadline-min-clients updates (off)")  # fmt: skip
     group.add_argument("--deadline-min-clients", type=int, default=1, metavar="M", help="fewest updates a deadline closes (1)")
@@ -96,6 +85,17 @@ def add_federated_options(parser: argparse.ArgumentParser) -> None:
                        help="central DP: Gaussian noise of σ = Z·C·max nᵢ/Σ nᵢ on the aggregate (needs --clip; 0 = off)")  # fmt: skip
     group.add_argument("--max-update-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
                        help="larger update bodies are refused with 413 (16 MiB)")  # fmt: skip
+    group.add_argument("--rounds", default="synchronous", choices=("synchronous", "buffered"),
+                       help="synchronous: a round takes updates on the current version only (default); buffered: "
+                       "FedBuff, a version every --buffer updates, also on versions up to --max-staleness behind")  # fmt: skip
+    group.add_argument("--buffer", type=int, default=None, metavar="K", help="buffered rounds: a version every K accepted updates")
+    group.add_argument("--max-staleness", type=int, default=None, metavar="S",
+                       help="buffered rounds: take updates computed on versions up to S behind the current one (4); older: 409")  # fmt: skip
+    group.add_argument("--staleness-exponent", type=float, default=None, metavar="A",
+                       help="buffered rounds: an update S versions old counts (1+S)^-A (0.5, FedBuff's 1/sqrt(1+S))")  # fmt: skip
+    group.add_argument("--client-secret", type=Path, default=None, metavar="FILE",
+                       help="take only updates carrying a client token signed with the secret in FILE "
+                       "(`edgecloud federated token`); others get 401 (off: any client id is taken)")  # fmt: skip
     group.add_argument("--federated-db", default=None, metavar="PATH",
                        help="SQLite file of rounds and updates (MODEL_STORE/federated.sqlite); 'memory:' keeps nothing")  # fmt: skip
 
@@ -116,16 +116,32 @@ def federated_options_from(args: argparse.Namespace, model_store: Path, registry
         if not (Path(model_store) / mar).is_file() or (register and mar not in register):
             raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")
         load_model(Path(registry), name)  # CliError when it has no current version with a training entry
+    if args.rounds == "buffered" and args.min_clients is not None:
+        raise CliError("--min-clients applies to synchronous rounds; buffered rounds close with --buffer K")
     settings = FederatedSettings(
-        min_clients=args.min_clients, round_deadline=args.round_deadline, deadline_min_clients=args.deadline_min_clients,
-        aggregation=args.aggregation, trim=args.trim, clip=args.clip, max_norm=args.max_norm, dp_noise=args.dp_noise,
-        max_body_bytes=args.max_update_bytes,
+        min_clients=3 if args.min_clients is None else args.min_clients, round_deadline=args.round_deadline,
+        deadline_min_clients=args.deadline_min_clients, aggregation=args.aggregation, trim=args.trim, clip=args.clip,
+        max_norm=args.max_norm, dp_noise=args.dp_noise, max_body_bytes=args.max_update_bytes, rounds=args.rounds,
+        buffer=args.buffer, max_staleness=args.max_staleness, staleness_exponent=args.staleness_exponent,
     )  # fmt: skip
     try:
         settings.check()
     except SettingError as error:
         raise CliError(f"--{FEDERATED_FLAGS.get(error.setting, error.setting.replace('_', '-'))} {error.problem}") from None
-    return FederatedOptions(models=names, settings=settings, database=args.federated_db)
+    return FederatedOptions(models=names, settings=settings, database=args.federated_db,
+                            client_secret=client_secret_from(args.client_secret))  # fmt: skip
+
+
+def client_secret_from(path: Path | None) -> bytes | None:
+    """The bytes of --client-secret FILE, or None; CliError naming what is wrong with the file."""
+    from aggregation.tokens import read_secret
+
+    if path is None:
+        return None
+    try:
+        return read_secret(path)
+    except ValueError as error:
+        raise CliError(f"--client-secret: {error}") from None
 
 
 def parse_model_options(values: list[str]) -> dict:
@@ -149,7 +165,8 @@ def parse_model_options(values: list[str]) -> dict:
 
 
 def options_from(args: argparse.Namespace, model_store: Path, registry: Path) -> StackOptions:
-    from mms_handlers.server import ServerConfig, ServerError, SettingError, mar_in_store
+    from mms_handlers.server import ServerError, SettingError, mar_in_store
+    from mms_handlers.settings import ServingSettings, flag_of
 
     from ..stack import StackOptions, allowed_origins
 
@@ -165,18 +182,13 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
             mar_in_store(Path(model_store), mar)
         except ServerError as error:
             raise CliError(f"--register: {error}") from None
-    server = ServerConfig(
+    settings = ServingSettings.from_args(args)
+    server = settings.server_config(
         model_store=Path(model_store),
         host=args.host,
         management_host=args.management_host,
         inference_port=args.inference_port,
         management_port=args.management_port,
-        workers=args.workers,
-        batch_size=args.batch_size,
-        max_batch_delay_ms=args.max_batch_delay,
-        job_queue_size=args.job_queue_size,
-        max_request_size=args.max_request_size,
-        java_heap_mb=args.java_heap,
         model_options=parse_model_options(args.model_option),
         cors_origins=list(args.cors_origin),
     )
@@ -185,10 +197,11 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
         federated=federated_options_from(args, model_store, registry, register),
     )
     try:
+        settings.check()
         server.check()
         allowed_origins(options)
     except SettingError as error:  # the setting's own flag, e.g. "--batch-size must be at least 1, got 0"
-        raise CliError(f"--{SETTING_FLAGS.get(error.setting, error.setting.replace('_', '-'))} {error.problem}") from None
+        raise CliError(f"{flag_of(error.setting)} {error.problem}") from None
     except ServerError as error:  # its message names the host or origin at fault
         raise CliError(str(error)) from None
     return options
@@ -216,6 +229,7 @@ def serve_until_stopped(options: StackOptions) -> int:
 
 def gateway_options_from(args: argparse.Namespace):
     from mms_handlers.server import ServerError, SettingError
+    from mms_handlers.settings import ServingSettings, flag_of
 
     from ..gateway.stack import GatewayOptions
 
@@ -223,18 +237,16 @@ def gateway_options_from(args: argparse.Namespace):
         raise CliError("--replicas needs --gateway-port, the port HAProxy listens on")
     if not 0 < args.gateway_port <= 65535:
         raise CliError(f"--gateway-port {args.gateway_port}: not a TCP port")
-    if args.drain_seconds < 0:
-        raise CliError(f"--drain-seconds must be at least 0, got {args.drain_seconds}")
     if args.cors_origin:
         raise CliError("--cors-origin: behind the gateway the page and the cloud share one origin; no CORS is set")
     stack = options_from(args, args.model_store, args.registry)
     options = GatewayOptions(server=stack.server, registry=stack.registry, replicas=args.replicas,
                              gateway_port=args.gateway_port, web_port=args.web_port, register=stack.register,
-                             drain_seconds=args.drain_seconds)  # fmt: skip
+                             settings=ServingSettings.from_args(args))  # fmt: skip
     try:
         options.check()
     except SettingError as error:
-        raise CliError(f"--{error.setting.replace('_', '-')} {error.problem}") from None
+        raise CliError(f"{flag_of(error.setting)} {error.problem}") from None
     except ServerError as error:
         raise CliError(str(error)) from None
     return options

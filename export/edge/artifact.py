@@ -17,9 +17,11 @@ from typing import Any
 
 import onnx
 
-from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
+from registry import model_json
+
 from ..errors import ParityError, one_line
 from ..first_difference import first_differing_operator
+from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
 from ..parity import Criterion, as_criterion
 from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, compare, onnxruntime_runner, require
 from .lowering import Lowering, lower
@@ -52,17 +54,10 @@ def edge_variant(
         return {}, unlowered(cloud_file, blockers, f"the lowering failed: {one_line(error)[:300]}")
     if lowering is None:
         lowering = Lowering(model=model, changed=False, blockers=blockers)
-    edge = {
-        "file": cloud_file,
-        "runtime": lowering.runtime,
-        "lowered": lowering.changed,
-        "passes": lowering.passes,
-        "blockers": lowering.blockers,
-        "backends": lowering.backends,
-        "verified": {},
-    }
+    entry = {"runtime": lowering.runtime, "lowered": lowering.changed, "passes": lowering.passes,
+             "blockers": lowering.blockers, "backends": lowering.backends}  # fmt: skip
     if not lowering.changed:
-        return {}, edge
+        return {}, model_json.edge(file=cloud_file, **entry)
     try:
         report = require(
             compare(reference, onnxruntime_runner(lowering.model), inputs, tolerance),
@@ -71,30 +66,23 @@ def edge_variant(
     except ParityError as error:
         culprit = first_differing_operator(model, lowering.model, inputs, as_criterion(tolerance))
         why = f"the lowered file failed its proof: {error}" + (f"; first operator that differs: {culprit}" if culprit else "")
-        return {}, {**unlowered(cloud_file, blockers, why), "passes": lowering.passes}
+        return {}, unlowered(cloud_file, blockers, why, lowering.passes)
     path = Path(folder) / EDGE_FILE
     onnx.save(lowering.model, path)
-    edge["file"] = EDGE_FILE
     pinned = tensor_specs(graph_inputs(lowering.model))
-    if pinned != tensor_specs(graph_inputs(model)):
-        edge["inputs"] = pinned  # the browser file takes only these shapes (pin-free-dims); others go to the cloud
-    entry = {**file_entry(path), "role": "edge", "opset": default_opset(lowering.model),
-             "parity": {"source_vs_onnxruntime": report.as_json(), "cloud_model_vs_edge_model": lowering.parity}}  # fmt: skip
-    return {EDGE_FILE: entry}, edge
+    # A pinned browser file takes only these shapes (pin-free-dims); others go to the cloud.
+    edge = model_json.edge(file=EDGE_FILE, **entry, inputs=pinned if pinned != tensor_specs(graph_inputs(model)) else None)
+    file = file_entry(path, role="edge", opset=default_opset(lowering.model),
+                      parity={"source_vs_onnxruntime": report.as_json(), "cloud_model_vs_edge_model": lowering.parity})  # fmt: skip
+    return {EDGE_FILE: file}, edge
 
 
-def unlowered(cloud_file: str, blockers: dict[str, list[str]], why: str) -> dict[str, Any]:
+def unlowered(cloud_file: str, blockers: dict[str, list[str]], why: str, passes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The `edge` entry when no lowered file can be kept: onnxruntime-web on the cloud file, and
     `why` among every ONNX.js backend's blockers."""
-    return {
-        "file": cloud_file,
-        "runtime": "onnxruntime-web",
-        "lowered": False,
-        "passes": [],
-        "blockers": {backend: sorted({*blockers.get(backend, []), why}) for backend in BACKENDS},
-        "backends": [],
-        "verified": {},
-    }
+    return model_json.edge(file=cloud_file, runtime="onnxruntime-web", lowered=False, passes=passes or [],
+                           blockers={backend: sorted({*blockers.get(backend, []), why}) for backend in BACKENDS},
+                           backends=[])  # fmt: skip
 
 
 def browser_plan(edge: dict[str, Any]) -> str:

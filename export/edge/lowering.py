@@ -16,7 +16,30 @@ from ..first_difference import first_differing_operator
 from ..parity import Criterion, as_criterion
 from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, accepted_inputs, compare, onnxruntime_runner, parity_inputs, remembered
 from .graph import batch_variant, remove_dead
-from .passes import activations, constant_if, conv1d, conv_batch, conv_transpose, expand, fold, gather, int64, integer_equal, loop, ml_linear, names, opset, pin, recurrent, relu_mask, resize, slice_concat, softmax, split, stack
+from .passes import (
+    activations,
+    constant_if,
+    conv1d,
+    conv_batch,
+    conv_transpose,
+    expand,
+    fold,
+    gather,
+    int64,
+    integer_equal,
+    loop,
+    ml_linear,
+    names,
+    opset,
+    pin,
+    recurrent,
+    relu_mask,
+    resize,
+    slice_concat,
+    softmax,
+    split,
+    stack,
+)
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]

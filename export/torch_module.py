@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 from .pipeline import ExportResult, check_target, publish
 from .torch import convert_module
 from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
+from .parity import Criterion
 from .verify import DEFAULT_TOLERANCE
 
 
@@ -25,7 +26,7 @@ def export_torch_module(
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     opset: int = 13,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     force: bool = False,
     trainable: str | None = None,
     loss: str | None = None,

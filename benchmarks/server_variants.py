@@ -40,8 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-from mms_handlers import server as mms_server
-from mms_handlers import worker_hooks
+from mms_handlers import server as mms_server, worker_hooks
 from mms_handlers.process_group import group_members
 
 from .cloud import FLASK, Target, _warm_up, json_body

@@ -28,10 +28,10 @@ import onnx
 
 from export.edge.rules import CONV_BATCH_ON_CPU
 from export.errors import BadInputError
-from export.manifest import file_entry, read_manifest, write_manifest
-from export.pipeline import load_feeds
 from export.first_difference import exposed, first_difference
+from export.manifest import file_entry, read_manifest, write_manifest
 from export.parity import DEFAULT, Criterion, Figure, as_criterion
+from export.pipeline import load_feeds
 from export.verify import accepted_inputs, onnxruntime_runner, remembered
 
 from .browser import TARGETS, HarnessBrowser

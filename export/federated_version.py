@@ -26,8 +26,8 @@ from registry import Registry, model_json
 
 from .errors import BadInputError, ExportError
 from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
-from .pipeline import load_feeds
 from .parity import Criterion
+from .pipeline import load_feeds
 from .verify import DEFAULT_TOLERANCE, accepted_inputs, compare, onnxruntime_runner, remembered
 
 

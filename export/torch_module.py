@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .parity import Criterion
 from .pipeline import ExportResult, check_target, publish
 from .torch import convert_module
 from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
-from .parity import Criterion
 from .verify import DEFAULT_TOLERANCE
 
 

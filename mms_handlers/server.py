@@ -29,8 +29,8 @@ from .mar_check import MarError, check_mar
 from .names import name_problem
 from .ports import free_port  # noqa: F401 - re-exported: callers took it from here
 from .process_group import arguments, command_line, group_members, model_of, parent_pid, stop_process_group
-from .worker_hooks import REQUEST_METRICS_ENV
 from .supervisor import Supervisor
+from .worker_hooks import REQUEST_METRICS_ENV
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")

@@ -22,10 +22,10 @@ import numpy as np
 from registry import model_json
 
 from . import batching, codecs, frames, worker_hooks
-from .worker_hooks import REQUEST_METRICS_ENV
 from .engines import DEFAULT_ENGINE, Engine, load_engine
 from .errors import RequestError
 from .signature import Signature
+from .worker_hooks import REQUEST_METRICS_ENV
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any, Callable
 import onnx
 
 from ..errors import one_line
-from ..manifest import default_opset
 from ..first_difference import first_differing_operator
+from ..manifest import default_opset
 from ..parity import Criterion, as_criterion
 from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, accepted_inputs, compare, onnxruntime_runner, parity_inputs, remembered
 from .graph import batch_variant, remove_dead

@@ -86,7 +86,8 @@ def test_empty_integer_inputs_stay_empty_and_shape_inputs_keep_the_samples_value
     sample = {"x": np.ones((2, 3), np.float32), "shape": np.array([1, 6], np.int64), "none": np.zeros((0,), np.int64)}
     drawn = parity_inputs(sample, count=3)
     assert all(feeds["none"].shape == (0,) for feeds in drawn)
-    reshape = lambda feeds: {"y": feeds["x"].reshape(tuple(feeds["shape"]))}
+    def reshape(feeds):
+        return {"y": feeds["x"].reshape(tuple(feeds["shape"]))}
     inputs, kind = accepted_inputs(reshape, sample, count=3)
     assert kind.startswith("random floats; integer") and len(inputs) == 4
     assert all(np.array_equal(feeds["shape"], [1, 6]) for feeds in inputs)

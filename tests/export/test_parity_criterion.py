@@ -236,7 +236,8 @@ def test_float32_against_a_float64_evaluation_passes(name):
     for value in [*wide.graph.input, *wide.graph.output]:
         value.type.tensor_type.elem_type = TensorProto.DOUBLE
     exact = ReferenceEvaluator(wide)
-    float64 = lambda feeds: dict(zip(exact.output_names, exact.run(None, {k: v.astype(np.float64) for k, v in feeds.items()})))
+    def float64(feeds):
+        return dict(zip(exact.output_names, exact.run(None, {k: v.astype(np.float64) for k, v in feeds.items()})))
     report = compare(float64, onnxruntime_runner(model), parity_inputs(sample, count=3), DEFAULT)
     assert report.passed and report.max_abs_diff > 0, report.as_json()
 

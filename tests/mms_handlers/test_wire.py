@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import os
 import struct
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from mms.protocol import otf_message_handler as otf
 
 from mms_handlers import wire

@@ -283,24 +283,36 @@ def _feeds(names: dict[str, Any], inputs: dict, targets: dict, weights: np.ndarr
 
 def training_variant(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
                      tolerance: float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
-    """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry)."""
+    """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry).
+
+    With the default (`trainable` None) a step that cannot be built or proven never breaks the
+    export: it goes on without train.onnx and says why in one line. An explicit --trainable fails
+    with that line instead.
+    """
     try:
-        plan_ = plan(conversion.model, options, conversion.framework, progress)
-        if plan_ is None:
-            return {}, None
-        if conversion.trainer is None:
-            raise UnsupportedModelError(f"--trainable is not supported for {conversion.framework} models")
-        optimizer = Optimizer.of(options, "keras" if conversion.framework == "keras" else "torch")
-        progress(f"exporting the training step ({plan_.split.spec}: {len(plan_.split.parameters)} parameters, "
-                 f"{plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
-        train, names = build_step(conversion, plan_, optimizer, options.batch_size)
+        return _write_step(conversion, options, folder, inference_files, tolerance=tolerance, progress=progress)
     except Exception as error:  # noqa: BLE001 - the default never breaks an export that has no step to give
+        for name in (TRAIN_FILE, TRAIN_EDGE_FILE):
+            (Path(folder) / name).unlink(missing_ok=True)
         if options.trainable is not None:
-            raise
-        # The default asks for a head only where one can be trained: a model the step cannot be
-        # built for still exports, without train.onnx, and says why in one line.
+            if isinstance(error, ExportError):
+                raise
+            raise ExportError(f"the training step failed: {one_line(error)}") from error
         progress(f"no training step: {one_line(error)}")
         return {}, None
+
+
+def _write_step(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
+                tolerance: float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
+    plan_ = plan(conversion.model, options, conversion.framework, progress)
+    if plan_ is None:
+        return {}, None
+    if conversion.trainer is None:
+        raise UnsupportedModelError(f"--trainable is not supported for {conversion.framework} models")
+    optimizer = Optimizer.of(options, "keras" if conversion.framework == "keras" else "torch")
+    progress(f"exporting the training step ({plan_.split.spec}: {len(plan_.split.parameters)} parameters, "
+             f"{plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
+    train, names = build_step(conversion, plan_, optimizer, options.batch_size)
     progress(f"checking the training step against {conversion.framework}'s own optimizer")
     parity = prove_parity(conversion, plan_, optimizer, train, names, options.batch_size, tolerance)
     onnx.save(train, Path(folder) / TRAIN_FILE)

@@ -22,8 +22,9 @@ from ..errors import ExportError, ParityError, UnsupportedModelError, one_line
 from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs, training_entry
 from ..verify import onnxruntime_runner
 from . import compose, step as steps
+from .biases import restore_zero_biases
 from .locations import locate
-from .reference import Match, match
+from .reference import Match, complete, match
 from .runner import TrainingStep, batches
 from .spec import Loss, Optimizer, TrainingOptions
 from .torch_graph import TorchTail, tail_constants
@@ -40,6 +41,15 @@ def refuse_unsupported(framework: str, options: TrainingOptions) -> None:
     """scikit-learn and MXNet models have no training step: an explicit --trainable says so."""
     if framework in NOT_SUPPORTED and options.enabled_explicitly:
         raise UnsupportedModelError(f"--trainable is not supported for {framework} models (use --trainable none)")
+
+
+def keep_zero_biases(conversion: Conversion, options: TrainingOptions, progress: Callable[[str], None]) -> None:
+    """Before model.onnx is written: put back the zero biases the converter folded (see biases.py)."""
+    if conversion.trainer is None or options.trainable == "none" or conversion.framework in NOT_SUPPORTED:
+        return
+    restored = restore_zero_biases(conversion.model, conversion.trainer.variables())
+    if restored:
+        progress(f"kept {len(restored)} zero bias(es) the converter had folded as initializers: {', '.join(restored)}")
 
 
 @dataclass
@@ -80,6 +90,16 @@ def plan(model: onnx.ModelProto, options: TrainingOptions, framework: str,
     if logits and len(logits) != len(parts.outputs):
         raise UnsupportedModelError(f"--loss {loss.kind}: some trained outputs end in {activation}, others do not")
     return Plan(parts, loss, logits, from_logits=not logits)
+
+
+def trained_summary(model: onnx.ModelProto, parts: Split) -> dict[str, Any]:
+    """model.json's `training.trained`: how many tensors and values the step trains, and what stays frozen."""
+    values = initial_values(model, parts.parameters)
+    frozen = [
+        {"name": name, "node": node.name, "why": "BatchNormalization running statistics stay frozen (inference mode)"}
+        for node in parts.tail if node.op_type == "BatchNormalization" for name in node.input[3:5] if name
+    ]  # fmt: skip
+    return {"tensors": len(values), "parameters": int(sum(v.size for v in values.values())), "frozen": frozen}
 
 
 def _rows_spec(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
@@ -205,7 +225,9 @@ def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, trai
     """1 and 10 steps of train.onnx (onnxruntime) against the framework's optimizer on the same batches."""
     trainer = conversion.trainer
     params = initial_values(conversion.model, plan_.split.parameters)
-    matches: dict[str, Match] = match(params, trainer.variables())
+    variables = trainer.variables()
+    matches: dict[str, Match] = match(params, variables)
+    complete(matches, variables, plan_.split.spec)
     real = _parity_batches(conversion, plan_, batch, max(PARITY_STEPS))
     padded = [_pad(inputs, targets, batch) for inputs, targets in real]
     step = TrainingStep(train.SerializeToString(), {**names, "batch_size": batch})
@@ -217,7 +239,7 @@ def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, trai
         worst = 0.0
         for name in plan_.split.parameters:
             want = theirs[count - 1][matches[name].key]
-            want = want.T if matches[name].transposed else want
+            want = matches[name].onnx_layout(want, params[name].shape)
             got = ours[count - 1][1][name]
             if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):
                 worst = float("inf")
@@ -310,8 +332,9 @@ def _write_step(conversion: Conversion, options: TrainingOptions, folder: Path, 
     if conversion.trainer is None:
         raise UnsupportedModelError(f"--trainable is not supported for {conversion.framework} models")
     optimizer = Optimizer.of(options, "keras" if conversion.framework == "keras" else "torch")
-    progress(f"exporting the training step ({plan_.split.spec}: {len(plan_.split.parameters)} parameters, "
-             f"{plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
+    trained = trained_summary(conversion.model, plan_.split)
+    progress(f"exporting the training step ({plan_.split.spec}: {trained['tensors']} tensors, "
+             f"{trained['parameters']:,} parameters, {plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
     train, names = build_step(conversion, plan_, optimizer, options.batch_size)
     progress(f"checking the training step against {conversion.framework}'s own optimizer")
     parity = prove_parity(conversion, plan_, optimizer, train, names, options.batch_size, tolerance)
@@ -328,6 +351,7 @@ def _write_step(conversion: Conversion, options: TrainingOptions, folder: Path, 
         file=TRAIN_FILE, edge=edge, trainable=plan_.split.spec, batch_size=options.batch_size,
         names=names, loss=plan_.loss.as_json(), optimizer=optimizer.as_json(), parity=parity,
     )  # fmt: skip
+    entry["trained"] = trained
     progress(f"wrote {TRAIN_FILE}" + (f" and {TRAIN_EDGE_FILE}" if edge_files else "")
              + f" (step parity {max(parity['steps'].values()):.2e})")  # fmt: skip
     return files, entry

@@ -1,15 +1,22 @@
 """The source framework's own training, and which of its variables each trainable initializer is.
 
 Converters rename weights (tf2onnx: `model/dense_1/Cast/ReadVariableOp:0`) and may transpose
-them (a MatMul on a Linear's weight), so a variable is found by its values: equal, or equal
-transposed. Values alone are ambiguous for equal tensors (two all-zero biases): then the
+them (a MatMul on a Linear's weight; tf2onnx's Conv1D kernel [k, in, out] becomes [out, in, 1, k]),
+so a variable is found by its values: equal up to a permutation of its axes, unit axes aside
+(`Match.onnx_layout` maps the framework's value to the initializer's layout). Values alone are ambiguous for equal tensors (two all-zero biases): then the
 candidate whose name the initializer's name contains (torch keeps state_dict names; tf2onnx
 keeps layer names), else the one of the same layer as the weight already matched, decides;
 a tie left after that fails the export rather than training the wrong variable.
+
+`complete` then holds the chosen set to the framework's layers: every trainable variable of a
+layer one chosen initializer belongs to must itself be chosen (for `all`, every trainable
+variable of the model), so the step never trains fewer tensors than the framework would and the
+parity reference trains exactly the framework layers' variables.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,7 +40,17 @@ class Variable:
 @dataclass(frozen=True)
 class Match:
     key: str
-    transposed: bool
+    permutation: tuple[int, ...] | None  # of the variable's non-unit axes; None: same layout
+
+    def onnx_layout(self, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The framework variable's value laid out as the initializer (`shape`)."""
+        if self.permutation is None:
+            return value
+        return np.transpose(np.reshape(value, [d for d in value.shape if d != 1]), self.permutation).reshape(shape)
+
+    @property
+    def transposed(self) -> bool:
+        return self.permutation is not None
 
 
 Batch = tuple[Feeds, dict[str, np.ndarray]]  # (model inputs by ONNX name, targets by output name), real rows only
@@ -62,6 +79,21 @@ def _layer_token_match(onnx_name: str, variable: Variable) -> bool:
     return bool(layer) and (layer in tokens or re.sub(r"_\d+$", "", layer) in {re.sub(r"_\d+$", "", t) for t in tokens})
 
 
+def _permutation(variable: np.ndarray, value: np.ndarray) -> tuple[int, ...] | None:
+    """A permutation of `variable`'s non-unit axes that makes it equal to `value`, else None."""
+    if variable.size != value.size:
+        return None
+    source = np.reshape(variable, [d for d in variable.shape if d != 1])
+    target = np.reshape(value, [d for d in value.shape if d != 1])
+    if source.ndim != target.ndim or sorted(source.shape) != sorted(target.shape):
+        return None
+    for order in itertools.permutations(range(source.ndim)):
+        if tuple(source.shape[i] for i in order) == target.shape:
+            if np.array_equal(np.transpose(source, order), target):
+                return order
+    return None
+
+
 def match(parameters: dict[str, np.ndarray], variables: list[Variable]) -> dict[str, Match]:
     """ONNX initializer name → the framework variable it holds (see the module docstring)."""
     found: dict[str, Match] = {}
@@ -70,9 +102,11 @@ def match(parameters: dict[str, np.ndarray], variables: list[Variable]) -> dict[
         candidates = []
         for variable in variables:
             if variable.value.shape == value.shape and np.array_equal(variable.value, value):
-                candidates.append((variable, False))
-            elif value.ndim == 2 and variable.value.shape == value.T.shape and np.array_equal(variable.value.T, value):
-                candidates.append((variable, True))
+                candidates.append((variable, None))
+            else:
+                order = _permutation(variable.value, value)
+                if order is not None:
+                    candidates.append((variable, order))
         if not candidates:
             raise ExportError(
                 f"initializer {name!r} {list(value.shape)} holds no framework variable as such (the converter "
@@ -90,7 +124,21 @@ def match(parameters: dict[str, np.ndarray], variables: list[Variable]) -> dict[
         if len(candidates) != 1:
             keys = ", ".join(sorted(c[0].key for c in candidates)) or "none left"
             raise ExportError(f"cannot tell which framework variable initializer {name!r} is ({keys} hold equal values)")
-        variable, transposed = candidates[0]
-        found[name] = Match(variable.key, transposed)
+        variable, order = candidates[0]
+        found[name] = Match(variable.key, order)
         layers_of[name] = variable.layer
     return found
+
+
+def complete(matches: dict[str, Match], variables: list[Variable], spec: str) -> None:
+    """Fail naming the first framework variable the chosen initializers leave out (see the module docstring)."""
+    chosen = {m.key for m in matches.values()}
+    layers = {v.layer for v in variables if v.key in chosen}
+    for variable in variables:
+        if variable.key not in chosen and (spec == "all" or variable.layer in layers):
+            scope = "the model" if spec == "all" else f"layer {variable.layer!r}"
+            raise ExportError(
+                f"--trainable {spec}: the framework variable {variable.key!r} {list(variable.value.shape)} of {scope} "
+                "has no trainable tensor in model.onnx (the converter folded or rewrote it): the step would train "
+                "fewer tensors than the framework"
+            )

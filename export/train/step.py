@@ -22,6 +22,7 @@ import onnx
 from ..errors import ExportError, one_line
 from ..quiet import silenced
 from .spec import Loss, Optimizer
+from .torch_backward import decompositions
 from .torch_graph import TorchTail
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def export_step(step: Callable[..., tuple], io: StepIO, example: list[np.ndarray
     args = tuple(torch.from_numpy(np.array(a, copy=True)) for a in example)
     try:
         with silenced(*_LOGGERS):
-            traced = make_fx(step, decomposition_table=torch._decomp.core_aten_decompositions())(*args)
+            traced = make_fx(step, decomposition_table=decompositions())(*args)
             program = torch.onnx.export(
                 traced, args, dynamo=True, optimize=False, opset_version=STEP_OPSET, verbose=False,
                 input_names=io.inputs, output_names=io.outputs, external_data=False,

@@ -59,7 +59,7 @@ def test_last_n_and_all_take_the_layers_from_the_end() -> None:
     assert choose(model, "last:1") == ["W2", "b2"]
     assert choose(model, "last:2") == choose(model, "all") == ["W1", "b1", "W2", "b2"]
     assert split(model, "all", choose(model, "all")).cut == ["x"]
-    with pytest.raises(BadInputError, match="only 2 Dense/Linear layers"):
+    with pytest.raises(BadInputError, match="only 2 layers with parameters"):
         choose(model, "last:3")
 
 

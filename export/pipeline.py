@@ -28,7 +28,7 @@ from .manifest import (
     write_manifest,
 )
 from .signature import load_sample
-from .train.build import keep_zero_biases, refuse_unsupported, training_variant
+from .train.build import keep_framework_variables, refuse_unsupported, training_variant
 from .train.locations import as_raw_data
 from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
 from .verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs, remembered, require
@@ -147,7 +147,7 @@ def publish(
         raise UnsupportedModelError(
             f"the model uses operators the {conversion.framework} converter left unconverted: {', '.join(unknown)}"
         )
-    keep_zero_biases(conversion, training, progress)
+    keep_framework_variables(conversion, training, progress)
     try:
         onnx.checker.check_model(conversion.model, full_check=True)
     except Exception as error:

@@ -23,6 +23,7 @@ from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs, tr
 from ..verify import onnxruntime_runner
 from . import compose, step as steps
 from .biases import restore_zero_biases
+from .recurrent import gates_of, split_recurrent_biases
 from .locations import locate
 from .reference import Match, complete, match
 from .runner import TrainingStep, batches
@@ -43,13 +44,15 @@ def refuse_unsupported(framework: str, options: TrainingOptions) -> None:
         raise UnsupportedModelError(f"--trainable is not supported for {framework} models (use --trainable none)")
 
 
-def keep_zero_biases(conversion: Conversion, options: TrainingOptions, progress: Callable[[str], None]) -> None:
-    """Before model.onnx is written: put back the zero biases the converter folded (see biases.py)."""
+def keep_framework_variables(conversion: Conversion, options: TrainingOptions, progress: Callable[[str], None]) -> None:
+    """Before model.onnx is written: one initializer per framework variable (biases.py, recurrent.py)."""
     if conversion.trainer is None or options.trainable == "none" or conversion.framework in NOT_SUPPORTED:
         return
-    restored = restore_zero_biases(conversion.model, conversion.trainer.variables())
+    variables = conversion.trainer.variables()
+    restored = restore_zero_biases(conversion.model, variables)
     if restored:
         progress(f"kept {len(restored)} zero bias(es) the converter had folded as initializers: {', '.join(restored)}")
+    split_recurrent_biases(conversion.model, variables)
 
 
 @dataclass
@@ -105,6 +108,8 @@ def trained_summary(model: onnx.ModelProto, parts: Split) -> dict[str, Any]:
 def _rows_spec(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
     shapes = {}
     for spec in tensor_specs(graph_inputs(model)):
+        if spec["dtype"] != "float32":  # the contract's data inputs, the runner and the page feed float32
+            raise UnsupportedModelError(f"input {spec['name']!r} is {spec['dtype']}: the training step takes float32 inputs only")
         shape = list(spec["shape"])
         if shape and shape[0] is None:
             shape[0] = batch
@@ -226,7 +231,7 @@ def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, trai
     trainer = conversion.trainer
     params = initial_values(conversion.model, plan_.split.parameters)
     variables = trainer.variables()
-    matches: dict[str, Match] = match(params, variables)
+    matches: dict[str, Match] = match(params, variables, gates_of(conversion.model))
     complete(matches, variables, plan_.split.spec)
     real = _parity_batches(conversion, plan_, batch, max(PARITY_STEPS))
     padded = [_pad(inputs, targets, batch) for inputs, targets in real]
@@ -342,9 +347,18 @@ def _write_step(conversion: Conversion, options: TrainingOptions, folder: Path, 
     progress("lowering the training step for the browser (ONNX.js)")
     edge_files, edge = lower_step(train, names, conversion, plan_, optimizer, options.batch_size, folder, tolerance)
     values = initial_values(conversion.model, plan_.split.parameters)
-    located = {file: locate(Path(folder) / file, values) for file in inference_files}
+    located = {}
+    for file in inference_files:
+        try:
+            located[file] = locate(Path(folder) / file, values)
+        except ExportError as error:
+            if file == inference_files[0]:
+                raise
+            # The lowering rewrote a trained tensor (an LSTM unrolled per gate): the page puts the
+            # personalised parameters into the next file that has them all (the cloud file, on onnxruntime-web).
+            progress(f"personalised inference skips {file}: {one_line(error)}")
     for entry in names["parameters"]:
-        entry["locations"] = {file: located[file][entry["name"]] for file in inference_files}
+        entry["locations"] = {file: found[entry["name"]] for file, found in located.items()}
     files = {TRAIN_FILE: {**file_entry(Path(folder) / TRAIN_FILE), "role": "train", "opset": default_opset(train)},
              **edge_files}  # fmt: skip
     entry = training_entry(

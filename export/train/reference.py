@@ -41,12 +41,17 @@ class Variable:
 class Match:
     key: str
     permutation: tuple[int, ...] | None  # of the variable's non-unit axes; None: same layout
+    gates: tuple[int, ...] | None = None  # then: blocks of the first axis (after the permutation), reordered
 
     def onnx_layout(self, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """The framework variable's value laid out as the initializer (`shape`)."""
         if self.permutation is None:
             return value
-        return np.transpose(np.reshape(value, [d for d in value.shape if d != 1]), self.permutation).reshape(shape)
+        value = np.transpose(np.reshape(value, [d for d in value.shape if d != 1]), self.permutation)
+        if self.gates is not None:
+            blocks = np.split(value, len(self.gates), axis=0)
+            value = np.concatenate([blocks[i] for i in self.gates], axis=0)
+        return value.reshape(shape)
 
     @property
     def transposed(self) -> bool:
@@ -94,13 +99,47 @@ def _permutation(variable: np.ndarray, value: np.ndarray) -> tuple[int, ...] | N
     return None
 
 
-def match(parameters: dict[str, np.ndarray], variables: list[Variable]) -> dict[str, Match]:
-    """ONNX initializer name → the framework variable it holds (see the module docstring)."""
+def gate_order(variable: np.ndarray, value: np.ndarray, gates: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(axis permutation, gate blocks order) making a recurrent variable equal `value`, else None.
+
+    Recurrent weights are stored per gate in the first ONNX axis, in ONNX's gate order (LSTM
+    i, o, f, c; GRU z, r, h), while frameworks keep their own order (Keras LSTM i, f, c, o; PyTorch
+    LSTM i, f, g, o, GRU r, z, n) and Keras transposes the kernel.
+    """
+    if variable.size != value.size:
+        return None
+    source = np.reshape(variable, [d for d in variable.shape if d != 1])
+    target = np.reshape(value, [d for d in value.shape if d != 1])
+    if source.ndim != target.ndim or target.ndim not in (1, 2) or target.shape[0] % gates:
+        return None
+    for axes in itertools.permutations(range(source.ndim)):
+        moved = np.transpose(source, axes)
+        if moved.shape != target.shape:
+            continue
+        blocks = np.split(moved, gates, axis=0)
+        for order in itertools.permutations(range(gates)):
+            if np.array_equal(np.concatenate([blocks[i] for i in order], axis=0), target):
+                return axes, order
+    return None
+
+
+def match(parameters: dict[str, np.ndarray], variables: list[Variable],
+          recurrent: dict[str, int] | None = None) -> dict[str, Match]:  # fmt: skip
+    """ONNX initializer name → the framework variable it holds (see the module docstring).
+
+    `recurrent`: initializer name → gates per block, for LSTM/GRU weights (see gate_order).
+    """
     found: dict[str, Match] = {}
     pending = {}
     for name, value in parameters.items():
         candidates = []
-        for variable in variables:
+        gates = (recurrent or {}).get(name)
+        if gates:
+            for variable in variables:
+                order = gate_order(variable.value, value, gates)
+                if order is not None:
+                    candidates.append((variable, order))
+        for variable in [] if gates else variables:
             if variable.value.shape == value.shape and np.array_equal(variable.value, value):
                 candidates.append((variable, None))
             else:
@@ -125,7 +164,8 @@ def match(parameters: dict[str, np.ndarray], variables: list[Variable]) -> dict[
             keys = ", ".join(sorted(c[0].key for c in candidates)) or "none left"
             raise ExportError(f"cannot tell which framework variable initializer {name!r} is ({keys} hold equal values)")
         variable, order = candidates[0]
-        found[name] = Match(variable.key, order)
+        recurrent_order = order is not None and len(order) == 2 and isinstance(order[0], tuple)
+        found[name] = Match(variable.key, *order) if recurrent_order else Match(variable.key, order)
         layers_of[name] = variable.layer
     return found
 

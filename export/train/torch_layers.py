@@ -6,7 +6,8 @@ AveragePool (as a depthwise convolution with a constant kernel, so its backward 
 convolution's: `avg_pool*_backward` has no ONNX function), GlobalAveragePool/GlobalMaxPool,
 BatchNormalization (inference form: running mean and variance are constants), LayerNormalization,
 Gather (an embedding table, or shape plumbing), Concat, Split, Slice (positive steps), Pad
-(constant/reflect/edge), Clip, HardSigmoid, Gelu, Erf, a few element-wise and reduce ops, and the
+(constant/reflect/edge), Clip, HardSigmoid, Gelu, Erf, a few element-wise and reduce ops, the Shape/Cast/Expand/
+ConstantOfShape plumbing converters put before a recurrent layer's initial state, and the
 ONNX LSTM and GRU ops (default activations, any direction, no peepholes, no clip, full-length
 sequences) unrolled over time. Not covered, each one error naming it: Loop and Scan (the
 recurrent forms some converters emit), MaxPool's indices output, AveragePool with ceil_mode,
@@ -345,6 +346,31 @@ def gru(node, tail, x, w, r, b=None, sequence_lens=None, initial_h=None):
     return _rnn_outputs(results)
 
 
+def shape(node, tail, x):
+    import torch
+
+    dims = list(x.shape)[attr(node, "start", 0) : attr(node, "end", None)]
+    return torch.tensor(dims, dtype=torch.int64)
+
+
+def cast(node, tail, x):
+    import torch
+
+    from onnx import helper
+
+    dtype = torch.from_numpy(np.zeros(0, helper.tensor_dtype_to_np_dtype(attr(node, "to")))).dtype
+    return x.to(dtype)
+
+
+def constant_of_shape(node, tail, dims):
+    import torch
+    from onnx import numpy_helper
+
+    value = attr(node, "value")
+    fill = np.array(numpy_helper.to_array(value)).reshape(-1) if value is not None else np.zeros(1, np.float32)
+    return torch.full(ints(dims), fill[0].item(), dtype=torch.from_numpy(fill).dtype)
+
+
 def ops() -> dict[str, Callable[..., Any]]:
     """op type → f(node, tail, *inputs) returning a tensor, or a tuple for several outputs."""
     import torch
@@ -376,6 +402,10 @@ def ops() -> dict[str, Callable[..., Any]]:
         "Softplus": lambda node, tail, x: F.softplus(x),
         "ReduceMean": _reduce(torch.mean),
         "ReduceSum": _reduce(torch.sum),
+        "Shape": shape,
+        "Cast": cast,
+        "ConstantOfShape": constant_of_shape,
+        "Expand": lambda node, tail, x, dims: x.expand(torch.broadcast_shapes(tuple(x.shape), tuple(ints(dims)))),
         "LSTM": lstm,
         "GRU": gru,
     }

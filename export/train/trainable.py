@@ -74,6 +74,7 @@ PARAMETER_SLOTS = {
 }  # fmt: skip
 DENSE = ("Gemm", "MatMul")
 _BIAS_AFTER = ("MatMul", "Conv", "ConvTranspose")
+RECURRENT = ("LSTM", "GRU")
 _LAYOUT = ("Squeeze", "Unsqueeze", "Reshape", "Transpose", "Identity")
 
 
@@ -81,10 +82,15 @@ def layers(model: onnx.ModelProto) -> list[Layer]:
     """Nodes with parameters (see PARAMETER_SLOTS; + the bias Add after a MatMul or bias-less Conv), in graph order."""
     floats = _float_initializers(model)
     consumers = _consumers(model)
+    producers = {name: node for node in model.graph.node for name in node.output}
     found = []
     for position, node in enumerate(model.graph.node):
         slots = PARAMETER_SLOTS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ()
-        parameters = [node.input[i] for i in slots if i < len(node.input) and node.input[i] in floats]
+        parameters = []
+        for name in (node.input[i] for i in slots if i < len(node.input)):
+            joined = producers.get(name)  # a recurrent bias split in halves (recurrent.py)
+            parts = joined.input if joined is not None and joined.op_type == "Concat" and node.op_type in RECURRENT else [name]
+            parameters += [part for part in parts if part in floats]
         if not parameters:
             continue
         after = consumers.get(node.output[0], [])

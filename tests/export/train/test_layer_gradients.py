@@ -46,6 +46,7 @@ CASES = [
     ("clip", "Clip", {}, {"x": [3, 4]}, {"low": np.array(-0.5, F), "high": np.array(0.7, F)}, ["x", "low", "high"], 1),
     ("hard-sigmoid", "HardSigmoid", {"alpha": 0.3, "beta": 0.4}, {"x": [3, 4]}, {}, ["x"], 1),
     ("erf", "Erf", {}, {"x": [3, 4]}, {}, ["x"], 1),
+    ("expand", "Expand", {}, {"x": [3, 1]}, {"dims": np.array([2, 3, 4], np.int64)}, ["x", "dims"], 1),
     ("lstm-forward", "LSTM", {"hidden_size": 3}, {"x": [4, 2, 5], "W": [1, 12, 5], "R": [1, 12, 3], "B": [1, 24]}, {}, ["x", "W", "R", "B"], 3),
     ("lstm-bidirectional-initial-state", "LSTM", {"hidden_size": 2, "direction": "bidirectional"},
      {"x": [3, 2, 4], "W": [2, 8, 4], "R": [2, 8, 2], "B": [2, 16], "h0": [2, 2, 2], "c0": [2, 2, 2]}, {},

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..errors import ExportError
 from .reference import Variable, match
 
 BIASED = ("MatMul", "Gemm", "Conv", "ConvTranspose")
@@ -67,7 +68,7 @@ def restore_zero_biases(model: onnx.ModelProto, variables: list[Variable]) -> li
         kernel = [v for v in variables if v.value.ndim >= 2]
         try:
             key = match({weight_name: weights[weight_name]}, kernel)[weight_name].key
-        except Exception:  # noqa: BLE001 - no framework kernel for this weight: nothing to restore here
+        except ExportError:  # no framework kernel (or no single one) for this weight: nothing to restore here
             continue
         layer = next(v.layer for v in kernel if v.key == key)
         channels = _output_channels(node, weights[weight_name])

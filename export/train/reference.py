@@ -93,9 +93,8 @@ def _permutation(variable: np.ndarray, value: np.ndarray) -> tuple[int, ...] | N
     if source.ndim != target.ndim or sorted(source.shape) != sorted(target.shape):
         return None
     for order in itertools.permutations(range(source.ndim)):
-        if tuple(source.shape[i] for i in order) == target.shape:
-            if np.array_equal(np.transpose(source, order), target):
-                return order
+        if tuple(source.shape[i] for i in order) == target.shape and np.array_equal(np.transpose(source, order), target):
+            return order
     return None
 
 

@@ -355,7 +355,6 @@ def shape(node, tail, x):
 
 def cast(node, tail, x):
     import torch
-
     from onnx import helper
 
     dtype = torch.from_numpy(np.zeros(0, helper.tensor_dtype_to_np_dtype(attr(node, "to")))).dtype

@@ -20,28 +20,10 @@ import pytest
 from export.pipeline import export_model
 from export.train.runner import personalized_model, train
 
+from .keras_layer_models import SERIES, cnn
+
 pytestmark = pytest.mark.keras
-BATCH, RATE, SERIES = 8, 0.05, 40
-
-
-def cnn(path: Path) -> Path:
-    import keras
-
-    keras.utils.set_random_seed(2)
-    model = keras.Sequential([
-        keras.Input((SERIES, 1), name="series"),
-        keras.layers.Conv1D(4, 5, activation="relu", name="c1"),
-        keras.layers.MaxPooling1D(2),
-        keras.layers.Conv1D(6, 3, padding="same", activation="relu", name="c2"),
-        keras.layers.GlobalAveragePooling1D(),
-        keras.layers.Dense(3, name="out"),
-    ])  # fmt: skip
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        if getattr(layer, "bias", None) is not None:
-            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype("float32"))
-    model.save(path)
-    return path
+BATCH, RATE = 8, 0.05
 
 
 def zero_bias_regressor(path: Path) -> Path:

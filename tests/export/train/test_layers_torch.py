@@ -17,7 +17,13 @@ import pytest
 from export.errors import UnsupportedModelError
 from export.train.runner import personalized_model, train
 
-from .torch_layer_models import SERIES, TOKENS, VOCAB, attention_classifier, conv_gru_regressor
+from .torch_layer_models import (
+    SERIES,
+    TOKENS,
+    VOCAB,
+    attention_classifier,
+    conv_gru_regressor,
+)
 
 pytestmark = pytest.mark.torch
 BATCH, RATE = 4, 0.01

@@ -13,7 +13,14 @@ import pytest
 
 from export.train.runner import base_parameters, train
 
-from .static_programs import MLP_CLASSES, MLP_FEATURES, OUTPUTS, SERIES, per_example_adam, save_program
+from .static_programs import (
+    MLP_CLASSES,
+    MLP_FEATURES,
+    OUTPUTS,
+    SERIES,
+    per_example_adam,
+    save_program,
+)
 
 pytestmark = pytest.mark.torch
 BATCH = 8

@@ -81,6 +81,6 @@ def test_an_attention_classifier_on_token_ids_is_refused_in_one_line(tmp_path: P
     module = attention_classifier()
     sample = torch.randint(0, VOCAB, (1, TOKENS))
     for trainable in ("all", "last:2"):
-        with pytest.raises(UnsupportedModelError, match="input 'ids' is int64: the training step takes float32 inputs only"):
+        with pytest.raises(UnsupportedModelError, match="input 'input' is int64: the training step takes float32 inputs only"):
             export_torch_module(module, sample, name="att", version="1", out=tmp_path, trainable=trainable)
     assert not any(tmp_path.rglob("model.json"))

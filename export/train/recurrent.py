@@ -15,13 +15,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .reference import Variable, gate_order
+from .reference import Variable, gate_orders
 
 RECURRENT = {"LSTM": 4, "GRU": 3}
 
 
 def _holds_a_variable(value: np.ndarray, variables: list[Variable], gates: int) -> bool:
-    return any(gate_order(v.value, value, gates) is not None for v in variables)
+    return any(gate_orders(v.value, value, gates) for v in variables)
 
 
 def split_recurrent_biases(model: onnx.ModelProto, variables: list[Variable]) -> list[str]:

@@ -98,19 +98,22 @@ def _permutation(variable: np.ndarray, value: np.ndarray) -> tuple[int, ...] | N
     return None
 
 
-def gate_order(variable: np.ndarray, value: np.ndarray, gates: int) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """(axis permutation, gate blocks order) making a recurrent variable equal `value`, else None.
+def gate_orders(variable: np.ndarray, value: np.ndarray, gates: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Every (axis permutation, gate order) making a recurrent variable equal `value`.
 
     Recurrent weights are stored per gate in the first ONNX axis, in ONNX's gate order (LSTM
     i, o, f, c; GRU z, r, h), while frameworks keep their own order (Keras LSTM i, f, c, o; PyTorch
-    LSTM i, f, g, o, GRU r, z, n) and Keras transposes the kernel.
+    LSTM i, f, g, o, GRU r, z, n) and Keras transposes the kernel. Equal gate blocks (Keras's zero
+    i/c/o biases beside the forget gate's ones) give several orders; match() then takes the order
+    of the layer's other tensors.
     """
+    found = []
     if variable.size != value.size:
-        return None
+        return found
     source = np.reshape(variable, [d for d in variable.shape if d != 1])
     target = np.reshape(value, [d for d in value.shape if d != 1])
     if source.ndim != target.ndim or target.ndim not in (1, 2) or target.shape[0] % gates:
-        return None
+        return found
     for axes in itertools.permutations(range(source.ndim)):
         moved = np.transpose(source, axes)
         if moved.shape != target.shape:
@@ -118,15 +121,19 @@ def gate_order(variable: np.ndarray, value: np.ndarray, gates: int) -> tuple[tup
         blocks = np.split(moved, gates, axis=0)
         for order in itertools.permutations(range(gates)):
             if np.array_equal(np.concatenate([blocks[i] for i in order], axis=0), target):
-                return axes, order
-    return None
+                found.append((axes, order))
+    return found
+
+
+def _is_gated(order: object) -> bool:
+    return isinstance(order, tuple) and len(order) == 2 and isinstance(order[0], tuple)
 
 
 def match(parameters: dict[str, np.ndarray], variables: list[Variable],
           recurrent: dict[str, int] | None = None) -> dict[str, Match]:  # fmt: skip
     """ONNX initializer name → the framework variable it holds (see the module docstring).
 
-    `recurrent`: initializer name → gates per block, for LSTM/GRU weights (see gate_order).
+    `recurrent`: initializer name → gates per block, for LSTM/GRU weights (see gate_orders).
     """
     found: dict[str, Match] = {}
     pending = {}
@@ -135,9 +142,7 @@ def match(parameters: dict[str, np.ndarray], variables: list[Variable],
         gates = (recurrent or {}).get(name)
         if gates:
             for variable in variables:
-                order = gate_order(variable.value, value, gates)
-                if order is not None:
-                    candidates.append((variable, order))
+                candidates += [(variable, order) for order in gate_orders(variable.value, value, gates)]
         for variable in [] if gates else variables:
             if variable.value.shape == value.shape and np.array_equal(variable.value, value):
                 candidates.append((variable, None))
@@ -154,6 +159,10 @@ def match(parameters: dict[str, np.ndarray], variables: list[Variable],
     layers_of = {}
     for name in sorted(pending, key=lambda n: len(pending[n])):
         candidates = [c for c in pending[name] if c[0].key not in {m.key for m in found.values()}]
+        if len(candidates) > 1 and len({c[0].key for c in candidates}) == 1 and _is_gated(candidates[0][1]):
+            # One variable, several gate orders (equal blocks): the order of its layer's other tensors decides.
+            siblings = {found[n].gates for n, layer in layers_of.items() if layer == candidates[0][0].layer}
+            candidates = [c for c in candidates if c[1][1] in siblings][:1] or candidates
         if len(candidates) > 1:
             by_name = [c for c in candidates if c[0].key == name or c[0].key in name]
             by_layer = [c for c in candidates if _layer_token_match(name, c[0])]
@@ -163,8 +172,7 @@ def match(parameters: dict[str, np.ndarray], variables: list[Variable],
             keys = ", ".join(sorted(c[0].key for c in candidates)) or "none left"
             raise ExportError(f"cannot tell which framework variable initializer {name!r} is ({keys} hold equal values)")
         variable, order = candidates[0]
-        recurrent_order = order is not None and len(order) == 2 and isinstance(order[0], tuple)
-        found[name] = Match(variable.key, *order) if recurrent_order else Match(variable.key, order)
+        found[name] = Match(variable.key, *order) if _is_gated(order) else Match(variable.key, order)
         layers_of[name] = variable.layer
     return found
 

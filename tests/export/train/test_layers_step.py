@@ -118,3 +118,27 @@ def test_bad_trainable_values_are_one_line_exit_2_nothing_written(exported, tmp_
     lines = [line for line in done.stderr.splitlines() if line.startswith("edgecloud export: error")]
     assert len(lines) == 1 and says in lines[0] and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("model.json"))
+
+
+def test_the_demo_forecaster_trains_all_its_layers_like_keras_adam(workdir: Path) -> None:
+    """Conv1D → MaxPool → LSTM → Dropout → Dense with `--trainable all`: 7 tensors (the LSTM's bias
+    without tf2onnx's zero recurrent half), Keras Adam parity at 1 and 10 steps ≤ 1e-5."""
+    import keras
+    import keras_tuner
+
+    from edgecloud.builder.templates import ecg_forecaster
+
+    keras.utils.set_random_seed(3)
+    model = ecg_forecaster(keras_tuner.HyperParameters(), window=64, horizon=8)
+    model.save(workdir / "fc-all.keras")
+    np.save(workdir / "fc-all.npy", np.sin(np.linspace(0, 6, 64)).reshape(1, 64, 1).astype("float32"))
+    lines: list[str] = []
+    result = export_model(workdir / "fc-all.keras", name="fc-all", version="1", out=workdir / "fc-all-registry",
+                          sample=workdir / "fc-all.npy", trainable="all", train_batch=BATCH, progress=lines.append)  # fmt: skip
+    entry = result.manifest["training"]
+    assert entry["trained"]["tensors"] == 7
+    assert entry["trained"]["parameters"] == sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    assert any(line.startswith("exporting the training step (all: 7 tensors,") for line in lines)
+    assert entry["parity"]["passed"] and set(entry["parity"]["steps"]) == {"1", "10"}
+    assert max(entry["parity"]["steps"].values()) <= 1e-5
+    assert all(list(p["locations"]) == ["model.onnx"] for p in entry["parameters"])  # edge LSTM is unrolled

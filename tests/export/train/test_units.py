@@ -175,6 +175,11 @@ def test_kernels_match_up_to_axes_and_recurrent_weights_up_to_gate_blocks() -> N
     gated = match({"W": onnx_w}, [Variable("lstm/kernel", "lstm", lstm)], recurrent={"W": 4})["W"]
     assert gated.gates == (0, 3, 1, 2)
     np.testing.assert_array_equal(gated.onnx_layout(lstm, onnx_w.shape), onnx_w)
+    bias = np.repeat(np.array([0, 1, 0, 0], np.float32), 2)  # Keras's unit_forget_bias: i, c, o blocks all equal
+    onnx_b = np.concatenate([np.split(bias, 4)[i] for i in (0, 3, 1, 2)]).reshape(1, 8)
+    variables = [Variable("lstm/kernel", "lstm", lstm), Variable("lstm/bias", "lstm", bias)]
+    both = match({"W": onnx_w, "B": onnx_b}, variables, recurrent={"W": 4, "B": 4})
+    assert both["B"].gates == (0, 3, 1, 2)  # the kernel's order, not the first that fits
 
 
 def test_a_chosen_layer_missing_a_framework_variable_fails_naming_it() -> None:

@@ -142,3 +142,34 @@ def test_the_demo_forecaster_trains_all_its_layers_like_keras_adam(workdir: Path
     assert entry["parity"]["passed"] and set(entry["parity"]["steps"]) == {"1", "10"}
     assert max(entry["parity"]["steps"].values()) <= 1e-5
     assert all(list(p["locations"]) == ["model.onnx"] for p in entry["parameters"])  # edge LSTM is unrolled
+
+
+def test_a_federated_round_over_all_layers_publishes_the_averaged_model(exported, tmp_path: Path) -> None:
+    """Two clients personalise every tensor; FedAvg of their deltas becomes version 2, whose cloud
+    and edge files predict what the averaged parameters predict (the contract is unchanged:
+    parameters named by their initializer names, whatever the trainable set)."""
+    import shutil
+
+    from aggregation.fedavg import Contribution, aggregate
+    from export.federated_version import trainable_parameters, write_federated_version
+
+    version_dir, _ = exported["cnn"]
+    model_dir = tmp_path / "cnn"
+    shutil.copytree(version_dir, model_dir / "1")
+    base = trainable_parameters(model_dir / "1")
+    contributions = []
+    for seed, count in ((1, 8), (2, 16)):
+        x, y = data((SERIES, 1), 3, count=count)
+        x = x + seed  # two people's data
+        trained = train(model_dir / "1", x, y, learning_rate=RATE).parameters
+        contributions.append(Contribution(delta={n: trained[n] - base[n] for n in base}, samples=count))
+    averaged = aggregate(base, contributions)
+    assert len(averaged) == 6 and all(np.abs(averaged[n] - base[n]).max() > 0 for n in base)
+    new_dir = write_federated_version(model_dir, "1", averaged, {"round": 1, "base_version": "1", "clients": 2})
+    manifest = json.loads((new_dir / "model.json").read_text())
+    assert manifest["parity"]["federated_cloud_vs_edge"]["passed"] is True
+    probe = data((SERIES, 1), 3, count=1)[0]  # one row: the edge file's batch is pinned
+    want = predictions(model_dir / "1", averaged, probe)
+    for file in ("model.onnx", "model.edge.onnx"):
+        session = ort.InferenceSession(str(new_dir / file), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: probe})[0], want, atol=1e-5)

@@ -28,3 +28,30 @@ def cnn(path: Path) -> Path:
             layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype("float32"))
     model.save(path)
     return path
+
+
+def conv2d_batchnorm_classifier(path: Path) -> Path:
+    """Conv2D → BatchNormalization → ReLU → MaxPool2D → DepthwiseConv2D → GlobalAveragePooling2D → Dense softmax."""
+    import keras
+
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([
+        keras.Input((8, 8, 2), name="image"),
+        keras.layers.Conv2D(4, 3, padding="same", name="conv"),
+        keras.layers.BatchNormalization(name="norm"),
+        keras.layers.ReLU(),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.DepthwiseConv2D(3, padding="valid", name="depthwise"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax", name="label"),
+    ])  # fmt: skip
+    rng = np.random.default_rng(2)
+    norm = model.get_layer("norm")
+    norm.moving_mean.assign(rng.normal(0, 0.1, 4).astype("float32"))
+    norm.moving_variance.assign(rng.uniform(0.5, 1.5, 4).astype("float32"))
+    norm.beta.assign(rng.normal(0, 0.1, 4).astype("float32"))
+    for layer in ("conv", "depthwise", "label"):
+        bias = model.get_layer(layer).bias
+        bias.assign(rng.normal(0, 0.1, bias.shape).astype("float32"))
+    model.save(path)
+    return path

@@ -17,13 +17,7 @@ import pytest
 from export.errors import UnsupportedModelError
 from export.train.runner import personalized_model, train
 
-from .torch_layer_models import (
-    SERIES,
-    TOKENS,
-    VOCAB,
-    attention_classifier,
-    conv_gru_regressor,
-)
+from .torch_layer_models import SERIES, TOKENS, VOCAB, attention_classifier, batchnorm_mlp, conv_gru_regressor
 
 pytestmark = pytest.mark.torch
 BATCH, RATE = 4, 0.01
@@ -84,3 +78,27 @@ def test_an_attention_classifier_on_token_ids_is_refused_in_one_line(tmp_path: P
         with pytest.raises(UnsupportedModelError, match="input 'input' is int64: the training step takes float32 inputs only"):
             export_torch_module(module, sample, name="att", version="1", out=tmp_path, trainable=trainable)
     assert not any(tmp_path.rglob("model.json"))
+
+
+def test_batch_normalization_trains_scale_and_bias_with_frozen_statistics(tmp_path: Path) -> None:
+    import torch
+
+    from export.torch_module import export_torch_module
+
+    module = batchnorm_mlp()
+    result = export_torch_module(module, torch.randn(1, 5), name="bn", version="1", out=tmp_path, trainable="all",
+                                 learning_rate=RATE, train_batch=BATCH)  # fmt: skip
+    entry = json.loads((result.version_dir / "model.json").read_text())["training"]
+    assert entry["trained"]["tensors"] == 6 and entry["parity"]["passed"]
+    frozen = entry["trained"]["frozen"]
+    assert len(frozen) == 2 and all("running statistics stay frozen" in f["why"] for f in frozen)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2 * BATCH, 5)).astype(np.float32)
+    y = rng.standard_normal((2 * BATCH, 2)).astype(np.float32)
+    ours = train(result.version_dir, x, y, learning_rate=RATE)
+    theirs = torch_adam(module, x, y, torch.nn.functional.mse_loss, steps=2)
+    assert torch.equal(theirs[1].running_mean, module[1].running_mean)  # eval mode: statistics untouched
+    probe = rng.standard_normal((3, 5)).astype(np.float32)
+    with torch.no_grad():
+        want = theirs(torch.from_numpy(probe)).numpy()
+    np.testing.assert_allclose(predictions(result.version_dir, ours.parameters, probe), want, atol=1e-5)

@@ -46,3 +46,18 @@ def attention_classifier():
 
     torch.manual_seed(2)
     return Classifier().eval()
+
+
+def batchnorm_mlp():
+    """Linear → BatchNorm1d (running statistics set) → ReLU → Linear: the exporter keeps the
+    BatchNormalization node (it fuses BN into a preceding Conv only)."""
+    import torch
+
+    torch.manual_seed(3)
+    module = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.BatchNorm1d(6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    with torch.no_grad():
+        module[1].running_mean.uniform_(-0.2, 0.2)
+        module[1].running_var.uniform_(0.5, 1.5)
+        module[1].weight.uniform_(0.5, 1.5)
+        module[1].bias.uniform_(-0.1, 0.1)
+    return module.eval()

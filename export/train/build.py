@@ -23,8 +23,8 @@ from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs, tr
 from ..verify import onnxruntime_runner
 from . import compose, step as steps
 from .biases import restore_zero_biases
-from .recurrent import gates_of, split_recurrent_biases
 from .locations import locate
+from .recurrent import gates_of, split_recurrent_biases
 from .reference import Match, complete, match
 from .runner import TrainingStep, batches
 from .spec import Loss, Optimizer, TrainingOptions

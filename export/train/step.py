@@ -216,7 +216,7 @@ def _plain(model: onnx.ModelProto) -> None:
 def example_args(io: StepIO, cut: dict[str, np.ndarray], targets: list[np.ndarray], params: list[np.ndarray],
                  optimizer: Optimizer) -> list[np.ndarray]:  # fmt: skip
     """Inputs in the step's order: a first step from the initial parameters (state zero)."""
-    rows = next(iter(cut.values())).shape[0] if cut else targets[0].shape[0]
+    rows = targets[0].shape[0]  # the batch; a cut tensor may be time-major (an LSTM input)
     fixed: list[Any] = [np.ones(rows, np.float32), np.array([optimizer.learning_rate], np.float32)]
     if io.needs_step:
         fixed.append(np.array([1.0], np.float32))

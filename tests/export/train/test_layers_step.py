@@ -120,9 +120,9 @@ def test_bad_trainable_values_are_one_line_exit_2_nothing_written(exported, tmp_
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("model.json"))
 
 
-def test_the_demo_forecaster_trains_all_its_layers_like_keras_adam(workdir: Path) -> None:
-    """Conv1D → MaxPool → LSTM → Dropout → Dense with `--trainable all`: 7 tensors (the LSTM's bias
-    without tf2onnx's zero recurrent half), Keras Adam parity at 1 and 10 steps ≤ 1e-5."""
+@pytest.fixture(scope="module")
+def forecaster(workdir: Path):
+    """The demo template at a 64-sample window: Conv1D → MaxPool → LSTM → Dropout → Dense."""
     import keras
     import keras_tuner
 
@@ -132,6 +132,13 @@ def test_the_demo_forecaster_trains_all_its_layers_like_keras_adam(workdir: Path
     model = ecg_forecaster(keras_tuner.HyperParameters(), window=64, horizon=8)
     model.save(workdir / "fc-all.keras")
     np.save(workdir / "fc-all.npy", np.sin(np.linspace(0, 6, 64)).reshape(1, 64, 1).astype("float32"))
+    return model
+
+
+def test_the_demo_forecaster_trains_all_its_layers_like_keras_adam(forecaster, workdir: Path) -> None:
+    """`--trainable all`: 7 tensors (the LSTM's bias without tf2onnx's zero recurrent half), Keras
+    Adam parity at 1 and 10 steps ≤ 1e-5."""
+    model = forecaster
     lines: list[str] = []
     result = export_model(workdir / "fc-all.keras", name="fc-all", version="1", out=workdir / "fc-all-registry",
                           sample=workdir / "fc-all.npy", trainable="all", train_batch=BATCH, progress=lines.append)  # fmt: skip
@@ -184,3 +191,13 @@ def test_all_on_a_keras_conv2d_batchnorm_model_names_the_folded_variable(tmp_pat
     with pytest.raises(ExportError, match="--trainable all: the framework variable 'norm/gamma' \\[4\\] of the model"):
         export_model(source, name="bn", version="1", out=tmp_path / "out", trainable="all", train_batch=BATCH)
     assert not any((tmp_path / "out").rglob("model.json"))
+
+
+def test_last_2_of_the_demo_forecaster_starts_at_its_time_major_lstm(forecaster, workdir: Path) -> None:
+    """last:2 = LSTM + Dense: the step's first input is the LSTM's time-major sequence [T, B, C]
+    (the example weights once took their length from it: T rows instead of B)."""
+    result = export_model(workdir / "fc-all.keras", name="fc-last2", version="1", out=workdir / "fc-all-registry",
+                          sample=workdir / "fc-all.npy", trainable="last:2", train_batch=BATCH)  # fmt: skip
+    entry = result.manifest["training"]
+    assert entry["trained"]["tensors"] == 5  # LSTM W, R, input-half bias; Dense kernel, bias
+    assert entry["parity"]["passed"] and max(entry["parity"]["steps"].values()) <= 1e-5

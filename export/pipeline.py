@@ -26,7 +26,7 @@ from .manifest import (
 )
 from .parity import Criterion
 from .signature import load_sample
-from .train.build import refuse_unsupported, training_variant
+from .train.build import keep_framework_variables, refuse_unsupported, training_variant
 from .train.locations import as_raw_data
 from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
 from .verify import DEFAULT_TOLERANCE, Feeds, accepted_inputs, compare, onnxruntime_runner, remembered, require
@@ -145,6 +145,7 @@ def publish(
         raise UnsupportedModelError(
             f"the model uses operators the {conversion.framework} converter left unconverted: {', '.join(unknown)}"
         )
+    keep_framework_variables(conversion, training, progress)
     try:
         # A converter that warns has run the full check itself and accepted its failure with onnxruntime's word.
         onnx.checker.check_model(conversion.model, full_check=not conversion.warnings)

@@ -80,8 +80,10 @@ def edge(*, file: str, runtime: str, lowered: bool, passes: list[dict[str, Any]]
 
 
 def training(*, file: str, edge: dict[str, Any], trainable: str, batch_size: int, names: Mapping[str, Any],
-             loss: dict[str, Any], optimizer: dict[str, Any], parity: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """The `training` entry, in the key order docs/training.md shows (`names`: parameters, state, inputs, outputs)."""
+             loss: dict[str, Any], optimizer: dict[str, Any], parity: dict[str, Any],
+             trained: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The `training` entry, in the key order docs/training.md shows (`names`: parameters, state, inputs, outputs;
+    `trained`: how many tensors and values the step trains, and what stays frozen)."""
     return {
         "file": file,
         "edge": edge,
@@ -94,6 +96,7 @@ def training(*, file: str, edge: dict[str, Any], trainable: str, batch_size: int
         "loss": loss,
         "optimizer": optimizer,
         "parity": parity,
+        **({"trained": trained} if trained is not None else {}),
     }
 
 

@@ -25,8 +25,10 @@ from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
 from ..parity import Criterion, Figure, as_criterion
 from ..verify import onnxruntime_runner
 from . import compose, step as steps
+from .biases import restore_zero_biases
 from .locations import locate
-from .reference import Match, match
+from .recurrent import gates_of, split_recurrent_biases
+from .reference import Match, complete, match
 from .runner import TrainingStep, batches
 from .spec import Loss, Optimizer, TrainingOptions
 from .torch_graph import TorchTail, tail_constants
@@ -43,6 +45,17 @@ def refuse_unsupported(framework: str, options: TrainingOptions) -> None:
     """scikit-learn and MXNet models have no training step: an explicit --trainable says so."""
     if framework in NOT_SUPPORTED and options.enabled_explicitly:
         raise UnsupportedModelError(f"--trainable is not supported for {framework} models (use --trainable none)")
+
+
+def keep_framework_variables(conversion: Conversion, options: TrainingOptions, progress: Callable[[str], None]) -> None:
+    """Before model.onnx is written: one initializer per framework variable (biases.py, recurrent.py)."""
+    if conversion.trainer is None or options.trainable == "none" or conversion.framework in NOT_SUPPORTED:
+        return
+    variables = conversion.trainer.variables()
+    restored = restore_zero_biases(conversion.model, variables)
+    if restored:
+        progress(f"kept {len(restored)} zero bias(es) the converter had folded as initializers: {', '.join(restored)}")
+    split_recurrent_biases(conversion.model, variables)
 
 
 @dataclass
@@ -85,9 +98,21 @@ def plan(model: onnx.ModelProto, options: TrainingOptions, framework: str,
     return Plan(parts, loss, logits, from_logits=not logits)
 
 
+def trained_summary(model: onnx.ModelProto, parts: Split) -> dict[str, Any]:
+    """model.json's `training.trained`: how many tensors and values the step trains, and what stays frozen."""
+    values = initial_values(model, parts.parameters)
+    frozen = [
+        {"name": name, "node": node.name, "why": "BatchNormalization running statistics stay frozen (inference mode)"}
+        for node in parts.tail if node.op_type == "BatchNormalization" for name in node.input[3:5] if name
+    ]  # fmt: skip
+    return {"tensors": len(values), "parameters": int(sum(v.size for v in values.values())), "frozen": frozen}
+
+
 def _rows_spec(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
     shapes = {}
     for spec in tensor_specs(graph_inputs(model)):
+        if spec["dtype"] != "float32":  # the contract's data inputs, the runner and the page feed float32
+            raise UnsupportedModelError(f"input {spec['name']!r} is {spec['dtype']}: the training step takes float32 inputs only")
         shape = list(spec["shape"])
         if shape and shape[0] is None:
             shape[0] = batch
@@ -208,7 +233,9 @@ def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, trai
     """1 and 10 steps of train.onnx (onnxruntime) against the framework's optimizer on the same batches."""
     trainer = conversion.trainer
     params = initial_values(conversion.model, plan_.split.parameters)
-    matches: dict[str, Match] = match(params, trainer.variables())
+    variables = trainer.variables()
+    matches: dict[str, Match] = match(params, variables, gates_of(conversion.model))
+    complete(matches, variables, plan_.split.spec)
     real = _parity_batches(conversion, plan_, batch, max(PARITY_STEPS))
     padded = [_pad(inputs, targets, batch) for inputs, targets in real]
     step = TrainingStep(train.SerializeToString(), {**names, "batch_size": batch})
@@ -221,7 +248,7 @@ def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, trai
         worst = Figure(0.0, 0.0, False)
         for name in plan_.split.parameters:
             want = theirs[count - 1][matches[name].key]
-            want = want.T if matches[name].transposed else want
+            want = matches[name].onnx_layout(want, params[name].shape)
             got = ours[count - 1][1][name]
             if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):
                 worst = worst.worse(Figure(float("inf"), float("inf"), False))
@@ -286,37 +313,59 @@ def _feeds(names: dict[str, Any], inputs: dict, targets: dict, weights: np.ndarr
 
 def training_variant(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
                      tolerance: Criterion | float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
-    """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry)."""
+    """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry).
+
+    With the default (`trainable` None) a step that cannot be built or proven never breaks the
+    export: it goes on without train.onnx and says why in one line. An explicit --trainable fails
+    with that line instead.
+    """
     try:
-        plan_ = plan(conversion.model, options, conversion.framework, progress)
-        if plan_ is None:
-            return {}, None
-        if conversion.trainer is None:
-            raise UnsupportedModelError(f"--trainable is not supported for {conversion.framework} models")
-        optimizer = Optimizer.of(options, "keras" if conversion.framework == "keras" else "torch")
-        progress(f"exporting the training step ({plan_.split.spec}: {len(plan_.split.parameters)} parameters, "
-                 f"{plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
-        train, names = build_step(conversion, plan_, optimizer, options.batch_size)
+        return _write_step(conversion, options, folder, inference_files, tolerance=tolerance, progress=progress)
     except Exception as error:  # noqa: BLE001 - the default never breaks an export that has no step to give
+        for name in (TRAIN_FILE, TRAIN_EDGE_FILE):
+            (Path(folder) / name).unlink(missing_ok=True)
         if options.trainable is not None:
-            raise
-        # The default asks for a head only where one can be trained: a model the step cannot be
-        # built for still exports, without train.onnx, and says why in one line.
+            if isinstance(error, ExportError):
+                raise
+            raise ExportError(f"the training step failed: {one_line(error)}") from error
         progress(f"no training step: {one_line(error)}")
         return {}, None
+
+
+def _write_step(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
+                tolerance: Criterion | float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
+    plan_ = plan(conversion.model, options, conversion.framework, progress)
+    if plan_ is None:
+        return {}, None
+    if conversion.trainer is None:
+        raise UnsupportedModelError(f"--trainable is not supported for {conversion.framework} models")
+    optimizer = Optimizer.of(options, "keras" if conversion.framework == "keras" else "torch")
+    trained = trained_summary(conversion.model, plan_.split)
+    progress(f"exporting the training step ({plan_.split.spec}: {trained['tensors']} tensors, "
+             f"{trained['parameters']:,} parameters, {plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
+    train, names = build_step(conversion, plan_, optimizer, options.batch_size)
     progress(f"checking the training step against {conversion.framework}'s own optimizer")
     parity = prove_parity(conversion, plan_, optimizer, train, names, options.batch_size, tolerance)
     onnx.save(train, Path(folder) / TRAIN_FILE)
     progress("lowering the training step for the browser (ONNX.js)")
     edge_files, edge = lower_step(train, names, conversion, plan_, optimizer, options.batch_size, folder, tolerance)
     values = initial_values(conversion.model, plan_.split.parameters)
-    located = {file: locate(Path(folder) / file, values) for file in inference_files}
+    located = {}
+    for file in inference_files:
+        try:
+            located[file] = locate(Path(folder) / file, values)
+        except ExportError as error:
+            if file == inference_files[0]:
+                raise
+            # The lowering rewrote a trained tensor (an LSTM unrolled per gate): the page puts the
+            # personalised parameters into the next file that has them all (the cloud file, on onnxruntime-web).
+            progress(f"personalised inference skips {file}: {one_line(error)}")
     for entry in names["parameters"]:
-        entry["locations"] = {file: located[file][entry["name"]] for file in inference_files}
+        entry["locations"] = {file: found[entry["name"]] for file, found in located.items()}
     files = {TRAIN_FILE: file_entry(Path(folder) / TRAIN_FILE, role="train", opset=default_opset(train)), **edge_files}
     entry = model_json.training(
         file=TRAIN_FILE, edge=edge, trainable=plan_.split.spec, batch_size=options.batch_size,
-        names=names, loss=plan_.loss.as_json(), optimizer=optimizer.as_json(), parity=parity,
+        names=names, loss=plan_.loss.as_json(), optimizer=optimizer.as_json(), parity=parity, trained=trained,
     )  # fmt: skip
     progress(f"wrote {TRAIN_FILE}" + (f" and {TRAIN_EDGE_FILE}" if edge_files else "")
              + f" (step parity {max(parity['steps'].values()):.2e})")  # fmt: skip

@@ -22,6 +22,7 @@ import onnx
 from ..errors import ExportError, one_line
 from ..quiet import silenced
 from .spec import Loss, Optimizer
+from .torch_backward import decompositions
 from .torch_graph import TorchTail
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def export_step(step: Callable[..., tuple], io: StepIO, example: list[np.ndarray
     args = tuple(torch.from_numpy(np.array(a, copy=True)) for a in example)
     try:
         with silenced(*_LOGGERS):
-            traced = make_fx(step, decomposition_table=torch._decomp.core_aten_decompositions())(*args)
+            traced = make_fx(step, decomposition_table=decompositions())(*args)
             program = torch.onnx.export(
                 traced, args, dynamo=True, optimize=False, opset_version=STEP_OPSET, verbose=False,
                 input_names=io.inputs, output_names=io.outputs, external_data=False,
@@ -215,7 +216,7 @@ def _plain(model: onnx.ModelProto) -> None:
 def example_args(io: StepIO, cut: dict[str, np.ndarray], targets: list[np.ndarray], params: list[np.ndarray],
                  optimizer: Optimizer) -> list[np.ndarray]:  # fmt: skip
     """Inputs in the step's order: a first step from the initial parameters (state zero)."""
-    rows = next(iter(cut.values())).shape[0] if cut else targets[0].shape[0]
+    rows = targets[0].shape[0]  # the batch; a cut tensor may be time-major (an LSTM input)
     fixed: list[Any] = [np.ones(rows, np.float32), np.array([optimizer.learning_rate], np.float32)]
     if io.needs_step:
         fixed.append(np.array([1.0], np.float32))

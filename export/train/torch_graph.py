@@ -3,11 +3,10 @@
 The gradient of the training step comes from PyTorch's autodiff (`torch.func`), so the part of
 the model that is trained has to be a torch function. Re-building it from the framework would
 need one translation per framework; re-reading it from `model.onnx` needs one, and trains
-exactly the graph that is served. Only a small set of operators is translated (the ones a
-Dense/Linear head or a small MLP is made of); any other operator in the trained part is named
-in a one-line error. onnx2torch (github.com/ENOT-AutoDL/onnx2torch) does this in general but
-builds an `nn.Module` per node with its own parameter copies, which loses the initializer names
-the contract is keyed by, and is not among this project's dependencies.
+exactly the graph that is served. Dense/MLP operators are here; layers with parameters
+(convolutions, pools, normalisation, embeddings, LSTM/GRU) and the shape ops around them are in
+torch_layers.py, whose docstring says what is covered and why not onnx2torch; any other operator
+in the trained part is named in a one-line error.
 """
 
 from __future__ import annotations
@@ -20,6 +19,8 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UnsupportedModelError
+from . import torch_layers
+from .torch_layers import attr, ints
 
 if TYPE_CHECKING:
     import torch
@@ -27,49 +28,34 @@ if TYPE_CHECKING:
 Values = dict[str, "torch.Tensor"]
 
 
-def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
-    for entry in node.attribute:
-        if entry.name == name:
-            return onnx.helper.get_attribute_value(entry)
-    return default
-
-
-def _ints(value: Any) -> list[int]:
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return [int(v) for v in value.reshape(-1).tolist()]
-    return [int(v) for v in np.asarray(value).reshape(-1)]
-
-
 def _gemm(node, x, a, b, c=None):
     import torch
 
-    a = a.transpose(-1, -2) if _attr(node, "transA", 0) else a
-    b = b.transpose(-1, -2) if _attr(node, "transB", 0) else b
-    out = torch.matmul(a, b) * _attr(node, "alpha", 1.0)
-    return out if c is None else out + c * _attr(node, "beta", 1.0)
+    a = a.transpose(-1, -2) if attr(node, "transA", 0) else a
+    b = b.transpose(-1, -2) if attr(node, "transB", 0) else b
+    out = torch.matmul(a, b) * attr(node, "alpha", 1.0)
+    return out if c is None else out + c * attr(node, "beta", 1.0)
 
 
 def _reshape(node, x, data, shape):
-    target = _ints(shape)
-    if not _attr(node, "allowzero", 0):
+    target = ints(shape)
+    if not attr(node, "allowzero", 0):
         target = [data.shape[i] if dim == 0 else dim for i, dim in enumerate(target)]
     return data.reshape(target)
 
 
 def _flatten(node, x, data):
-    axis = _attr(node, "axis", 1) % (data.dim() or 1)
+    axis = attr(node, "axis", 1) % (data.dim() or 1)
     return data.reshape(int(np.prod(data.shape[:axis], dtype=np.int64)), -1)
 
 
 def _transpose(node, x, data):
-    perm = _attr(node, "perm") or list(reversed(range(data.dim())))
+    perm = attr(node, "perm") or list(reversed(range(data.dim())))
     return data.permute(*perm)
 
 
 def _squeeze(node, x, data, axes=None):
-    axes = _attr(node, "axes") if axes is None else _ints(axes)
+    axes = attr(node, "axes") if axes is None else ints(axes)
     if axes is None:
         return data.squeeze()
     for axis in sorted((a % data.dim() for a in axes), reverse=True):
@@ -78,7 +64,7 @@ def _squeeze(node, x, data, axes=None):
 
 
 def _unsqueeze(node, x, data, axes=None):
-    axes = _attr(node, "axes") if axes is None else _ints(axes)
+    axes = attr(node, "axes") if axes is None else ints(axes)
     rank = data.dim() + len(axes)
     for axis in sorted(a % rank for a in axes):
         data = data.unsqueeze(axis)
@@ -86,7 +72,7 @@ def _unsqueeze(node, x, data, axes=None):
 
 
 def _softmax_axis(node: onnx.NodeProto, opset: int, rank: int) -> int:
-    axis = _attr(node, "axis", -1 if opset >= 13 else 1) % rank
+    axis = attr(node, "axis", -1 if opset >= 13 else 1) % rank
     if opset < 13 and axis != rank - 1:
         raise UnsupportedModelError(f"{node.op_type}-{opset} over axis {axis} of a rank-{rank} tensor (2-D coercion)")
     return axis
@@ -103,7 +89,7 @@ def _ops() -> dict[str, Callable[..., Any]]:
         "Mul": lambda node, x, a, b: a * b,
         "Div": lambda node, x, a, b: a / b,
         "Relu": lambda node, x, a: torch.relu(a),
-        "LeakyRelu": lambda node, x, a: torch.nn.functional.leaky_relu(a, _attr(node, "alpha", 0.01)),
+        "LeakyRelu": lambda node, x, a: torch.nn.functional.leaky_relu(a, attr(node, "alpha", 0.01)),
         "Sigmoid": lambda node, x, a: torch.sigmoid(a),
         "Tanh": lambda node, x, a: torch.tanh(a),
         "Softmax": lambda node, x, a: torch.softmax(a, _softmax_axis(node, x.opset, a.dim())),
@@ -115,13 +101,14 @@ def _ops() -> dict[str, Callable[..., Any]]:
         "Transpose": _transpose,
         "Squeeze": _squeeze,
         "Unsqueeze": _unsqueeze,
+        **torch_layers.ops(),
     }
 
 
 SUPPORTED_OPS = frozenset(
     ["Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
      "Identity", "Dropout", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"]
-)  # fmt: skip
+) | frozenset(torch_layers.ops())  # fmt: skip
 
 
 @dataclass
@@ -154,7 +141,10 @@ class TorchTail:
             while args and args[-1] is None:
                 args.pop()
             result = ops[node.op_type](node, self, *args)
-            known[node.output[0]] = result
+            if isinstance(result, tuple):
+                known.update((name, value) for name, value in zip(node.output, result) if name)
+            else:
+                known[node.output[0]] = result
         return known
 
 
@@ -164,5 +154,5 @@ def tail_constants(model: onnx.ModelProto, nodes: list[onnx.NodeProto], exclude:
     found = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer if init.name in wanted}
     for node in model.graph.node:
         if node.op_type == "Constant" and node.output[0] in wanted:
-            found[node.output[0]] = numpy_helper.to_array(_attr(node, "value"))
+            found[node.output[0]] = numpy_helper.to_array(attr(node, "value"))
     return found

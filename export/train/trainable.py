@@ -1,8 +1,12 @@
 """Which initializers of `model.onnx` a training step updates, and where that cuts the graph.
 
-A *layer* here is a Gemm, or a MatMul whose other operand is a float initializer, together with
-the bias Add that directly follows it. `head` is the last layer when it feeds a graph output
-through at most one activation; `last:N` the last N layers; `all` every layer. The nodes that
+A *layer* is a node with float initializers in its parameter slots (`PARAMETER_SLOTS`): Gemm, a
+MatMul on a weight (with the bias Add right after it), Conv and ConvTranspose (with a bias Add
+after a bias-less one), BatchNormalization (scale and bias; the running statistics stay frozen),
+LayerNormalization, Gather on an embedding table, LSTM and GRU (W, R, B). `head` is the last
+Gemm/MatMul layer when it feeds a graph output through at most one activation; `last:N` the last
+N layers; `all` every layer. Whether those are all the framework's variables is checked against
+the framework (reference.py), not here: a converter may have folded one away. The nodes that
 depend on a trainable initializer form the *tail* (re-run in torch); everything else that the
 tail reads comes from the frozen *prefix* (kept as ONNX, in inference mode), through *cut*
 tensors.
@@ -62,22 +66,38 @@ def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
     return found
 
 
+# op → the input positions that hold trainable parameters (BatchNormalization's mean and variance
+# are inputs 3 and 4: frozen, as the step runs in inference mode).
+PARAMETER_SLOTS = {
+    "Gemm": (1, 2), "MatMul": (0, 1), "Conv": (1, 2), "ConvTranspose": (1, 2), "BatchNormalization": (1, 2),
+    "LayerNormalization": (1, 2), "Gather": (0,), "LSTM": (1, 2, 3), "GRU": (1, 2, 3),
+}  # fmt: skip
+DENSE = ("Gemm", "MatMul")
+_BIAS_AFTER = ("MatMul", "Conv", "ConvTranspose")
+RECURRENT = ("LSTM", "GRU")
+_LAYOUT = ("Squeeze", "Unsqueeze", "Reshape", "Transpose", "Identity")
+
+
 def layers(model: onnx.ModelProto) -> list[Layer]:
-    """Gemm / MatMul-with-a-weight nodes (+ their bias Add), in graph order."""
+    """Nodes with parameters (see PARAMETER_SLOTS; + the bias Add after a MatMul or bias-less Conv), in graph order."""
     floats = _float_initializers(model)
     consumers = _consumers(model)
+    producers = {name: node for node in model.graph.node for name in node.output}
     found = []
     for position, node in enumerate(model.graph.node):
-        if node.op_type == "Gemm":
-            parameters = [name for name in node.input[1:] if name in floats]
-        elif node.op_type == "MatMul":
-            parameters = [name for name in node.input if name in floats]
-        else:
-            continue
+        slots = PARAMETER_SLOTS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ()
+        parameters = []
+        for name in (node.input[i] for i in slots if i < len(node.input)):
+            joined = producers.get(name)  # a recurrent bias split in halves (recurrent.py)
+            parts = joined.input if joined is not None and joined.op_type == "Concat" and node.op_type in RECURRENT else [name]
+            parameters += [part for part in parts if part in floats]
         if not parameters:
             continue
         after = consumers.get(node.output[0], [])
-        if node.op_type == "MatMul" and len(after) == 1 and after[0].op_type == "Add":
+        bias_less = node.op_type == "MatMul" or (node.op_type in _BIAS_AFTER and len(node.input) < 3)
+        while node.op_type != "MatMul" and len(after) == 1 and after[0].op_type in _LAYOUT:
+            after = consumers.get(after[0].output[0], [])  # tf2onnx's Conv1D: Conv → Squeeze → bias Add
+        if bias_less and len(after) == 1 and after[0].op_type == "Add":
             bias = [name for name in after[0].input if name in floats and name not in parameters]
             parameters += bias[:1]
         found.append(Layer(node, parameters, position))
@@ -98,9 +118,13 @@ def _feeds_output(model: onnx.ModelProto, layer: Layer) -> bool:
     return len(after) == 1 and after[0].op_type in ACTIVATIONS and after[0].output[0] in outputs
 
 
+def dense_layers(model: onnx.ModelProto) -> list[Layer]:
+    return [layer for layer in layers(model) if layer.weight_node.op_type in DENSE]
+
+
 def default_spec(model: onnx.ModelProto) -> tuple[str, str]:
     """('head', why) where the model ends in a Dense/Linear layer, else ('none', why)."""
-    found = layers(model)
+    found = dense_layers(model)
     if found and _feeds_output(model, found[-1]):
         return "head", "the model ends in a Dense/Linear layer: its head is trainable"
     last = model.graph.node[-1].op_type if model.graph.node else "nothing"
@@ -111,20 +135,21 @@ def choose(model: onnx.ModelProto, spec: str) -> list[str]:
     """The trainable initializer names for a checked, explicit spec (not 'none')."""
     found = layers(model)
     if not found:
-        raise UnsupportedModelError("--trainable: the model has no Dense/Linear (Gemm or MatMul with weights) layer")
+        raise UnsupportedModelError("--trainable: the model has no layer with parameters")
     if spec == "head":
-        if not _feeds_output(model, found[-1]):
+        dense = dense_layers(model)
+        if not dense or not _feeds_output(model, dense[-1]):
             raise UnsupportedModelError(
                 "--trainable head: the model's last Dense/Linear layer does not feed an output directly "
                 "(through at most one activation); use last:N or all"
             )
-        chosen = found[-1:]
+        chosen = dense[-1:]
     elif spec == "all":
         chosen = found
     else:
         count = int(_LAST.fullmatch(spec).group(1))
         if count > len(found):
-            raise BadInputError(f"--trainable {spec}: the model has only {len(found)} Dense/Linear layers")
+            raise BadInputError(f"--trainable {spec}: the model has only {len(found)} layers with parameters")
         chosen = found[-count:]
     names: list[str] = []
     for layer in chosen:

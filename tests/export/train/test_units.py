@@ -59,7 +59,7 @@ def test_last_n_and_all_take_the_layers_from_the_end() -> None:
     assert choose(model, "last:1") == ["W2", "b2"]
     assert choose(model, "last:2") == choose(model, "all") == ["W1", "b1", "W2", "b2"]
     assert split(model, "all", choose(model, "all")).cut == ["x"]
-    with pytest.raises(BadInputError, match="only 2 Dense/Linear layers"):
+    with pytest.raises(BadInputError, match="only 2 layers with parameters"):
         choose(model, "last:3")
 
 
@@ -160,3 +160,37 @@ def test_the_default_goes_on_without_a_step_where_none_can_be_built(tmp_path: Pa
     with pytest.raises(UnsupportedModelError, match="--train-batch 1"):
         training_variant(conversion, TrainingOptions(trainable="head"), tmp_path, ["model.onnx"], tolerance=1e-5,
                          progress=said.append)  # fmt: skip
+
+
+def test_kernels_match_up_to_axes_and_recurrent_weights_up_to_gate_blocks() -> None:
+    rng = np.random.default_rng(1)
+    kernel = rng.normal(size=(5, 2, 4)).astype(np.float32)  # Keras Conv1D [k, in, out]
+    onnx_kernel = np.transpose(kernel, (2, 1, 0)).reshape(4, 2, 1, 5)  # tf2onnx: [out, in, 1, k]
+    found = match({"W": onnx_kernel}, [Variable("c1/kernel", "c1", kernel)])["W"]
+    np.testing.assert_array_equal(found.onnx_layout(kernel, onnx_kernel.shape), onnx_kernel)
+    lstm = rng.normal(size=(3, 4 * 2)).astype(np.float32)  # Keras LSTM kernel [in, 4H], gates i, f, c, o
+    i, f, c, o = np.split(lstm.T, 4)
+    onnx_w = np.concatenate([i, o, f, c]).reshape(1, 8, 3)  # ONNX W [1, 4H, in], gates i, o, f, c
+    with pytest.raises(ExportError, match="holds no framework variable"):
+        match({"W": onnx_w}, [Variable("lstm/kernel", "lstm", lstm)])
+    gated = match({"W": onnx_w}, [Variable("lstm/kernel", "lstm", lstm)], recurrent={"W": 4})["W"]
+    assert gated.gates == (0, 3, 1, 2)
+    np.testing.assert_array_equal(gated.onnx_layout(lstm, onnx_w.shape), onnx_w)
+    bias = np.repeat(np.array([0, 1, 0, 0], np.float32), 2)  # Keras's unit_forget_bias: i, c, o blocks all equal
+    onnx_b = np.concatenate([np.split(bias, 4)[i] for i in (0, 3, 1, 2)]).reshape(1, 8)
+    variables = [Variable("lstm/kernel", "lstm", lstm), Variable("lstm/bias", "lstm", bias)]
+    both = match({"W": onnx_w, "B": onnx_b}, variables, recurrent={"W": 4, "B": 4})
+    assert both["B"].gates == (0, 3, 1, 2)  # the kernel's order, not the first that fits
+
+
+def test_a_chosen_layer_missing_a_framework_variable_fails_naming_it() -> None:
+    from export.train.reference import complete
+
+    variables = [Variable("out/kernel", "out", np.ones((2, 2), np.float32)), Variable("out/bias", "out", np.zeros(2, np.float32)),
+                 Variable("hidden/kernel", "hidden", np.full((2, 2), 2, np.float32))]  # fmt: skip
+    head = {"MatMul:0": match({"MatMul:0": np.ones((2, 2), np.float32)}, variables[:1])["MatMul:0"]}
+    with pytest.raises(ExportError, match="'out/bias' \\[2\\] of layer 'out'"):
+        complete(head, variables, "head")
+    complete({**head, "b": match({"b": np.zeros(2, np.float32)}, variables[1:2])["b"]}, variables, "head")
+    with pytest.raises(ExportError, match="--trainable all: the framework variable 'hidden/kernel'"):
+        complete({**head, "b": match({"b": np.zeros(2, np.float32)}, variables[1:2])["b"]}, variables, "all")

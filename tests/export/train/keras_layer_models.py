@@ -1,0 +1,57 @@
+"""Keras models with layers beyond Dense for issue 28's step tests (export tests and browser tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+SERIES = 40
+
+
+def cnn(path: Path) -> Path:
+    """Conv1D → MaxPool → Conv1D (same) → GlobalAveragePooling → Dense: the issue's `all` example."""
+    import keras
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([
+        keras.Input((SERIES, 1), name="series"),
+        keras.layers.Conv1D(4, 5, activation="relu", name="c1"),
+        keras.layers.MaxPooling1D(2),
+        keras.layers.Conv1D(6, 3, padding="same", activation="relu", name="c2"),
+        keras.layers.GlobalAveragePooling1D(),
+        keras.layers.Dense(3, name="out"),
+    ])  # fmt: skip
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype("float32"))
+    model.save(path)
+    return path
+
+
+def conv2d_batchnorm_classifier(path: Path) -> Path:
+    """Conv2D → BatchNormalization → ReLU → MaxPool2D → DepthwiseConv2D → GlobalAveragePooling2D → Dense softmax."""
+    import keras
+
+    keras.utils.set_random_seed(6)
+    model = keras.Sequential([
+        keras.Input((8, 8, 2), name="image"),
+        keras.layers.Conv2D(4, 3, padding="same", name="conv"),
+        keras.layers.BatchNormalization(name="norm"),
+        keras.layers.ReLU(),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.DepthwiseConv2D(3, padding="valid", name="depthwise"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(3, activation="softmax", name="label"),
+    ])  # fmt: skip
+    rng = np.random.default_rng(2)
+    norm = model.get_layer("norm")
+    norm.moving_mean.assign(rng.normal(0, 0.1, 4).astype("float32"))
+    norm.moving_variance.assign(rng.uniform(0.5, 1.5, 4).astype("float32"))
+    norm.beta.assign(rng.normal(0, 0.1, 4).astype("float32"))
+    for layer in ("conv", "depthwise", "label"):
+        bias = model.get_layer(layer).bias
+        bias.assign(rng.normal(0, 0.1, bias.shape).astype("float32"))
+    model.save(path)
+    return path

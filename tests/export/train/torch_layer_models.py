@@ -1,0 +1,63 @@
+"""PyTorch models with layers beyond Dense for issue 28's step tests (built per test, seeded)."""
+
+from __future__ import annotations
+
+SERIES, CHANNELS, HIDDEN = 16, 3, 5
+VOCAB, TOKENS, WIDTH, CLASSES = 11, 6, 8, 3
+
+
+def conv_gru_regressor():
+    """Conv1d (padding, dilation) → ReLU → GRU → last step → Linear."""
+    import torch
+
+    class Regressor(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv1d(1, CHANNELS, 3, padding=2, dilation=2)
+            self.gru = torch.nn.GRU(CHANNELS, HIDDEN, batch_first=True)
+            self.head = torch.nn.Linear(HIDDEN, 2)
+
+        def forward(self, x):
+            sequence, _ = self.gru(torch.relu(self.conv(x)).transpose(1, 2))
+            return self.head(sequence[:, -1])
+
+    torch.manual_seed(1)
+    return Regressor().eval()
+
+
+def attention_classifier():
+    """Embedding → LayerNorm → one self-attention head (softmax of QKᵀ/√d) → GELU → mean → Linear."""
+    import torch
+
+    class Classifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = torch.nn.Embedding(VOCAB, WIDTH)
+            self.norm = torch.nn.LayerNorm(WIDTH)
+            self.query = torch.nn.Linear(WIDTH, WIDTH)
+            self.key = torch.nn.Linear(WIDTH, WIDTH)
+            self.value = torch.nn.Linear(WIDTH, WIDTH)
+            self.head = torch.nn.Linear(WIDTH, CLASSES)
+
+        def forward(self, ids):
+            x = self.norm(self.embedding(ids))
+            scores = torch.softmax(self.query(x) @ self.key(x).transpose(1, 2) / WIDTH**0.5, dim=-1)
+            return self.head(torch.nn.functional.gelu(scores @ self.value(x)).mean(dim=1))
+
+    torch.manual_seed(2)
+    return Classifier().eval()
+
+
+def batchnorm_mlp():
+    """Linear → BatchNorm1d (running statistics set) → ReLU → Linear: the exporter keeps the
+    BatchNormalization node (it fuses BN into a preceding Conv only)."""
+    import torch
+
+    torch.manual_seed(3)
+    module = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.BatchNorm1d(6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    with torch.no_grad():
+        module[1].running_mean.uniform_(-0.2, 0.2)
+        module[1].running_var.uniform_(0.5, 1.5)
+        module[1].weight.uniform_(0.5, 1.5)
+        module[1].bias.uniform_(-0.1, 0.1)
+    return module.eval()

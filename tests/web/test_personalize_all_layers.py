@@ -1,0 +1,58 @@
+"""Issue 28 in the page: a Keras Conv1D → MaxPool → Conv1D → GlobalAveragePooling → Dense model
+exported with `--trainable all` personalises in Chromium on onnxruntime-web (wasm), every tensor
+of it, and the browser's parameters and losses equal onnxruntime running train.onnx in Python.
+ONNX.js cannot run this step (MaxPool's backward is a ScatterElements, the input gradient a
+ConvTranspose: listed in `training.edge.blockers`), so the page picks onnxruntime-web by itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.export.train.keras_layer_models import SERIES, cnn
+
+from .trainer_driver import TrainerDriver
+
+pytestmark = [pytest.mark.integration, pytest.mark.keras]
+
+NAME, BATCH, RATE = "all-layers-cnn", 4, 0.01
+
+
+@pytest.fixture(scope="session")
+def all_layers(registry: Path, workdir: Path) -> Path:
+    from export.pipeline import export_model
+
+    source = cnn(workdir / "all-layers-cnn.keras")
+    return export_model(source, name=NAME, version="1", out=registry, trainable="all", learning_rate=RATE,
+                        train_batch=BATCH).version_dir  # fmt: skip
+
+
+@pytest.fixture
+def trainer(page, site, mms, all_layers) -> TrainerDriver:
+    return TrainerDriver(page, site, mms).open()
+
+
+def test_all_layers_personalise_on_onnxruntime_web_like_onnxruntime(trainer, all_layers: Path) -> None:
+    from export.train.runner import base_parameters, train
+
+    entry = json.loads((all_layers / "model.json").read_text())["training"]
+    assert entry["edge"]["backends"] == []  # ONNX.js runs none of it: the page must not try
+    assert trainer.create(NAME, cloud=False)["state"] == "ready"
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((10, SERIES, 1)).astype(np.float32)
+    y = rng.standard_normal((10, 3)).astype(np.float32)
+    result = trainer.personalize(x, y, epochs=2, learningRate=RATE, shuffle=False)
+    assert "error" not in result, result
+    assert result["backend"].startswith("onnxruntime-web/wasm") and result["steps"] == 6
+    got = trainer.parameters()
+    ours = train(all_layers, x, y, epochs=2, learning_rate=RATE)
+    base = base_parameters(all_layers)
+    assert set(got) == set(ours.parameters) and len(got) == 6
+    for name in got:
+        assert np.abs(got[name] - ours.parameters[name]).max() <= 1e-5, name
+        assert np.abs(got[name] - base[name]).max() > 1e-4, name  # every tensor moved
+    np.testing.assert_allclose(result["loss"], ours.losses, atol=1e-5)
+    assert trainer.page.errors == []

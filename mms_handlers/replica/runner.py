@@ -242,8 +242,16 @@ def settings_from(args: argparse.Namespace) -> ReplicaSettings:
                            keep_versions=settings.keep_versions)  # fmt: skip
 
 
+def _stop_starting(signum: int, _frame: object) -> None:
+    """SIGTERM/SIGINT while starting: unwind, so start() stops the MMS it started (the default action
+    would end this process at once and leave MMS, in its own process group, running)."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_starting)
     try:
         if args.registry is None and not args.model_store.is_dir():
             raise SettingError("model_store", f"{args.model_store}: no such folder")

@@ -67,6 +67,13 @@ class ReplicaSettings:
             raise SettingError("registry", f"{self.registry}: no such folder")
 
 
+def _has_versions(registry: Registry, name: str) -> bool:
+    try:
+        return bool(registry.versions(name))
+    except OSError:  # no folder for it
+        return False
+
+
 def package_version() -> str:
     try:
         return metadata.version("onnx-edgecloud")
@@ -82,20 +89,24 @@ class Replica:
         self.settings = settings
         self.version = package_version()
         server = replace(settings.server, request_metrics=True)  # /metrics turns the handler's timings into histograms
+        store = Path(settings.server.model_store)
         self.watcher: VersionWatcher | None = None
         self._versions_store: Path | None = None
-        if settings.registry is not None:  # the archives of the versions served are built here
+        if settings.registry is None:
+            self.static = settings.register or sorted(mar.stem for mar in store.glob("*.mar"))
+            self.mms = MmsServer(server)
+            self.catalog = Catalog.from_store(store, self.static)
+        else:  # the archives of the versions served are built in a folder of the replica's own
+            registry = Registry(settings.registry)
             self._versions_store = Path(tempfile.mkdtemp(prefix="edgecloud-versions-"))
-            server = replace(server, model_store=self._versions_store)
-        self.mms = MmsServer(server)
-        if settings.registry is not None:
-            self.catalog = Catalog()
-            self.watcher = VersionWatcher(Registry(settings.registry), self.mms, self, names=settings.register or None,
-                                          keep=settings.keep_versions)  # fmt: skip
-        else:
-            store = Path(settings.server.model_store)
-            names = settings.register or sorted(mar.stem for mar in store.glob("*.mar"))
-            self.catalog = Catalog.from_store(store, names)
+            self.mms = MmsServer(replace(server, model_store=self._versions_store))
+            # A model named that the registry has no version of is served from the store's archive, unversioned.
+            self.static = [name for name in settings.register if not _has_versions(registry, name) and (store / f"{name}.mar").is_file()]
+            for name in self.static:
+                shutil.copy2(store / f"{name}.mar", self._versions_store / f"{name}.mar")
+            self.catalog = Catalog.from_store(self._versions_store, self.static)
+            watched = [name for name in settings.register if name not in self.static] if settings.register else None
+            self.watcher = VersionWatcher(registry, self.mms, self, names=watched, keep=settings.keep_versions)
         self.loading = True
         self.metrics = ReplicaMetrics(self.mms.log_dir / "model_metrics.log", self._restarts)
         self.door: FrontDoor | None = None
@@ -162,20 +173,22 @@ class Replica:
             self._looker.start()
             self.door = FrontDoor(self, self.metrics, config.host, config.inference_port,
                                   host=self.settings.host, port=self.settings.port).start()  # fmt: skip
+            if self.static:
+                self.mms.register_store([f"{name}.mar" for name in self.static])
             if self.watcher is not None:
                 self.watcher.poll()  # the versions latest.json names now, before the replica reports ready
                 self.watcher.start()
-            else:
-                self.mms.register_store([f"{name}.mar" for name in self.names])
+            if self.catalog.models:
                 self.mms.wait_until_healthy()
             self.loading = False
         except BaseException:
-            self.stop(drain_seconds=0)
+            self.stop(drain_seconds=0, keep_logs=True)
             raise
         return self
 
-    def stop(self, drain_seconds: float | None = None) -> None:
-        """Drain (readiness fails, answers go on), close the port once nothing is in flight, stop MMS."""
+    def stop(self, drain_seconds: float | None = None, keep_logs: bool = False) -> None:
+        """Drain (readiness fails, answers go on), close the port once nothing is in flight, stop MMS
+        (keeping its logs when asked: after a failure whose message names them)."""
         if self.watcher is not None:
             self.watcher.stop()
         if self.door is not None:
@@ -190,7 +203,7 @@ class Replica:
             self.door.stop()
             self.door = None
         self._stopped.set()
-        self.mms.stop()
+        self.mms.stop(keep_logs=keep_logs)
         if self._versions_store is not None:
             shutil.rmtree(self._versions_store, ignore_errors=True)
 

@@ -1,7 +1,8 @@
 """Read-only stand-in for the `registry` package's `Registry` (the lead's leaf package, due on main).
 
 Implements only what the version watcher reads (`models`, `versions`, `latest`, `check`,
-`version_dir`), with the same names, results and `RegistryError(ValueError)`, so switching to
+`version_dir`) and `set_latest` (`edgecloud versions --serve`), with the same names, results and
+`RegistryError(ValueError)`, so switching to
 `from registry import Registry, RegistryError` is one import once that package lands; this file
 then goes.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +66,12 @@ class Registry:
             if path.stat().st_size != entry.get("size") or hashlib.sha256(path.read_bytes()).hexdigest() != entry.get("sha256"):
                 raise RegistryError(f"{folder}: {file} does not match the size and SHA-256 in {MANIFEST}")
         return manifest
+
+    def set_latest(self, name: str, version: int) -> None:
+        """Point latest.json at `version` (roll back or forward) once it checks; written atomically."""
+        self.check(name, version)
+        path = self.model_dir(name) / LATEST
+        partial = path.with_name(f".{LATEST}.partial")
+        partial.write_text(json.dumps({"name": name, "version": str(version), "manifest": f"{version}/{MANIFEST}",
+                                       "versions": [str(v) for v in self.versions(name)]}))  # fmt: skip
+        os.replace(partial, path)

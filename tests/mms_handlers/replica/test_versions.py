@@ -171,3 +171,20 @@ def test_keep_versions_zero_is_refused_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["replica: error: --keep-versions must be at least 1, got 0"]
+
+
+def test_edgecloud_versions_serve_rolls_back_under_load_and_refuses_bad_versions(replica, capsys):
+    from edgecloud.cli import main as cli
+
+    registry = str(replica.registry)
+    load, _ = switch_under_load(replica, lambda: cli(["versions", NAME, "--registry", registry, "--serve", "2"]), 2)
+    assert load.failed() == []
+    assert capsys.readouterr().out.splitlines()[:3] == ["1", "2  ← latest.json (served)", "3"]
+    for value, message in [("x", "--serve 'x': a version is a number"),
+                           ("99", f"--serve 99: {NAME} has no complete version 99"),
+                           ("5", "model.onnx does not match the size and SHA-256 in model.json")]:  # fmt: skip
+        assert cli(["versions", NAME, "--registry", registry, "--serve", value]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and message in error and error.startswith("edgecloud versions: error: ")
+        assert json.loads((replica.registry / NAME / "latest.json").read_text())["version"] == "2"  # unchanged
+    assert ask(replica.base, f"/predictions/{NAME}").version == 2

@@ -8,6 +8,12 @@
 // missing model shows as a network error: then a GET /ping (a simple request, no preflight) tells
 // a server that is up, and lacks the model, from one that cannot be reached.
 //
+// The page asks for the version its edge runs, so both sides answer from the same parameters:
+// `/predictions/NAME-vV`, the MMS name every serving replica gives version V (docs/versions.md).
+// When the cloud no longer has V (retired: 404, or cross-origin a failed preflight) or serves no
+// versions at all (a bare MMS), the request goes to `/predictions/NAME`, the newest version, and
+// the answer's `model_version` says which one computed it (the handler's versionMismatch).
+//
 // Error answers are told apart by their body. MMS's own are `{code, type, message}` with `type`
 // the Java exception's simple name (ModelNotFoundException, ServiceUnavailableException,
 // InternalServerException, OutOfMemoryError, ...): about the server, never about the input. Our
@@ -36,6 +42,11 @@ export function cloudAnswerError(what, status, body, statusText = '') {
     return new EdgecloudError(CODES.CLOUD_BUSY, text);
   }
   return new EdgecloudError(CODES.CLOUD_ERROR, text);
+}
+
+/** The MMS name version `version` of model `name` is served under (mms_handlers/names.py version_name). */
+export function versionName(name, version) {
+  return `${name}-v${version}`;
 }
 
 /** POST plain tensors to /predictions/NAME; plain tensors back, or an EdgecloudError told by the answer's body. */
@@ -97,6 +108,7 @@ export class CloudEndpoint {
     this.healthTtlMs = healthTtlMs;
     this.environment = environment ?? {};
     this.lastHealth = null; // {status: 'serving' | an error code, error?, at}
+    this.missingVersions = new Set(); // versions the cloud did not have: asked for by name since
   }
 
   async #withTimeout(what, work) {
@@ -141,12 +153,37 @@ export class CloudEndpoint {
   }
 
   /**
-   * {outputs, modelVersion}. Our handler's 4xx → bad-input (the request is wrong, not the cloud);
-   * every other failure is recorded as the verdict and thrown. A network error is explained by a
-   * fresh health check: cross-origin, a model unregistered since the last check fails the preflight.
+   * {outputs, modelVersion}. With `version`, asks for that version first (`/predictions/NAME-vV`) and,
+   * when the cloud does not have it, for the name (the newest) from then on. Our handler's 4xx →
+   * bad-input (the request is wrong, not the cloud); every other failure is recorded as the verdict and
+   * thrown. A network error is explained by a fresh health check: cross-origin, a model unregistered
+   * since the last check fails the preflight.
    */
-  async predict(feeds) {
+  async predict(feeds, version = null) {
     await this.ensureHealthy();
+    if (version != null && !this.missingVersions.has(String(version))) {
+      const pinned = versionName(this.name, version);
+      try {
+        const answer = await this.#withTimeout(`POST /predictions/${pinned}`, (signal) =>
+          cloudAnswer(this.url, pinned, feeds, { signal }),
+        );
+        this.#record('serving');
+        return answer;
+      } catch (error) {
+        if (error.code === CODES.BAD_INPUT) throw error;
+        if (error.code !== CODES.CLOUD_MODEL_MISSING && error.code !== CODES.CLOUD_UNREACHABLE) {
+          this.#record(error.code, error);
+          throw error;
+        }
+        const answer = await this.#predictByName(feeds); // throws when the cloud itself fails
+        this.missingVersions.add(String(version));
+        return answer;
+      }
+    }
+    return this.#predictByName(feeds);
+  }
+
+  async #predictByName(feeds) {
     try {
       const answer = await this.#withTimeout(`POST /predictions/${this.name}`, (signal) =>
         cloudAnswer(this.url, this.name, feeds, { signal }),

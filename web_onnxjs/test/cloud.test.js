@@ -41,35 +41,48 @@ test('the MMS name of a version is NAME-vV, as the serving side names it', () =>
   assert.equal(versionName('ecg_net', '10'), 'ecg_net-v10');
 });
 
-test('a version the cloud serves is asked for by its own name', async () => {
+test('the name is asked first; only another version’s answer makes the page ask for its own', async () => {
   const cloud = fakeCloud({ mlp: 2, 'mlp-v1': 1, 'mlp-v2': 2 });
   await withFetch(cloud, async (endpoint) => {
-    assert.equal((await endpoint.predict(FEEDS, '1')).modelVersion, '1');
-    assert.equal((await endpoint.predict(FEEDS, '2')).modelVersion, '2');
+    assert.equal((await endpoint.predict(FEEDS, '2')).modelVersion, '2'); // the newest: one request by name
+    assert.equal((await endpoint.predict(FEEDS, '1')).modelVersion, '1'); // the name answered 2: asked again as mlp-v1
+    assert.equal((await endpoint.predict(FEEDS, '1')).modelVersion, '1'); // then straight to mlp-v1
     assert.equal((await endpoint.predict(FEEDS)).modelVersion, '2'); // no version: the name
   });
-  assert.deepEqual(cloud.posts, ['mlp-v1', 'mlp-v2', 'mlp']);
+  assert.deepEqual(cloud.posts, ['mlp', 'mlp', 'mlp-v1', 'mlp-v1', 'mlp']);
 });
 
 for (const crossOrigin of [false, true]) {
-  test(`a version the cloud no longer has falls back to the name, and is not asked for again (${crossOrigin ? 'failed preflight' : '404'})`, async () => {
+  test(`a version the cloud no longer has is answered by the newest, and not asked for again (${crossOrigin ? 'failed preflight' : '404'})`, async () => {
     const cloud = fakeCloud({ mlp: 3, 'mlp-v3': 3 }, { crossOrigin });
     await withFetch(cloud, async (endpoint) => {
       assert.equal((await endpoint.predict(FEEDS, '1')).modelVersion, '3'); // the newest answered
       assert.equal((await endpoint.predict(FEEDS, '1')).modelVersion, '3');
       assert.equal(endpoint.lastHealth.status, 'serving');
-      assert.equal((await endpoint.predict(FEEDS, '3')).modelVersion, '3'); // an adopted version is asked for again
+      assert.equal((await endpoint.predict(FEEDS, '3')).modelVersion, '3'); // adopted: the name serves it
     });
-    assert.deepEqual(cloud.posts, ['mlp-v1', 'mlp', 'mlp', 'mlp-v3']);
+    assert.deepEqual(cloud.posts, ['mlp', 'mlp-v1', 'mlp', 'mlp']);
   });
 }
 
-test('bad input on the pinned version is the input’s fault: no fallback', async () => {
+test('a pinned version retired later falls back to the name', async () => {
+  const serves = { mlp: 2, 'mlp-v1': 1, 'mlp-v2': 2 };
+  const cloud = fakeCloud(serves);
+  await withFetch(cloud, async (endpoint) => {
+    assert.equal((await endpoint.predict(FEEDS, '1')).modelVersion, '1');
+    delete serves['mlp-v1'];
+    assert.equal((await endpoint.predict(FEEDS, '1')).modelVersion, '2');
+    assert.equal((await endpoint.predict(FEEDS, '1')).modelVersion, '2');
+  });
+  assert.deepEqual(cloud.posts, ['mlp', 'mlp-v1', 'mlp-v1', 'mlp', 'mlp']);
+});
+
+test('bad input is the input’s fault: no second request', async () => {
   const cloud = fakeCloud({ mlp: 1, 'mlp-v1': 1 }, { badInput: true });
   await withFetch(cloud, async (endpoint) => {
     await assert.rejects(endpoint.predict(FEEDS, '1'), (error) => error.code === CODES.BAD_INPUT);
   });
-  assert.deepEqual(cloud.posts, ['mlp-v1']);
+  assert.deepEqual(cloud.posts, ['mlp']);
 });
 
 test('when neither the version nor the name is served, the failure is the model missing', async () => {

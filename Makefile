@@ -85,6 +85,7 @@ bench: setup torchserve
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.personalisation
 	$(PY) -m benchmarks.federated
+	$(PY) -m benchmarks.federated_async
 	$(PY) -m benchmarks.demo_page
 
 # 60 s at concurrency 32 with memory sampled, then a worker and a whole model backend killed under load.

@@ -32,10 +32,12 @@ from aggregation.http import FederatedApi
 from aggregation.service import FederatedModel, FederatedService, ParameterSpec, run_ticker
 from aggregation.settings import FederatedSettings
 from aggregation.store import RoundStore, open_store
-from export.federated_version import staging_dirs, trainable_parameters, write_federated_version
+from aggregation.tokens import TokenVerifier
+from export.federated_version import trainable_parameters, write_federated_version
 from export.manifest import LATEST_NAME, read_manifest, update_latest
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer
+from registry import Registry
 
 from .errors import CliError
 
@@ -50,6 +52,7 @@ class FederatedOptions:
     models: list[str]
     settings: FederatedSettings = field(default_factory=FederatedSettings)
     database: str | None = None  # default: MODEL_STORE/federated.sqlite
+    client_secret: bytes | None = field(default=None, repr=False)  # --client-secret: updates need a token it signed
 
 
 def cloud_name(name: str, version: str) -> str:
@@ -108,8 +111,7 @@ def recover(options: FederatedOptions, registry: Path, model_store: Path) -> lis
     store = open_store(database_of(options, model_store))
     try:
         for name in options.models:
-            for staging in staging_dirs(Path(registry) / name):
-                shutil.rmtree(staging)
+            for staging in Registry(registry).recover(name):
                 removed.append(f"federated: removed {staging}, a version of {name} half written when the process stopped")
             for version_dir in unpublished_versions(registry, name, store):
                 discard_version(version_dir, model_store)
@@ -182,7 +184,8 @@ class Aggregator:
         self.database = database_of(options, mms.config.model_store)
         self.store = open_store(self.database)
         self.service = FederatedService(self.store, options.settings, models, ServingPublisher(registry, mms, on_served))
-        self.api = FederatedApi(self.service).handle
+        tokens = TokenVerifier(options.client_secret) if options.client_secret is not None else None
+        self.api = FederatedApi(self.service, tokens).handle
         self._stop = threading.Event()
         self._ticker = run_ticker(self.service, self._stop, every=0.5)
 

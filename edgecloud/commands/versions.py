@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mms_handlers.names import name_problem
-    from mms_handlers.replica.registry_view import Registry, RegistryError
+    from registry import Registry, RegistryError
 
     if problem := name_problem(args.name):
         raise CliError(problem)

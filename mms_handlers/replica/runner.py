@@ -23,13 +23,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from registry import Registry
+
 from ..server import MmsServer, ServerConfig, ServerError, SettingError
 from ..settings import FIELDS, ServingSettings, flag_of
 from .frontdoor import FrontDoor
 from .health import Health, model_health, readiness
 from .metrics import ReplicaMetrics
 from .oip import Catalog
-from .registry_view import Registry
 from .watcher import VersionWatcher
 
 # Readiness is looked up in the background this often, so a probe is answered at once from the last
@@ -67,13 +68,6 @@ class ReplicaSettings:
             raise SettingError("registry", f"{self.registry}: no such folder")
 
 
-def _has_versions(registry: Registry, name: str) -> bool:
-    try:
-        return bool(registry.versions(name))
-    except OSError:  # no folder for it
-        return False
-
-
 def package_version() -> str:
     try:
         return metadata.version("onnx-edgecloud")
@@ -101,7 +95,7 @@ class Replica:
             self._versions_store = Path(tempfile.mkdtemp(prefix="edgecloud-versions-"))
             self.mms = MmsServer(replace(server, model_store=self._versions_store))
             # A model named that the registry has no version of is served from the store's archive, unversioned.
-            self.static = [name for name in settings.register if not _has_versions(registry, name) and (store / f"{name}.mar").is_file()]
+            self.static = [name for name in settings.register if not registry.versions(name) and (store / f"{name}.mar").is_file()]
             for name in self.static:
                 shutil.copy2(store / f"{name}.mar", self._versions_store / f"{name}.mar")
             self.catalog = Catalog.from_store(self._versions_store, self.static)

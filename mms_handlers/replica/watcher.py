@@ -23,12 +23,13 @@ import time
 from pathlib import Path
 from typing import Callable, Protocol
 
+from registry import Registry, RegistryError
+
 from ..archive import ArchiveError, build_archive
 from ..names import version_name
 from ..server import MmsServer, ServerError
 from .health import model_health
 from .oip import Catalog, ModelInfo, model_info
-from .registry_view import Registry, RegistryError
 
 # A switched-from version may still receive a request that read the old routing just before the
 # switch: wait this long before counting its requests in flight.
@@ -90,7 +91,7 @@ class VersionWatcher:
             try:
                 self._follow(name)
             except (RegistryError, OSError) as error:
-                self._skip_once((name, -1), str(error))
+                self._skip_once((name, -1), f"{name}: {error}")
 
     def _follow(self, name: str) -> None:
         target = self._target(name)

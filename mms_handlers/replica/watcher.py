@@ -20,8 +20,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from registry import Registry, RegistryError
 
@@ -65,7 +66,7 @@ class VersionWatcher:
     def store(self) -> Path:
         return Path(self.mms.config.model_store)
 
-    def start(self) -> "VersionWatcher":
+    def start(self) -> VersionWatcher:
         self._thread.start()
         return self
 

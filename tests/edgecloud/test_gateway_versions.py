@@ -13,7 +13,13 @@ import pytest
 from edgecloud.gateway.replicas import MMS_LOG_VARIABLE
 from edgecloud.gateway.stack import GatewayOptions, GatewayStack
 from mms_handlers.archive import build_archive
-from mms_handlers.process_group import arguments, group_members, model_of, parent_pid, processes_with_env
+from mms_handlers.process_group import (
+    arguments,
+    group_members,
+    model_of,
+    parent_pid,
+    processes_with_env,
+)
 from mms_handlers.server import ServerConfig
 from mms_handlers.settings import ServingSettings
 from tests.conftest import free_port

@@ -33,7 +33,7 @@ def plus_model(version: int):
 def version_of(outputs: dict) -> int:
     """The version whose model computed `outputs` (y - x)."""
     difference = np.array(outputs["y"]) - np.array(X)
-    return int(round(float(difference.mean())))
+    return round(float(difference.mean()))
 
 
 def set_latest(registry: Path, name: str, version: int | str) -> None:
@@ -108,7 +108,7 @@ class Load:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(clients)]
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()
         return self

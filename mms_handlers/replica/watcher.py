@@ -77,7 +77,10 @@ class VersionWatcher:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.poll()
+            try:
+                self.poll()
+            except Exception as error:  # noqa: BLE001 - the watcher must outlive one bad look; what is served stays
+                self._skip_once(("", -1), f"watching {self.registry.root} failed: {type(error).__name__}: {error}")
 
     def poll(self) -> None:
         """One look at every watched model: serve the version latest.json names, retire the old ones."""

@@ -194,3 +194,16 @@ def test_edgecloud_versions_serve_rolls_back_under_load_and_refuses_bad_versions
         assert len(error.splitlines()) == 1 and message in error and error.startswith("edgecloud versions: error: ")
         assert json.loads((replica.registry / NAME / "latest.json").read_text())["version"] == "2"  # unchanged
     assert ask(replica.base, f"/predictions/{NAME}").version == 2
+
+
+def test_a_version_written_by_edgecloud_export_is_served(replica, tmp_path):
+    import onnx
+
+    from edgecloud.cli import main as cli
+    from tests.mms_handlers.replica.rollout import plus_model
+
+    onnx.save(plus_model(7), tmp_path / "plus7.onnx")
+    assert cli(["export", str(tmp_path / "plus7.onnx"), "--name", NAME, "--version", "7", "--out", str(replica.registry),
+                "--no-edge"]) == 0  # fmt: skip
+    wait_for_version(replica.base, NAME_PATHS, 7)
+    assert ask(replica.base, f"/v2/models/{NAME}/infer").model_version == "7"

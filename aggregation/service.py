@@ -198,7 +198,7 @@ class FederatedService:
                 self.store.add_update(current.id, stored)
             except DuplicateUpdate:
                 raise Refused(409, "duplicate-client", f"client {update.client!r} already has an update in round {current.id}; "
-                              "the first one counts, one per client per round")  # fmt: skip
+                              "the first one counts, one per client per round") from None  # fmt: skip
             state.closing = self._due(state)
         return {"accepted": True, "round": current.id, "base_version": current.base_version,
                 "norm": norm, "clipped": was_clipped, "staleness": staleness, "weight": stored.weight}  # fmt: skip

@@ -73,7 +73,7 @@ class TokenVerifier:
     def verify(self, token: object, client: str) -> None:
         """Return if `token` lets `client` send now; TokenError otherwise."""
         if token is None:
-            raise TokenError("token-required", "this aggregator takes updates only with a client token (\"token\": ...)")
+            raise TokenError("token-required", 'this aggregator takes updates only with a client token ("token": ...)')
         parts = token.split(".") if isinstance(token, str) else []
         if len(parts) != 3 or not parts[1].isdigit():
             raise TokenError("bad-token", "the token is not CLIENT.EXPIRES.SIGNATURE")

@@ -16,7 +16,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mms_handlers.server import MmsServer
 

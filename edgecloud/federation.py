@@ -18,7 +18,6 @@ round, still open in the database with every update, closes again into the same 
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import zipfile
@@ -37,7 +36,7 @@ from export.federated_version import trainable_parameters, write_federated_versi
 from export.manifest import LATEST_NAME, read_manifest, update_latest
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer
-from registry import Registry
+from registry import Registry, model_json
 
 from .errors import CliError
 
@@ -67,8 +66,8 @@ def database_of(options: FederatedOptions, model_store: Path) -> str:
 def latest_version(registry: Path, name: str) -> str:
     latest = Path(registry) / name / LATEST_NAME
     try:
-        return str(json.loads(latest.read_text())["version"])
-    except (OSError, ValueError, KeyError) as error:
+        return model_json.read_latest(latest)["version"]
+    except (OSError, ValueError) as error:
         raise CliError(f"--federated {name}: no {latest} naming its current version ({error})") from None
 
 
@@ -145,7 +144,7 @@ def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str
                 mar = Path(mms.config.model_store) / f"{mms_name}.mar"
                 try:
                     with zipfile.ZipFile(mar) as archive:
-                        version = str(json.loads(archive.read("model.json"))["version"])
+                        version = model_json.parse(archive.read(model_json.MANIFEST_NAME), f"{mar.name}:model.json")["version"]
                 except (OSError, KeyError, ValueError, zipfile.BadZipFile):
                     continue
                 served[name][version] = mms_name

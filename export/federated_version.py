@@ -15,7 +15,6 @@ version is served (edgecloud/federation.py removes what a process killed meanwhi
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,12 +22,13 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from registry import Registry
+from registry import Registry, model_json
 
 from .errors import BadInputError, ExportError
 from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
 from .pipeline import load_feeds
 from .verify import DEFAULT_TOLERANCE, compare, onnxruntime_runner, parity_inputs
+
 
 def trainable_parameters(version_dir: Path) -> dict[str, np.ndarray]:
     """The trainable parameters' values in the version's cloud file, by initializer name."""
@@ -124,14 +124,13 @@ def write_federated_version(
                 )
             parity = report.as_json()
 
-        manifest = dict(manifest)
-        manifest["version"] = version
-        manifest["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        manifest["files"] = {
-            file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()
-        }
-        manifest["federated"] = {**provenance, "patched": patched_files, "browser_verified_on": str(base_version)}
-        manifest["parity"] = {**manifest.get("parity", {}), "federated_cloud_vs_edge": parity}
+        manifest = model_json.next_version(
+            manifest,
+            version=version,
+            files={file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()},
+            federated=model_json.federated(provenance, patched=patched_files, browser_verified_on=str(base_version)),
+            parity={"federated_cloud_vs_edge": parity},
+        )
         write_manifest(staging, manifest)
         registry.publish(staged, make_latest=False)
     return model_dir / version

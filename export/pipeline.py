@@ -5,21 +5,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import onnx
 
-from registry import Registry
+from registry import Registry, model_json
 
 from . import converter as converters
 from .edge.artifact import edge_variant
 from .errors import BadInputError, ExportError, UnsupportedModelError
 from .manifest import (
     MANIFEST_NAME,
-    SCHEMA_VERSION,
     default_opset,
     file_entry,
     graph_inputs,
@@ -174,31 +172,25 @@ def publish(
         train_files, train_entry = training_variant(
             conversion, training, staging, [MODEL_FILE, *edge_files], tolerance=tolerance, progress=progress
         )
-        manifest = {
-            "schema": SCHEMA_VERSION,
-            "name": name,
-            "version": version,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "source": {
-                "framework": conversion.framework,
-                "framework_version": conversion.framework_version,
-                "file": source_file,
-            },
-            "opset": default_opset(conversion.model),
-            "ir_version": conversion.model.ir_version,
-            "inputs": tensor_specs(graph_inputs(conversion.model)),
-            "outputs": tensor_specs(list(conversion.model.graph.output)),
-            "files": {
-                MODEL_FILE: {**file_entry(staging / MODEL_FILE), "role": "cloud" if edge_files else "cloud+edge"},
+        manifest = model_json.manifest(
+            name=name,
+            version=version,
+            source=model_json.source(conversion.framework, conversion.framework_version, source_file),
+            opset=default_opset(conversion.model),
+            ir_version=conversion.model.ir_version,
+            inputs=tensor_specs(graph_inputs(conversion.model)),
+            outputs=tensor_specs(list(conversion.model.graph.output)),
+            files={
+                MODEL_FILE: file_entry(staging / MODEL_FILE, role="cloud" if edge_files else "cloud+edge"),
                 **edge_files,
                 **train_files,
                 SAMPLE_FILE: file_entry(staging / SAMPLE_FILE),
             },
-            "cloud": {"file": MODEL_FILE},
-            "edge": edge_entry,
-            "parity": {"source_vs_onnxruntime": report.as_json()},
-            **({"training": train_entry} if train_entry else {}),
-        }
+            cloud_file=MODEL_FILE,
+            edge=edge_entry,
+            parity={"source_vs_onnxruntime": report.as_json()},
+            training=train_entry,
+        )
         write_manifest(staging, manifest)
         registry.publish(staged, replace=True)
     progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e})")

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -29,6 +27,7 @@ from typing import Any
 from .engines.ort import THREADS_ENV, threads_per_worker
 from .mar_check import MarError, check_mar
 from .names import name_problem
+from .ports import free_port  # noqa: F401 - re-exported: callers took it from here
 from .process_group import arguments, command_line, group_members, model_of, parent_pid, stop_process_group
 from .service import REQUEST_METRICS_ENV
 from .supervisor import Supervisor
@@ -80,19 +79,6 @@ class ModelOptions:
         if number < lowest:
             raise ValueError(f"model option {key} must be at least {lowest}, got {number}")
         setattr(self, key, number)
-
-
-def free_port() -> int:
-    """A free loopback port MMS accepts (below 32768), for tests, benchmarks and their peers."""
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
 
 
 def mar_in_store(model_store: Path, mar: str) -> Path:

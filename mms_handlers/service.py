@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from registry import model_json
+
 from . import batching, codecs, frames
 from .engines import DEFAULT_ENGINE, Engine, load_engine
 from .errors import RequestError
@@ -66,7 +68,7 @@ class ModelService:
     def initialize(self, context: Any) -> None:
         """Read model.json and engine.json and load the engine; an EngineLoadError fails registration."""
         model_dir = Path(context.system_properties["model_dir"])
-        self.manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
+        self.manifest = model_json.read(model_dir / MANIFEST_FILE)
         engine_name = DEFAULT_ENGINE
         if (model_dir / ENGINE_FILE).exists():
             engine_name = json.loads((model_dir / ENGINE_FILE).read_text()).get("engine", DEFAULT_ENGINE)

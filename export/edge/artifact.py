@@ -12,6 +12,8 @@ from typing import Any
 
 import onnx
 
+from registry import model_json
+
 from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
 from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, compare, onnxruntime_runner, require
 from .lowering import Lowering, lower
@@ -42,27 +44,19 @@ def edge_variant(
         lowering = lower(model, sample, tolerance)
     else:
         lowering = Lowering(model=model, changed=False, blockers=blockers)
-    edge = {
-        "file": cloud_file,
-        "runtime": lowering.runtime,
-        "lowered": lowering.changed,
-        "passes": lowering.passes,
-        "blockers": lowering.blockers,
-        "backends": lowering.backends,
-        "verified": {},
-    }
+    entry = {"runtime": lowering.runtime, "lowered": lowering.changed, "passes": lowering.passes,
+             "blockers": lowering.blockers, "backends": lowering.backends}  # fmt: skip
     if not lowering.changed:
-        return {}, edge
+        return {}, model_json.edge(file=cloud_file, **entry)
     path = Path(folder) / EDGE_FILE
     onnx.save(lowering.model, path)
     report = require(
         compare(reference, onnxruntime_runner(lowering.model), inputs, tolerance),
         against="the source framework (browser file)",
     )
-    edge["file"] = EDGE_FILE
     pinned = tensor_specs(graph_inputs(lowering.model))
-    if pinned != tensor_specs(graph_inputs(model)):
-        edge["inputs"] = pinned  # the browser file takes only these shapes (pin-free-dims); others go to the cloud
-    entry = {**file_entry(path), "role": "edge", "opset": default_opset(lowering.model),
-             "parity": {"source_vs_onnxruntime": report.as_json(), "cloud_model_vs_edge_model": lowering.parity}}  # fmt: skip
-    return {EDGE_FILE: entry}, edge
+    # A pinned browser file takes only these shapes (pin-free-dims); others go to the cloud.
+    edge = model_json.edge(file=EDGE_FILE, **entry, inputs=pinned if pinned != tensor_specs(graph_inputs(model)) else None)
+    file = file_entry(path, role="edge", opset=default_opset(lowering.model),
+                      parity={"source_vs_onnxruntime": report.as_json(), "cloud_model_vs_edge_model": lowering.parity})  # fmt: skip
+    return {EDGE_FILE: file}, edge

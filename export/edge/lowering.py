@@ -14,7 +14,30 @@ from ..errors import one_line
 from ..manifest import default_opset
 from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
 from .graph import batch_variant, remove_dead
-from .passes import activations, constant_if, conv1d, conv_batch, conv_transpose, expand, fold, gather, int64, integer_equal, loop, ml_linear, names, opset, pin, recurrent, relu_mask, resize, slice_concat, softmax, split, stack
+from .passes import (
+    activations,
+    constant_if,
+    conv1d,
+    conv_batch,
+    conv_transpose,
+    expand,
+    fold,
+    gather,
+    int64,
+    integer_equal,
+    loop,
+    ml_linear,
+    names,
+    opset,
+    pin,
+    recurrent,
+    relu_mask,
+    resize,
+    slice_concat,
+    softmax,
+    split,
+    stack,
+)
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]

@@ -15,11 +15,13 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
+from registry import model_json
+
 from ..conversion import Conversion
 from ..edge.lowering import lower
 from ..edge.rules import blocker_summary
 from ..errors import ExportError, ParityError, UnsupportedModelError, one_line
-from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs, training_entry
+from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
 from ..verify import onnxruntime_runner
 from . import compose, step as steps
 from .locations import locate
@@ -240,10 +242,9 @@ def lower_step(train: onnx.ModelProto, names: dict[str, Any], conversion: Conver
                optimizer: Optimizer, batch: int, folder: Path, tolerance: float) -> tuple[dict, dict]:  # fmt: skip
     """train.edge.onnx when ONNX.js cannot run train.onnx as exported; (files, training.edge entry)."""
     blockers = blocker_summary(train)
-    edge = {"file": TRAIN_FILE, "runtime": "onnxjs", "lowered": False, "passes": [], "blockers": blockers,
-            "backends": [b for b in blockers if not blockers[b]], "verified": {}}  # fmt: skip
     if not any(blockers.values()):
-        return {}, edge
+        return {}, model_json.edge(file=TRAIN_FILE, runtime="onnxjs", lowered=False, passes=[], blockers=blockers,
+                                   backends=[b for b in blockers if not blockers[b]])  # fmt: skip
     step = TrainingStep(train.SerializeToString(), {**names, "batch_size": batch})
     real = _parity_batches(conversion, plan_, batch, EDGE_CHECK_STEPS)
     padded = [_pad(inputs, targets, batch) for inputs, targets in real]
@@ -255,15 +256,15 @@ def lower_step(train: onnx.ModelProto, names: dict[str, Any], conversion: Conver
         feeds_list.append(_feeds(names, inputs, targets, weights, params, state, optimizer, index + 1))
         _, params, state = trajectory[index]
     lowering = lower(train, feeds_list[0], tolerance, inputs=feeds_list)
-    edge.update(lowered=lowering.changed, passes=lowering.passes, blockers=lowering.blockers,
-                backends=lowering.backends, runtime=lowering.runtime)  # fmt: skip
+    edge = model_json.edge(file=TRAIN_EDGE_FILE if lowering.changed else TRAIN_FILE, runtime=lowering.runtime,
+                           lowered=lowering.changed, passes=lowering.passes, blockers=lowering.blockers,
+                           backends=lowering.backends)  # fmt: skip
     if not lowering.changed:
         return {}, edge
     path = Path(folder) / TRAIN_EDGE_FILE
     onnx.save(lowering.model, path)
-    edge["file"] = TRAIN_EDGE_FILE
-    entry = {**file_entry(path), "role": "train-edge", "opset": default_opset(lowering.model),
-             "parity": {"train_model_vs_edge_model": lowering.parity}}  # fmt: skip
+    entry = file_entry(path, role="train-edge", opset=default_opset(lowering.model),
+                       parity={"train_model_vs_edge_model": lowering.parity})  # fmt: skip
     return {TRAIN_EDGE_FILE: entry}, edge
 
 
@@ -310,9 +311,8 @@ def training_variant(conversion: Conversion, options: TrainingOptions, folder: P
     located = {file: locate(Path(folder) / file, values) for file in inference_files}
     for entry in names["parameters"]:
         entry["locations"] = {file: located[file][entry["name"]] for file in inference_files}
-    files = {TRAIN_FILE: {**file_entry(Path(folder) / TRAIN_FILE), "role": "train", "opset": default_opset(train)},
-             **edge_files}  # fmt: skip
-    entry = training_entry(
+    files = {TRAIN_FILE: file_entry(Path(folder) / TRAIN_FILE, role="train", opset=default_opset(train)), **edge_files}
+    entry = model_json.training(
         file=TRAIN_FILE, edge=edge, trainable=plan_.split.spec, batch_size=options.batch_size,
         names=names, loss=plan_.loss.as_json(), optimizer=optimizer.as_json(), parity=parity,
     )  # fmt: skip

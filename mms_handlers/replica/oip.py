@@ -9,12 +9,13 @@ the handler reads and answers V2 JSON itself. Ignored: the binary-tensor extensi
 
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from registry import model_json
 
 from ..codecs import V2_NAMES
 from ..names import name_problem, public_name
@@ -80,7 +81,7 @@ def model_info(manifest: dict[str, Any], mms_name: str) -> ModelInfo:
 def read_model_info(mar: Path, name: str | None = None) -> ModelInfo:
     """The version inside `mar` (registered as its stem unless `name` says otherwise), from its model.json."""
     with zipfile.ZipFile(mar) as archive:
-        manifest = json.loads(archive.read(MANIFEST_FILE))
+        manifest = model_json.parse(archive.read(MANIFEST_FILE), f"{mar.name}:{MANIFEST_FILE}")
     return model_info(manifest, name or mar.stem)
 
 

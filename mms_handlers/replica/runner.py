@@ -152,7 +152,7 @@ class Replica:
 
     def _restarts(self) -> dict[str, int]:
         recoveries = self.mms.supervisor.recoveries if self.mms.supervisor is not None else []
-        counts = {name: 0 for name in self.names}
+        counts = dict.fromkeys(self.names, 0)
         for recovery in recoveries:
             counts[recovery.model] = counts.get(recovery.model, 0) + 1
         return counts

@@ -16,8 +16,8 @@ from benchmarks.gateway import V2_BODY, fault_under_load
 from edgecloud.gateway.haproxy import GatewayLayout, haproxy_config
 from edgecloud.gateway.stack import GatewayOptions, GatewayStack
 from mms_handlers.archive import build_archive
-from mms_handlers.settings import ServingSettings
 from mms_handlers.server import ServerConfig
+from mms_handlers.settings import ServingSettings
 from tests import kserve_sdk
 from tests.conftest import free_port
 from tests.mms_handlers import models

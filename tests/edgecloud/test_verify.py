@@ -18,9 +18,10 @@ import pytest
 
 from edgecloud.runtime_files import download_bytes
 from export.edge.artifact import edge_variant
-from export.manifest import file_entry, graph_inputs, tensor_specs, write_manifest
+from export.manifest import file_entry, write_manifest
 from export.pipeline import SAMPLE_FILE, sample_json
 from export.verify import onnxruntime_runner, parity_inputs
+from tests.builders import describe
 from tests.export import edge_graphs
 
 pytestmark = [pytest.mark.integration]
@@ -36,11 +37,8 @@ def write_version(registry: Path, name: str, lowered: bool) -> Path:
     files, edge = edge_variant(
         model, sample, onnxruntime_runner(model), parity_inputs(sample), folder, "model.onnx", enabled=lowered
     )
-    manifest = {
-        "name": name, "version": "1", "inputs": tensor_specs(graph_inputs(model)),
-        "outputs": tensor_specs(list(model.graph.output)), "cloud": {"file": "model.onnx"}, "edge": edge,
-        "files": {"model.onnx": file_entry(folder / "model.onnx"), SAMPLE_FILE: file_entry(folder / SAMPLE_FILE), **files},
-    }  # fmt: skip
+    files = {"model.onnx": file_entry(folder / "model.onnx"), SAMPLE_FILE: file_entry(folder / SAMPLE_FILE), **files}
+    manifest = describe(folder, name, model, files, edge)
     write_manifest(folder, manifest)
     return folder
 

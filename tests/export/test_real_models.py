@@ -31,9 +31,7 @@ BY_NAME = {model.name: model for model in SUITE}
 ONNXJS_BACKENDS = ("cpu", "wasm")
 # webgl runs on SwiftShader here: minutes per 224×224 convnet on 2 cores, so the suite leaves it out.
 TARGETS = [("onnxjs", "cpu"), ("onnxjs", "wasm"), ("onnxruntime-web", "wasm")]
-EXPORTED: dict[str, Path] = {}
-VERIFIED: dict[str, dict] = {}
-SERVED: dict[str, dict] = {}
+EXPORTED: dict[str, Path] = {}  # a cache: each export runs once per session, whichever test asks first
 MMS_REQUESTS = 5  # the sample and four random inputs like it
 
 
@@ -60,6 +58,7 @@ def exported(model: RealModel, registry: Path) -> Path:
     return EXPORTED[model.name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_real_model_imports_and_lowers_with_parity(name, real_registry):
     version = exported(BY_NAME[name], real_registry)
@@ -74,15 +73,24 @@ def test_real_model_imports_and_lowers_with_parity(name, real_registry):
         assert all(edge["blockers"][backend] for backend in ONNXJS_BACKENDS), edge["blockers"]
 
 
+@pytest.fixture(scope="module")
+def verified_real_models(real_registry, browser_context) -> dict[str, dict]:
+    """Every real model verified in Chromium once (its rows, edge entry and failures), for the
+    per-model tests and the table alike: no test depends on another having run."""
+    found = {}
+    for name in sorted(BY_NAME):
+        version = exported(BY_NAME[name], real_registry)
+        report = verify_version(version, random_inputs=1, repeats=3, context=browser_context, targets=TARGETS, cloud_file=False)
+        found[name] = {"rows": {(row["runtime"], row["backend"]): row for row in report.rows}, "failures": report.failures,
+                       "edge": json.loads((version / "model.json").read_text())["edge"]}  # fmt: skip
+    return found
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(BY_NAME))
-def test_real_model_runs_in_chromium(name, real_registry, browser_context):
-    version = exported(BY_NAME[name], real_registry)
-    report = verify_version(version, random_inputs=1, repeats=3, context=browser_context, targets=TARGETS, cloud_file=False)
-    rows = {(row["runtime"], row["backend"]): row for row in report.rows}
-    edge = json.loads((version / "model.json").read_text())["edge"]
-    VERIFIED[name] = {"rows": rows, "edge": edge}
-    assert report.failures == [], report.failures  # nothing that runs may differ by > 1e-4: no silent mismatch
+def test_real_model_runs_in_chromium(name, verified_real_models):
+    rows, edge, failures = (verified_real_models[name][key] for key in ("rows", "edge", "failures"))
+    assert failures == [], failures  # nothing that runs may differ by > 1e-4: no silent mismatch
     assert rows[("onnxruntime-web", "wasm")]["passed"], rows[("onnxruntime-web", "wasm")]
     claimed = [backend for backend in edge["backends"] if backend in ONNXJS_BACKENDS]
     assert all(rows[("onnxjs", backend)]["passed"] for backend in claimed), (claimed, rows)
@@ -162,44 +170,51 @@ def predict(mms, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarra
         return {key: np.asarray(value) for key, value in json.loads(response.read())["outputs"].items()}
 
 
+@pytest.fixture(scope="module")
+def served_figures(real_registry, served_real_models) -> dict[str, dict]:
+    """MMS against onnxruntime on each real model (worst |diff|, median ms), measured once."""
+    found = {}
+    for name in sorted(BY_NAME):
+        version = exported(BY_NAME[name], real_registry)
+        signature = [spec["name"] for spec in json.loads((version / "model.json").read_text())["inputs"]]
+        sample = BY_NAME[name].sample()
+        sample = {key: value for key, value in sample.items() if key in signature} if isinstance(sample, dict) else {signature[0]: sample}
+        reference = onnxruntime_runner(str(version / "model.onnx"))
+        worst, timings = 0.0, []
+        for feeds in parity_inputs(sample, count=MMS_REQUESTS - 1):
+            start = time.perf_counter()
+            answer = predict(served_real_models, name, feeds)
+            timings.append((time.perf_counter() - start) * 1000)
+            for output, want in reference(feeds).items():
+                worst = max(worst, float(np.max(np.abs(answer[output].astype(np.float64) - want))))
+        found[name] = {"max_abs_diff": worst, "median_ms": statistics.median(timings)}
+    return found
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(BY_NAME))
-def test_real_model_serves_on_mms_as_onnxruntime(name, real_registry, served_real_models):
-    version = exported(BY_NAME[name], real_registry)
-    signature = [spec["name"] for spec in json.loads((version / "model.json").read_text())["inputs"]]
-    sample = BY_NAME[name].sample()
-    sample = {key: value for key, value in sample.items() if key in signature} if isinstance(sample, dict) else {signature[0]: sample}
-    reference = onnxruntime_runner(str(version / "model.onnx"))
-    worst, timings = 0.0, []
-    for feeds in parity_inputs(sample, count=MMS_REQUESTS - 1):
-        start = time.perf_counter()
-        answer = predict(served_real_models, name, feeds)
-        timings.append((time.perf_counter() - start) * 1000)
-        for output, want in reference(feeds).items():
-            worst = max(worst, float(np.max(np.abs(answer[output].astype(np.float64) - want))))
-    SERVED[name] = {"max_abs_diff": worst, "median_ms": statistics.median(timings)}
-    assert worst <= 1e-5, (name, worst)
+def test_real_model_serves_on_mms_as_onnxruntime(name, served_figures):
+    assert served_figures[name]["max_abs_diff"] <= 1e-5, (name, served_figures[name])
 
 
 @pytest.mark.integration
-def test_real_model_table():
-    assert set(VERIFIED) == set(BY_NAME) == set(SERVED), "run the whole module: the table needs every model"
+def test_real_model_table(verified_real_models, served_figures):
     assert len({model.wheel.split("==")[0] for model in SUITE}) >= 4 and len(SUITE) >= 6
     assert len({model.exporter.split()[0] for model in SUITE}) >= 4
     lines = [f"{'model':18} {'exporter':28} {'runtime':16} {'ran it (median ms)':60} {'max |diff|':>10}"
              f" {'MMS |diff|':>10} {'MMS ms':>7}"]  # fmt: skip
     on_onnxjs = 0
-    for name in sorted(VERIFIED):
-        rows, edge = VERIFIED[name]["rows"], VERIFIED[name]["edge"]
+    for name in sorted(verified_real_models):
+        rows, edge = verified_real_models[name]["rows"], verified_real_models[name]["edge"]
         ran = [f"{runtime}/{backend} {row['median_ms']:.0f}" for (runtime, backend), row in rows.items() if row["passed"]]
         best = edge["runtime"]
         on_onnxjs += best == "onnxjs" and all(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS)
         diff = max(row["max_abs_diff"] for row in rows.values() if row["passed"])
-        served = SERVED[name]
+        served = served_figures[name]
         lines.append(f"{name:18} {BY_NAME[name].exporter:28} {best:16} {', '.join(ran):60} {diff:10.2e}"
                      f" {served['max_abs_diff']:10.2e} {served['median_ms']:7.1f}")  # fmt: skip
         if best != "onnxjs":
             lines.append(f"{'':18} blocked on ONNX.js cpu by: {'; '.join(edge['blockers']['cpu'])[:150]}")
-    lines.append(f"on ONNX.js (cpu+wasm): {on_onnxjs}/{len(VERIFIED)}; on onnxruntime-web: {len(VERIFIED)}/{len(VERIFIED)};"
-                 f" on MMS (= onnxruntime ≤ 1e-5): {len(SERVED)}/{len(VERIFIED)}")
+    lines.append(f"on ONNX.js (cpu+wasm): {on_onnxjs}/{len(verified_real_models)}; on onnxruntime-web: {len(verified_real_models)}/{len(verified_real_models)};"
+                 f" on MMS (= onnxruntime ≤ 1e-5): {len(served_figures)}/{len(verified_real_models)}")
     print("\n" + "\n".join(lines))

@@ -126,6 +126,7 @@ def test_default_metrics_are_per_handler_call_and_none_at_batch_size_1(mlp_servi
     assert context.metrics.store == []
 
 
+@pytest.mark.mxnet
 def test_mxnet_engine_matches_onnxruntime(tmp_path):
     version_dir = models.mlp(tmp_path)
     (version_dir / ENGINE_FILE).write_text(json.dumps({"engine": "mxnet"}))

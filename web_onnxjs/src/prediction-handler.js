@@ -150,6 +150,7 @@ export class PredictionHandler {
     try {
       manifest = await this.store.manifest(version);
     } catch (error) {
+      if (error instanceof EdgecloudError) throw error; // bad-model: the message names the field
       throw new Error(`cannot load model.json of ${this.name} v${version}: ${error.message}`);
     }
     const loaded = new LoadedVersion(version, manifest);

@@ -273,6 +273,7 @@ export class PredictionHandler {
 
 export type ErrorCode =
   | 'bad-input'
+  | 'bad-model'
   | 'edge-unavailable'
   | 'edge-integrity'
   | 'edge-error'
@@ -293,6 +294,7 @@ export type ErrorCode =
 
 export const CODES: Readonly<{
   BAD_INPUT: 'bad-input';
+  BAD_MODEL: 'bad-model';
   EDGE_UNAVAILABLE: 'edge-unavailable';
   EDGE_INTEGRITY: 'edge-integrity';
   EDGE_ERROR: 'edge-error';

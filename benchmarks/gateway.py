@@ -92,9 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     from edgecloud.gateway.stack import GatewayOptions
     from mms_handlers.archive import build_archive
     from mms_handlers.server import ServerConfig, free_port
-    from tests.mms_handlers import models
-
     from mms_handlers.settings import ServingSettings
+    from tests.mms_handlers import models
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gateway", description=main.__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)

@@ -17,10 +17,10 @@ import pytest
 from aggregation.settings import FederatedSettings
 from edgecloud.federation import FederatedOptions
 from edgecloud.stack import Stack, StackOptions
-from export.manifest import update_latest
 from mms_handlers.archive import build_archive
 from mms_handlers.server import ServerConfig
 from mms_handlers.settings import ServingSettings
+from registry import Registry
 from tests.conftest import free_port
 from tests.web.test_federated_browser import NAME, RATE, export_trainable, person
 
@@ -105,9 +105,10 @@ def wait_until(condition, limit_s: float = 180.0) -> None:
 
 def copy_version(model_dir: Path, source: int, target: int) -> None:
     """Publish version `target` as a copy of `source` (same files and hashes, its own version number)."""
-    staging = model_dir / f".staging-{target}"
-    shutil.copytree(model_dir / str(source), staging)
-    manifest = json.loads((staging / "model.json").read_text())
-    (staging / "model.json").write_text(json.dumps({**manifest, "version": str(target)}))
-    staging.rename(model_dir / str(target))
-    update_latest(model_dir)
+    registry = Registry(model_dir.parent)
+    with registry.stage(model_dir.name, target) as staging:
+        for file in registry.version_dir(model_dir.name, source).iterdir():
+            shutil.copy2(file, staging.path / file.name)
+        manifest = json.loads((staging.path / "model.json").read_text())
+        (staging.path / "model.json").write_text(json.dumps({**manifest, "version": str(target)}))
+        registry.publish(staging)

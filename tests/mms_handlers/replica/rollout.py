@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from onnx import TensorProto, helper
 
+from registry import Registry
 from tests.builders import write_version_dir
 
 X = [[0.5, -1.0, 2.0, 0.0]]
@@ -37,7 +39,8 @@ def version_of(outputs: dict) -> int:
 
 
 def set_latest(registry: Path, name: str, version: int | str) -> None:
-    """Move NAME/latest.json atomically (as the registry's publish and rollback do)."""
+    """Move NAME/latest.json atomically to any value, a broken one included (Registry.set_latest checks
+    first, so a test of what a replica does with a bad latest.json writes it itself)."""
     path = Path(registry) / name / "latest.json"
     partial = path.with_name(".latest.json.partial")
     partial.write_text(json.dumps({"name": name, "version": str(version)}))
@@ -45,17 +48,15 @@ def set_latest(registry: Path, name: str, version: int | str) -> None:
 
 
 def publish(registry: Path, name: str, version: int, *, latest: bool = True) -> Path:
-    """Write version `version` in a hidden folder, rename it into place, then move latest.json."""
-    staging = Path(registry) / name / f".staging-{version}"
-    shutil.rmtree(staging, ignore_errors=True)
-    write_version_dir(staging, name, plus_model(version))
-    manifest = json.loads((staging / "model.json").read_text())
-    (staging / "model.json").write_text(json.dumps({**manifest, "version": str(version)}))
-    target = Path(registry) / name / str(version)
-    staging.rename(target)
-    if latest:
-        set_latest(registry, name, version)
-    return target
+    """Publish version `version` of the plus model through the registry (staged, renamed into place),
+    moving latest.json to it unless `latest` is False."""
+    store = Registry(registry)
+    with tempfile.TemporaryDirectory() as tmp, store.stage(name, version) as staging:
+        built = write_version_dir(Path(tmp) / str(version), name, plus_model(version))
+        for file in built.iterdir():
+            shutil.copy2(file, staging.path / file.name)
+        store.publish(staging, make_latest=latest)
+    return store.version_dir(name, version)
 
 
 @dataclass(frozen=True)

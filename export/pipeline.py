@@ -24,11 +24,12 @@ from .manifest import (
     tensor_specs,
     write_manifest,
 )
+from .parity import Criterion
 from .signature import load_sample
 from .train.build import refuse_unsupported, training_variant
 from .train.locations import as_raw_data
 from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
-from .verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs, remembered, require
+from .verify import DEFAULT_TOLERANCE, Feeds, accepted_inputs, compare, onnxruntime_runner, remembered, require
 
 MODEL_FILE = "model.onnx"
 SAMPLE_FILE = "sample.json"
@@ -64,7 +65,7 @@ def export_model(
     framework: str = "auto",
     sample: Path | None = None,
     opset: int = DEFAULT_OPSET,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     force: bool = False,
     edge: bool = True,
     trust_pickle: bool = False,
@@ -132,7 +133,7 @@ def publish(
     version_dir: Path,
     *,
     source_file: str,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     edge: bool = True,
     training: TrainingOptions = TrainingOptions(),
     progress: Callable[[str], None] = lambda message: None,
@@ -145,13 +146,16 @@ def publish(
             f"the model uses operators the {conversion.framework} converter left unconverted: {', '.join(unknown)}"
         )
     try:
-        onnx.checker.check_model(conversion.model, full_check=True)
+        # A converter that warns has run the full check itself and accepted its failure with onnxruntime's word.
+        onnx.checker.check_model(conversion.model, full_check=not conversion.warnings)
     except Exception as error:
         raise ExportError(f"the converted graph is not valid ONNX: {str(error).splitlines()[0]}") from None
 
+    for warning in conversion.warnings:
+        progress(f"warning: {warning}")
     progress("checking parity against the source framework")
-    inputs = parity_inputs(conversion.sample)
     reference = remembered(conversion.reference)
+    inputs, drawn = accepted_inputs(reference, conversion.sample)
     report = require(
         compare(reference, onnxruntime_runner(conversion.model), inputs, tolerance),
         against=f"{conversion.framework} {conversion.framework_version}",
@@ -175,7 +179,7 @@ def publish(
         manifest = model_json.manifest(
             name=name,
             version=version,
-            source=model_json.source(conversion.framework, conversion.framework_version, source_file),
+            source=model_json.source(conversion.framework, conversion.framework_version, source_file, warnings=conversion.warnings),
             opset=default_opset(conversion.model),
             ir_version=conversion.model.ir_version,
             inputs=tensor_specs(graph_inputs(conversion.model)),
@@ -188,12 +192,13 @@ def publish(
             },
             cloud_file=MODEL_FILE,
             edge=edge_entry,
-            parity={"source_vs_onnxruntime": report.as_json()},
+            parity={"source_vs_onnxruntime": {**report.as_json(), "inputs": drawn}},
             training=train_entry,
         )
         write_manifest(staging, manifest)
         registry.publish(staged, replace=True)
-    progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e})")
+    progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e}, "
+             f"{report.ratio:.2g}x of what {report.tolerance.describe()} allows)")  # fmt: skip
     return ExportResult(version_dir=version_dir, manifest=manifest)
 
 

@@ -5,8 +5,10 @@ One dataclass, one default per setting, filled from flags or `EDGECLOUD_*` envir
 their own argparse copy whose defaults drifted (batch delay 0 vs 100 ms, drain 3 vs 5 s). The
 defaults chosen, and why:
 
-- batch delay 0 ms: MMS batches what is already queued and a lone request never waits; with a
-  delay every lone request waits it out in full (docs/benchmarks-hot-path.md measures both).
+- batch size 8 at a delay of 0 ms: MMS batches what is already queued (up to 2 requests) and a lone
+  request never waits; with a delay every lone request waits it out in full. Batch size 8 cost a lone
+  request nothing and needed less CPU per request than batch size 1 under load
+  (docs/benchmarks-hot-path.md, "Server settings (issue 26)", measures all three).
 - drain 5 s: after SIGTERM a replica keeps answering while the balancer stops sending. HAProxy
   drops it after about 1 s of failed checks; Kubernetes' readiness probe runs every 2 s and the
   endpoint removal then has to reach every node, so 5 s covers both (the local gateway only
@@ -23,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .server import DEFAULT_BATCH_DELAY_MS, MIN_JAVA_HEAP_MB, ServerConfig, SettingError
+from .server import DEFAULT_BATCH_DELAY_MS, DEFAULT_BATCH_SIZE, MIN_JAVA_HEAP_MB, ServerConfig, SettingError
 
 ENV_PREFIX = "EDGECLOUD_"
 
@@ -61,7 +63,7 @@ class ServingSettings:
     """MMS and front-door settings shared by every way of serving (docs/serving.md)."""
 
     workers: int = 1
-    batch_size: int = 1
+    batch_size: int = DEFAULT_BATCH_SIZE
     max_batch_delay_ms: int = DEFAULT_BATCH_DELAY_MS
     job_queue_size: int = 100
     max_request_size: int = 6553500

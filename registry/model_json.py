@@ -59,9 +59,13 @@ def file_entry(path: Path, *, role: str | None = None, opset: int | None = None,
     return entry
 
 
-def source(framework: str, framework_version: str, file: str) -> dict[str, Any]:
-    """Provenance of an export: which framework (and version) wrote which source file."""
-    return {"framework": framework, "framework_version": framework_version, "file": file}
+def source(framework: str, framework_version: str, file: str, warnings: list[str] | None = None) -> dict[str, Any]:
+    """Provenance of an export: which framework (and version) wrote which source file; `warnings`: what
+    the import accepted with a doubt (omitted when none)."""
+    entry: dict[str, Any] = {"framework": framework, "framework_version": framework_version, "file": file}
+    if warnings:
+        entry["warnings"] = list(warnings)
+    return entry
 
 
 def edge(*, file: str, runtime: str, lowered: bool, passes: list[dict[str, Any]], blockers: Mapping[str, list[str]],

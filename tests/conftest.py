@@ -71,6 +71,7 @@ def mms(model_store: Path):
         inference_port=free_port(),
         management_port=free_port(),
         cors_origins=["*"],
+        request_metrics=True,  # MMS's PredictionTime line per prediction: tests/web/test_routing.py counts them
     )
     server = MmsServer(config)
     os.environ["EDGECLOUD_KEEP_MMS_LOGS"] = os.environ.get("EDGECLOUD_KEEP_MMS_LOGS", "0")

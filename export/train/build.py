@@ -22,6 +22,7 @@ from ..edge.lowering import lower
 from ..edge.rules import blocker_summary
 from ..errors import ExportError, ParityError, UnsupportedModelError, one_line
 from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
+from ..parity import Criterion, Figure, as_criterion
 from ..verify import onnxruntime_runner
 from . import compose, step as steps
 from .locations import locate
@@ -203,7 +204,7 @@ def _trajectory(step: TrainingStep, padded: list[tuple[dict, dict, np.ndarray]],
 
 
 def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, train: onnx.ModelProto,
-                 names: dict[str, Any], batch: int, tolerance: float) -> dict[str, Any]:  # fmt: skip
+                 names: dict[str, Any], batch: int, tolerance: Criterion | float) -> dict[str, Any]:  # fmt: skip
     """1 and 10 steps of train.onnx (onnxruntime) against the framework's optimizer on the same batches."""
     trainer = conversion.trainer
     params = initial_values(conversion.model, plan_.split.parameters)
@@ -214,32 +215,33 @@ def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, trai
     ours = _trajectory(step, padded, dict(params), optimizer.learning_rate)
     keys = [matches[name].key for name in plan_.split.parameters]
     theirs = trainer.train(keys, plan_.loss, optimizer, plan_.from_logits, real)
-    figures = {}
+    criterion = as_criterion(tolerance)
+    figures: dict[str, Figure] = {}
     for count in PARITY_STEPS:
-        worst = 0.0
+        worst = Figure(0.0, 0.0, False)
         for name in plan_.split.parameters:
             want = theirs[count - 1][matches[name].key]
             want = want.T if matches[name].transposed else want
             got = ours[count - 1][1][name]
             if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):
-                worst = float("inf")
+                worst = worst.worse(Figure(float("inf"), float("inf"), False))
             else:
-                worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - want))))
+                worst = worst.worse(criterion.judge(np.asarray(want, np.float64), got.astype(np.float64)))
         figures[str(count)] = worst
     against = trainer.describe(optimizer)
-    passed = all(value <= tolerance for value in figures.values())
-    if not passed:
-        count, value = max(figures.items(), key=lambda item: item[1])
+    if not all(figure.passed for figure in figures.values()):
+        count, figure = max(figures.items(), key=lambda item: item[1].ratio)
         raise ParityError(
-            f"training-step parity failed against {against}: parameters differ by {value:.3g} after {count} "
-            f"step(s) (tolerance {tolerance:g})"
+            f"training-step parity failed against {against}: parameters differ by {figure.max_abs_diff:.3g} after "
+            f"{count} step(s) ({criterion.describe()})"
         )
-    return {"against": against, "tolerance": tolerance, "steps": figures, "passed": True,
-            "padded_last_batch": True}  # fmt: skip
+    return {"against": against, "criterion": criterion.as_json(), "passed": True, "padded_last_batch": True,
+            "steps": {count: figure.max_abs_diff for count, figure in figures.items()},
+            "ratio": {count: figure.ratio for count, figure in figures.items()}}  # fmt: skip
 
 
 def lower_step(train: onnx.ModelProto, names: dict[str, Any], conversion: Conversion, plan_: Plan,
-               optimizer: Optimizer, batch: int, folder: Path, tolerance: float) -> tuple[dict, dict]:  # fmt: skip
+               optimizer: Optimizer, batch: int, folder: Path, tolerance: Criterion | float) -> tuple[dict, dict]:  # fmt: skip
     """train.edge.onnx when ONNX.js cannot run train.onnx as exported; (files, training.edge entry)."""
     blockers = blocker_summary(train)
     if not any(blockers.values()):
@@ -283,7 +285,7 @@ def _feeds(names: dict[str, Any], inputs: dict, targets: dict, weights: np.ndarr
 
 
 def training_variant(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
-                     tolerance: float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
+                     tolerance: Criterion | float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
     """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry)."""
     try:
         plan_ = plan(conversion.model, options, conversion.framework, progress)

@@ -139,6 +139,7 @@ class ReplicaSet:
     def _command(self, server: ServerConfig, ports: ReplicaPorts, register: list[str]) -> list[str]:
         command = [
             sys.executable, "-m", "mms_handlers.replica", "--registry", str(self.registry.resolve()),
+            "--model-store", str(Path(server.model_store).resolve()),  # archives of models the registry lacks
             "--port", str(ports.front), "--mms-inference-port", str(ports.inference),
             "--mms-management-port", str(ports.management),
         ]  # fmt: skip

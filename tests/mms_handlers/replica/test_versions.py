@@ -207,3 +207,28 @@ def test_a_version_written_by_edgecloud_export_is_served(replica, tmp_path):
                 "--no-edge"]) == 0  # fmt: skip
     wait_for_version(replica.base, NAME_PATHS, 7)
     assert ask(replica.base, f"/v2/models/{NAME}/infer").model_version == "7"
+
+
+def test_a_model_the_registry_lacks_is_served_from_its_archive(tmp_path):
+    from mms_handlers.archive import build_archive
+    from tests.mms_handlers import models
+
+    registry = tmp_path / "registry"
+    publish(registry, NAME, 1)
+    build_archive(models.mlp(tmp_path / "elsewhere"), tmp_path / "store")  # mlp: in the store only
+    server = ServerConfig(model_store=tmp_path / "store", inference_port=free_port(), management_port=free_port(),
+                          java_heap_mb=256)  # fmt: skip
+    settings = ReplicaSettings(server=server, port=free_port(), drain_seconds=0.0, registry=registry, register=[NAME, "mlp"])
+    replica = Replica(settings).start()
+    try:
+        base = f"http://127.0.0.1:{settings.port}"
+        assert registered(replica) == {f"{NAME}-v1", "mlp"}
+        assert ask(base, f"/predictions/{NAME}").version == 1
+        status, meta = metadata(base, "/v2/models/mlp")
+        assert status == 200 and meta["versions"] == ["1"]
+        deadline = time.monotonic() + 60  # readiness is looked up in the background
+        while metadata(base, "/v2/health/ready")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metadata(base, "/v2/health/ready") == (200, {"ready": True, "reasons": []})
+    finally:
+        replica.stop(drain_seconds=0)

@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgecloud.gateway.stack import GatewayOptions
     from mms_handlers.archive import build_archive
     from mms_handlers.server import ServerConfig, free_port
+    from mms_handlers.settings import ServingSettings
     from tests.mms_handlers import models
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gateway", description=main.__doc__)
@@ -104,14 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         base = free_port() // 8 * 8
         server = ServerConfig(model_store=root / "store", inference_port=base, management_port=base + 1, java_heap_mb=256)
         options = GatewayOptions(server=server, registry=root / "registry", replicas=count, gateway_port=free_port(),
-                                 web_port=free_port(), drain_seconds=3.0)  # fmt: skip
+                                 web_port=free_port(), settings=ServingSettings(drain_seconds=3.0))  # fmt: skip
         stack = GatewayStack(options, runtime_dir=root / f"run-{count}").start()
         try:
             rps, p50, failed = throughput(f"{stack.url}/v2/models/mlp/infer", args.seconds, 32)
             print(f"| {count} | gateway c=32 | {rps:.0f} req/s | p50 {p50:.1f} ms | {failed} failed |", flush=True)
             if count == 1:
                 front = stack.replica_set.replicas[0]
-                direct = f"http://127.0.0.1:{front.ports.inference}/predictions/mlp"
+                direct = f"http://127.0.0.1:{front.ports.inference}/predictions/mlp-v1"  # MMS's name of version 1
                 for name, url in (("MMS direct", direct), ("front door", f"{front.url}/v2/models/mlp/infer"),
                                   ("gateway", f"{stack.url}/v2/models/mlp/infer")):  # fmt: skip
                     rps, p50, failed = throughput(url, args.seconds / 2, 1)

@@ -1,4 +1,9 @@
-"""The running stack: one MMS instance plus the static site, started and stopped together."""
+"""The running stack: one replica (MMS behind the replica front door) plus the static site.
+
+`edgecloud serve` runs the same front door as the image and `serve --replicas` (OIP V2 paths,
+`/metrics`, live/ready, drain on SIGTERM, version routing from the watched registry), on the
+inference port users know; MMS's own inference port moves to `mms_port` on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from mms_handlers.replica.runner import Replica, ReplicaSettings
 from mms_handlers.server import MmsServer, ServerConfig, ServerError
+from mms_handlers.settings import ServingSettings
 
 from .signals import until_signal
 from .webserver import StaticSite
@@ -31,6 +38,11 @@ class StackOptions:
     web_port: int = 8000
     register: list[str] = field(default_factory=list)  # .mar files of the store to register; empty = all
     federated: FederatedOptions | None = None  # models taking federated updates (`serve --federated`)
+    settings: ServingSettings = field(default_factory=ServingSettings)  # drain and kept versions (MMS's are in `server`)
+    mms_port: int | None = None  # MMS's own inference port behind the front door (None: inference port + 5)
+
+    def mms_inference_port(self) -> int:
+        return self.mms_port if self.mms_port is not None else self.server.inference_port + 5
 
 
 def page_origin(options: StackOptions) -> str:
@@ -69,12 +81,20 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         server = options.server
-        self.mms = MmsServer(
-            replace(server, model_options=dict(server.model_options), cors_origins=allowed_origins(options))
-        )
+        mms = replace(server, model_options=dict(server.model_options), cors_origins=allowed_origins(options),
+                      host="127.0.0.1", inference_port=options.mms_inference_port())  # fmt: skip
+        store = Path(server.model_store)
+        self.models = [mar.removesuffix(".mar") for mar in options.register] or sorted(mar.stem for mar in store.glob("*.mar"))
+        settings = ReplicaSettings(server=mms, port=server.inference_port, host=server.host, register=self.models,
+                                   drain_seconds=options.settings.drain_seconds, registry=Path(options.registry),
+                                   keep_versions=options.settings.keep_versions)  # fmt: skip
+        self.replica = Replica(settings)
         self.site = StaticSite(options.registry, host=server.host, port=options.web_port)
-        self.models: list[str] = []
         self.aggregator: Aggregator | None = None
+
+    @property
+    def mms(self) -> MmsServer:
+        return self.replica.mms
 
     def start(self, progress: Callable[[str], None] = lambda message: None) -> "Stack":
         progress("starting Multi Model Server")
@@ -88,20 +108,17 @@ class Stack:
         if self.options.federated is not None:  # before MMS sees the store: nothing half-published is served
             from .federation import recover
 
-            for line in recover(self.options.federated, self.options.registry, self.mms.config.model_store):
+            for line in recover(self.options.federated, self.options.registry, self.options.server.model_store):
                 progress(line)
-        self.mms.start()
+        progress(f"serving {', '.join(self.models) or 'no models'} (each the version its latest.json names)")
+        self.replica.start()
         try:
-            self.models = self.mms.register_store(self.options.register or None)
-            progress(f"registered {', '.join(self.models) or 'no models'}; waiting for /ping to say Healthy")
-            if self.models:
-                self.mms.wait_until_healthy()
             signals = {name: f"/models/{name}/{SIGNAL_FILE}" for name in self.models
                        if (Path(self.options.registry) / name / SIGNAL_FILE).is_file()}  # fmt: skip
             federated = self.options.federated
             if federated is not None:
                 self._start_aggregator(federated, progress)
-            self.site.config = site_config(self.mms.config, self.models, signals, self.federated_url() if federated else None)
+            self.site.config = site_config(self.options.server, self.models, signals, self.federated_url() if federated else None)
             if self.aggregator is not None:
                 self.site.config["cloudModels"] = self._cloud_models
             self.site.start()
@@ -112,12 +129,14 @@ class Stack:
         return self
 
     def _start_aggregator(self, federated: FederatedOptions, progress: Callable[[str], None]) -> None:
-        from .federation import PREFIX, Aggregator, served_versions
+        from .federation import PREFIX, Aggregator, database_of, served_versions
 
         missing = [name for name in federated.models if name not in self.models]
         if missing:
             raise ServerError(f"--federated {missing[0]}: no {missing[0]}.mar is registered (registered: {', '.join(self.models) or 'none'})")
         self._cloud_models = served_versions(self.mms, federated.models)
+        # Rounds are kept beside the user's archives (MMS's own store is the replica's, new at each start).
+        federated = replace(federated, database=database_of(federated, self.options.server.model_store))
 
         def served(name: str, version: str, mms_name: str) -> None:
             self._cloud_models[name][version] = mms_name
@@ -135,28 +154,29 @@ class Stack:
             return PREFIX
         return f"http://{self.options.server.host}:{self.site.port}{PREFIX}"
 
-    def stop(self, keep_logs: bool = False) -> None:
-        self.site.stop()
+    def stop(self, keep_logs: bool = False, drain_seconds: float | None = 0.0) -> None:
+        """Stop everything; `drain_seconds` None drains the replica as a SIGTERM does (answers go on while
+        readiness fails), 0 stops at once."""
         if self.aggregator is not None:
             self.aggregator.stop()
             self.aggregator = None
-        self.mms.stop(keep_logs=keep_logs)
+        self.replica.stop(drain_seconds=drain_seconds, keep_logs=keep_logs)
+        self.site.stop()
 
     def urls(self) -> dict[str, str]:
         return {
             "page": f"{self.site.url}/demo/",
-            "inference": self.mms.config.inference_url,
+            "inference": self.options.server.inference_url,
             "management": self.mms.config.management_url,
             "registry": f"{self.site.url}/models/",
             **({"federated": self.federated_url()} if self.aggregator is not None else {}),
         }
 
     def wait_for_signal(self) -> bool:
-        """Block until Ctrl-C or SIGTERM, then stop everything; False if MMS died first."""
+        """Block until Ctrl-C or SIGTERM, then drain and stop everything; False if MMS died first."""
+        signalled = False
         try:
-            signalled = until_signal(lambda: self.mms.process is not None and self.mms.process.poll() is None)
-            if not signalled:
-                self.stop(keep_logs=True)
+            signalled = until_signal(self.replica.live)
             return signalled
         finally:
-            self.stop()
+            self.stop(keep_logs=not signalled, drain_seconds=None if signalled else 0.0)

@@ -23,3 +23,17 @@ def name_problem(name: object) -> str | None:
 
 def is_model_name(name: object) -> bool:
     return name_problem(name) is None
+
+
+def version_name(name: str, version: int | str) -> str:
+    """The MMS name one version of a model is registered under (MMS has no versions: one name, one archive)."""
+    return f"{name}-v{version}"
+
+
+def public_name(registered: str, manifest: dict) -> str:
+    """The model's own name for answers: `NAME` when MMS serves it as `version_name(NAME, VERSION)`, else the
+    name it was registered under (or model.json's, when none)."""
+    name, version = manifest.get("name"), manifest.get("version")
+    if isinstance(name, str) and registered == version_name(name, version):
+        return name
+    return registered or (name if isinstance(name, str) else "")

@@ -29,6 +29,29 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def processes_with_env(variable: str, under: Path) -> list[int]:
+    """Live processes whose environment sets `variable` to a path inside `under`, whatever their group.
+
+    MMS gives its children its environment, and the supervisor starts a backend again with the one
+    it had, so a runtime folder named there finds every process of an instance, also those in
+    groups of their own or orphaned by a launcher killed outright."""
+    prefix = str(Path(under).resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            key, _, value = item.decode("utf-8", "surrogateescape").partition("=")
+            if key == variable and (os.path.realpath(value) + os.sep).startswith(prefix + os.sep):
+                found.append(int(entry.name))
+                break
+    return found
+
+
 def parent_pid(pid: int) -> int:
     """The parent's PID (0 once the process has gone)."""
     try:

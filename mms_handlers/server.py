@@ -413,6 +413,17 @@ class MmsServer:
             raise ServerError(f"registering {mar} failed ({status}): {message}{detail}; see {log_file}")
         return body if isinstance(body, dict) else {"status": body}
 
+    def unregister(self, name: str, timeout: float = 60.0) -> None:
+        """Unregister model `name` and stop its workers (MMS answers once they are stopped). Requests still
+        queued for it are dropped unanswered by MMS, so a caller first routes traffic elsewhere."""
+        if problem := name_problem(name):
+            raise ServerError(f"refusing to unregister {name!r}: {problem}")
+        url = f"{self.config.management_url}/models/{urllib.parse.quote(name)}?timeout={int(timeout)}"
+        status, body = _http("DELETE", url, timeout=timeout)
+        if status not in (200, 404):
+            message = body.get("message") if isinstance(body, dict) else body
+            raise ServerError(f"unregistering {name} failed ({status}): {message}")
+
     def _wait_until_unlisted(self, name: str, timeout: float = 10.0) -> None:
         """MMS answers a failed registration before it has dropped the model; wait for that, so a
         caller that sees the error never finds the broken model still listed."""

@@ -24,6 +24,7 @@ from registry import model_json
 from . import batching, codecs, frames, worker_hooks
 from .engines import DEFAULT_ENGINE, Engine, load_engine
 from .errors import RequestError
+from .names import public_name
 from .signature import Signature
 from .worker_hooks import REQUEST_METRICS_ENV
 
@@ -71,7 +72,7 @@ class ModelService:
         if (model_dir / ENGINE_FILE).exists():
             engine_name = json.loads((model_dir / ENGINE_FILE).read_text()).get("engine", DEFAULT_ENGINE)
         self.signature = Signature.from_manifest(self.manifest)
-        self.model_name = getattr(context, "model_name", None) or self.manifest.get("name", "")
+        self.model_name = public_name(getattr(context, "model_name", None) or "", self.manifest)
         self.engine = load_engine(engine_name, model_dir / self.manifest["cloud"]["file"])
         logger.info("loaded %s v%s on %s", self.manifest.get("name"), self.manifest.get("version"), engine_name)
 

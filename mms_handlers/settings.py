@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from .server import DEFAULT_BATCH_DELAY_MS, DEFAULT_BATCH_SIZE, MIN_JAVA_HEAP_MB, ServerConfig, SettingError
 
@@ -45,15 +46,15 @@ FIELDS = {
     "batch_size": _Field("batch-size", 1, "", "most requests MMS hands the handler at once (1 = no batching)"),
     "max_batch_delay_ms": _Field("max-batch-delay", 0, " ms",
                                  "how long MMS waits to fill a batch of --batch-size > 1; a lone request then waits "
-                                 "this long (0: batch only what is already queued)"),  # fmt: skip
+                                 "this long (0: batch only what is already queued)"),
     "job_queue_size": _Field("job-queue-size", 1, "", "requests queued per model before MMS answers 503"),
     "max_request_size": _Field("max-request-size", 1, " bytes", "larger bodies are refused with 413"),
     "java_heap_mb": _Field("java-heap", MIN_JAVA_HEAP_MB, " MB",
-                           "MMS's Java heap, fixed and reserved at start so memory stays flat under load"),  # fmt: skip
+                           "MMS's Java heap, fixed and reserved at start so memory stays flat under load"),
     "drain_seconds": _Field("drain-seconds", 0, " s",
-                            "after SIGTERM, keep answering this long (readiness already failing) before closing"),  # fmt: skip
+                            "after SIGTERM, keep answering this long (readiness already failing) before closing"),
     "keep_versions": _Field("keep-versions", 1, "",
-                            "versions of each model kept registered (the newest K); older ones are unregistered"),  # fmt: skip
+                            "versions of each model kept registered (the newest K); older ones are unregistered"),
 }
 
 
@@ -105,7 +106,7 @@ class ServingSettings:
                                 default=default, help=f"{rule.help} ({variable}; default {getattr(defaults, name)})")  # fmt: skip
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ServingSettings":
+    def from_args(cls, args: argparse.Namespace) -> ServingSettings:
         """The settings the parsed flags give (a setting without a flag keeps its default)."""
         return cls(**{name: getattr(args, name) for name in FIELDS if hasattr(args, name)})
 

@@ -38,11 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="run Multi Model Server and the browser page",
         description=(
-            "Start Multi Model Server on a generated config (inference, management and the page on "
-            "127.0.0.1 unless asked otherwise, decode_input_request=false, CORS for the page's origin only), "
-            "check and register every .mar in the model store "
-            "(or those named by --register), wait until /ping says Healthy, serve web_onnxjs/ and the "
-            "registry, and stop everything on Ctrl-C or SIGTERM."
+            "Start Multi Model Server on a generated config behind the replica front door (the same as the image: "
+            "/predictions, OIP V2, /metrics, live/ready; inference, management and the page on 127.0.0.1 unless "
+            "asked otherwise, CORS for the page's origin only). Each model of the store (or those named by "
+            "--register) is served at the version its registry latest.json names, and follows it when it moves "
+            "(docs/versions.md); a model the registry has no version of is served from its .mar. Serves "
+            "web_onnxjs/ and the registry; drains and stops everything on Ctrl-C or SIGTERM."
         ),
     )
     parser.add_argument("--model-store", type=Path, required=True, help="folder of .mar files")
@@ -50,15 +51,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--register", action="append", default=[], metavar="NAME.mar",
                         help="register only this .mar of the model store (repeatable); URLs and other folders are refused")  # fmt: skip
     add_serving_options(parser)
+    from mms_handlers.settings import REPLICA_SETTINGS, ServingSettings
+
+    ServingSettings.add_arguments(parser.add_argument_group("versions and drain (docs/versions.md)"), REPLICA_SETTINGS)
     scale = parser.add_argument_group("scale-out (HAProxy in front of several MMS replicas)")
     scale.add_argument("--replicas", type=int, default=None, metavar="N",
                        help="run N replicas (MMS + health/V2/metrics front door each) behind HAProxy on --gateway-port; "
                        "replica i uses inference/management ports +2i and front door GATEWAY_PORT+1+i")  # fmt: skip
     scale.add_argument("--gateway-port", type=int, default=None, metavar="P",
                        help="HAProxy's port: predictions, /v2, /metrics, page and registry (needs --replicas)")  # fmt: skip
-    from mms_handlers.settings import REPLICA_SETTINGS, ServingSettings
-
-    ServingSettings.add_arguments(scale, REPLICA_SETTINGS)
     add_federated_options(parser)
     parser.set_defaults(run=run)
 
@@ -194,7 +195,7 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
     )
     options = StackOptions(
         server=server, registry=Path(registry), web_port=args.web_port, register=register,
-        federated=federated_options_from(args, model_store, registry, register),
+        federated=federated_options_from(args, model_store, registry, register), settings=settings,
     )
     try:
         settings.check()
@@ -215,6 +216,7 @@ def serve_until_stopped(options: StackOptions) -> int:
     urls = stack.urls()
     print(f"Page:        {urls['page']}")
     print(f"Predictions: {urls['inference']}/predictions/<name>   ({', '.join(stack.models) or 'no models'})")
+    print(f"V2:          {urls['inference']}/v2/models/<name>[/versions/<v>]/infer, /v2/health/ready, /metrics")
     print(f"Management:  {urls['management']}")
     print(f"Registry:    {urls['registry']}")
     if "federated" in urls:

@@ -21,12 +21,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from mms_handlers.process_group import signal_group, stop_process_group
+from mms_handlers.process_group import processes_with_env, signal_group, stop_process_group
 from mms_handlers.replica.runner import MMS_GROUP_FILE
 from mms_handlers.server import MAX_PORT, ServerConfig, SettingError
 from mms_handlers.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
+MMS_LOG_VARIABLE = "LOG_LOCATION"  # set by MmsServer to a folder inside the replica's runtime folder
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,18 @@ class Replica:
         if self.process is not None:
             signal_group(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        self.kill_leftovers()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL every process MMS started for any start of this replica (MMS sets LOG_LOCATION into the
+        start's runtime folder, and its children and restarted backends inherit it): those a process group
+        misses, e.g. an MMS whose replica was stopped before it could write MMS's group id."""
+        for pid in processes_with_env(MMS_LOG_VARIABLE, self.root):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def ready(self) -> bool:
         try:
@@ -107,13 +119,15 @@ class Replica:
             stop_process_group(self.process, timeout)
         if (group := self.mms_group()) is not None:
             signal_group(group, signal.SIGKILL)
+        self.kill_leftovers()
 
 
 class ReplicaSet:
     """Starts `count` replicas, waits until all are ready, starts again any that exits."""
 
-    def __init__(self, server: ServerConfig, count: int, gateway_port: int, root: Path, *,
+    def __init__(self, server: ServerConfig, count: int, gateway_port: int, root: Path, *, registry: Path,
                  register: list[str] | None = None, settings: ServingSettings | None = None) -> None:  # fmt: skip
+        self.registry = Path(registry)
         self.root = Path(root)
         self.settings = settings or ServingSettings()
         ports = replica_ports(count, gateway_port, server.inference_port, server.management_port)
@@ -124,7 +138,8 @@ class ReplicaSet:
 
     def _command(self, server: ServerConfig, ports: ReplicaPorts, register: list[str]) -> list[str]:
         command = [
-            sys.executable, "-m", "mms_handlers.replica", "--model-store", str(Path(server.model_store).resolve()),
+            sys.executable, "-m", "mms_handlers.replica", "--registry", str(self.registry.resolve()),
+            "--model-store", str(Path(server.model_store).resolve()),  # archives of models the registry lacks
             "--port", str(ports.front), "--mms-inference-port", str(ports.inference),
             "--mms-management-port", str(ports.management),
         ]  # fmt: skip

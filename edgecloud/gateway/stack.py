@@ -46,13 +46,15 @@ class GatewayStack:
         self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="edgecloud-gateway-"))
         host = options.server.host
         self.site = StaticSite(options.registry, port=options.web_port)  # 127.0.0.1: reached through HAProxy
+        store = Path(options.server.model_store)
+        self.models = [m.removesuffix(".mar") for m in options.register or []] or sorted(mar.stem for mar in store.glob("*.mar"))
+        # Each replica watches the registry for these models' versions (docs/versions.md).
         self.replica_set = ReplicaSet(options.server, options.replicas, options.gateway_port, self.runtime_dir,
-                                      register=options.register, settings=options.settings)  # fmt: skip
+                                      registry=options.registry, register=self.models, settings=options.settings)  # fmt: skip
         self.federation = Federation([r.url for r in self.replica_set.replicas], free_port())
         layout = GatewayLayout(host, options.gateway_port, self.replica_set.front_ports, options.web_port,
                                self.federation.port, options.server.max_request_size)  # fmt: skip
         self.haproxy = Haproxy(haproxy_config(layout), self.runtime_dir, (host, options.gateway_port))
-        self.models: list[str] = []
 
     @property
     def url(self) -> str:
@@ -62,9 +64,6 @@ class GatewayStack:
         try:
             progress(f"starting {self.options.replicas} replicas")
             self.replica_set.start()
-            store = Path(self.options.server.model_store)
-            self.models = [m.removesuffix(".mar") for m in self.options.register or []] or sorted(
-                mar.stem for mar in store.glob("*.mar"))  # fmt: skip
             cloud = {"cloudPort": self.options.gateway_port} if self.options.server.host in WILDCARD_HOSTS else {"cloud": self.url}
             self.site.config = {**cloud, "models": self.models, "signals": {}}
             self.site.start()

@@ -17,13 +17,14 @@ import json
 import socket
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from .health import Health
 from .metrics import ReplicaMetrics
-from .oip import Catalog, parse_model_path, server_metadata
+from .oip import Catalog, ModelInfo, parse_model_path, server_metadata
 
 MMS_PATHS = ("/predictions/", "/ping", "/api-description")
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection", "content-length"}
@@ -41,7 +42,7 @@ class ReplicaState(Protocol):
 
     def live(self) -> bool: ...
     def readiness(self) -> Health: ...
-    def model_health(self, name: str) -> Health: ...
+    def model_health(self, mms_name: str) -> Health: ...
 
 
 class _Upstream(threading.local):
@@ -60,6 +61,7 @@ class FrontDoor:
         self._upstream = _Upstream()
         self._idle: dict[socket.socket, float] = {}  # connection → idle since (monotonic)
         self._in_flight = 0
+        self._per_version: Counter[str] = Counter()  # MMS name → requests sent to it and not yet answered
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"door": self})
         server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})  # bursts of new connections
@@ -98,6 +100,11 @@ class FrontDoor:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def in_flight_to(self, mms_name: str) -> int:
+        """Requests forwarded to the MMS model `mms_name` and not answered yet (a version is retired at 0)."""
+        with self._lock:
+            return self._per_version[mms_name]
+
     # -- used by the handler ----------------------------------------------------------
     def begin(self, delta: int) -> None:
         with self._lock:
@@ -111,16 +118,28 @@ class FrontDoor:
             else:
                 self._idle.pop(connection, None)
 
-    def retry_worker_died(self, method: str, path: str, body: bytes, headers: dict[str, str], model: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    def retry_worker_died(self, method: str, path: str, body: bytes, headers: dict[str, str], model: str,
+                          mms_name: str = "") -> tuple[int, list[tuple[str, str]], bytes]:  # fmt: skip
         """`forward`, sent once more when MMS says the worker holding it died (never for another failure)."""
-        answer = self.forward(method, path, body, headers)
+        answer = self.forward(method, path, body, headers, mms_name)
         if worker_died(answer[0], answer[2]):
             self.metrics.worker_died_retries.labels(model).inc()
-            answer = self.forward(method, path, body, headers)
+            answer = self.forward(method, path, body, headers, mms_name)
         return answer
 
-    def forward(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
-        """One request to MMS on this thread's keep-alive connection; a broken connection is retried once
+    def forward(self, method: str, path: str, body: bytes, headers: dict[str, str],
+                mms_name: str = "") -> tuple[int, list[tuple[str, str]], bytes]:  # fmt: skip
+        """One request to MMS (for model `mms_name`, counted while it is in flight)."""
+        with self._lock:
+            self._per_version[mms_name] += 1
+        try:
+            return self._forward(method, path, body, headers)
+        finally:
+            with self._lock:
+                self._per_version[mms_name] -= 1
+
+    def _forward(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One request on this thread's keep-alive connection; a broken connection is retried once
         on a fresh one only when it was idle (MMS closed it), never after MMS accepted the request."""
         for attempt in (0, 1):
             fresh = self._upstream.connection is None
@@ -213,43 +232,60 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_json(200, server_metadata(state.version))
         elif (route := parse_model_path(path)) is not None:
             self.v2_model(route)
+        elif path.startswith("/predictions/"):
+            self.predictions(path)
         elif path.startswith(MMS_PATHS) or (self.command == "OPTIONS" and path == "/"):
-            model = path.split("/")[2] if path.startswith("/predictions/") else ""
-            self.proxy(path if not urlsplit(self.path).query else f"{path}?{urlsplit(self.path).query}", model, "mms")
+            self.proxy(self.with_query(path), None, "mms")
         else:
             self.send_json(404, {"error": f"no such path: {self.command} {path}"})
 
+    def with_query(self, path: str) -> str:
+        query = urlsplit(self.path).query
+        return f"{path}?{query}" if query else path
+
+    def predictions(self, path: str) -> None:
+        """`/predictions/NAME` goes to the version NAME routes to; an MMS name of one version
+        (`NAME-vN`) and anything else go to MMS as they are."""
+        catalog = self.door.state.catalog
+        parts = path.split("/")
+        info = catalog.models.get(parts[2])
+        if info is not None:
+            parts[2] = quote(info.mms_name)
+        else:
+            info = catalog.by_mms_name(parts[2])
+        self.proxy(self.with_query("/".join(parts)), info, "mms")
+
     def v2_model(self, route: Any) -> None:
-        info, problem = self.door.state.catalog.find(route)
+        catalog = self.door.state.catalog
+        info, problem = catalog.find(route)
         if info is None:
             self.read_body()
             self.send_json(404, {"error": problem})
         elif route.action == "metadata" and self.command == "GET":
-            self.send_json(200, info.metadata())
+            self.send_json(200, info.metadata(catalog.kept(info.name)))
         elif route.action == "ready" and self.command == "GET":
-            health = self.door.state.model_health(info.name)
+            health = self.door.state.model_health(info.mms_name)
             self.send_json(200 if health.ok else 503, {"name": info.name, "ready": health.ok})
         elif route.action == "infer" and self.command == "POST":
-            self.proxy(f"/predictions/{quote(info.name)}", info.name, "v2", content_type="application/json")
+            self.proxy(f"/predictions/{quote(info.mms_name)}", info, "v2", content_type="application/json")
         else:
             self.read_body()
             self.send_json(405, {"error": f"{self.command} is not allowed on {self.path}"})
 
-    def proxy(self, target: str, model: str, api: str, content_type: str | None = None) -> None:
+    def proxy(self, target: str, info: ModelInfo | None, api: str, content_type: str | None = None) -> None:
         started = time.perf_counter()
         body = self.read_body()
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS and k.lower() != "host"}
         if content_type:
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"} | {"Content-Type": content_type}
         try:
-            status, answer_headers, payload = self.door.retry_worker_died(self.command, target, body, headers, model)
+            status, answer_headers, payload = self.door.retry_worker_died(self.command, target, body, headers,
+                                                                          info.name if info else "", info.mms_name if info else "")  # fmt: skip
         except (OSError, http.client.HTTPException) as error:
             status, answer_headers = 502, [("Content-Type", "application/json")]
             payload = json.dumps({"code": 502, "type": "BadGateway", "message": f"Multi Model Server dropped the request: {error}"}).encode()
-        catalog = self.door.state.catalog.models
-        version = catalog[model].version if model in catalog else ""
-        if model and (model in catalog or api == "v2"):
-            self.door.metrics.observe_request(model, version, api, status, time.perf_counter() - started)
+        if info is not None:
+            self.door.metrics.observe_request(info.name, info.version, api, status, time.perf_counter() - started)
         self.send_response(status)
         for key, value in answer_headers:
             if key.lower() not in HOP_HEADERS:

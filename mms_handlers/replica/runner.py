@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -21,12 +23,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
+from registry import Registry
+
 from ..server import MmsServer, ServerConfig, ServerError, SettingError
 from ..settings import FIELDS, ServingSettings, flag_of
 from .frontdoor import FrontDoor
 from .health import Health, model_health, readiness
 from .metrics import ReplicaMetrics
 from .oip import Catalog
+from .watcher import VersionWatcher
 
 # Readiness is looked up in the background this often, so a probe is answered at once from the last
 # look even when the machine is busy (a slow answer makes the balancer drop a healthy replica).
@@ -41,9 +46,13 @@ class ReplicaSettings:
     server: ServerConfig
     port: int = 8080  # the front door's: the replica's public port
     host: str = "127.0.0.1"
-    register: list[str] = field(default_factory=list)  # model names (.mar stems); empty = every .mar in the store
+    register: list[str] = field(default_factory=list)  # model names; empty = every model of the registry or store
     drain_seconds: float = ServingSettings.drain_seconds
     drain_timeout_s: float = 60.0
+    # Watched registry folder: its versions are served as they are published (`watcher.py`); None serves the
+    # .mar files of `server.model_store` as they are.
+    registry: Path | None = None
+    keep_versions: int = ServingSettings.keep_versions
 
     def check(self) -> None:
         self.server.check()
@@ -53,6 +62,10 @@ class ReplicaSettings:
             raise SettingError("port", f"{self.port} is also one of MMS's ports")
         if self.drain_seconds < 0 or self.drain_timeout_s < self.drain_seconds:
             raise SettingError("drain_seconds", f"must be between 0 and the drain timeout ({self.drain_timeout_s} s)")
+        if self.keep_versions < 1:
+            raise SettingError("keep_versions", f"must be at least 1, got {self.keep_versions}")
+        if self.registry is not None and not Path(self.registry).is_dir():
+            raise SettingError("registry", f"{self.registry}: no such folder")
 
 
 def package_version() -> str:
@@ -69,11 +82,25 @@ class Replica:
         settings.check()
         self.settings = settings
         self.version = package_version()
-        # /metrics turns the handler's per-request timings into histograms: a replica asks for them.
-        self.mms = MmsServer(replace(settings.server, request_metrics=True))
+        server = replace(settings.server, request_metrics=True)  # /metrics turns the handler's timings into histograms
         store = Path(settings.server.model_store)
-        self.names = settings.register or sorted(mar.stem for mar in store.glob("*.mar"))
-        self.catalog = Catalog.from_store(store, self.names)
+        self.watcher: VersionWatcher | None = None
+        self._versions_store: Path | None = None
+        if settings.registry is None:
+            self.static = settings.register or sorted(mar.stem for mar in store.glob("*.mar"))
+            self.mms = MmsServer(server)
+            self.catalog = Catalog.from_store(store, self.static)
+        else:  # the archives of the versions served are built in a folder of the replica's own
+            registry = Registry(settings.registry)
+            self._versions_store = Path(tempfile.mkdtemp(prefix="edgecloud-versions-"))
+            self.mms = MmsServer(replace(server, model_store=self._versions_store))
+            # A model named that the registry has no version of is served from the store's archive, unversioned.
+            self.static = [name for name in settings.register if not registry.versions(name) and (store / f"{name}.mar").is_file()]
+            for name in self.static:
+                shutil.copy2(store / f"{name}.mar", self._versions_store / f"{name}.mar")
+            self.catalog = Catalog.from_store(self._versions_store, self.static)
+            watched = [name for name in settings.register if name not in self.static] if settings.register else None
+            self.watcher = VersionWatcher(registry, self.mms, self, names=watched, keep=settings.keep_versions)
         self.loading = True
         self.metrics = ReplicaMetrics(self.mms.log_dir / "model_metrics.log", self._restarts)
         self.door: FrontDoor | None = None
@@ -92,19 +119,28 @@ class Replica:
         self.metrics.ready.set(1 if health.ok else 0)
         return health
 
-    def model_health(self, name: str) -> Health:
+    def model_health(self, mms_name: str) -> Health:
         if not self.live():
             return Health(False, ("Multi Model Server is not running",))
-        return model_health(name, self.mms.describe(name), name in self.mms.backend_pids())
+        return model_health(mms_name, self.mms.describe(mms_name), mms_name in self.mms.backend_pids())
+
+    def in_flight_to(self, mms_name: str) -> int:
+        return self.door.in_flight_to(mms_name) if self.door is not None else 0
+
+    @property
+    def names(self) -> list[str]:
+        """The MMS names the models' names route to (what readiness requires)."""
+        return sorted(info.mms_name for info in self.catalog.models.values())
 
     def _look(self) -> Health:
         running = self.live()
+        names = self.names
         try:
-            descriptions = {name: self.mms.describe(name) for name in self.names} if running else {}
+            descriptions = {name: self.mms.describe(name) for name in names} if running else {}
             backends = self.mms.backend_pids() if running else {}
         except OSError:
             descriptions, backends = {}, {}
-        return readiness(self.names, descriptions, backends, mms_running=running, loading=self.loading, draining=False)
+        return readiness(names, descriptions, backends, mms_running=running, loading=self.loading, draining=False)
 
     def _keep_looking(self) -> None:
         while not self._stopped.is_set():
@@ -131,16 +167,24 @@ class Replica:
             self._looker.start()
             self.door = FrontDoor(self, self.metrics, config.host, config.inference_port,
                                   host=self.settings.host, port=self.settings.port).start()  # fmt: skip
-            self.mms.register_store([f"{name}.mar" for name in self.names])
-            self.mms.wait_until_healthy()
+            if self.static:
+                self.mms.register_store([f"{name}.mar" for name in self.static])
+            if self.watcher is not None:
+                self.watcher.poll()  # the versions latest.json names now, before the replica reports ready
+                self.watcher.start()
+            if self.catalog.models:
+                self.mms.wait_until_healthy()
             self.loading = False
         except BaseException:
-            self.stop(drain_seconds=0)
+            self.stop(drain_seconds=0, keep_logs=True)
             raise
         return self
 
-    def stop(self, drain_seconds: float | None = None) -> None:
-        """Drain (readiness fails, answers go on), close the port once nothing is in flight, stop MMS."""
+    def stop(self, drain_seconds: float | None = None, keep_logs: bool = False) -> None:
+        """Drain (readiness fails, answers go on), close the port once nothing is in flight, stop MMS
+        (keeping its logs when asked: after a failure whose message names them)."""
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.door is not None:
             self.door.drain()
             wait = self.settings.drain_seconds if drain_seconds is None else drain_seconds
@@ -153,7 +197,9 @@ class Replica:
             self.door.stop()
             self.door = None
         self._stopped.set()
-        self.mms.stop()
+        self.mms.stop(keep_logs=keep_logs)
+        if self._versions_store is not None:
+            shutil.rmtree(self._versions_store, ignore_errors=True)
 
     def run_until_signalled(self) -> int:
         """Serve until SIGTERM/SIGINT (then drain: 0) or until MMS dies (1)."""
@@ -179,8 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mms_handlers.replica", description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--model-store", type=Path, default=Path(_env("MODEL_STORE", "/models")), help="folder of .mar files (EDGECLOUD_MODEL_STORE)")
+    add("--registry", type=Path, default=Path(_env("REGISTRY", "")) if _env("REGISTRY", "") else None,
+        help="registry folder to watch (EDGECLOUD_REGISTRY): each model's name follows the version its latest.json "
+        "names, kept versions answer at /v2/models/NAME/versions/V; without it, the .mar files of --model-store")  # fmt: skip
     add("--register", action="append", default=[x for x in _env("REGISTER", "").split(",") if x], metavar="NAME",
-        help="serve only this model of the store (repeatable; EDGECLOUD_REGISTER=a,b); default every .mar")
+        help="serve only this model (repeatable; EDGECLOUD_REGISTER=a,b); default every model of the registry or store")
     add("--host", default=_env("HOST", "127.0.0.1"), help="front door address (EDGECLOUD_HOST)")
     add("--port", type=int, default=int(_env("PORT", 8080)), help="front door port: health, V2, metrics, MMS paths (EDGECLOUD_PORT)")
     add("--mms-inference-port", type=int, default=int(_env("MMS_INFERENCE_PORT", 8085)), help="MMS inference, on 127.0.0.1")
@@ -196,13 +245,22 @@ def settings_from(args: argparse.Namespace) -> ReplicaSettings:
     server = settings.server_config(model_store=args.model_store, inference_port=args.mms_inference_port,
                                     management_port=args.mms_management_port, runtime_dir=args.runtime_dir)  # fmt: skip
     return ReplicaSettings(server=server, port=args.port, host=args.host, register=list(args.register),
-                           drain_seconds=settings.drain_seconds)  # fmt: skip
+                           drain_seconds=settings.drain_seconds, registry=args.registry,
+                           keep_versions=settings.keep_versions)  # fmt: skip
+
+
+def _stop_starting(signum: int, _frame: object) -> None:
+    """SIGTERM/SIGINT while starting: unwind, so start() stops the MMS it started (the default action
+    would end this process at once and leave MMS, in its own process group, running)."""
+    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_starting)
     try:
-        if not args.model_store.is_dir():
+        if args.registry is None and not args.model_store.is_dir():
             raise SettingError("model_store", f"{args.model_store}: no such folder")
         replica = Replica(settings_from(args))
         replica.start()

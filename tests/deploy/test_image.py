@@ -21,6 +21,7 @@ from benchmarks.load_client import ClosedLoop
 from mms_handlers.archive import build_archive
 from tests.conftest import free_port
 from tests.mms_handlers import models
+from tests.mms_handlers.replica.rollout import ask, publish, wait_for_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.container]
 REPO = Path(__file__).resolve().parents[2]
@@ -46,6 +47,39 @@ def image() -> str:
     return built.stdout.strip().splitlines()[-1]
 
 
+def wait_ready(base: str, container: str) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2).status == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"the container never got ready: {podman('logs', container, check=False).stderr[-1500:]}")
+
+
+def test_image_watching_a_mounted_registry_follows_a_new_version(image, tmp_path):
+    registry = tmp_path / "registry"
+    publish(registry, "plus", 1)
+    port = free_port()
+    run = podman("run", "-d", "--network", "host", "-v", f"{registry}:/models/registry:ro",
+                 "-e", "EDGECLOUD_REGISTRY=/models/registry", "-e", f"EDGECLOUD_PORT={port}",
+                 "-e", f"EDGECLOUD_MMS_INFERENCE_PORT={free_port()}", "-e", f"EDGECLOUD_MMS_MANAGEMENT_PORT={free_port()}",
+                 "-e", "EDGECLOUD_JAVA_HEAP=256", "-e", "EDGECLOUD_DRAIN_SECONDS=0", image)  # fmt: skip
+    container = run.stdout.strip()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, container)
+        assert ask(base, "/predictions/plus").version == 1
+        publish(registry, "plus", 2)  # written on the host, into the volume the container reads
+        wait_for_version(base, ["/predictions/plus", "/v2/models/plus/infer"], 2)
+        pinned = ask(base, "/v2/models/plus/versions/1/infer")
+        assert (pinned.status, pinned.version, pinned.model_version) == (200, 1, "1")
+        assert "plus now answers with version 2" in podman("logs", container).stderr
+    finally:
+        podman("rm", "-f", container, check=False)
+
+
 def test_image_predicts_and_drains_on_sigterm(image, tmp_path):
     build_archive(models.mlp(tmp_path / "registry"), tmp_path / "store")
     port = free_port()
@@ -56,15 +90,7 @@ def test_image_predicts_and_drains_on_sigterm(image, tmp_path):
     container = run.stdout.strip()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail(f"the container never got ready: {podman('logs', container, check=False).stderr[-1500:]}")
+        wait_ready(base, container)
         assert podman("inspect", container, "--format", "{{.Config.User}}").stdout.strip() == "10001:10001"
         assert podman("exec", container, "id", "-u").stdout.strip() == "10001"
         assert podman("exec", container, "touch", "/models/x", check=False).returncode != 0  # mounted read-only

@@ -99,6 +99,8 @@ def test_serving_deployment_rules():
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["models"]["readOnly"] and mounts["models"]["mountPath"] == "/models"
+    # Every replica watches the registry on that volume (the same folder the registry's nginx serves).
+    assert env["EDGECLOUD_REGISTRY"] == "/models/registry" and int(env["EDGECLOUD_KEEP_VERSIONS"]) >= 1
     assert "limits" in container["resources"] and "requests" in container["resources"]
     ports = [p["containerPort"] for p in container["ports"]]
     assert ports == [8080]  # the front door only: MMS's management port is not exposed

@@ -179,16 +179,17 @@ def test_edgecloud_serve_applies_batching_workers_cors_and_stops_clean(stores):
         else:
             pytest.fail(f"edgecloud serve ended early: {serve.stderr.read()}")
         describe = lambda name: json.loads(urllib.request.urlopen(f"http://127.0.0.1:{management}/models/{name}").read())  # noqa: E731
-        mlp, pair = describe("mlp"), describe("pair")
+        # Each model runs as its registry version's MMS model, NAME-vN (docs/versions.md), with its own options.
+        mlp, pair = describe("mlp-v1"), describe("pair-v1")
         assert (mlp["batchSize"], mlp["maxBatchDelay"], len(mlp["workers"])) == (8, 20, 2)
         assert (pair["batchSize"], len(pair["workers"])) == (4, 1)
         models_listed = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{management}/models").read())["models"]
-        assert sorted(m["modelName"] for m in models_listed) == ["mlp", "pair"]  # not mlpmx/nomx: --register chose
+        assert sorted(m["modelName"] for m in models_listed) == ["mlp-v1", "pair-v1"]  # not mlpmx/nomx: --register chose
         x = np.ones((1, 4), np.float32)
         _, headers = predict(f"http://127.0.0.1:{inference}", "mlp", x, {"Origin": "http://client.test"})
         # MMS allows the page's origin only, whoever asks (the browser enforces it).
         assert headers.get("Access-Control-Allow-Origin") == f"http://127.0.0.1:{web}"
-        mms_pids = _group_of(_launcher_pid(store))
+        mms_pids = _group_of(_launcher_pid(serve.pid))
         assert len(mms_pids) >= 4  # launcher, java, 2 + 1 workers
     finally:
         serve.send_signal(signal.SIGTERM)
@@ -200,17 +201,18 @@ def test_edgecloud_serve_applies_batching_workers_cors_and_stops_clean(stores):
     assert alive(mms_pids) == []
 
 
-def _launcher_pid(store: Path) -> int:
-    """The `mms.model_server` launcher serving this store (its pid is its process group)."""
+def _launcher_pid(serve: int) -> int:
+    """The `mms.model_server` launcher `serve` started (its pid is its process group)."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 command = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
                 continue
-            if b"mms.model_server" in command and str(store.resolve()).encode() in command:
+            if b"mms.model_server" in command and parent == serve:
                 return int(entry.name)
-    raise AssertionError("no MMS launcher found for the store")
+    raise AssertionError("no MMS launcher found for serve")
 
 
 def _group_of(pgid: int) -> list[int]:

@@ -58,3 +58,14 @@ def test_a_bad_environment_value_is_one_usage_line(capsys) -> None:
         parse([], {"EDGECLOUD_WORKERS": "two"})
     assert caught.value.code == 2
     assert "argument --workers: invalid int value: 'two'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, line", [
+    (["--keep-versions", "0"], "edgecloud serve: error: --keep-versions must be at least 1, got 0"),
+    (["--drain-seconds", "-1"], "edgecloud serve: error: --drain-seconds must be at least 0 s, got -1.0"),
+])  # fmt: skip
+def test_serve_refuses_a_bad_setting_in_one_line_before_starting(tmp_path, capsys, flags, line) -> None:
+    from edgecloud.cli import main as cli
+
+    assert cli(["serve", "--model-store", str(tmp_path), "--registry", str(tmp_path), *flags]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [line]

@@ -8,6 +8,15 @@
 // missing model shows as a network error: then a GET /ping (a simple request, no preflight) tells
 // a server that is up, and lacks the model, from one that cannot be reached.
 //
+// The page asks for the version its edge runs, so both sides answer from the same parameters.
+// It asks by name (`/predictions/NAME`, the newest version) and, when the answer's `model_version`
+// is not its own, asks again for its version under the MMS name every serving replica gives it,
+// `/predictions/NAME-vV` (docs/versions.md), and keeps asking there while the cloud has it. A
+// cloud that no longer has V (retired: 404, or cross-origin a failed preflight) or serves no
+// versions at all (a bare MMS) is asked by name from then on, and the answer's `model_version`
+// says which version computed it (the handler's versionMismatch). Asking by name first means a
+// page whose version is the newest never sends a request bound to fail.
+//
 // Error answers are told apart by their body. MMS's own are `{code, type, message}` with `type`
 // the Java exception's simple name (ModelNotFoundException, ServiceUnavailableException,
 // InternalServerException, OutOfMemoryError, ...): about the server, never about the input. Our
@@ -36,6 +45,11 @@ export function cloudAnswerError(what, status, body, statusText = '') {
     return new EdgecloudError(CODES.CLOUD_BUSY, text);
   }
   return new EdgecloudError(CODES.CLOUD_ERROR, text);
+}
+
+/** The MMS name version `version` of model `name` is served under (mms_handlers/names.py version_name). */
+export function versionName(name, version) {
+  return `${name}-v${version}`;
 }
 
 /** POST plain tensors to /predictions/NAME; plain tensors back, or an EdgecloudError told by the answer's body. */
@@ -97,6 +111,8 @@ export class CloudEndpoint {
     this.healthTtlMs = healthTtlMs;
     this.environment = environment ?? {};
     this.lastHealth = null; // {status: 'serving' | an error code, error?, at}
+    this.pinnedVersions = new Set(); // versions the cloud answered under their own MMS name
+    this.missingVersions = new Set(); // versions the cloud did not have: asked for by name since
   }
 
   async #withTimeout(what, work) {
@@ -141,20 +157,45 @@ export class CloudEndpoint {
   }
 
   /**
-   * {outputs, modelVersion}. Our handler's 4xx → bad-input (the request is wrong, not the cloud);
-   * every other failure is recorded as the verdict and thrown. A network error is explained by a
-   * fresh health check: cross-origin, a model unregistered since the last check fails the preflight.
+   * {outputs, modelVersion}. With `version`, answered by that version whenever the cloud has it (see the
+   * top of this file). Our handler's 4xx → bad-input (the request is wrong, not the cloud); every other
+   * failure is recorded as the verdict and thrown. A network error is explained by a fresh health
+   * check: cross-origin, a model unregistered since the last check fails the preflight.
    */
-  async predict(feeds) {
+  async predict(feeds, version = null) {
     await this.ensureHealthy();
+    const wanted = version == null ? null : String(version);
+    if (wanted !== null && this.pinnedVersions.has(wanted)) {
+      const answer = await this.#pinned(feeds, wanted);
+      if (answer) return answer;
+    }
+    const answer = await this.#ask(this.name, feeds);
+    if (wanted === null || String(answer.modelVersion) === wanted || this.missingVersions.has(wanted)) return answer;
+    return (await this.#pinned(feeds, wanted)) ?? answer;
+  }
+
+  /** The answer of version `version` under its MMS name, or null when the cloud does not have it (then never asked again). */
+  async #pinned(feeds, version) {
     try {
-      const answer = await this.#withTimeout(`POST /predictions/${this.name}`, (signal) =>
-        cloudAnswer(this.url, this.name, feeds, { signal }),
-      );
+      const answer = await this.#ask(versionName(this.name, version), feeds);
+      this.pinnedVersions.add(version);
+      return answer;
+    } catch (error) {
+      if (error.code !== CODES.CLOUD_MODEL_MISSING && error.code !== CODES.CLOUD_UNREACHABLE) throw error;
+      this.pinnedVersions.delete(version);
+      this.missingVersions.add(version);
+      return null;
+    }
+  }
+
+  async #ask(name, feeds) {
+    try {
+      const answer = await this.#withTimeout(`POST /predictions/${name}`, (signal) => cloudAnswer(this.url, name, feeds, { signal }));
       this.#record('serving');
       return answer;
     } catch (error) {
       if (error.code === CODES.BAD_INPUT) throw error;
+      if (name !== this.name) throw error; // a version the cloud may have retired: the caller asks by name
       let failure = error;
       if (error.code === CODES.CLOUD_UNREACHABLE) {
         failure = await this.#check().then(

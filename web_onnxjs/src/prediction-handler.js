@@ -403,7 +403,7 @@ export class PredictionHandler {
 
   async #runCloud(loaded, feeds) {
     if (!this.cloud) throw new EdgecloudError(CODES.CLOUD_UNAVAILABLE, 'no cloud URL is configured');
-    const { outputs, modelVersion } = await this.cloud.predict(feeds);
+    const { outputs, modelVersion } = await this.cloud.predict(feeds, loaded.version); // the version the edge runs
     const dtypes = Object.fromEntries(loaded.manifest.outputs.map((spec) => [spec.name, spec.dtype]));
     for (const [name, tensor] of Object.entries(outputs)) tensor.dtype = dtypes[name] ?? 'float32';
     return { outputs, backend: 'mms/onnxruntime', runtime: 'onnxruntime', runtimeReason: null, modelVersion };

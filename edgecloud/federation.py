@@ -1,5 +1,7 @@
 """The federated loop's serving side: the registry's models as the aggregator sees them, and the
-publisher that turns a round's parameters into a served version.
+publishers that turn a round's parameters into a version: `RegistryPublisher` (`edgecloud
+aggregate`: version N+1 into the registry folder, which the serving replicas watch) and
+`ServingPublisher` (`serve --federated`, development: also archived and registered with its MMS).
 
 Multi Model Server 1.1.11 has no model versions and cannot swap the .mar behind a name without a
 gap (unregister, then register: requests meanwhile get 404). So each version a round produces is
@@ -29,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from aggregation.http import FederatedApi
-from aggregation.service import FederatedModel, FederatedService, ParameterSpec, run_ticker
+from aggregation.service import FederatedModel, FederatedService, ParameterSpec, Publisher, run_ticker
 from aggregation.settings import FederatedSettings
 from aggregation.store import RoundStore, open_store
 from export.federated_version import staging_dirs, trainable_parameters, write_federated_version
@@ -150,6 +152,44 @@ def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str
     return served
 
 
+def written_by_round(model_dir: Path, base_version: str, round_id: int) -> Path | None:
+    """The newest version folder, when round `round_id` on `base_version` wrote it (a closer killed
+    after writing, before recording the close), else None."""
+    versions = sorted((int(c.name) for c in Path(model_dir).iterdir() if c.is_dir() and c.name.isdigit()), reverse=True)
+    if not versions or versions[0] <= int(base_version):
+        return None
+    try:
+        provenance = read_manifest(Path(model_dir) / str(versions[0])).get("federated") or {}
+    except Exception:  # noqa: BLE001 - an unreadable folder was not written by this round
+        return None
+    if provenance.get("round") == round_id and str(provenance.get("base_version")) == str(base_version):
+        return Path(model_dir) / str(versions[0])
+    return None
+
+
+class RegistryPublisher:
+    """`edgecloud aggregate`: writes version N+1 into the registry and moves latest.json; the serving
+    replicas that watch the registry serve it (the aggregator never talks to them).
+
+    The service calls it only while it holds the round's claim, so it is the model's one writer at
+    that moment, in whichever replica: it removes the staging folders a killed writer left, and a
+    version this round already wrote (its closer killed before recording the close) is published
+    as it is, not written again, so version numbers never repeat and never skip.
+    """
+
+    def __init__(self, registry: Path) -> None:
+        self.registry = Path(registry)
+
+    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
+        model_dir = self.registry / model.name
+        for staging in staging_dirs(model_dir):
+            shutil.rmtree(staging, ignore_errors=True)
+        if written_by_round(model_dir, model.version, provenance["round"]) is None:
+            write_federated_version(model_dir, model.version, parameters, provenance)
+        update_latest(model_dir)
+        return load_model(self.registry, model.name)
+
+
 class ServingPublisher:
     """Writes version N+1, archives it, registers it with MMS beside what is served, moves latest.json."""
 
@@ -175,13 +215,15 @@ class ServingPublisher:
 
 
 class Aggregator:
-    """The running aggregator of a stack: store, service, ticker; `api` is what the site mounts."""
+    """A running aggregator: store, service, ticker. `serve --federated` mounts `api` on its site;
+    `edgecloud aggregate` serves `service` with aggregation.server."""
 
-    def __init__(self, options: FederatedOptions, registry: Path, mms: MmsServer, on_served: Callable[[str, str, str], None]) -> None:
+    def __init__(self, options: FederatedOptions, registry: Path, publisher: Publisher, database: str) -> None:
         models = [load_model(registry, name) for name in options.models]
-        self.database = database_of(options, mms.config.model_store)
+        self.database = database
         self.store = open_store(self.database)
-        self.service = FederatedService(self.store, options.settings, models, ServingPublisher(registry, mms, on_served))
+        self.service = FederatedService(self.store, options.settings, models, publisher,
+                                        loader=lambda name: load_model(registry, name))  # fmt: skip
         self.api = FederatedApi(self.service).handle
         self._stop = threading.Event()
         self._ticker = run_ticker(self.service, self._stop, every=0.5)

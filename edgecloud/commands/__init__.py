@@ -1,5 +1,5 @@
 """One module per subcommand, each with `add_parser(subparsers)` setting `run`."""
 
-from . import archive, build, demo, export, federated, serve, verify
+from . import aggregate, archive, build, demo, export, federated, serve, verify
 
-COMMANDS = (build, export, archive, serve, verify, demo, federated)
+COMMANDS = (build, export, archive, serve, verify, demo, federated, aggregate)

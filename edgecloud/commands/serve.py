@@ -83,6 +83,13 @@ def add_federated_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("federated averaging (docs/federated.md)")
     group.add_argument("--federated", action="append", default=[], metavar="NAME",
                        help="take parameter updates for model NAME (repeatable; its latest version needs a training entry)")  # fmt: skip
+    add_round_options(group)
+    group.add_argument("--federated-db", default=None, metavar="PATH",
+                       help="SQLite file of rounds and updates (MODEL_STORE/federated.sqlite); 'memory:' keeps nothing")  # fmt: skip
+
+
+def add_round_options(group: argparse._ArgumentGroup) -> None:
+    """The round rules, the same flags for `serve --federated` and `aggregate`."""
     group.add_argument("--min-clients", type=int, default=3, metavar="K", help="a round closes with K updates (3)")
     group.add_argument("--round-deadline", type=float, default=None, metavar="S",
                        help="or S seconds after it opened, with at least --deadline-min-clients updates (off)")  # fmt: skip
@@ -96,36 +103,44 @@ def add_federated_options(parser: argparse.ArgumentParser) -> None:
                        help="central DP: Gaussian noise of σ = Z·C·max nᵢ/Σ nᵢ on the aggregate (needs --clip; 0 = off)")  # fmt: skip
     group.add_argument("--max-update-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
                        help="larger update bodies are refused with 413 (16 MiB)")  # fmt: skip
-    group.add_argument("--federated-db", default=None, metavar="PATH",
-                       help="SQLite file of rounds and updates (MODEL_STORE/federated.sqlite); 'memory:' keeps nothing")  # fmt: skip
 
 
-def federated_options_from(args: argparse.Namespace, model_store: Path, registry: Path, register: list[str]) -> FederatedOptions | None:
-    """The FederatedOptions the flags ask for, checked before anything starts (None without --federated)."""
+def round_settings_from(args: argparse.Namespace):
+    """The FederatedSettings the round flags ask for, checked (CliError naming the flag)."""
     from aggregation.settings import FederatedSettings, SettingError
 
-    from ..federation import FederatedOptions, load_model
-
-    names = list(dict.fromkeys(getattr(args, "federated", []) or []))
-    if not names:
-        return None
-    for name in names:
-        if name == "metrics":  # GET /federated/metrics is the aggregator's Prometheus endpoint
-            raise CliError("--federated metrics: /federated/metrics is the aggregator's Prometheus endpoint; rename the model")
-        mar = f"{name}.mar"
-        if not (Path(model_store) / mar).is_file() or (register and mar not in register):
-            raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")
-        load_model(Path(registry), name)  # CliError when it has no current version with a training entry
     settings = FederatedSettings(
         min_clients=args.min_clients, round_deadline=args.round_deadline, deadline_min_clients=args.deadline_min_clients,
         aggregation=args.aggregation, trim=args.trim, clip=args.clip, max_norm=args.max_norm, dp_noise=args.dp_noise,
         max_body_bytes=args.max_update_bytes,
     )  # fmt: skip
     try:
-        settings.check()
+        return settings.check()
     except SettingError as error:
         raise CliError(f"--{FEDERATED_FLAGS.get(error.setting, error.setting.replace('_', '-'))} {error.problem}") from None
-    return FederatedOptions(models=names, settings=settings, database=args.federated_db)
+
+
+def checked_federated_names(args: argparse.Namespace) -> list[str]:
+    names = list(dict.fromkeys(getattr(args, "federated", []) or []))
+    for name in names:
+        if name == "metrics":  # GET /federated/metrics is the aggregator's Prometheus endpoint
+            raise CliError("--federated metrics: /federated/metrics is the aggregator's Prometheus endpoint; rename the model")
+    return names
+
+
+def federated_options_from(args: argparse.Namespace, model_store: Path, registry: Path, register: list[str]) -> FederatedOptions | None:
+    """The FederatedOptions the flags ask for, checked before anything starts (None without --federated)."""
+    from ..federation import FederatedOptions, load_model
+
+    names = checked_federated_names(args)
+    if not names:
+        return None
+    for name in names:
+        mar = f"{name}.mar"
+        if not (Path(model_store) / mar).is_file() or (register and mar not in register):
+            raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")
+        load_model(Path(registry), name)  # CliError when it has no current version with a training entry
+    return FederatedOptions(models=names, settings=round_settings_from(args), database=args.federated_db)
 
 
 def parse_model_options(values: list[str]) -> dict:

@@ -84,8 +84,9 @@ def add_federated_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--federated", action="append", default=[], metavar="NAME",
                        help="take parameter updates for model NAME (repeatable; its latest version needs a training entry)")  # fmt: skip
     add_round_options(group)
-    group.add_argument("--federated-db", default=None, metavar="PATH",
-                       help="SQLite file of rounds and updates (MODEL_STORE/federated.sqlite); 'memory:' keeps nothing")  # fmt: skip
+    group.add_argument("--federated-db", default=None, metavar="PATH|URL",
+                       help="rounds and updates: a SQLite file (MODEL_STORE/federated.sqlite; one aggregator) or "
+                       "postgresql://... (with --replicas N, N aggregators share it); 'memory:' keeps nothing")  # fmt: skip
 
 
 def add_round_options(group: argparse._ArgumentGroup) -> None:
@@ -245,7 +246,7 @@ def gateway_options_from(args: argparse.Namespace):
     stack = options_from(args, args.model_store, args.registry)
     options = GatewayOptions(server=stack.server, registry=stack.registry, replicas=args.replicas,
                              gateway_port=args.gateway_port, web_port=args.web_port, register=stack.register,
-                             drain_seconds=args.drain_seconds)  # fmt: skip
+                             drain_seconds=args.drain_seconds, federated=stack.federated)  # fmt: skip
     try:
         options.check()
     except SettingError as error:
@@ -270,6 +271,8 @@ def serve_gateway_until_stopped(options) -> int:
     print(f"Page:        {urls['page']}")
     print(f"Registry:    {urls['registry']}")
     print(f"Replicas:    {urls['replicas']}")
+    if "federated" in urls:
+        print(f"Federated:   {urls['federated']}/<name>/updates")
     print("Press Ctrl-C to stop.", flush=True)
     if not stack.wait_for_signal():
         raise CommandFailed(f"HAProxy exited unexpectedly; stopped the replicas too; see {stack.haproxy.log_file}")
@@ -282,7 +285,4 @@ def run(args: argparse.Namespace) -> int:
         if args.gateway_port is not None:
             raise CliError("--gateway-port needs --replicas N")
         return serve_until_stopped(options_from(args, args.model_store, args.registry))
-    if args.federated:
-        # One aggregator owns a round's SQLite file; behind the gateway it would need its own replica.
-        raise CliError("--federated runs with one MMS for now: drop --replicas (docs/federated.md)")
     return serve_gateway_until_stopped(gateway_options_from(args))

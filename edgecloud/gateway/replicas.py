@@ -53,10 +53,13 @@ def replica_ports(count: int, gateway_port: int, inference_port: int, management
 
 
 class Replica:
-    """One replica process and its runtime folder (a fresh one per start)."""
+    """One replica process and its runtime folder (a fresh one per start, passed as --runtime-dir
+    when `runtime_dir_flag`); ready when `ready_path` answers 200."""
 
-    def __init__(self, index: int, ports: ReplicaPorts, command: list[str], root: Path) -> None:
+    def __init__(self, index: int, ports: ReplicaPorts, command: list[str], root: Path, *,
+                 ready_path: str = "/v2/health/ready", runtime_dir_flag: bool = True) -> None:  # fmt: skip
         self.index, self.ports, self.command, self.root = index, ports, command, root
+        self.ready_path, self.runtime_dir_flag = ready_path, runtime_dir_flag
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.runtime_dir = root
@@ -74,7 +77,7 @@ class Replica:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         with open(self.root / "replica.log", "ab") as log:
             self.process = subprocess.Popen(
-                [*self.command, "--runtime-dir", str(self.runtime_dir)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                [*self.command, *(["--runtime-dir", str(self.runtime_dir)] if self.runtime_dir_flag else [])], env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
 
@@ -95,7 +98,7 @@ class Replica:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as response:
+            with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False
@@ -108,37 +111,19 @@ class Replica:
             signal_group(group, signal.SIGKILL)
 
 
-class ReplicaSet:
-    """Starts `count` replicas, waits until all are ready, starts again any that exits."""
+class ProcessSet:
+    """Starts `replicas`, waits until all are ready, starts again any that exits."""
 
-    def __init__(self, server: ServerConfig, count: int, gateway_port: int, root: Path, *,
-                 register: list[str] | None = None, drain_seconds: float = 3.0) -> None:  # fmt: skip
-        self.root = Path(root)
-        self.drain_seconds = drain_seconds
-        ports = replica_ports(count, gateway_port, server.inference_port, server.management_port)
-        self.replicas = [Replica(i, p, self._command(server, p, register or []), self.root / f"replica-{i}")
-                         for i, p in enumerate(ports)]  # fmt: skip
+    def __init__(self, replicas: list[Replica], drain_seconds: float = 3.0) -> None:
+        self.replicas, self.drain_seconds = replicas, drain_seconds
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="replica-set", daemon=True)
-
-    def _command(self, server: ServerConfig, ports: ReplicaPorts, register: list[str]) -> list[str]:
-        command = [
-            sys.executable, "-m", "mms_handlers.replica", "--model-store", str(Path(server.model_store).resolve()),
-            "--port", str(ports.front), "--mms-inference-port", str(ports.inference),
-            "--mms-management-port", str(ports.management), "--workers", str(server.workers),
-            "--batch-size", str(server.batch_size), "--max-batch-delay", str(server.max_batch_delay_ms),
-            "--job-queue-size", str(server.job_queue_size), "--java-heap", str(server.java_heap_mb),
-            "--drain-seconds", str(self.drain_seconds),
-        ]  # fmt: skip
-        for name in register:
-            command += ["--register", name.removesuffix(".mar")]
-        return command
 
     @property
     def front_ports(self) -> tuple[int, ...]:
         return tuple(replica.ports.front for replica in self.replicas)
 
-    def start(self, timeout: float = 180.0) -> "ReplicaSet":
+    def start(self, timeout: float = 180.0) -> "ProcessSet":
         for replica in self.replicas:
             replica.root.mkdir(parents=True, exist_ok=True)
             replica.spawn()
@@ -175,3 +160,28 @@ class ReplicaSet:
             thread.start()
         for thread in threads:
             thread.join()
+
+
+class ReplicaSet(ProcessSet):
+    """The MMS replicas (`python -m mms_handlers.replica`)."""
+
+    def __init__(self, server: ServerConfig, count: int, gateway_port: int, root: Path, *,
+                 register: list[str] | None = None, drain_seconds: float = 3.0) -> None:  # fmt: skip
+        self.root = Path(root)
+        ports = replica_ports(count, gateway_port, server.inference_port, server.management_port)
+        super().__init__([Replica(i, p, self._command(server, p, register or [], drain_seconds), self.root / f"replica-{i}")
+                          for i, p in enumerate(ports)], drain_seconds)  # fmt: skip
+
+    @staticmethod
+    def _command(server: ServerConfig, ports: ReplicaPorts, register: list[str], drain_seconds: float) -> list[str]:
+        command = [
+            sys.executable, "-m", "mms_handlers.replica", "--model-store", str(Path(server.model_store).resolve()),
+            "--port", str(ports.front), "--mms-inference-port", str(ports.inference),
+            "--mms-management-port", str(ports.management), "--workers", str(server.workers),
+            "--batch-size", str(server.batch_size), "--max-batch-delay", str(server.max_batch_delay_ms),
+            "--job-queue-size", str(server.job_queue_size), "--java-heap", str(server.java_heap_mb),
+            "--drain-seconds", str(drain_seconds),
+        ]  # fmt: skip
+        for name in register:
+            command += ["--register", name.removesuffix(".mar")]
+        return command

@@ -34,10 +34,11 @@ from aggregation.http import FederatedApi
 from aggregation.service import FederatedModel, FederatedService, ParameterSpec, Publisher, run_ticker
 from aggregation.settings import FederatedSettings
 from aggregation.store import RoundStore, open_store
-from export.federated_version import staging_dirs, trainable_parameters, write_federated_version
+from export.federated_version import trainable_parameters, write_federated_version
 from export.manifest import LATEST_NAME, read_manifest, update_latest
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer
+from registry import Registry
 
 from .errors import CliError
 
@@ -110,8 +111,7 @@ def recover(options: FederatedOptions, registry: Path, model_store: Path) -> lis
     store = open_store(database_of(options, model_store))
     try:
         for name in options.models:
-            for staging in staging_dirs(Path(registry) / name):
-                shutil.rmtree(staging)
+            for staging in Registry(registry).recover(name):
                 removed.append(f"federated: removed {staging}, a version of {name} half written when the process stopped")
             for version_dir in unpublished_versions(registry, name, store):
                 discard_version(version_dir, model_store)

@@ -7,15 +7,14 @@ still loads and checks, its trainable initializers equal the new values bit for 
 other initializer equals the base's; the new cloud and edge files agree on the recorded sample
 and random inputs like it (onnxruntime, export's tolerance). `train.onnx` / `train.edge.onnx`
 take the parameters as inputs, so they are carried unchanged. model.json gets the new version,
-hashes and a `federated` provenance entry; the folder appears whole (staged in a hidden sibling,
-`staging_dirs`, then renamed), and `latest.json` is left alone: the caller moves it once the
+hashes and a `federated` provenance entry; the folder appears whole (staged and published by the
+registry, `registry.Registry`), and `latest.json` is left alone: the caller moves it once the
 version is served (edgecloud/federation.py removes what a process killed meanwhile left behind).
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +22,8 @@ from typing import Any, Mapping
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from registry import Registry
 
 from .errors import BadInputError, ExportError
 from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
@@ -46,16 +47,6 @@ def _training(manifest: dict[str, Any], version_dir: Path) -> dict[str, Any]:
     if not isinstance(training, dict) or not training.get("parameters"):
         raise BadInputError(f"{version_dir}/{MANIFEST_NAME} has no training entry: export with --trainable first")
     return training
-
-
-def staging_dirs(model_dir: Path) -> list[Path]:
-    """Half-written versions of the model folder: the hidden staging folders a killed writer left."""
-    return sorted(child for child in Path(model_dir).glob(f".{Path(model_dir).name}-*-*") if child.is_dir())
-
-
-def next_version(model_dir: Path) -> str:
-    versions = [int(child.name) for child in Path(model_dir).iterdir() if child.is_dir() and child.name.isdigit()]
-    return str(max(versions, default=0) + 1)
 
 
 def _patch(raw: bytearray, location: dict[str, int], value: bytes, name: str, file: str) -> None:
@@ -105,9 +96,9 @@ def write_federated_version(
             raise BadInputError(f"parameter {name!r}: shape {list(value.shape)} or values do not fit {spec['shape']}")
         values[name] = value.astype("<f4")
 
-    version = next_version(model_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}-{version}-", dir=model_dir))
-    try:
+    registry = Registry(model_dir.parent)
+    with registry.stage(model_dir.name) as staged:
+        staging, version = staged.path, str(staged.version)
         for file in manifest["files"]:
             shutil.copy2(base_dir / file, staging / file)
         patched_files = sorted({file for spec in specs.values() for file in spec["locations"]})
@@ -142,8 +133,5 @@ def write_federated_version(
         manifest["federated"] = {**provenance, "patched": patched_files, "browser_verified_on": str(base_version)}
         manifest["parity"] = {**manifest.get("parity", {}), "federated_cloud_vs_edge": parity}
         write_manifest(staging, manifest)
-        staging.rename(model_dir / version)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        registry.publish(staged, make_latest=False)
     return model_dir / version

@@ -6,16 +6,14 @@ module is the one place that writes it, so every converter produces the same sha
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import onnx
 
-MANIFEST_NAME = "model.json"
-LATEST_NAME = "latest.json"
+from registry import LATEST_NAME, MANIFEST_NAME, Registry, file_digest, write_json_atomic
+
 SCHEMA_VERSION = 1
 
 _ONNX_DTYPES = {
@@ -60,18 +58,7 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 def file_entry(path: Path) -> dict[str, Any]:
     """SHA-256 and size, so the browser and the archive can check what they got."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"sha256": digest.hexdigest(), "size": path.stat().st_size}
-
-
-def write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    """Write JSON so readers never see half a file (the registry is served while it changes)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    return file_digest(path)
 
 
 def read_manifest(version_dir: Path) -> dict[str, Any]:
@@ -105,24 +92,11 @@ def training_entry(*, file: str, edge: dict[str, Any], trainable: str, batch_siz
 
 
 def update_latest(model_dir: Path) -> Path:
-    """Point `NAME/latest.json` at the highest numeric version that has a model.json."""
-    versions = sorted(
-        int(child.name)
-        for child in Path(model_dir).iterdir()
-        if child.is_dir() and child.name.isdigit() and (child / MANIFEST_NAME).exists()
-    )
+    """Point `NAME/latest.json` at the highest complete version (the registry's layout owns the file)."""
+    model_dir = Path(model_dir)
+    registry = Registry(model_dir.parent)
+    versions = registry.versions(model_dir.name)
     if not versions:
         raise ValueError(f"{model_dir} holds no exported version")
-    latest = str(versions[-1])
-    manifest = read_manifest(Path(model_dir) / latest)
-    path = Path(model_dir) / LATEST_NAME
-    write_json_atomic(
-        path,
-        {
-            "name": manifest["name"],
-            "version": latest,
-            "manifest": f"{latest}/{MANIFEST_NAME}",
-            "versions": [str(v) for v in versions],
-        },
-    )
-    return path
+    registry.set_latest(model_dir.name, versions[-1], check=False)
+    return model_dir / LATEST_NAME

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,6 +11,8 @@ from typing import Any, Callable
 
 import numpy as np
 import onnx
+
+from registry import Registry
 
 from . import converter as converters
 from .edge.artifact import edge_variant
@@ -24,7 +24,6 @@ from .manifest import (
     file_entry,
     graph_inputs,
     tensor_specs,
-    update_latest,
     write_manifest,
 )
 from .signature import load_sample
@@ -160,9 +159,10 @@ def publish(
         against=f"{conversion.framework} {conversion.framework_version}",
     )
 
-    Path(out).mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-{version}-", dir=out))
-    try:
+    registry = Registry(out)
+    # check_target refused an existing version unless --force: publishing then replaces it.
+    with registry.stage(name, version) as staged:
+        staging = staged.path
         # raw_data everywhere: the training entry's `locations` are byte ranges of raw_data.
         as_raw_data(conversion.model, [init.name for init in conversion.model.graph.initializer])
         onnx.save(conversion.model, staging / MODEL_FILE)
@@ -200,14 +200,7 @@ def publish(
             **({"training": train_entry} if train_entry else {}),
         }
         write_manifest(staging, manifest)
-        if version_dir.exists():
-            shutil.rmtree(version_dir)
-        version_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(version_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    update_latest(version_dir.parent)
+        registry.publish(staged, replace=True)
     progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e})")
     return ExportResult(version_dir=version_dir, manifest=manifest)
 

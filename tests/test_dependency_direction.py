@@ -18,6 +18,9 @@ FORBIDDEN = {
     # The aggregator averages arrays and keeps rounds; making and serving versions is edgecloud's.
     "aggregation": {"export", "edgecloud", "mms_handlers", "onnx", "onnxruntime", "benchmarks", "tests"} | TRAINING_FRAMEWORKS,
     "edgecloud": {"benchmarks", "tests"},
+    # The registry's layout is a leaf every other package may use: it imports none of them.
+    "registry": {"export", "edgecloud", "aggregation", "mms_handlers", "onnx", "onnxruntime", "numpy", "benchmarks", "tests"}
+    | TRAINING_FRAMEWORKS,
 }
 
 
@@ -41,7 +44,7 @@ def imported_roots(package: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_package_imports_only_what_its_layer_may(package: str) -> None:
     imports = imported_roots(package)
-    assert "numpy" in imports, f"the import scan found nothing in {package}/"  # the scan itself works
+    assert imports, f"the import scan found nothing in {package}/"  # the scan itself works
     broken = {name: sorted(files) for name, files in imports.items() if name in FORBIDDEN[package]}
     assert not broken, f"{package}/ imports what its layer must not: {broken}"
 
@@ -111,7 +114,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_no_import_cycle_inside_a_package(package: str) -> None:
     graph = internal_imports(package)
-    assert sum(map(len, graph.values())) > 5, f"the scan found no internal import in {package}/"
+    assert sum(map(len, graph.values())) >= min(6, len(graph) - 1), f"the scan found no internal import in {package}/"
     assert cycles(graph) == [], f"modules of {package}/ import each other in a cycle: {cycles(graph)}"
 
 

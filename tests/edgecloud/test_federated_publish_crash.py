@@ -76,7 +76,7 @@ def test_a_publication_killed_midway_leaves_nothing_served_and_its_round_closes_
     model_dir = registry / NAME
     left = sorted(p.name for p in model_dir.iterdir() if p.is_dir())
     if fault == "staging":
-        assert len(left) == 2 and left[1] == "1" and left[0].startswith(f".{NAME}-2-")  # the half-written one
+        assert len(left) == 2 and left[1] == "1" and left[0] == ".staging-2"  # the half-written one
     else:
         assert left == ["1", "2"] and (store_dir / f"{NAME}-v2.mar").is_file()  # whole, archived, unpublished
     assert json.loads((model_dir / "latest.json").read_text())["version"] == "1"

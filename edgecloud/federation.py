@@ -38,7 +38,7 @@ from export.federated_version import trainable_parameters, write_federated_versi
 from export.manifest import LATEST_NAME, read_manifest, update_latest
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer
-from registry import Registry
+from registry import Registry, RegistryError
 
 from .errors import CliError
 
@@ -152,18 +152,18 @@ def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str
     return served
 
 
-def written_by_round(model_dir: Path, base_version: str, round_id: int) -> Path | None:
-    """The newest version folder, when round `round_id` on `base_version` wrote it (a closer killed
-    after writing, before recording the close), else None."""
-    versions = sorted((int(c.name) for c in Path(model_dir).iterdir() if c.is_dir() and c.name.isdigit()), reverse=True)
-    if not versions or versions[0] <= int(base_version):
+def written_by_round(registry: Registry, name: str, base_version: str, round_id: int) -> int | None:
+    """The newest version, when round `round_id` on `base_version` wrote it (a closer killed after
+    writing, before recording the close), else None."""
+    versions = registry.versions(name)
+    if not versions or versions[-1] <= int(base_version):
         return None
     try:
-        provenance = read_manifest(Path(model_dir) / str(versions[0])).get("federated") or {}
-    except Exception:  # noqa: BLE001 - an unreadable folder was not written by this round
+        provenance = registry.manifest(name, versions[-1]).get("federated") or {}
+    except RegistryError:
         return None
     if provenance.get("round") == round_id and str(provenance.get("base_version")) == str(base_version):
-        return Path(model_dir) / str(versions[0])
+        return versions[-1]
     return None
 
 
@@ -172,22 +172,23 @@ class RegistryPublisher:
     replicas that watch the registry serve it (the aggregator never talks to them).
 
     The service calls it only while it holds the round's claim, so it is the model's one writer at
-    that moment, in whichever replica: it removes the staging folders a killed writer left, and a
-    version this round already wrote (its closer killed before recording the close) is published
-    as it is, not written again, so version numbers never repeat and never skip.
+    that moment, in whichever replica: it removes the staging folders a killed writer left (they
+    reserve their numbers), and a version this round already wrote (its closer killed before
+    recording the close) is published as it is, hashes checked, not written again, so version
+    numbers never repeat and never skip.
     """
 
     def __init__(self, registry: Path) -> None:
-        self.registry = Path(registry)
+        self.root = Path(registry)
+        self.registry = Registry(registry)
 
     def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
-        model_dir = self.registry / model.name
-        for staging in staging_dirs(model_dir):
-            shutil.rmtree(staging, ignore_errors=True)
-        if written_by_round(model_dir, model.version, provenance["round"]) is None:
-            write_federated_version(model_dir, model.version, parameters, provenance)
-        update_latest(model_dir)
-        return load_model(self.registry, model.name)
+        self.registry.recover(model.name)
+        version = written_by_round(self.registry, model.name, model.version, provenance["round"])
+        if version is None:
+            version = int(write_federated_version(self.registry.model_dir(model.name), model.version, parameters, provenance).name)
+        self.registry.set_latest(model.name, version)
+        return load_model(self.root, model.name)
 
 
 class ServingPublisher:

@@ -17,13 +17,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import CliError, CommandFailed
-from .serve import add_round_options, checked_federated_names, round_settings_from
 
 DATABASE_ENV = "EDGECLOUD_AGGREGATOR_DATABASE"  # how a Secret hands over the URL without putting it on the command line
 DEFAULT_PORT = 8090
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from ..round_flags import add_round_options
+
     parser = subparsers.add_parser(
         "aggregate",
         help="run the federated aggregator on its own (replicable on PostgreSQL)",
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from aggregation.store import StoreUnavailable, is_shared
 
     from ..federation import Aggregator, FederatedOptions, RegistryPublisher, load_model
+    from ..round_flags import checked_federated_names, round_settings_from
     from ..signals import until_signal
 
     names = checked_federated_names(args)

@@ -9,26 +9,14 @@ runs whatever N is. Their versions go into the registry the MMS replicas are sta
 from __future__ import annotations
 
 import sys
-from dataclasses import fields
 from pathlib import Path
 
-from aggregation.settings import FederatedSettings
 from aggregation.store import is_shared
 from mms_handlers.server import free_port
 
-from ..commands.serve import FEDERATED_FLAGS
 from ..federation import FederatedOptions
+from ..round_flags import settings_flags
 from .replicas import ProcessSet, Replica, ReplicaPorts
-
-
-def settings_flags(settings: FederatedSettings) -> list[str]:
-    """The round flags that give `settings` again (`aggregate` reads them as `serve` does)."""
-    flags: list[str] = []
-    for field in fields(settings):
-        value = getattr(settings, field.name)
-        if value is not None:
-            flags += [f"--{FEDERATED_FLAGS.get(field.name, field.name.replace('_', '-'))}", str(value)]
-    return flags
 
 
 def aggregator_count(replicas: int, database: str) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgecloud.cli import main
-from edgecloud.gateway.aggregators import settings_flags
+from edgecloud.round_flags import add_round_options, round_settings_from, settings_flags
 from aggregation.settings import FederatedSettings
 from export.manifest import update_latest
 from tests.builders import write_trainable_version_dir
@@ -54,8 +54,6 @@ def test_an_unreachable_database_is_a_failure_in_one_line(registry: Path, capsys
 
 def test_settings_flags_give_the_same_settings_back() -> None:
     import argparse
-
-    from edgecloud.commands.serve import add_round_options, round_settings_from
 
     settings = FederatedSettings(min_clients=5, round_deadline=30.0, clip=2.0, max_norm=10.0, dp_noise=0.5, aggregation="median")
     parser = argparse.ArgumentParser()

@@ -61,6 +61,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         if status == HTTPStatus.SERVICE_UNAVAILABLE:
             self.send_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        if self.close_connection:
+            self.send_header("Connection", "close")  # the client opens a new one instead of writing into a closed socket
         self._cors()
         self.end_headers()
         self.wfile.write(body)
@@ -90,7 +92,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = self.command == "POST"
         self._send(status, content)
 
-    do_GET = do_POST = do_PUT = do_DELETE = _route  # noqa: N815 - stdlib names
+    def _answer(self) -> None:
+        try:
+            self._route()
+        except Exception:  # noqa: BLE001 - a bug answers one line (the traceback goes to the log), the process lives on
+            logger.exception("%s %s failed", self.command, self.path)
+            self.close_connection = True
+            self._send(500, {"error": "internal", "message": "the aggregator failed on this request; see its log"})
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer  # noqa: N815 - stdlib names
 
     def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib name
         """CORS preflight: allowed origins learn the methods and headers; others get no CORS header."""
@@ -101,6 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Access-Control-Max-Age", "600")
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 resets connections when many pages reconnect at once
 
 
 class AggregatorServer:
@@ -120,8 +135,7 @@ class AggregatorServer:
         self.drain_seconds = drain_seconds
         self.draining = threading.Event()
         handler = type("Handler", (_Handler,), {"aggregator": self})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), handler)
         self.host, self.port = host, self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="aggregator-http", daemon=True)
 

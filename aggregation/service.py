@@ -278,13 +278,14 @@ class FederatedService:
         with self.store.claim_round(current.id) as claim:
             if claim is None:
                 return  # closed already, or another process is closing it: `_sync` follows it
-            following = self._close_claimed(state, claim)
-        if following is not None:
+            closed = self._close_claimed(state, claim)
+        if closed is not None:
             with self._lock:
-                state.model, state.round, state.last_error = following
+                state.model, state.round = closed
+                state.last_error = None
             logger.info("round %d of %s closed: version %s", current.id, state.model.name, state.model.version)
 
-    def _close_claimed(self, state: _State, claim: RoundClaim) -> tuple[FederatedModel, RoundRecord, None] | None:
+    def _close_claimed(self, state: _State, claim: RoundClaim) -> tuple[FederatedModel, RoundRecord] | None:
         """Aggregate and publish the claimed round, then close it in the claim; None if that failed."""
         current = state.round
         updates = self.store.updates(current.id)
@@ -312,7 +313,7 @@ class FederatedService:
             state.retry_at = self.clock() + CLOSE_RETRY_SECONDS
             return None
         following = claim.close(produced.version, {"outcome": "published", **provenance}, self.clock())
-        return produced, following, None
+        return produced, following
 
 
 def run_ticker(service: FederatedService, stop: threading.Event, every: float = 1.0) -> threading.Thread:

@@ -152,9 +152,9 @@ def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str
     return served
 
 
-def written_by_round(registry: Registry, name: str, base_version: str, round_id: int) -> int | None:
-    """The newest version, when round `round_id` on `base_version` wrote it (a closer killed after
-    writing, before recording the close), else None."""
+def written_by_round(registry: Registry, name: str, base_version: str, round_id: int) -> tuple[int, dict[str, Any]] | None:
+    """The newest version and its `federated` provenance, when round `round_id` on `base_version`
+    wrote it (a closer stopped after writing, before recording the close), else None."""
     versions = registry.versions(name)
     if not versions or versions[-1] <= int(base_version):
         return None
@@ -163,7 +163,7 @@ def written_by_round(registry: Registry, name: str, base_version: str, round_id:
     except RegistryError:
         return None
     if provenance.get("round") == round_id and str(provenance.get("base_version")) == str(base_version):
-        return versions[-1]
+        return versions[-1], provenance
     return None
 
 
@@ -171,11 +171,15 @@ class RegistryPublisher:
     """`edgecloud aggregate`: writes version N+1 into the registry and moves latest.json; the serving
     replicas that watch the registry serve it (the aggregator never talks to them).
 
-    The service calls it only while it holds the round's claim, so it is the model's one writer at
-    that moment, in whichever replica: it removes the staging folders a killed writer left (they
-    reserve their numbers), and a version this round already wrote (its closer killed before
-    recording the close) is published as it is, hashes checked, not written again, so version
-    numbers never repeat and never skip.
+    The service calls it while it holds the round's claim, so it is normally the model's one writer,
+    in whichever replica: it removes the staging folders a killed writer left (they reserve their
+    numbers), and a version this round already wrote from the same updates (its closer killed
+    before recording the close) is published as it is, hashes checked, not written again, so
+    version numbers never repeat and never skip. A version the round wrote from fewer updates (its
+    closer lost the database, and so its claim, mid-close; updates came in meanwhile) is not the
+    round's aggregate: unpublished, it is removed and its number written again from every update;
+    already published, it stays and the round's aggregate becomes the next version. latest.json
+    only ever moves to the newest complete version, never back.
     """
 
     def __init__(self, registry: Path) -> None:
@@ -183,12 +187,20 @@ class RegistryPublisher:
         self.registry = Registry(registry)
 
     def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
-        self.registry.recover(model.name)
-        version = written_by_round(self.registry, model.name, model.version, provenance["round"])
-        if version is None:
-            version = int(write_federated_version(self.registry.model_dir(model.name), model.version, parameters, provenance).name)
-        self.registry.set_latest(model.name, version)
-        return load_model(self.root, model.name)
+        name = model.name
+        self.registry.recover(name)
+        written = written_by_round(self.registry, name, model.version, provenance["round"])
+        if written is not None:
+            version, earlier = written
+            same_updates = (earlier.get("clients"), earlier.get("samples")) == (provenance["clients"], provenance["samples"])
+            if not same_updates and self.registry.latest(name) != version:
+                self.registry.remove_version(name, version)  # an unpublished partial aggregate: its number is written again
+            if not same_updates:
+                written = None
+        if written is None:
+            write_federated_version(self.registry.model_dir(name), model.version, parameters, provenance)
+        self.registry.set_latest(name, self.registry.versions(name)[-1])
+        return load_model(self.root, name)
 
 
 class ServingPublisher:

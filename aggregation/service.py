@@ -72,8 +72,10 @@ class Update:
 
 
 class Publisher(Protocol):
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
-        """Make `parameters` the next version of `model`, serve it, move latest.json; return the new version."""
+    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
+                held: Callable[[], bool]) -> FederatedModel:  # fmt: skip
+        """Make `parameters` the next version of `model`, serve it, move latest.json; return the new version.
+        `held()` says whether this process still holds the round: asked last, before latest.json moves."""
 
 
 @dataclass
@@ -306,7 +308,7 @@ class FederatedService:
                 state.model.base, contributions, method=settings.aggregation, trim=settings.trim,
                 dp_noise=settings.dp_noise, clip_bound=settings.clip, rng=self.rng,
             )  # fmt: skip
-            produced = self.publisher.publish(state.model, parameters, provenance)
+            produced = self.publisher.publish(state.model, parameters, provenance, claim.held)
         except Exception as error:  # noqa: BLE001 - the round stays open with every update; status shows why
             logger.exception("closing round %d of %s failed", current.id, state.model.name)
             state.last_error = f"closing round {current.id} failed: {type(error).__name__}: {error}"

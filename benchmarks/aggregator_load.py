@@ -249,6 +249,7 @@ def check(database: str, registry: Registry, model: str, specs: list[dict], sent
         "versions": f"{versions[0]}..{versions[-1]} ({len(versions)}, none skipped: {versions == list(range(1, len(versions) + 1))})",
         "versions_not_fedavg": sorted(set(wrong_versions)),
         "worst_parameter_difference": worst,
+        "rounds": [f"{round_id}: {base}->{new_version or 'open'} ({len(rows.get(round_id, []))})" for round_id, base, new_version in rounds],
         "not_retryable": dict(not_retryable),
         "passed": not missing and not wrong_versions and not not_retryable
         and versions == list(range(1, len(versions) + 1)),

@@ -122,9 +122,9 @@ def recover(options: FederatedOptions, registry: Path, model_store: Path) -> lis
     return removed
 
 
-def load_model(registry: Path, name: str) -> FederatedModel:
-    """The version latest.json names, with its trainable parameters' values (CliError if it has none)."""
-    version = latest_version(registry, name)
+def load_model(registry: Path, name: str, version: str | None = None) -> FederatedModel:
+    """The version latest.json names (or `version`), with its trainable parameters' values (CliError if it has none)."""
+    version = version or latest_version(registry, name)
     version_dir = Path(registry) / name / version
     manifest = read_manifest(version_dir)
     if not (manifest.get("training") or {}).get("parameters"):
@@ -167,40 +167,51 @@ def written_by_round(registry: Registry, name: str, base_version: str, round_id:
     return None
 
 
+class RoundLost(RuntimeError):
+    """The closer no longer holds the round (its database connection dropped): it publishes nothing."""
+
+
 class RegistryPublisher:
     """`edgecloud aggregate`: writes version N+1 into the registry and moves latest.json; the serving
     replicas that watch the registry serve it (the aggregator never talks to them).
 
-    The service calls it while it holds the round's claim, so it is normally the model's one writer,
-    in whichever replica: it removes the staging folders a killed writer left (they reserve their
-    numbers), and a version this round already wrote from the same updates (its closer killed
-    before recording the close) is published as it is, hashes checked, not written again, so
-    version numbers never repeat and never skip. A version the round wrote from fewer updates (its
-    closer lost the database, and so its claim, mid-close; updates came in meanwhile) is not the
-    round's aggregate: unpublished, it is removed and its number written again from every update;
-    already published, it stays and the round's aggregate becomes the next version. latest.json
-    only ever moves to the newest complete version, never back.
+    The service calls it while it holds the round's claim, so it is the model's one publisher, in
+    whichever replica. First it clears what closers before it left: staging folders (they reserve
+    their numbers) and complete versions newer than latest.json that are not this round's
+    aggregate. A version this round already wrote from the same updates (its closer killed before
+    recording the close) is published as it is, hashes checked, not written again: version numbers
+    never repeat and never skip. One written from fewer updates (its closer lost the database, and
+    with it the claim, while updates came in) is not the round's aggregate: unpublished, it is
+    removed and its number written again; already published, it stays and the round's aggregate
+    becomes the next version. Last, `held()`: a closer that lost the round moves nothing. latest.json
+    never moves back.
     """
 
     def __init__(self, registry: Path) -> None:
         self.root = Path(registry)
         self.registry = Registry(registry)
 
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
+    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
+                held: Callable[[], bool]) -> FederatedModel:  # fmt: skip
         name = model.name
         self.registry.recover(name)
+        latest = self.registry.latest(name) or 0
         written = written_by_round(self.registry, name, model.version, provenance["round"])
+        reuse = None
         if written is not None:
             version, earlier = written
-            same_updates = (earlier.get("clients"), earlier.get("samples")) == (provenance["clients"], provenance["samples"])
-            if not same_updates and self.registry.latest(name) != version:
-                self.registry.remove_version(name, version)  # an unpublished partial aggregate: its number is written again
-            if not same_updates:
-                written = None
-        if written is None:
-            write_federated_version(self.registry.model_dir(name), model.version, parameters, provenance)
-        self.registry.set_latest(name, self.registry.versions(name)[-1])
-        return load_model(self.root, name)
+            if (earlier.get("clients"), earlier.get("samples")) == (provenance["clients"], provenance["samples"]):
+                reuse = version
+        for leftover in self.registry.versions(name):
+            if leftover > latest and leftover != reuse:
+                self.registry.remove_version(name, leftover)
+        if reuse is None:
+            reuse = int(write_federated_version(self.registry.model_dir(name), model.version, parameters, provenance).name)
+        if not held():
+            raise RoundLost(f"round {provenance['round']} of {name} was lost while version {reuse} was written; it stays unpublished")
+        if reuse > (self.registry.latest(name) or 0):
+            self.registry.set_latest(name, reuse)
+        return load_model(self.root, name, str(reuse))
 
 
 class ServingPublisher:
@@ -210,7 +221,9 @@ class ServingPublisher:
         self.registry, self.mms, self.on_served = Path(registry), mms, on_served
         self._lock = threading.Lock()
 
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
+    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
+                held: Callable[[], bool] = lambda: True) -> FederatedModel:  # fmt: skip
+        """`held` is always true here: `serve` runs one aggregator on its own SQLite file."""
         with self._lock:
             version_dir = write_federated_version(self.registry / model.name, model.version, parameters, provenance)
             name = cloud_name(model.name, version_dir.name)

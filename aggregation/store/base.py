@@ -69,6 +69,9 @@ class RoundClaim(Protocol):
     def close(self, new_version: str, summary: dict[str, Any], now: float) -> RoundRecord:
         """Close the held round and open the next on `new_version`, in the claim's own transaction."""
 
+    def held(self) -> bool:
+        """Whether the claim still holds (a database restart ends it silently): asked before publishing."""
+
 
 class RoundStore(Protocol):
     """Durable state of every model's rounds. `add_update` returns only once the update is stored."""
@@ -109,6 +112,9 @@ class _LocalClaim:
 
     def close(self, new_version: str, summary: dict[str, Any], now: float) -> RoundRecord:
         return self._close_round(self.round_id, new_version, summary, now)
+
+    def held(self) -> bool:
+        return True  # one process: nothing else can take it
 
 
 class LocalClaims:

@@ -109,6 +109,14 @@ class _Claim:
     def close(self, new_version: str, summary: dict[str, Any], now: float) -> RoundRecord:
         return _close(self.conn, self.round_id, self.model, new_version, summary, now)
 
+    def held(self) -> bool:
+        """The row lock lives as long as the claim's transaction: is its connection still in it?"""
+        try:
+            self.conn.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
 
 class PostgresStore:
     """`url` is a libpq connection string, e.g. postgresql://user:password@host:5432/database."""

@@ -26,7 +26,7 @@ class StallingPublisher:
     def __init__(self, registry: Path) -> None:
         self.registry = registry
 
-    def publish(self, model, parameters, provenance):
+    def publish(self, model, parameters, provenance, held):
         written = write_federated_version(self.registry / model.name, model.version, parameters, provenance)
         print(f"written {written.name}", flush=True)
         time.sleep(600)

@@ -59,6 +59,7 @@ class FederatedModel:
     parameters: tuple[ParameterSpec, ...]
     base: Mapping[str, np.ndarray]
     produced_by_round: int | None = None  # provenance `federated.round` of this version, if a round made it
+    produced_from: int | None = None  # provenance `federated.clients`: how many updates that round's close averaged
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,9 @@ class FederatedService:
         *,
         clock: Callable[[], float] = time.time,
         rng: np.random.Generator | None = None,
-        loader: Callable[[str], FederatedModel] | None = None,
+        loader: Callable[[str, str | None], FederatedModel] | None = None,
     ) -> None:
-        """`loader(name)` reads the model's current version (needed when other processes close rounds)."""
+        """`loader(name, version)` reads a version, the current one for None (needed when other processes close rounds)."""
         self.store, self.settings, self.publisher, self.clock = store, settings.check(), publisher, clock
         self.loader = loader
         self.rng = rng or np.random.default_rng()
@@ -122,6 +123,15 @@ class FederatedService:
             except ValueError:  # another replica starting opened it first
                 current = self.store.current_round(model.name)
                 assert current is not None
+        if current.base_version != model.version and self.loader is not None:
+            model = self.loader(model.name, None)  # read again: `model` may predate a close another replica just made
+        if current.base_version != model.version and model.produced_by_round == current.id and self.loader is not None \
+                and model.produced_from not in (None, current.clients):  # fmt: skip
+            # Published from fewer updates than the round holds now (its closer was killed before recording
+            # the close; updates came in after): not the round's aggregate. The ticker closes it into the next version.
+            logger.warning("round %d of %s: version %s averaged %s of its %d updates; it closes again", current.id,
+                           model.name, model.version, model.produced_from, current.clients)  # fmt: skip
+            return _State(self.loader(model.name, current.base_version), current)
         if current.base_version != model.version:
             outcome = "published" if model.produced_by_round == current.id else "superseded"
             logger.warning("round %d of %s (base %s) closed as %s by version %s", current.id, model.name,
@@ -180,7 +190,7 @@ class FederatedService:
             return
         model = state.model
         if current.base_version != model.version:
-            if self.loader is None or (model := self.loader(model.name)).version != current.base_version:
+            if self.loader is None or (model := self.loader(model.name, None)).version != current.base_version:
                 return  # the version is not readable yet: keep refusing with the old base
         with self._lock:
             if not state.busy:

@@ -203,8 +203,8 @@ class LoadClient:
 
 
 def stored_rounds(database: str) -> tuple[list[tuple], list[tuple]]:
-    """(rounds: id, base, new_version), (updates: round_id, client, samples), from either database."""
-    rounds_sql = "SELECT id, base_version, new_version FROM rounds ORDER BY id"
+    """(rounds: id, base, new_version, summary), (updates: round_id, client, samples), from either database."""
+    rounds_sql = "SELECT id, base_version, new_version, summary FROM rounds ORDER BY id"
     updates_sql = "SELECT round_id, client, samples FROM updates ORDER BY id"
     if database.startswith("postgresql://"):
         import psycopg
@@ -213,6 +213,13 @@ def stored_rounds(database: str) -> tuple[list[tuple], list[tuple]]:
             return conn.execute(rounds_sql).fetchall(), conn.execute(updates_sql).fetchall()
     with sqlite3.connect(database) as conn:
         return conn.execute(rounds_sql).fetchall(), conn.execute(updates_sql).fetchall()
+
+
+def _outcome(summary: Any) -> str | None:
+    """The close's outcome from the summary column (JSON text in SQLite, a dict from PostgreSQL)."""
+    if isinstance(summary, str):
+        summary = json.loads(summary or "{}")
+    return (summary or {}).get("outcome")
 
 
 def check(database: str, registry: Registry, model: str, specs: list[dict], sent: list[Sent]) -> dict[str, Any]:
@@ -225,11 +232,15 @@ def check(database: str, registry: Registry, model: str, specs: list[dict], sent
     stored = {(round_id, client, samples) for round_id, client, samples in updates}
     missing = [s for s in acknowledged if (s.round, s.client, s.samples) not in stored]
     wrong_versions, worst = [], 0.0
-    for round_id, base, new_version in rounds:
+    empty_closed = []
+    for round_id, base, new_version, _summary in rounds:
         if new_version is None:
             continue
-        old, new = (trainable_parameters(registry.version_dir(model, v)) for v in (base, new_version))
         members = rows.get(round_id, [])
+        if not members:
+            empty_closed.append(round_id)
+            continue
+        old, new = (trainable_parameters(registry.version_dir(model, v)) for v in (base, new_version))
         total = sum(n for _, n in members)
         for name in old:
             expected = old[name].astype(np.float64) + sum(
@@ -249,9 +260,12 @@ def check(database: str, registry: Registry, model: str, specs: list[dict], sent
         "versions": f"{versions[0]}..{versions[-1]} ({len(versions)}, none skipped: {versions == list(range(1, len(versions) + 1))})",
         "versions_not_fedavg": sorted(set(wrong_versions)),
         "worst_parameter_difference": worst,
-        "rounds": [f"{round_id}: {base}->{new_version or 'open'} ({len(rows.get(round_id, []))})" for round_id, base, new_version in rounds],
+        "rounds": [f"{round_id}: {base}->{new_version or 'open'} ({len(rows.get(round_id, []))}"
+                   f"{', ' + outcome if (outcome := _outcome(summary)) not in (None, 'published') else ''})"
+                   for round_id, base, new_version, summary in rounds],
+        "closed_without_updates": empty_closed,
         "not_retryable": dict(not_retryable),
-        "passed": not missing and not wrong_versions and not not_retryable
+        "passed": not missing and not wrong_versions and not not_retryable and not empty_closed
         and versions == list(range(1, len(versions) + 1)),
     }
 

@@ -131,8 +131,8 @@ def load_model(registry: Path, name: str, version: str | None = None) -> Federat
         raise CliError(f"--federated {name}: version {version} has no training entry; export it with --trainable")
     base = trainable_parameters(version_dir)
     specs = tuple(ParameterSpec(p["name"], tuple(p["shape"]), p.get("dtype", "float32")) for p in manifest["training"]["parameters"])
-    produced_by = (manifest.get("federated") or {}).get("round")
-    return FederatedModel(name, version, specs, base, produced_by)
+    provenance = manifest.get("federated") or {}
+    return FederatedModel(name, version, specs, base, provenance.get("round"), provenance.get("clients"))
 
 
 def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str]]:
@@ -249,7 +249,7 @@ class Aggregator:
         self.database = database
         self.store = open_store(self.database)
         self.service = FederatedService(self.store, options.settings, models, publisher,
-                                        loader=lambda name: load_model(registry, name))  # fmt: skip
+                                        loader=lambda name, version: load_model(registry, name, version))  # fmt: skip
         self.api = FederatedApi(self.service).handle
         self._stop = threading.Event()
         self._ticker = run_ticker(self.service, self._stop, every=0.5)

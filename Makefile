@@ -5,8 +5,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# haproxy: the gateway of serve --replicas; postgresql: the aggregator's replicated store (tests start their own cluster); podman + runc + mmdebstrap + tini + uidmap: `make image` (no registry needed).
-APT_PACKAGES := openjdk-17-jre-headless chromium chromium-driver wrk haproxy podman runc mmdebstrap tini uidmap postgresql
+# haproxy: the gateway of serve --replicas; postgresql: the aggregator's replicated store (tests start their own cluster);
+# podman + runc + mmdebstrap + tini + uidmap: `make image` (no registry needed);
+# stress-ng: load the machine on purpose, to show the suite is green on a busy machine too (docs/development.md).
+APT_PACKAGES := openjdk-17-jre-headless chromium chromium-driver wrk haproxy podman runc mmdebstrap tini uidmap stress-ng postgresql
 PIP_STAMP := $(VENV)/.installed-all-dev
 NPM_STAMP := web_onnxjs/node_modules/.installed
 # TorchServe is a benchmark peer, not a dependency: installed outside the venv, at setup time
@@ -15,7 +17,7 @@ TORCHSERVE_VERSION := $(shell sed -n 's/^VERSION = "\([^"]*\)".*/\1/p' benchmark
 TORCHSERVE_DIR := .edgecloud/torchserve-pkgs
 TORCHSERVE_STAMP := $(TORCHSERVE_DIR)/.installed-$(TORCHSERVE_VERSION)
 
-.PHONY: setup system python web real-models kserve-client torchserve demo test bench soak image clean
+.PHONY: setup system python web real-models kserve-client torchserve demo check test bench soak image clean
 
 setup: system python web real-models kserve-client
 
@@ -74,17 +76,27 @@ $(TORCHSERVE_STAMP): | $(PIP_STAMP)
 demo: setup
 	$(PY) -m edgecloud demo
 
-# JS unit tests (node's own runner, no browser) and the type check of the package's declarations on a
-# consumer example (tsc --noEmit, ~3 s) first: they fail fast.
-test: setup
+# The fast lane, under 2 minutes and with neither Java, Chromium nor podman: ruff, the JS unit tests
+# (node's own runner), the type check of the package's declarations on a consumer example, and the
+# Python tests that carry none of the marks below (pyproject.toml lists them). real-models: the silero
+# rewrite test reads a fetched model (fetched once, at setup).
+SLOW_MARKS := integration or container or slow or keras or torch or sklearn or mxnet
+check: python web real-models
+	$(PY) -m ruff check .
 	cd web_onnxjs && node --test test/
 	cd web_onnxjs && node_modules/.bin/tsc --noEmit -p types/check
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -q -m "not ($(SLOW_MARKS))"
+
+# The fast lane first (it fails fast), then every other test: together, the whole suite once.
+test: setup
+	$(MAKE) check
+	$(PY) -m pytest -ra -m "$(SLOW_MARKS)"
 
 bench: setup torchserve
 	$(PY) -m benchmarks.run
 	$(PY) -m benchmarks.personalisation
 	$(PY) -m benchmarks.federated
+	$(PY) -m benchmarks.federated_async
 	$(PY) -m benchmarks.demo_page
 
 # 60 s at concurrency 32 with memory sampled, then a worker and a whole model backend killed under load.

@@ -8,6 +8,11 @@ that claims many examples move the result alone. Clipping bounds each update's L
 all its tensors together; Gaussian noise (central DP, McMahan et al. 2018) is added to the
 aggregate with σ = z · clip · max nᵢ / Σ nᵢ, the most one clipped client can move the weighted
 mean. Flower's `aggregate.py` does the weighted mean alone; the rest is a few lines each here.
+
+A contribution's `weight` (buffered rounds: 1 when fresh, less when computed on an older version,
+see service.py) scales its delta before any rule combines it; FedAvg then still divides by Σ nᵢ,
+not Σ wᵢnᵢ, so stale updates move the model less rather than only relative to each other
+(FedBuff's Σ w(sᵢ)Δᵢ / K, with sample counts).
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ METHODS = ("fedavg", "trimmed-mean", "median")
 
 @dataclass(frozen=True)
 class Contribution:
-    """One client's delta against the base and the number of examples it was trained on."""
+    """One client's delta against its base, the number of examples it was trained on, and how much it counts."""
 
     delta: Tensors
     samples: int
+    weight: float = 1.0  # staleness weight in (0, 1]: the delta is scaled by it before combining
 
 
 def l2_norm(delta: Tensors) -> float:
@@ -44,7 +50,7 @@ def clip(delta: Tensors, bound: float | None) -> tuple[dict[str, np.ndarray], fl
 
 
 def _stack(contributions: Sequence[Contribution], name: str) -> np.ndarray:
-    return np.stack([np.asarray(c.delta[name], dtype=np.float64) for c in contributions])
+    return np.stack([np.asarray(c.delta[name], dtype=np.float64) * c.weight for c in contributions])
 
 
 def combine(contributions: Sequence[Contribution], method: str = "fedavg", trim: float = 0.1) -> dict[str, np.ndarray]:

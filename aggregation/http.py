@@ -13,13 +13,20 @@ is `{"error": CODE, "message": ONE LINE}` with a 4xx status; a store that cannot
 written (database down, restarting, read-only) is 503 `store-unavailable`, nothing stored, and
 the host sends `Retry-After: RETRY_AFTER_SECONDS` with it. A body is refused by its declared
 length before it is read, so an oversized one costs no memory. Query strings are ignored.
+
+With a `TokenVerifier` (`--client-secret`), an update whose `token` does not let its client send
+is a 401 (tokens.py), counted per model and reason in this process for /metrics but never written
+to the store: a sender without a token must not be able to grow the database.
+The token travels in the JSON body, not an Authorization header, so any front door and CORS
+setup that passes the update passes it (no extra preflight header to allow).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
+import threading
+from collections import Counter
 from dataclasses import asdict
 from typing import Any, Callable
 
@@ -28,10 +35,10 @@ import numpy as np
 from .metrics import PlainText, metrics_text
 from .service import FederatedService, Refused, Update
 from .store import StoreUnavailable
+from .tokens import CLIENT_PATTERN, TokenError, TokenVerifier
 
 PREFIX = "/federated"
 RETRY_AFTER_SECONDS = 5
-CLIENT_PATTERN = re.compile(r"[A-Za-z0-9_\-]{8,128}")
 Response = tuple[int, dict[str, Any] | PlainText]
 
 
@@ -51,6 +58,11 @@ def _number_list(values: Any, name: str) -> np.ndarray:
 
 def parse_update(body: bytes) -> Update:
     """The JSON body → Update; Refused (400/422) naming the first thing wrong."""
+    return parse_request(body)[0]
+
+
+def parse_request(body: bytes) -> tuple[Update, object]:
+    """The JSON body → (Update, its `token` or None); Refused (400/422) naming the first thing wrong."""
     try:
         content = json.loads(body, parse_constant=lambda constant: math.nan)
     except (ValueError, UnicodeDecodeError) as error:
@@ -80,12 +92,14 @@ def parse_update(body: bytes) -> Update:
         if data.size != math.prod(shape):
             raise Refused(422, "wrong-shape", f"delta {name!r}: {data.size} values do not fill shape {shape}")
         tensors[name] = data.reshape(shape)
-    return Update(client=client, base_version=str(base), samples=samples, delta=tensors)
+    return Update(client=client, base_version=str(base), samples=samples, delta=tensors), content.get("token")
 
 
 class FederatedApi:
-    def __init__(self, service: FederatedService) -> None:
-        self.service = service
+    def __init__(self, service: FederatedService, tokens: TokenVerifier | None = None) -> None:
+        self.service, self.tokens = service, tokens
+        self.unauthorized: Counter[tuple[str, str]] = Counter()  # (model, reason) → 401s in this process
+        self._lock = threading.Lock()
 
     def handle(self, method: str, path: str, content_length: int | None, read: Callable[[int], bytes]) -> Response:
         """Answer one request; `read(n)` reads the body, called only once its length is within bounds."""
@@ -94,7 +108,9 @@ class FederatedApi:
             if method == "GET" and not parts:
                 return 200, {"models": self.service.models()}
             if method == "GET" and parts == ["metrics"]:
-                return 200, metrics_text(self.service)
+                with self._lock:
+                    unauthorized = dict(self.unauthorized)
+                return 200, metrics_text(self.service, unauthorized)
             if method == "GET" and len(parts) == 1:
                 return 200, self.service.describe(parts[0])
             if method == "GET" and len(parts) == 2 and parts[1] == "status":
@@ -103,12 +119,24 @@ class FederatedApi:
                 if method != "POST":
                     raise Refused(405, "method-not-allowed", f"{method} {path}: send updates with POST")
                 self.service.describe(parts[0])  # 404 before reading a body for an unknown model
-                return 200, self.service.submit(parts[0], parse_update(self._body(content_length, read)))
+                update, token = parse_request(self._body(content_length, read))
+                self._authorize(parts[0], update.client, token)
+                return 200, self.service.submit(parts[0], update)
             raise Refused(404, "not-found", f"{method} {path}: see docs/federated.md for the aggregator's URLs")
         except Refused as refused:
             return _error(refused)
         except StoreUnavailable as error:
             return 503, {"error": "store-unavailable", "message": f"{error}; send again in {RETRY_AFTER_SECONDS} s"}
+
+    def _authorize(self, model: str, client: str, token: object) -> None:
+        if self.tokens is None:
+            return
+        try:
+            self.tokens.verify(token, client)
+        except TokenError as error:
+            with self._lock:
+                self.unauthorized[(model, error.code)] += 1
+            raise Refused(401, error.code, error.message) from None
 
     def _body(self, content_length: int | None, read: Callable[[int], bytes]) -> bytes:
         limit = self.service.settings.max_body_bytes

@@ -26,9 +26,10 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from .http import PREFIX, RETRY_AFTER_SECONDS, FederatedApi
-from .metrics import PlainText, metrics_text
+from .metrics import PlainText
 from .service import FederatedService
 from .store import StoreUnavailable
+from .tokens import TokenVerifier
 
 logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT = 30.0
@@ -82,11 +83,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, content = 200, {"live": True}
         elif self.command == "GET" and path == "/ready":
             status, content = self.aggregator.readiness()
-        elif self.command == "GET" and path == "/metrics":
-            try:
-                status, content = 200, metrics_text(self.aggregator.service)
-            except StoreUnavailable as error:
-                status, content = 503, {"error": "store-unavailable", "message": str(error)}
+        elif self.command == "GET" and path == "/metrics":  # the API's own, with the 401s it counted
+            status, content = self.aggregator.api.handle("GET", f"{PREFIX}/metrics", None, self.rfile.read)
         else:
             status, content = 404, {"error": "not-found", "message": f"{self.command} {path}: see docs/federated.md"}
             self.close_connection = self.command == "POST"
@@ -129,8 +127,10 @@ class AggregatorServer:
         port: int = 8090,
         cors_origins: Sequence[str] = (),
         drain_seconds: float = 3.0,
+        tokens: TokenVerifier | None = None,
     ) -> None:
-        self.service, self.api = service, FederatedApi(service)
+        """`tokens`: with --client-secret, updates need a token it signed (aggregation/tokens.py)."""
+        self.service, self.api = service, FederatedApi(service, tokens)
         self.cors_origins = tuple(cors_origins)
         self.drain_seconds = drain_seconds
         self.draining = threading.Event()

@@ -11,6 +11,19 @@ new version to be built) then closes it: it aggregates, hands the parameters to 
 and serves the next version: the caller's, since this package never touches ONNX files or MMS),
 then closes the round and opens the next on the new version in one store transaction.
 
+Buffered rounds (`rounds="buffered"`, FedBuff: Nguyen et al., "Federated Learning with Buffered
+Asynchronous Aggregation", AISTATS 2022) are for pages that come and go: a round closes with
+`buffer` K accepted updates, and it also takes an update computed on an older version, up to
+`max_staleness` S versions behind the round's base (staleness s = round base − update base, in
+version numbers); older ones are refused with 409 `stale-base` naming both versions. A delta is
+always against its own base version and is added, as it is, to the round's base, i.e. the current
+version (FedBuff's server step: the page never needs the versions in between); it counts
+w(s) = (1 + s)^-a, a = 0.5 by default, the polynomial staleness function of FedAsync (Xie et al.,
+"Asynchronous Federated Optimization", 2019) that FedBuff uses: it is 1 for a fresh update, decays
+slowly enough that a page one version late still helps (0.71), and needs no tuning of a cut-off
+(the hinge function does). The new version is base + Σ nᵢ·w(sᵢ)·Δᵢ / Σ nᵢ (fedavg.py); every
+update's base, staleness and weight are stored with it. Synchronous rounds are the same with S = 0.
+
 Several aggregator processes may share one store (replicas on PostgreSQL): the ticker of each
 closes a round only under the store's claim on it (`RoundStore.claim_round`), so exactly one of
 them closes it, and a process that did not close it follows the store's open round (`_sync`),
@@ -160,7 +173,9 @@ class FederatedService:
             "closing": state.closing,
             "accepted": current.clients,
             "samples": current.samples,
-            "min_clients": self.settings.min_clients,
+            "min_clients": self.settings.close_at,
+            "rounds": self.settings.rounds,
+            "oldest_base_version": self._oldest_base(current.base_version),
             "deadline": current.opened_at + self.settings.round_deadline if self.settings.round_deadline else None,
             "parameters": [{"name": p.name, "shape": list(p.shape), "dtype": p.dtype} for p in state.model.parameters],
             "max_norm": self.settings.max_norm,
@@ -200,9 +215,7 @@ class FederatedService:
         self._sync(state)
         with self._lock:
             current = state.round
-            if update.base_version != current.base_version:
-                raise Refused(409, "stale-base", f"base version {update.base_version!r} is not round {current.id}'s base "
-                              f"{current.base_version!r}: personalise version {current.base_version} and send again")  # fmt: skip
+            staleness = self._staleness(current, update.base_version)
             if state.closing:
                 raise Refused(409, "round-closing", f"round {current.id} is closing; its next version takes updates soon")
         delta = self._checked_delta(state.model, update.delta)
@@ -215,6 +228,7 @@ class FederatedService:
             client=update.client, samples=int(update.samples),
             delta={k: np.asarray(v, np.float32) for k, v in clipped.items()},
             norm=norm, clipped=was_clipped, received_at=self.clock(),
+            base_version=update.base_version, staleness=staleness, weight=self.settings.staleness_weight(staleness),
         )  # fmt: skip
         with self._lock:
             if state.closing or state.round.id != current.id:
@@ -225,10 +239,34 @@ class FederatedService:
                 raise Refused(409, "round-closing", f"round {current.id} is closing or closed; send the update for its next version") from None
             except DuplicateUpdate:
                 raise Refused(409, "duplicate-client", f"client {update.client!r} already has an update in round {current.id}; "
-                              "the first one counts, one per client per round")  # fmt: skip
+                              "the first one counts, one per client per round") from None  # fmt: skip
             state.closing = self._due(state)
         return {"accepted": True, "round": current.id, "base_version": current.base_version,
-                "norm": norm, "clipped": was_clipped}  # fmt: skip
+                "norm": norm, "clipped": was_clipped, "staleness": staleness, "weight": stored.weight}  # fmt: skip
+
+    def _oldest_base(self, base_version: str) -> str:
+        """The oldest version an update may be computed on while `base_version` is the round's base."""
+        bound = self.settings.staleness_bound
+        return str(max(1, int(base_version) - bound)) if bound and base_version.isdigit() else base_version
+
+    def _staleness(self, current: RoundRecord, base_version: str) -> int:
+        """Versions between the update's base and the round's; Refused (409) outside [0, bound]."""
+        if base_version == current.base_version:
+            return 0
+        bound = self.settings.staleness_bound
+        advice = f"personalise version {current.base_version} and send again"
+        if not bound:
+            raise Refused(409, "stale-base", f"base version {base_version!r} is not round {current.id}'s base "
+                          f"{current.base_version!r}: {advice}")  # fmt: skip
+        if not (base_version.isdigit() and current.base_version.isdigit()) or int(base_version) > int(current.base_version):
+            raise Refused(409, "unknown-base", f"base version {base_version!r} is not a version this aggregator has served "
+                          f"(the current one is {current.base_version}): {advice}")  # fmt: skip
+        staleness = int(current.base_version) - int(base_version)
+        if staleness > bound:
+            raise Refused(409, "stale-base", f"base version {base_version} is {staleness} versions behind the current "
+                          f"{current.base_version}; updates on versions {self._oldest_base(current.base_version)} to "
+                          f"{current.base_version} are taken (--max-staleness {bound}): {advice}")  # fmt: skip
+        return staleness
 
     @staticmethod
     def _checked_delta(model: FederatedModel, delta: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -260,7 +298,7 @@ class FederatedService:
         current = self.store.current_round(state.model.name)
         if current is None:
             return False
-        if current.clients >= self.settings.min_clients:
+        if current.clients >= self.settings.close_at:
             return True
         deadline = self.settings.round_deadline
         return deadline is not None and self.clock() >= current.opened_at + deadline and current.clients >= self.settings.deadline_min_clients
@@ -301,7 +339,7 @@ class FederatedService:
         """Aggregate and publish the claimed round, then close it in the claim; None if that failed."""
         current = state.round
         updates = self.store.updates(current.id)
-        contributions = [fedavg.Contribution(u.delta, u.samples) for u in updates]
+        contributions = [fedavg.Contribution(u.delta, u.samples, u.weight) for u in updates]
         settings = self.settings
         provenance = {
             "round": current.id,
@@ -313,6 +351,11 @@ class FederatedService:
             "dp": {"noise_multiplier": settings.dp_noise,
                    "sigma": fedavg.noise_scale(contributions, settings.clip, settings.dp_noise)} if settings.dp_noise else None,
         }  # fmt: skip
+        if settings.buffered:
+            provenance["buffered"] = {
+                "buffer": settings.buffer, "max_staleness": settings.staleness_bound,
+                "staleness": [u.staleness for u in updates], "weights": [u.weight for u in updates],
+            }  # fmt: skip
         try:
             parameters = fedavg.aggregate(
                 state.model.base, contributions, method=settings.aggregation, trim=settings.trim,

@@ -41,6 +41,8 @@ from .personalisation import DEFAULT_OUT, EPOCHS, FIRST_SECONDS, LEARNING_RATE, 
 
 Data = tuple[np.ndarray, np.ndarray]  # (inputs, targets), one example per row
 ROUNDS = 3
+COHORT_TITLES = {"unseen": "Clients: the training people (the validation people never share)",
+                 "all": "Clients: every person, the validation people included (their first part only)"}  # fmt: skip
 
 
 class FilePublisher:
@@ -141,10 +143,8 @@ def write_report(out: Path, results: dict[str, list[RoundRow]], settings: dict[s
         "the graph the page runs); deltas averaged by the aggregation service (SQLite store, FedAvg weighted by "
         "samples) into the next version by `write_federated_version`. MAE on the rest of the validation people's recordings.",
     ]
-    titles = {"unseen": "Clients: the training people (the validation people never share)",
-              "all": "Clients: every person, the validation people included (their first part only)"}  # fmt: skip
     for cohort, rows in results.items():
-        lines += ["", f"## {titles[cohort]}", "", *markdown(rows)]
+        lines += ["", f"## {COHORT_TITLES[cohort]}", "", *markdown(rows)]
     path = out / "FEDERATED.md"
     path.write_text("\n".join(lines) + "\n")
     return path

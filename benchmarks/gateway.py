@@ -89,11 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     import tempfile
     from pathlib import Path
 
+    from edgecloud.gateway.stack import GatewayOptions
     from mms_handlers.archive import build_archive
     from mms_handlers.server import ServerConfig, free_port
     from tests.mms_handlers import models
-
-    from edgecloud.gateway.stack import GatewayOptions
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gateway", description=main.__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -121,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 for mode, index in (("kill", 0), ("term", 1)):
                     report = fault_under_load(stack, index, mode)
                     print(f"| 2 | {mode} replica {index} at c=32 | {len(report.outcomes)} requests | "
-                          f"{len(report.failures)} failed ({', '.join(sorted(set(str(o.status) for o in report.failures)))}) | back and ready after {report.back_after_s} s | "
+                          f"{len(report.failures)} failed ({', '.join(sorted({str(o.status) for o in report.failures}))}) | back and ready after {report.back_after_s} s | "
                           f"{report.answered_by_returned} answered by it since |", flush=True)  # fmt: skip
         finally:
             stack.stop()

@@ -44,6 +44,9 @@ MMS_READ, MMS_UNPACK, MMS_ANSWER, MMS_METRICS = (
 DECODE, ORT, ENCODE, HANDLER = ("our decoding and checks", "onnxruntime", "our encoding",
                                 "our handler: batching, metrics, rest")  # fmt: skip
 STAGES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
+    # our frame codec (mms_handlers/wire.py) does MMS's reading and writing: counted as those stages
+    (MMS_READ, "mms_handlers/wire.py", ("retrieve_msg", "_requests", "_fill", "recv", "int", "compact", "reader_for")),
+    (MMS_ANSWER, "mms_handlers/wire.py", None),
     (ORT, "mms_handlers/engines/", None),
     (ORT, "onnxruntime/", None),
     (ENCODE, "mms_handlers/codecs.py", ("encode", "dump_json", "_v2_tensor", "_as_lists")),
@@ -115,7 +118,7 @@ class Profile:
     requests: int
     requests_per_s: float
     client_p50_ms: float
-    backend_response_ms: float | None  # Java's mean "Backend response time" per handler call
+    backend_response_ms: float | None  # Java's mean "Backend response time" per handler call (with request_lines)
     java_cpu_us: float  # per request
     handler_cpu_us: float  # per request, every handler process
     in_process_p50_us: float

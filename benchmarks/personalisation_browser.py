@@ -88,9 +88,10 @@ def step_times(version_dir: Path, repeats: int = 5) -> list[dict[str, Any]]:
     import onnx
 
     from edgecloud.browser import HarnessBrowser
-    from edgecloud.edge_verify import max_abs_diff
+    from edgecloud.edge_verify import judged
     from edgecloud.train_verify import TRAIN_TARGETS, step_feeds
     from export.manifest import read_manifest
+    from export.parity import DEFAULT
     from export.verify import onnxruntime_runner
 
     manifest = read_manifest(version_dir)
@@ -108,7 +109,8 @@ def step_times(version_dir: Path, repeats: int = 5) -> list[dict[str, Any]]:
             result = browser.run(runtime, backend, url, feeds, names, repeats)
             row = {"runtime": runtime, "backend": backend, "file": edge_file, "batch": training["batch_size"]}
             if "outputs" in result:
-                row.update(median_ms=result["medianMs"], max_abs_diff=max_abs_diff(expected, result["outputs"]))
+                figure = judged(expected, result["outputs"], DEFAULT)
+                row.update(median_ms=result["medianMs"], max_abs_diff=figure.max_abs_diff, passed=figure.passed)
             else:
                 row.update(median_ms=None, max_abs_diff=None, error=result.get("error", "")[:200])
             rows.append(row)

@@ -16,7 +16,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mms_handlers.server import MmsServer
 
@@ -121,10 +120,13 @@ class KillReport:
 
 
 def kill_under_load(mms: MmsServer, model: str, body: bytes, concurrency: int = 16, target: str = "worker",
-                    before_s: float = 2.0, after_s: float = 4.0, timeout_s: float = 10.0) -> KillReport:  # fmt: skip
+                    before_s: float = 2.0, after_s: float = 4.0, timeout_s: float = 10.0,
+                    base_url: str | None = None) -> KillReport:  # fmt: skip
     """SIGKILL, while `concurrency` clients are sending, one `worker` (a process running the handler) or the
-    model's whole `backend` (the process MMS started and every worker it forked)."""
-    loop = ClosedLoop(f"{mms.config.inference_url}/predictions/{model}", body, concurrency, timeout_s).start()
+    model's whole `backend` (the process MMS started and every worker it forked). The clients send to
+    `base_url` (a replica's front door), else to MMS's own inference address."""
+    base_url = base_url or mms.config.inference_url
+    loop = ClosedLoop(f"{base_url}/predictions/{model}", body, concurrency, timeout_s).start()
     time.sleep(before_s)
     forks = mms.handler_pids()
     if not forks:
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         model = export_zoo_model("mlp", work, registry, store)
         body = json.dumps({"inputs": {name: value.tolist() for name, value in model.sample().items()}}).encode()
         config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
-                              workers=2, job_queue_size=256)  # fmt: skip
+                              workers=2, batch_size=1, job_queue_size=256)  # fmt: skip
         with MmsServer(config) as mms:
             mms.register(model.mar.name)
             print(f"soak: {args.seconds:.0f} s at concurrency {args.concurrency}", file=sys.stderr, flush=True)

@@ -20,7 +20,6 @@ round, still open in the database with every update, closes again into the same 
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import zipfile
@@ -34,11 +33,12 @@ from aggregation.http import FederatedApi
 from aggregation.service import FederatedModel, FederatedService, ParameterSpec, Publisher, run_ticker
 from aggregation.settings import FederatedSettings
 from aggregation.store import RoundStore, open_store
+from aggregation.tokens import TokenVerifier
 from export.federated_version import trainable_parameters, write_federated_version
 from export.manifest import LATEST_NAME, read_manifest, update_latest
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer
-from registry import Registry, RegistryError
+from registry import Registry, RegistryError, model_json
 
 from .errors import CliError
 
@@ -53,6 +53,7 @@ class FederatedOptions:
     models: list[str]
     settings: FederatedSettings = field(default_factory=FederatedSettings)
     database: str | None = None  # default: MODEL_STORE/federated.sqlite
+    client_secret: bytes | None = field(default=None, repr=False)  # --client-secret: updates need a token it signed
 
 
 def cloud_name(name: str, version: str) -> str:
@@ -67,8 +68,8 @@ def database_of(options: FederatedOptions, model_store: Path) -> str:
 def latest_version(registry: Path, name: str) -> str:
     latest = Path(registry) / name / LATEST_NAME
     try:
-        return str(json.loads(latest.read_text())["version"])
-    except (OSError, ValueError, KeyError) as error:
+        return model_json.read_latest(latest)["version"]
+    except (OSError, ValueError) as error:
         raise CliError(f"--federated {name}: no {latest} naming its current version ({error})") from None
 
 
@@ -145,7 +146,7 @@ def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str
                 mar = Path(mms.config.model_store) / f"{mms_name}.mar"
                 try:
                     with zipfile.ZipFile(mar) as archive:
-                        version = str(json.loads(archive.read("model.json"))["version"])
+                        version = model_json.parse(archive.read(model_json.MANIFEST_NAME), f"{mar.name}:model.json")["version"]
                 except (OSError, KeyError, ValueError, zipfile.BadZipFile):
                     continue
                 served[name][version] = mms_name
@@ -250,7 +251,8 @@ class Aggregator:
         self.store = open_store(self.database)
         self.service = FederatedService(self.store, options.settings, models, publisher,
                                         loader=lambda name, version: load_model(registry, name, version))  # fmt: skip
-        self.api = FederatedApi(self.service).handle
+        self.tokens = TokenVerifier(options.client_secret) if options.client_secret is not None else None
+        self.api = FederatedApi(self.service, self.tokens).handle
         self._stop = threading.Event()
         self._ticker = run_ticker(self.service, self._stop, every=0.5)
 

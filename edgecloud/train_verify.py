@@ -18,6 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from export.manifest import read_manifest, write_manifest
+from export.parity import Criterion, as_criterion
 from export.pipeline import load_feeds
 from export.verify import onnxruntime_runner
 
@@ -84,7 +85,7 @@ def step_feeds(version_dir: Path, manifest: dict[str, Any], count: int, seed: in
 def verify_training(
     version_dir: Path,
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     random_inputs: int = 3,
     repeats: int = 10,
     context: BrowserContext | None = None,
@@ -106,7 +107,7 @@ def verify_training(
     constants = {i.name for i in step_model.graph.initializer}
     names = [i.name for i in step_model.graph.input if i.name not in constants]
     url = f"/models/{manifest['name']}/{manifest['version']}/{edge['file']}"
-    report = VerifyReport(tolerance=tolerance, inputs=len(feeds))
+    report = VerifyReport(tolerance=as_criterion(tolerance), inputs=len(feeds))
     with HarnessBrowser(version_dir.parent.parent, context=context, site=site) as browser:
         for runtime, backend in TRAIN_TARGETS:
             result = browser.run(runtime, backend, url, feeds, names, repeats)

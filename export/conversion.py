@@ -5,7 +5,7 @@ A leaf: the converters import it, and converter.py (which picks one) imports the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,6 +28,8 @@ class Conversion:
     framework_version: str
     # The source framework's own training (Keras, PyTorch), for the training step's parity; None: no step.
     trainer: Trainer | None = None
+    # What the converter accepted with a doubt (model.json `source.warnings`, printed by export).
+    warnings: list[str] = field(default_factory=list)
 
 
 def flat_outputs(result: Any) -> list[Any]:

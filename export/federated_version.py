@@ -15,7 +15,6 @@ version is served (edgecloud/federation.py removes what a process killed meanwhi
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,12 +22,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from registry import Registry
+from registry import Registry, model_json
 
 from .errors import BadInputError, ExportError
 from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
+from .parity import Criterion
 from .pipeline import load_feeds
-from .verify import DEFAULT_TOLERANCE, compare, onnxruntime_runner, parity_inputs
+from .verify import DEFAULT_TOLERANCE, accepted_inputs, compare, onnxruntime_runner, remembered
+
 
 def trainable_parameters(version_dir: Path) -> dict[str, np.ndarray]:
     """The trainable parameters' values in the version's cloud file, by initializer name."""
@@ -79,7 +80,7 @@ def write_federated_version(
     parameters: Mapping[str, np.ndarray],
     provenance: dict[str, Any],
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
 ) -> Path:
     """Write MODEL_DIR/N+1 from MODEL_DIR/BASE_VERSION with `parameters`; returns the new folder."""
     model_dir = Path(model_dir)
@@ -113,25 +114,23 @@ def write_federated_version(
         cloud_file, edge_file = manifest["cloud"]["file"], (manifest.get("edge") or {}).get("file")
         parity = None
         if edge_file and edge_file != cloud_file:
-            report = compare(
-                onnxruntime_runner(str(staging / cloud_file)), onnxruntime_runner(str(staging / edge_file)),
-                parity_inputs(load_feeds(staging)), tolerance,
-            )  # fmt: skip
+            cloud = remembered(onnxruntime_runner(str(staging / cloud_file)))
+            inputs = accepted_inputs(cloud, load_feeds(staging))[0]
+            report = compare(cloud, onnxruntime_runner(str(staging / edge_file)), inputs, tolerance)
             if not report.passed:
                 raise ExportError(
-                    f"the new {edge_file} differs from {cloud_file} by {report.max_abs_diff:.3g} (> {tolerance:g}) on output "
-                    f"{report.worst_output!r}: version {version} not written"
+                    f"the new {edge_file} differs from {cloud_file} by {report.per_output[report.worst_output]:.3g} "
+                    f"({report.tolerance.describe()}) on output {report.worst_output!r}: version {version} not written"
                 )
             parity = report.as_json()
 
-        manifest = dict(manifest)
-        manifest["version"] = version
-        manifest["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        manifest["files"] = {
-            file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()
-        }
-        manifest["federated"] = {**provenance, "patched": patched_files, "browser_verified_on": str(base_version)}
-        manifest["parity"] = {**manifest.get("parity", {}), "federated_cloud_vs_edge": parity}
+        manifest = model_json.next_version(
+            manifest,
+            version=version,
+            files={file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()},
+            federated=model_json.federated(provenance, patched=patched_files, browser_verified_on=str(base_version)),
+            parity={"federated_cloud_vs_edge": parity},
+        )
         write_manifest(staging, manifest)
         registry.publish(staged, make_latest=False)
     return model_dir / version

@@ -1,20 +1,23 @@
-"""model.json: the contract between export, the archive, the MMS handler and the browser.
+"""model.json from an ONNX graph: the signature, the opset; the contract itself is registry.model_json.
 
-The handler and the browser read the JSON directly (they never import this module); this
-module is the one place that writes it, so every converter produces the same shape.
+The handler and the browser read the JSON directly (they never import this module). The schema,
+the section builders, validation and writing live in the leaf `registry.model_json`, which the
+serving side may import too; this module adds what needs onnx (signatures from a graph) and
+keeps the names the export side has always imported.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import onnx
 
-from registry import LATEST_NAME, MANIFEST_NAME, Registry, file_digest, write_json_atomic
+from registry import LATEST_NAME, MANIFEST_NAME, Registry, model_json, write_json_atomic
+from registry.model_json import SCHEMA_VERSION, file_entry
 
-SCHEMA_VERSION = 1
+__all__ = ["LATEST_NAME", "MANIFEST_NAME", "SCHEMA_VERSION", "default_opset", "file_entry", "graph_inputs",
+           "read_manifest", "tensor_specs", "update_latest", "write_json_atomic", "write_manifest"]  # fmt: skip
 
 _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: "float32",
@@ -38,7 +41,7 @@ def tensor_specs(values: list[onnx.ValueInfoProto]) -> list[dict[str, Any]]:
             dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim
         ]
         dtype = _ONNX_DTYPES.get(tensor_type.elem_type, onnx.TensorProto.DataType.Name(tensor_type.elem_type).lower())
-        specs.append({"name": value.name, "dtype": dtype, "shape": shape})
+        specs.append(model_json.tensor(value.name, dtype, shape))
     return specs
 
 
@@ -56,39 +59,14 @@ def default_opset(model: onnx.ModelProto) -> int:
     raise ValueError("model imports no ai.onnx operator set")
 
 
-def file_entry(path: Path) -> dict[str, Any]:
-    """SHA-256 and size, so the browser and the archive can check what they got."""
-    return file_digest(path)
-
-
 def read_manifest(version_dir: Path) -> dict[str, Any]:
-    """Load `VERSION_DIR/model.json`."""
-    return json.loads((Path(version_dir) / MANIFEST_NAME).read_text())
+    """Load and validate `VERSION_DIR/model.json` (ManifestError, one line, when it is not one)."""
+    return model_json.read(Path(version_dir) / MANIFEST_NAME)
 
 
 def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> Path:
-    """Write `VERSION_DIR/model.json`; returns its path."""
-    path = Path(version_dir) / MANIFEST_NAME
-    write_json_atomic(path, manifest)
-    return path
-
-
-def training_entry(*, file: str, edge: dict[str, Any], trainable: str, batch_size: int, names: dict[str, Any],
-                   loss: dict[str, Any], optimizer: dict[str, Any], parity: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """model.json's `training` entry, in the key order docs/training.md shows."""
-    return {
-        "file": file,
-        "edge": edge,
-        "trainable": trainable,
-        "batch_size": batch_size,
-        "parameters": names["parameters"],
-        "state": names["state"],
-        "inputs": names["inputs"],
-        "outputs": names["outputs"],
-        "loss": loss,
-        "optimizer": optimizer,
-        "parity": parity,
-    }
+    """Validate, then write `VERSION_DIR/model.json` atomically; returns its path."""
+    return model_json.write(Path(version_dir) / MANIFEST_NAME, manifest)
 
 
 def update_latest(model_dir: Path) -> Path:

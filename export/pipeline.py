@@ -5,32 +5,31 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import onnx
 
-from registry import Registry
+from registry import Registry, model_json
 
 from . import converter as converters
 from .edge.artifact import edge_variant
 from .errors import BadInputError, ExportError, UnsupportedModelError
 from .manifest import (
     MANIFEST_NAME,
-    SCHEMA_VERSION,
     default_opset,
     file_entry,
     graph_inputs,
     tensor_specs,
     write_manifest,
 )
+from .parity import Criterion
 from .signature import load_sample
 from .train.build import refuse_unsupported, training_variant
 from .train.locations import as_raw_data
 from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
-from .verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs, remembered, require
+from .verify import DEFAULT_TOLERANCE, Feeds, accepted_inputs, compare, onnxruntime_runner, remembered, require
 
 MODEL_FILE = "model.onnx"
 SAMPLE_FILE = "sample.json"
@@ -66,7 +65,7 @@ def export_model(
     framework: str = "auto",
     sample: Path | None = None,
     opset: int = DEFAULT_OPSET,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     force: bool = False,
     edge: bool = True,
     trust_pickle: bool = False,
@@ -134,7 +133,7 @@ def publish(
     version_dir: Path,
     *,
     source_file: str,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     edge: bool = True,
     training: TrainingOptions = TrainingOptions(),
     progress: Callable[[str], None] = lambda message: None,
@@ -147,13 +146,16 @@ def publish(
             f"the model uses operators the {conversion.framework} converter left unconverted: {', '.join(unknown)}"
         )
     try:
-        onnx.checker.check_model(conversion.model, full_check=True)
+        # A converter that warns has run the full check itself and accepted its failure with onnxruntime's word.
+        onnx.checker.check_model(conversion.model, full_check=not conversion.warnings)
     except Exception as error:
         raise ExportError(f"the converted graph is not valid ONNX: {str(error).splitlines()[0]}") from None
 
+    for warning in conversion.warnings:
+        progress(f"warning: {warning}")
     progress("checking parity against the source framework")
-    inputs = parity_inputs(conversion.sample)
     reference = remembered(conversion.reference)
+    inputs, drawn = accepted_inputs(reference, conversion.sample)
     report = require(
         compare(reference, onnxruntime_runner(conversion.model), inputs, tolerance),
         against=f"{conversion.framework} {conversion.framework_version}",
@@ -174,34 +176,29 @@ def publish(
         train_files, train_entry = training_variant(
             conversion, training, staging, [MODEL_FILE, *edge_files], tolerance=tolerance, progress=progress
         )
-        manifest = {
-            "schema": SCHEMA_VERSION,
-            "name": name,
-            "version": version,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "source": {
-                "framework": conversion.framework,
-                "framework_version": conversion.framework_version,
-                "file": source_file,
-            },
-            "opset": default_opset(conversion.model),
-            "ir_version": conversion.model.ir_version,
-            "inputs": tensor_specs(graph_inputs(conversion.model)),
-            "outputs": tensor_specs(list(conversion.model.graph.output)),
-            "files": {
-                MODEL_FILE: {**file_entry(staging / MODEL_FILE), "role": "cloud" if edge_files else "cloud+edge"},
+        manifest = model_json.manifest(
+            name=name,
+            version=version,
+            source=model_json.source(conversion.framework, conversion.framework_version, source_file, warnings=conversion.warnings),
+            opset=default_opset(conversion.model),
+            ir_version=conversion.model.ir_version,
+            inputs=tensor_specs(graph_inputs(conversion.model)),
+            outputs=tensor_specs(list(conversion.model.graph.output)),
+            files={
+                MODEL_FILE: file_entry(staging / MODEL_FILE, role="cloud" if edge_files else "cloud+edge"),
                 **edge_files,
                 **train_files,
                 SAMPLE_FILE: file_entry(staging / SAMPLE_FILE),
             },
-            "cloud": {"file": MODEL_FILE},
-            "edge": edge_entry,
-            "parity": {"source_vs_onnxruntime": report.as_json()},
-            **({"training": train_entry} if train_entry else {}),
-        }
+            cloud_file=MODEL_FILE,
+            edge=edge_entry,
+            parity={"source_vs_onnxruntime": {**report.as_json(), "inputs": drawn}},
+            training=train_entry,
+        )
         write_manifest(staging, manifest)
         registry.publish(staged, replace=True)
-    progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e})")
+    progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e}, "
+             f"{report.ratio:.2g}x of what {report.tolerance.describe()} allows)")  # fmt: skip
     return ExportResult(version_dir=version_dir, manifest=manifest)
 
 

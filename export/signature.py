@@ -24,7 +24,10 @@ def load_sample(path: Path | None) -> dict[str, np.ndarray] | np.ndarray | None:
         raise BadInputError(f"cannot read sample {path.name}: {error}") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
-            return {key: loaded[key] for key in loaded.files}
+            try:
+                return {key: loaded[key] for key in loaded.files}
+            except Exception as error:  # noqa: BLE001 - members load lazily: a pickled (object) array fails here
+                raise BadInputError(f"cannot read sample {path.name}: {error}") from None
     return loaded
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .parity import Criterion
 from .pipeline import ExportResult, check_target, publish
 from .torch import convert_module
 from .train.spec import DEFAULT_BATCH, DEFAULT_OPTIMIZER, TrainingOptions
@@ -25,7 +26,7 @@ def export_torch_module(
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     opset: int = 13,
-    tolerance: float = DEFAULT_TOLERANCE,
+    tolerance: Criterion | float = DEFAULT_TOLERANCE,
     force: bool = False,
     trainable: str | None = None,
     loss: str | None = None,

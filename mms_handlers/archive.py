@@ -11,6 +11,8 @@ from pathlib import Path
 
 from model_archiver.model_packaging_utils import ModelExportUtils
 
+from registry import model_json
+
 from .engines import DEFAULT_ENGINE, KNOWN_ENGINES
 from .external_data import ExternalDataError, external_files
 from .names import name_problem
@@ -46,11 +48,11 @@ def build_archive(version_dir: Path, model_store: Path, *, engine: str = DEFAULT
     if not manifest_path.is_file():
         raise ArchiveError(f"{version_dir} has no {MANIFEST_FILE}: export a model there first")
     try:
-        manifest = json.loads(manifest_path.read_text())
-        cloud_file = manifest["cloud"]["file"]
-        expected = manifest["files"][cloud_file]["sha256"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise ArchiveError(f"{manifest_path} is not a valid model.json ({error})") from None
+        manifest = model_json.read(manifest_path)
+    except model_json.ManifestError as error:
+        raise ArchiveError(str(error)) from None
+    cloud_file = manifest["cloud"]["file"]
+    expected = manifest["files"][cloud_file]["sha256"]
     if engine not in KNOWN_ENGINES:
         raise ArchiveError(f"unknown engine {engine!r}; choose one of {', '.join(KNOWN_ENGINES)}")
     chosen = manifest.get("name") if name is None else name

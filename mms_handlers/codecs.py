@@ -76,7 +76,7 @@ class PlainJsonCodec:
         if isinstance(document, list):
             if len(signature.inputs) != 1:
                 raise RequestError(
-                    f"a bare list is only accepted by single-input models; send {{\"inputs\": {{...}}}} "
+                    f'a bare list is only accepted by single-input models; send {{"inputs": {{...}}}} '
                     f"with inputs {signature.input_names}"
                 )
             return {signature.inputs[0].name: document}
@@ -111,7 +111,7 @@ class V2JsonCodec:
         for position, tensor in enumerate(document["inputs"]):
             name, array = self._tensor(position, tensor)
             if name in values:
-                raise RequestError(f"input {name!r} appears twice in \"inputs\"")
+                raise RequestError(f'input {name!r} appears twice in "inputs"')
             values[name] = array
         return values
 
@@ -286,7 +286,7 @@ def decode(body: bytes | bytearray, content_type: str | None, signature: Signatu
     when no type was named → NumPy. Anything else is a 415.
     """
     kind = media_type(content_type)
-    is_numpy_body = body.startswith(NPY_MAGIC) or body.startswith(ZIP_MAGIC)
+    is_numpy_body = body.startswith((NPY_MAGIC, ZIP_MAGIC))
     if kind in NUMPY_TYPES or (not kind and is_numpy_body):
         numpy_codec = NumpyCodec()
         return Decoded(values=numpy_codec.decode(body, signature), codec=numpy_codec)

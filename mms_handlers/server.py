@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -29,16 +27,27 @@ from typing import Any
 from .engines.ort import THREADS_ENV, threads_per_worker
 from .mar_check import MarError, check_mar
 from .names import name_problem
+from .ports import free_port  # noqa: F401 - re-exported: callers took it from here
 from .process_group import arguments, command_line, group_members, model_of, parent_pid, stop_process_group
-from .service import REQUEST_METRICS_ENV
 from .supervisor import Supervisor
+from .worker_hooks import REQUEST_METRICS_ENV
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
 MIN_JAVA_HEAP_MB = 128
 # MMS batches what is already queued and, with a delay, waits that long for more: a lone request waits
-# it out in full. 0 ms forms batches under load only (docs/benchmarks-hot-path.md measures it).
+# it out in full. 0 ms forms batches under load only (up to 2 requests); batch size 8 at 0 ms costs a lone
+# request nothing and under load less CPU per request than batch size 1 (docs/benchmarks-hot-path.md).
+DEFAULT_BATCH_SIZE = 8
 DEFAULT_BATCH_DELAY_MS = 0
+# MMS's frontend threads (0 = netty's default, twice the cores: 4 + 4 here, with each model's worker threads on
+# top). Figures in docs/benchmarks-hot-path.md ("Server settings").
+NETTY_THREADS = 0
+NETTY_CLIENT_THREADS = 0
+# Log lines are written by a background thread (log4j2's async loggers), not by netty's and the workers' threads.
+ASYNC_LOGGING = True
+# log4j2.xml drops MMS's per-request lines unless this variable says NEUTRAL (ServerConfig.request_lines).
+REQUEST_LINES_ENV = "EDGECLOUD_MMS_REQUEST_LINES"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 # Hosts and origins go into config.properties lines: nothing that could end a line or add a path.
 HOST_PATTERN = re.compile(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]")
@@ -82,19 +91,6 @@ class ModelOptions:
         setattr(self, key, number)
 
 
-def free_port() -> int:
-    """A free loopback port MMS accepts (below 32768), for tests, benchmarks and their peers."""
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
-
-
 def mar_in_store(model_store: Path, mar: str) -> Path:
     """The .mar file `mar` names inside the model store; anything else (URLs, other folders) is refused."""
     store = Path(model_store).resolve()
@@ -119,14 +115,17 @@ class ServerConfig:
     job_queue_size: int = 100
     max_request_size: int = 6553500
     max_response_size: int = 6553500
-    batch_size: int = 1
+    batch_size: int = DEFAULT_BATCH_SIZE
     max_batch_delay_ms: int = DEFAULT_BATCH_DELAY_MS
     java_heap_mb: int = 512
     supervise: bool = True  # start a model's backend process again when it dies (MMS does not)
-    # The handler's per-request timings in MMS's metrics log: one log line each, which MMS pipes and
-    # writes again (docs/benchmarks-hot-path.md), so off unless something reads them (a replica's /metrics)
-    # or EDGECLOUD_REQUEST_METRICS=1 is in the environment.
+    # The handler's per-request timings and MMS's PredictionTime in MMS's metrics log: one log line each,
+    # which MMS pipes and writes again (docs/benchmarks-hot-path.md), so off unless something reads them (a
+    # replica's /metrics) or EDGECLOUD_REQUEST_METRICS=1 is in the environment.
     request_metrics: bool = False
+    # MMS's own per-request log lines ("Backend response time", Requests2XX): off, they cost the frontend CPU on
+    # every request (benchmarks.server_variants measures them as `request-lines`).
+    request_lines: bool = False
     model_options: dict[str, ModelOptions] = field(default_factory=dict)
     runtime_dir: Path | None = None
 
@@ -194,6 +193,9 @@ def config_properties(config: ServerConfig) -> str:
         f"max_request_size={config.max_request_size}",
         f"max_response_size={config.max_response_size}",
         "enable_envvars_config=false",
+        f"async_logging={str(ASYNC_LOGGING).lower()}",
+        f"number_of_netty_threads={NETTY_THREADS}",
+        f"netty_client_threads={NETTY_CLIENT_THREADS}",
         f"vmargs={java_options(config.java_heap_mb)}",
     ]
     if config.cors_origins:
@@ -294,6 +296,7 @@ class MmsServer:
         env.setdefault(THREADS_ENV, str(threads_per_worker(self.config.most_workers())))
         if self.config.request_metrics:
             env[REQUEST_METRICS_ENV] = "1"
+        env[REQUEST_LINES_ENV] = "NEUTRAL" if self.config.request_lines else "DENY"
         command = [
             sys.executable, "-m", "mms.model_server", "--start", "--foreground",
             "--mms-config", str(config_file),

@@ -19,10 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from . import batching, codecs, frames
+from registry import model_json
+
+from . import batching, codecs, frames, worker_hooks
 from .engines import DEFAULT_ENGINE, Engine, load_engine
 from .errors import RequestError
 from .signature import Signature
+from .worker_hooks import REQUEST_METRICS_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +42,6 @@ PREPROCESS_METRIC = "PreprocessTime"
 INFERENCE_METRIC = "InferenceTime"
 POSTPROCESS_METRIC = "PostprocessTime"
 # "1": also write the per-request timings (PreprocessTime, InferenceTime, PostprocessTime, StackedRequests).
-REQUEST_METRICS_ENV = "EDGECLOUD_REQUEST_METRICS"
 
 
 @dataclass
@@ -56,7 +58,6 @@ class ModelService:
         self.signature: Signature | None = None
         self.manifest: dict[str, Any] = {}
         self.model_name = ""
-        self.batch_size = 1
 
     @property
     def initialized(self) -> bool:
@@ -65,19 +66,18 @@ class ModelService:
     def initialize(self, context: Any) -> None:
         """Read model.json and engine.json and load the engine; an EngineLoadError fails registration."""
         model_dir = Path(context.system_properties["model_dir"])
-        self.manifest = json.loads((model_dir / MANIFEST_FILE).read_text())
+        self.manifest = model_json.read(model_dir / MANIFEST_FILE)
         engine_name = DEFAULT_ENGINE
         if (model_dir / ENGINE_FILE).exists():
             engine_name = json.loads((model_dir / ENGINE_FILE).read_text()).get("engine", DEFAULT_ENGINE)
         self.signature = Signature.from_manifest(self.manifest)
         self.model_name = getattr(context, "model_name", None) or self.manifest.get("name", "")
-        self.batch_size = int(context.system_properties.get("batch_size") or 1)
         self.engine = load_engine(engine_name, model_dir / self.manifest["cloud"]["file"])
         logger.info("loaded %s v%s on %s", self.manifest.get("name"), self.manifest.get("version"), engine_name)
 
     def handle_batch(self, data: list[dict[str, Any]], context: Any) -> list[str | bytes]:
         assert self.engine is not None and self.signature is not None
-        metrics = _Metrics(context, self.batch_size)
+        metrics = _Metrics(context, len(data))
         answers: list[str | bytes] = [b""] * len(data)
         prepared: dict[int, _Prepared] = {}
         for index, request in enumerate(data):
@@ -123,14 +123,16 @@ class _Metrics:
     Every metric is a log line the worker writes into a pipe and MMS's Java side parses and writes
     to a file again, tens of microseconds of CPU each (docs/benchmarks-hot-path.md): the largest
     cost the handler itself added to a small model's request. So by default a handler call writes
-    only BatchSize and EngineRuns, and only when MMS may hand over more than one request (at batch
-    size 1 both are always 1); the per-request timings only when EDGECLOUD_REQUEST_METRICS=1 (ServerConfig.request_metrics).
+    only BatchSize and EngineRuns, and only when MMS handed it more than one request (for a lone
+    request both are 1, and writing them made batch size 8 cost a lone request a third of its
+    throughput: docs/benchmarks-hot-path.md); every call's and the per-request timings only when
+    EDGECLOUD_REQUEST_METRICS=1 (ServerConfig.request_metrics, which a replica sets for its /metrics).
     """
 
-    def __init__(self, context: Any, batch_size: int) -> None:
+    def __init__(self, context: Any, requests: int) -> None:
         self.store = getattr(context, "metrics", None)
         self.per_request = self.store is not None and os.environ.get(REQUEST_METRICS_ENV) == "1"
-        self.per_call = self.store is not None and (batch_size > 1 or self.per_request)
+        self.per_call = self.store is not None and (requests > 1 or self.per_request)
 
     def add(self, name: str, ms: float, index: int | None = None) -> None:
         if self.per_request:
@@ -194,6 +196,8 @@ def handle(data: list[dict[str, Any]] | None, context: Any) -> list[str | bytes]
     if not _service.initialized:
         try:
             _service.initialize(context)
+            if swapped := worker_hooks.install():
+                logger.info("MMS worker functions swapped by mms_handlers.worker_hooks: %s", ", ".join(swapped))
         except Exception as error:
             # MMS stops copying a dying worker's output soon after its socket closes, often before the
             # traceback's last line (the reason) is logged; one line first lets `register` name it.

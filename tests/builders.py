@@ -9,6 +9,10 @@ from typing import Any
 import onnx
 from onnx import TensorProto, helper
 
+from registry import model_json
+
+ONNXJS_BACKENDS = ("cpu", "wasm", "webgl")
+
 
 def relu_model(width: int = 3) -> onnx.ModelProto:
     """y = relu(x), x: float32[?, width] (IR 8: onnxruntime 1.31 refuses onnx 1.23's default IR 14)."""
@@ -16,6 +20,30 @@ def relu_model(width: int = 3) -> onnx.ModelProto:
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, width])
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
     return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def edge_entry(file: str = "model.onnx", runtime: str = "onnxjs", *, verified: dict[str, Any] | None = None,
+               inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """model.json's `edge` for a hand-built model ONNX.js runs as it is (no blockers, so the page's
+    policy alone picks the backends), through the same builder as export; `verified` as a test sets it."""
+    entry = model_json.edge(file=file, runtime=runtime, lowered=file != "model.onnx", passes=[],
+                            blockers={b: [] for b in ONNXJS_BACKENDS}, backends=list(ONNXJS_BACKENDS), inputs=inputs)  # fmt: skip
+    entry["verified"] = verified or {}
+    return entry
+
+
+def describe(folder: Path, name: str, model: onnx.ModelProto, files: dict[str, dict[str, Any]], edge: dict[str, Any],
+             **sections: Any) -> dict[str, Any]:  # fmt: skip
+    """model.json of a hand-built version in FOLDER (its name is the version), built and validated by
+    registry.model_json as export's is; `sections`: training, serving, parity."""
+    from export.manifest import graph_inputs, tensor_specs
+
+    opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return model_json.manifest(
+        name=name, version=folder.name, source=model_json.source("onnx", onnx.__version__, "model.onnx"),
+        opset=opset, ir_version=model.ir_version, inputs=tensor_specs(graph_inputs(model)),
+        outputs=tensor_specs(list(model.graph.output)), files=files, cloud_file="model.onnx", edge=edge, **sections,
+    )  # fmt: skip
 
 
 def write_version_dir(
@@ -31,27 +59,15 @@ def write_version_dir(
     The signature comes from the graph itself; `serving` is model.json's optional serving policy.
     `checked=False` skips onnx's checker, for models that are wrong on purpose.
     """
-    from export.manifest import file_entry, graph_inputs, tensor_specs
-
     model = model or relu_model()
     model.ir_version = min(model.ir_version, 8)  # onnxruntime 1.31 refuses onnx 1.23's default IR 14
     if checked:
         onnx.checker.check_model(model)
     folder.mkdir(parents=True, exist_ok=True)
     onnx.save(model, folder / "model.onnx")
-    manifest = {
-        "name": name,
-        "version": folder.name,
-        "inputs": tensor_specs(graph_inputs(model)),
-        "outputs": tensor_specs(list(model.graph.output)),
-        "opset": 13,
-        "files": {"model.onnx": {**file_entry(folder / "model.onnx"), "role": "cloud+edge"}},
-        "cloud": {"file": "model.onnx"},
-        "edge": {"file": "model.onnx", "runtime": "onnxjs", "passes": [], "verified": {}},
-    }
-    if serving is not None:
-        manifest["serving"] = serving
-    (folder / "model.json").write_text(json.dumps(manifest))
+    files = {"model.onnx": model_json.file_entry(folder / "model.onnx", role="cloud+edge")}
+    manifest = describe(folder, name, model, files, edge_entry(), serving=serving)
+    model_json.write(folder / model_json.MANIFEST_NAME, manifest)
     return folder
 
 
@@ -96,8 +112,6 @@ def write_trainable_version_dir(folder: Path, name: str = "mlp", trainable: tupl
     import numpy as np
     from onnx import numpy_helper
 
-    from export.manifest import file_entry, graph_inputs, tensor_specs
-
     folder.mkdir(parents=True, exist_ok=True)
     files = {"model.onnx": mlp_model(), "model.edge.onnx": mlp_model(opset=9, extra_identity=True)}
     locations: dict[str, dict[str, dict[str, int]]] = {p: {} for p in trainable}
@@ -115,25 +129,18 @@ def write_trainable_version_dir(folder: Path, name: str = "mlp", trainable: tupl
     )
     cloud = files["model.onnx"]
     shapes = {init.name: list(numpy_helper.to_array(init).shape) for init in cloud.graph.initializer}
-    manifest = {
-        "name": name,
-        "version": folder.name,
-        "inputs": tensor_specs(graph_inputs(cloud)),
-        "outputs": tensor_specs(list(cloud.graph.output)),
-        "opset": 13,
-        "files": {
-            "model.onnx": {**file_entry(folder / "model.onnx"), "role": "cloud"},
-            "model.edge.onnx": {**file_entry(folder / "model.edge.onnx"), "role": "edge"},
-            "sample.json": file_entry(folder / "sample.json"),
-        },
-        "cloud": {"file": "model.onnx"},
-        "edge": {"file": "model.edge.onnx", "runtime": "onnxjs", "passes": [], "verified": {}},
-        "training": {
-            "trainable": "head",
-            "parameters": [
-                {"name": p, "shape": shapes[p], "dtype": "float32", "locations": locations[p]} for p in trainable
-            ],
-        },
+    described = {
+        "model.onnx": model_json.file_entry(folder / "model.onnx", role="cloud"),
+        "model.edge.onnx": model_json.file_entry(folder / "model.edge.onnx", role="edge"),
+        "sample.json": model_json.file_entry(folder / "sample.json"),
     }
-    (folder / "model.json").write_text(json.dumps(manifest))
+    # No train.onnx, so only the part of `training` a round reads (the builder's full entry names the step's file).
+    training = {
+        "trainable": "head",
+        "parameters": [
+            {"name": p, "shape": shapes[p], "dtype": "float32", "locations": locations[p]} for p in trainable
+        ],
+    }
+    manifest = describe(folder, name, cloud, described, edge_entry("model.edge.onnx"), training=training)
+    model_json.write(folder / model_json.MANIFEST_NAME, manifest)
     return folder

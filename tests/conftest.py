@@ -13,10 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import pytest
 
-from mms_handlers.server import free_port  # noqa: F401 - tests import it from here
+# Only the standard library and light leaves at module level: every test directory loads this
+# file, and `pytest tests/aggregation` must collect without onnx (tests/test_fast_lane.py).
+from mms_handlers.ports import free_port  # noqa: F401 - tests import it from here
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -32,6 +33,7 @@ def workdir() -> Iterator[Path]:
 def dense_keras_model(workdir: Path) -> tuple[Path, Path]:
     """A small Dense Keras model (8 → 16 → 3) and a sample .npy for it."""
     import keras
+    import numpy as np
 
     keras.utils.set_random_seed(7)
     inputs = keras.Input((8,), name="x")
@@ -69,6 +71,7 @@ def mms(model_store: Path):
         inference_port=free_port(),
         management_port=free_port(),
         cors_origins=["*"],
+        request_metrics=True,  # MMS's PredictionTime line per prediction: tests/web/test_routing.py counts them
     )
     server = MmsServer(config)
     os.environ["EDGECLOUD_KEEP_MMS_LOGS"] = os.environ.get("EDGECLOUD_KEEP_MMS_LOGS", "0")

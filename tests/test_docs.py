@@ -40,3 +40,19 @@ def test_every_docs_page_is_in_the_nav() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     pages = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
     assert [p for p in pages if f": {p}" not in nav] == []
+
+
+def test_the_index_lists_every_page() -> None:
+    index = (ROOT / "docs" / "index.md").read_text()
+    pages = sorted(p.name for p in (ROOT / "docs").glob("*.md") if p.name != "index.md")
+    assert [p for p in pages if f"]({p})" not in index] == []
+
+
+# "673 passed", "44 tests", "(collected at this commit)": a count goes stale with the next test.
+TEST_COUNT = re.compile(r"\b\d+ (?:passed|tests?|node tests|JS unit tests)\b|tests? collected|collected at this commit", re.I)
+
+
+def test_no_page_hard_codes_a_test_count() -> None:
+    found = [f"{path.relative_to(ROOT)}: {match.group(0)!r}" for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+             for match in TEST_COUNT.finditer(path.read_text())]  # fmt: skip
+    assert found == []

@@ -51,6 +51,9 @@ class StoredUpdate:
     norm: float  # L2 norm as received, before clipping
     clipped: bool
     received_at: float
+    base_version: str | None = None  # the version the delta was computed on (None: the round's base)
+    staleness: int = 0  # versions between that base and the round's (buffered rounds; 0 when fresh)
+    weight: float = 1.0  # how much it counts in the aggregate: (1 + staleness) ** -a, see settings.py
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ class MemoryStore:
                 raise RoundClosed(round_id)
             if any(u.client == update.client for u in self._updates[round_id]):
                 raise DuplicateUpdate(update.client)
+            if update.base_version is None:  # as SQLite fills it: the round's base
+                update = replace(update, base_version=next(r.base_version for r in self._rounds if r.id == round_id))
             self._updates[round_id].append(update)
 
     def updates(self, round_id: int) -> list[StoredUpdate]:

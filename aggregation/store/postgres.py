@@ -76,6 +76,12 @@ CREATE TABLE refusals (
 # Step i brings the schema from version i to i + 1; a new column is a new step, never an edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (SQL_CREATE_ROUNDS, SQL_CREATE_OPEN_ROUND_INDEX, SQL_CREATE_UPDATES, SQL_CREATE_TENSORS, SQL_CREATE_REFUSALS),
+    (  # buffered rounds: each update's own base, its staleness and its weight (as sqlite.py's MIGRATIONS)
+        "ALTER TABLE updates ADD COLUMN base_version TEXT",
+        "UPDATE updates u SET base_version = r.base_version FROM rounds r WHERE r.id = u.round_id",
+        "ALTER TABLE updates ADD COLUMN staleness INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE updates ADD COLUMN weight DOUBLE PRECISION NOT NULL DEFAULT 1.0",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -200,9 +206,11 @@ class PostgresStore:
                 if held is None:
                     raise RoundClosed(round_id)
                 (update_id,) = conn.execute(
-                    "INSERT INTO updates (round_id, client, samples, norm, clipped, received_at) "
-                    "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                    (round_id, update.client, update.samples, update.norm, update.clipped, update.received_at),
+                    "INSERT INTO updates (round_id, client, samples, norm, clipped, received_at, base_version, staleness, weight) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, COALESCE(%s, (SELECT base_version FROM rounds WHERE id = %s)), %s, %s) "
+                    "RETURNING id",
+                    (round_id, update.client, update.samples, update.norm, update.clipped, update.received_at,
+                     update.base_version, round_id, update.staleness, update.weight),
                 ).fetchone()
                 with conn.cursor() as cursor:
                     cursor.executemany(
@@ -215,7 +223,8 @@ class PostgresStore:
     def updates(self, round_id: int) -> list[StoredUpdate]:
         with self._transaction() as conn:
             rows = conn.execute(
-                "SELECT id, client, samples, norm, clipped, received_at FROM updates WHERE round_id = %s ORDER BY id", (round_id,)
+                "SELECT id, client, samples, norm, clipped, received_at, base_version, staleness, weight "
+                "FROM updates WHERE round_id = %s ORDER BY id", (round_id,)
             ).fetchall()
             tensors: dict[int, dict[str, np.ndarray]] = {row[0]: {} for row in rows}
             for update_id, name, shape, data in conn.execute(
@@ -225,9 +234,10 @@ class PostgresStore:
             ):
                 tensors[update_id][name] = np.frombuffer(data, dtype="<f4").reshape(shape).astype(np.float32)
         return [
-            StoredUpdate(client=c, samples=n, delta=tensors[i], norm=norm, clipped=bool(clipped), received_at=at)
-            for i, c, n, norm, clipped, at in rows
-        ]
+            StoredUpdate(client=c, samples=n, delta=tensors[i], norm=norm, clipped=bool(clipped), received_at=at,
+                         base_version=base, staleness=staleness, weight=weight)
+            for i, c, n, norm, clipped, at, base, staleness, weight in rows
+        ]  # fmt: skip
 
     def close_round(self, round_id: int, new_version: str, summary: dict[str, Any], now: float) -> RoundRecord:
         """As the Protocol says; a round another replica closed meanwhile is left as it is and the

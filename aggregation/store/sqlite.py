@@ -5,6 +5,9 @@ answer a page gets is never ahead of the disk; a round's close and the next roun
 one transaction. One connection, serialised by a lock: SQLite allows one writer anyway, and an
 aggregator takes a few updates per second at the intended scale (see docs/federated.md).
 Tensors are stored as float32 little-endian BLOBs with their shape, one row each.
+
+A file written before a column existed is migrated at open (`MIGRATIONS`: the missing columns are
+added, their values filled in), since a deployed aggregator keeps its file across upgrades.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ CREATE TABLE IF NOT EXISTS updates (
     norm REAL NOT NULL,
     clipped INTEGER NOT NULL,
     received_at REAL NOT NULL,
+    base_version TEXT,
+    staleness INTEGER NOT NULL DEFAULT 0,
+    weight REAL NOT NULL DEFAULT 1.0,
     UNIQUE (round_id, client)
 )"""
 SQL_CREATE_TENSORS = """
@@ -61,6 +67,15 @@ CREATE TABLE IF NOT EXISTS refusals (
     at REAL NOT NULL
 )"""
 SCHEMA = (SQL_CREATE_ROUNDS, SQL_CREATE_OPEN_ROUND_INDEX, SQL_CREATE_UPDATES, SQL_CREATE_TENSORS, SQL_CREATE_REFUSALS)
+# (table, column, statements adding it to a file made before it existed), applied in order.
+MIGRATIONS = (
+    ("updates", "base_version", (
+        "ALTER TABLE updates ADD COLUMN base_version TEXT",
+        "UPDATE updates SET base_version = (SELECT r.base_version FROM rounds r WHERE r.id = updates.round_id)",
+    )),
+    ("updates", "staleness", ("ALTER TABLE updates ADD COLUMN staleness INTEGER NOT NULL DEFAULT 0",)),
+    ("updates", "weight", ("ALTER TABLE updates ADD COLUMN weight REAL NOT NULL DEFAULT 1.0",)),
+)  # fmt: skip
 
 _ROUND_COLUMNS = """r.id, r.model, r.base_version, r.opened_at, r.closed_at, r.new_version, r.summary,
     (SELECT COUNT(*) FROM updates u WHERE u.round_id = r.id),
@@ -104,6 +119,20 @@ class SqliteStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             for statement in SCHEMA:
                 self._db.execute(statement)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns an older file lacks, each with its backfill, in one transaction."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, statements in MIGRATIONS:
+                if column not in {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}:
+                    for statement in statements:
+                        self._db.execute(statement)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def open_round(self, model: str, base_version: str, now: float) -> RoundRecord:
         with self._lock:
@@ -129,8 +158,10 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cursor = self._db.execute(
-                    "INSERT INTO updates (round_id, client, samples, norm, clipped, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (round_id, update.client, update.samples, update.norm, int(update.clipped), update.received_at),
+                    "INSERT INTO updates (round_id, client, samples, norm, clipped, received_at, base_version, staleness, weight) "
+                    "VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT base_version FROM rounds WHERE id = ?)), ?, ?)",
+                    (round_id, update.client, update.samples, update.norm, int(update.clipped), update.received_at,
+                     update.base_version, round_id, update.staleness, update.weight),
                 )
                 self._db.executemany(
                     "INSERT INTO update_tensors (update_id, name, shape, data) VALUES (?, ?, ?, ?)",
@@ -150,7 +181,8 @@ class SqliteStore:
     def updates(self, round_id: int) -> list[StoredUpdate]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, client, samples, norm, clipped, received_at FROM updates WHERE round_id = ? ORDER BY id",
+                "SELECT id, client, samples, norm, clipped, received_at, base_version, staleness, weight "
+                "FROM updates WHERE round_id = ? ORDER BY id",
                 (round_id,),
             ).fetchall()
             tensors: dict[int, dict[str, np.ndarray]] = {row[0]: {} for row in rows}
@@ -161,9 +193,10 @@ class SqliteStore:
             ):
                 tensors[update_id][name] = np.frombuffer(data, dtype="<f4").reshape(json.loads(shape)).astype(np.float32)
         return [
-            StoredUpdate(client=c, samples=n, delta=tensors[i], norm=norm, clipped=bool(clipped), received_at=at)
-            for i, c, n, norm, clipped, at in rows
-        ]
+            StoredUpdate(client=c, samples=n, delta=tensors[i], norm=norm, clipped=bool(clipped), received_at=at,
+                         base_version=base, staleness=staleness, weight=weight)
+            for i, c, n, norm, clipped, at, base, staleness, weight in rows
+        ]  # fmt: skip
 
     def close_round(self, round_id: int, new_version: str, summary: dict[str, Any], now: float) -> RoundRecord:
         with self._lock:

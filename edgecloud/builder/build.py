@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import CliError, CommandFailed
 from . import baselines, templates
-from .data import DataSpec, Dataset, Normalisation, make_dataset
+from .data import Dataset, DataSpec, Normalisation, make_dataset
 from .report import write_report
 from .search import SearchResult, SearchSettings, run_search
 from .templates import Template

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from aggregation.store import StoreUnavailable, is_shared
 
     from ..federation import Aggregator, FederatedOptions, RegistryPublisher, load_model
-    from ..round_flags import checked_federated_names, round_settings_from
+    from ..round_flags import checked_federated_names, client_secret_from, round_settings_from
     from ..signals import until_signal
 
     names = checked_federated_names(args)
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     origins = checked_origins(list(args.cors_origin))
     for name in names:
         load_model(Path(args.registry), name)  # CliError when it has no current version with a training entry
-    options = FederatedOptions(models=names, settings=round_settings_from(args))
+    options = FederatedOptions(models=names, settings=round_settings_from(args), client_secret=client_secret_from(args.client_secret))
     database = args.database or os.environ.get(DATABASE_ENV) or default_database(args.registry)
     logging.basicConfig(level=logging.INFO, format="aggregate: %(message)s", stream=sys.stderr)
     try:
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--database: {error}") from None
     try:
         server = AggregatorServer(aggregator.service, host=args.host, port=args.port, cors_origins=origins,
-                                  drain_seconds=args.drain_seconds).start()  # fmt: skip
+                                  drain_seconds=args.drain_seconds, tokens=aggregator.tokens).start()  # fmt: skip
     except OSError as error:
         aggregator.stop()
         raise CommandFailed(f"cannot listen on {args.host}:{args.port}: {error}") from None

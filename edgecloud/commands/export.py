@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from export.parity import ATOL, RTOL
+
 from ..errors import CliError
 
 
@@ -38,7 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--framework", default="auto", help="keras, torch, sklearn, mxnet or onnx; auto (default) picks by file type"
     )
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset for the cloud model (default 13; an .onnx file keeps its own)")
-    parser.add_argument("--tolerance", type=float, default=1e-5, help="max |diff| allowed vs the source (1e-5)")
+    parser.add_argument("--atol", type=float, default=ATOL,
+                        help=f"parity: |diff| <= atol + rtol*|reference| per element vs the source (default {ATOL:g}; docs/parity.md)")
+    parser.add_argument("--rtol", type=float, default=RTOL, help=f"parity: see --atol (default {RTOL:g})")  # fmt: skip
     parser.add_argument("--force", action="store_true", help="overwrite an existing version")
     parser.add_argument(
         "--trust-pickle", action="store_true",
@@ -68,10 +72,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from export.edge.artifact import browser_plan
+    from export.parity import Criterion
     from export.pipeline import export_model
 
     if args.opset < 7:
         raise CliError(f"--opset {args.opset} is too old; use 7 or newer")
+    if not (args.atol >= 0 and args.rtol >= 0):
+        raise CliError("--atol and --rtol must be numbers >= 0")
     result = export_model(
         args.model,
         name=args.name,
@@ -80,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         framework=args.framework,
         sample=args.sample,
         opset=args.opset,
-        tolerance=args.tolerance,
+        tolerance=Criterion(args.atol, args.rtol),
         force=args.force,
         edge=args.edge,
         trust_pickle=args.trust_pickle,
@@ -95,5 +103,5 @@ def run(args: argparse.Namespace) -> int:
     parity = result.manifest["parity"]["source_vs_onnxruntime"]["max_abs_diff"]
     training = result.manifest.get("training")
     step = f", training step parity {max(training['parity']['steps'].values()):.2e}" if training else ""
-    print(f"{result.version_dir}  (parity max |diff| {parity:.2e}{step})")
+    print(f"{result.version_dir}  (parity max |diff| {parity:.2e}{step}); {browser_plan(result.manifest['edge'])}")
     return 0

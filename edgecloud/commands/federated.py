@@ -1,6 +1,7 @@
 """`edgecloud federated status MODEL_STORE/NAME`: rounds, accepted and refused updates, versions produced.
+`edgecloud federated token`: a client token for an aggregator started with `--client-secret FILE`.
 
-Reads the aggregator's SQLite file directly (`MODEL_STORE/federated.sqlite`, or `--db`), so it
+Status reads the aggregator's SQLite file directly (`MODEL_STORE/federated.sqlite`, or `--db`), so it
 works whether `serve` runs or not; SQLite's WAL lets it read while serve writes.
 """
 
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
+import time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,8 +20,8 @@ from ..errors import CliError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("federated", help="inspect federated averaging rounds",
-                                   description="Inspect the rounds `serve --federated` keeps.")  # fmt: skip
+    parser = subparsers.add_parser("federated", help="inspect federated averaging rounds; issue client tokens",
+                                   description="Inspect the rounds `serve --federated` keeps; issue client tokens.")  # fmt: skip
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     status = actions.add_parser(
         "status", help="rounds, updates, refusals and versions of one model",
@@ -28,6 +32,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--db", type=Path, help="the rounds database (default MODEL_STORE/federated.sqlite)")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(run=run_status)
+    token = actions.add_parser(
+        "token", help="issue a client token (aggregators started with --client-secret take only these)",
+        description="Print a token letting one client id send updates until it expires: HMAC-SHA256 over the "
+        "client id and the expiry with the secret in FILE. Give --client ID, or --login NAME for a stable "
+        "pseudonymous client id derived from a login (the aggregator never sees the login).",
+    )  # fmt: skip
+    token.add_argument("--client-secret", type=Path, required=True, metavar="FILE", help="the secret the aggregator was started with")
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--client", metavar="ID", help="the client id the token is for (8-128 letters, digits, '-', '_')")
+    who.add_argument("--login", metavar="NAME", help="derive the client id from this login name")
+    token.add_argument("--expires", required=True, metavar="WHEN",
+                       help="a duration from now (90m, 12h, 30d, or seconds) or a UTC date, e.g. 2027-01-31T00:00:00")  # fmt: skip
+    token.set_defaults(run=run_token)
 
 
 def _when(timestamp: float | None) -> str:
@@ -65,4 +82,41 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"refused: {len(refusals)}" + (" (" + ", ".join(f"{code} {n}" for code, n in reasons.most_common()) + ")" if refusals else ""))
     for refusal in refusals[-10:]:
         print(f"  round {refusal.round_id}  {refusal.status}  {refusal.client}  {refusal.reason}")
+    return 0
+
+
+DURATION = re.compile(r"(\d+)([smhd]?)")
+UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def expiry(value: str, now: float) -> int:
+    """--expires WHEN → Unix seconds; CliError unless it is a duration or a date in the future."""
+    if match := DURATION.fullmatch(value.strip()):
+        when = now + int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+    else:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise CliError(f"--expires {value!r}: give a duration (90m, 12h, 30d) or a date such as 2027-01-31T00:00:00") from None
+        when = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    if when <= now:
+        raise CliError(f"--expires {value!r}: that is not in the future")
+    return int(when)
+
+
+def run_token(args: argparse.Namespace) -> int:
+    from aggregation.tokens import issue, pseudonym, read_secret
+
+    try:
+        secret = read_secret(args.client_secret)
+    except ValueError as error:
+        raise CliError(f"--client-secret: {error}") from None
+    expires = expiry(args.expires, time.time())
+    client = pseudonym(secret, args.login) if args.login is not None else args.client
+    try:
+        token = issue(secret, client, expires)
+    except ValueError as error:
+        raise CliError(f"--client: {error}") from None
+    print(token)
+    print(f"token for client {client}, valid until {_when(expires)} UTC", file=sys.stderr)
     return 0

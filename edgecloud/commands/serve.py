@@ -14,10 +14,6 @@ if TYPE_CHECKING:
     from ..stack import StackOptions
 
 
-# ServerConfig fields whose flag is not the field's name with dashes.
-SETTING_FLAGS = {"max_batch_delay_ms": "max-batch-delay", "java_heap_mb": "java-heap"}
-
-
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `serve` and `demo`."""
     parser.add_argument("--host", default="127.0.0.1", help="address for inference and the page (127.0.0.1)")
@@ -27,20 +23,11 @@ def add_serving_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inference-port", type=int, default=8080, help="MMS inference API (1-32767)")
     parser.add_argument("--management-port", type=int, default=8081, help="MMS management API (1-32767)")
     parser.add_argument("--web-port", type=int, default=8000, help="page, browser runtimes and registry")
-    parser.add_argument("--workers", type=int, default=1, help="MMS workers per model (onnxruntime threads = cores / workers)")
-    parser.add_argument("--batch-size", type=int, default=1, help="most requests MMS hands the handler at once (1 = no batching)")
-    from mms_handlers.server import DEFAULT_BATCH_DELAY_MS
+    from mms_handlers.settings import MMS_SETTINGS, ServingSettings
 
-    parser.add_argument("--max-batch-delay", type=int, default=DEFAULT_BATCH_DELAY_MS, metavar="MS",
-                        help="how long MMS waits to fill a batch of --batch-size > 1; a lone request then waits this long "
-                        f"({DEFAULT_BATCH_DELAY_MS}: batch only what is already queued, so a lone request never waits)")  # fmt: skip
+    ServingSettings.add_arguments(parser, MMS_SETTINGS)
     parser.add_argument("--model-option", action="append", default=[], metavar="NAME:KEY=VALUE",
                         help="per-model override of workers, batch_size or max_batch_delay, e.g. mlp:batch_size=8")  # fmt: skip
-    parser.add_argument("--job-queue-size", type=int, default=100, help="requests queued per model before MMS answers 503")
-    parser.add_argument("--max-request-size", type=int, default=6553500, metavar="BYTES",
-                        help="larger bodies are refused with 413 (6553500)")  # fmt: skip
-    parser.add_argument("--java-heap", type=int, default=512, metavar="MB",
-                        help="MMS's Java heap, fixed and reserved at start so memory stays flat under load (512)")  # fmt: skip
     parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                         help="the one origin (scheme://host[:port]) browsers may call MMS from; default the page's own, "
                         "http://HOST:WEB_PORT. MMS answers every request with one origin, so give one, or '*' for any site")  # fmt: skip
@@ -69,8 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        "replica i uses inference/management ports +2i and front door GATEWAY_PORT+1+i")  # fmt: skip
     scale.add_argument("--gateway-port", type=int, default=None, metavar="P",
                        help="HAProxy's port: predictions, /v2, /metrics, page and registry (needs --replicas)")  # fmt: skip
-    scale.add_argument("--drain-seconds", type=float, default=3.0,
-                       help="a replica stopping keeps answering this long after its readiness fails (3)")  # fmt: skip
+    from mms_handlers.settings import REPLICA_SETTINGS, ServingSettings
+
+    ServingSettings.add_arguments(scale, REPLICA_SETTINGS)
     add_federated_options(parser)
     parser.set_defaults(run=run)
 
@@ -90,7 +78,7 @@ def add_federated_options(parser: argparse.ArgumentParser) -> None:
 def federated_options_from(args: argparse.Namespace, model_store: Path, registry: Path, register: list[str]) -> FederatedOptions | None:
     """The FederatedOptions the flags ask for, checked before anything starts (None without --federated)."""
     from ..federation import FederatedOptions, load_model
-    from ..round_flags import checked_federated_names, round_settings_from
+    from ..round_flags import checked_federated_names, client_secret_from, round_settings_from
 
     names = checked_federated_names(args)
     if not names:
@@ -100,7 +88,8 @@ def federated_options_from(args: argparse.Namespace, model_store: Path, registry
         if not (Path(model_store) / mar).is_file() or (register and mar not in register):
             raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")
         load_model(Path(registry), name)  # CliError when it has no current version with a training entry
-    return FederatedOptions(models=names, settings=round_settings_from(args), database=args.federated_db)
+    return FederatedOptions(models=names, settings=round_settings_from(args), database=args.federated_db,
+                            client_secret=client_secret_from(args.client_secret))  # fmt: skip
 
 
 def parse_model_options(values: list[str]) -> dict:
@@ -124,7 +113,8 @@ def parse_model_options(values: list[str]) -> dict:
 
 
 def options_from(args: argparse.Namespace, model_store: Path, registry: Path) -> StackOptions:
-    from mms_handlers.server import ServerConfig, ServerError, SettingError, mar_in_store
+    from mms_handlers.server import ServerError, SettingError, mar_in_store
+    from mms_handlers.settings import ServingSettings, flag_of
 
     from ..stack import StackOptions, allowed_origins
 
@@ -140,18 +130,13 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
             mar_in_store(Path(model_store), mar)
         except ServerError as error:
             raise CliError(f"--register: {error}") from None
-    server = ServerConfig(
+    settings = ServingSettings.from_args(args)
+    server = settings.server_config(
         model_store=Path(model_store),
         host=args.host,
         management_host=args.management_host,
         inference_port=args.inference_port,
         management_port=args.management_port,
-        workers=args.workers,
-        batch_size=args.batch_size,
-        max_batch_delay_ms=args.max_batch_delay,
-        job_queue_size=args.job_queue_size,
-        max_request_size=args.max_request_size,
-        java_heap_mb=args.java_heap,
         model_options=parse_model_options(args.model_option),
         cors_origins=list(args.cors_origin),
     )
@@ -160,10 +145,11 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
         federated=federated_options_from(args, model_store, registry, register),
     )
     try:
+        settings.check()
         server.check()
         allowed_origins(options)
     except SettingError as error:  # the setting's own flag, e.g. "--batch-size must be at least 1, got 0"
-        raise CliError(f"--{SETTING_FLAGS.get(error.setting, error.setting.replace('_', '-'))} {error.problem}") from None
+        raise CliError(f"{flag_of(error.setting)} {error.problem}") from None
     except ServerError as error:  # its message names the host or origin at fault
         raise CliError(str(error)) from None
     return options
@@ -191,6 +177,7 @@ def serve_until_stopped(options: StackOptions) -> int:
 
 def gateway_options_from(args: argparse.Namespace):
     from mms_handlers.server import ServerError, SettingError
+    from mms_handlers.settings import ServingSettings, flag_of
 
     from ..gateway.stack import GatewayOptions
 
@@ -198,18 +185,18 @@ def gateway_options_from(args: argparse.Namespace):
         raise CliError("--replicas needs --gateway-port, the port HAProxy listens on")
     if not 0 < args.gateway_port <= 65535:
         raise CliError(f"--gateway-port {args.gateway_port}: not a TCP port")
-    if args.drain_seconds < 0:
-        raise CliError(f"--drain-seconds must be at least 0, got {args.drain_seconds}")
     if args.cors_origin:
         raise CliError("--cors-origin: behind the gateway the page and the cloud share one origin; no CORS is set")
+    if args.client_secret is not None:
+        raise CliError("--client-secret: behind the gateway, run `edgecloud aggregate --client-secret FILE` yourself (docs/federated.md)")
     stack = options_from(args, args.model_store, args.registry)
     options = GatewayOptions(server=stack.server, registry=stack.registry, replicas=args.replicas,
                              gateway_port=args.gateway_port, web_port=args.web_port, register=stack.register,
-                             drain_seconds=args.drain_seconds, federated=stack.federated)  # fmt: skip
+                             settings=ServingSettings.from_args(args), federated=stack.federated)  # fmt: skip
     try:
         options.check()
     except SettingError as error:
-        raise CliError(f"--{error.setting.replace('_', '-')} {error.problem}") from None
+        raise CliError(f"{flag_of(error.setting)} {error.problem}") from None
     except ServerError as error:
         raise CliError(str(error)) from None
     return options

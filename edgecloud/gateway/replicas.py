@@ -24,6 +24,7 @@ from pathlib import Path
 from mms_handlers.process_group import signal_group, stop_process_group
 from mms_handlers.replica.runner import MMS_GROUP_FILE
 from mms_handlers.server import MAX_PORT, ServerConfig, SettingError
+from mms_handlers.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -166,22 +167,24 @@ class ReplicaSet(ProcessSet):
     """The MMS replicas (`python -m mms_handlers.replica`)."""
 
     def __init__(self, server: ServerConfig, count: int, gateway_port: int, root: Path, *,
-                 register: list[str] | None = None, drain_seconds: float = 3.0) -> None:  # fmt: skip
+                 register: list[str] | None = None, settings: ServingSettings | None = None) -> None:  # fmt: skip
         self.root = Path(root)
+        self.settings = settings or ServingSettings()
         ports = replica_ports(count, gateway_port, server.inference_port, server.management_port)
-        super().__init__([Replica(i, p, self._command(server, p, register or [], drain_seconds), self.root / f"replica-{i}")
-                          for i, p in enumerate(ports)], drain_seconds)  # fmt: skip
+        super().__init__([Replica(i, p, self._command(server, p, register or []), self.root / f"replica-{i}")
+                          for i, p in enumerate(ports)], self.settings.drain_seconds)  # fmt: skip
 
-    @staticmethod
-    def _command(server: ServerConfig, ports: ReplicaPorts, register: list[str], drain_seconds: float) -> list[str]:
+    def _command(self, server: ServerConfig, ports: ReplicaPorts, register: list[str]) -> list[str]:
         command = [
             sys.executable, "-m", "mms_handlers.replica", "--model-store", str(Path(server.model_store).resolve()),
             "--port", str(ports.front), "--mms-inference-port", str(ports.inference),
-            "--mms-management-port", str(ports.management), "--workers", str(server.workers),
-            "--batch-size", str(server.batch_size), "--max-batch-delay", str(server.max_batch_delay_ms),
-            "--job-queue-size", str(server.job_queue_size), "--java-heap", str(server.java_heap_mb),
-            "--drain-seconds", str(drain_seconds),
+            "--mms-management-port", str(ports.management),
         ]  # fmt: skip
+        mms = ServingSettings(workers=server.workers, batch_size=server.batch_size, max_batch_delay_ms=server.max_batch_delay_ms,
+                              job_queue_size=server.job_queue_size, max_request_size=server.max_request_size,
+                              java_heap_mb=server.java_heap_mb, drain_seconds=self.settings.drain_seconds,
+                              keep_versions=self.settings.keep_versions)  # fmt: skip
+        command += mms.arguments()
         for name in register:
             command += ["--register", name.removesuffix(".mar")]
         return command

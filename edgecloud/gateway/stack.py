@@ -9,11 +9,12 @@ its own origin, so no CORS is needed.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from mms_handlers.server import ServerConfig, free_port
+from mms_handlers.settings import ServingSettings
 
 from ..signals import until_signal
 from ..stack import WILDCARD_HOSTS
@@ -34,10 +35,11 @@ class GatewayOptions:
     gateway_port: int
     web_port: int = 8000
     register: list[str] | None = None
-    drain_seconds: float = 3.0
+    settings: ServingSettings = field(default_factory=ServingSettings)  # drain and versions; MMS's are in `server`
     federated: FederatedOptions | None = None  # models taking updates: `edgecloud aggregate` processes behind /federated
 
     def check(self) -> None:
+        self.settings.check()
         self.server.check()
         replica_ports(self.replicas, self.gateway_port, self.server.inference_port, self.server.management_port)
 
@@ -50,7 +52,7 @@ class GatewayStack:
         host = options.server.host
         self.site = StaticSite(options.registry, port=options.web_port)  # 127.0.0.1: reached through HAProxy
         self.replica_set = ReplicaSet(options.server, options.replicas, options.gateway_port, self.runtime_dir,
-                                      register=options.register, drain_seconds=options.drain_seconds)  # fmt: skip
+                                      register=options.register, settings=options.settings)  # fmt: skip
         self.aggregators = self._aggregators(options)
         self.federation = Federation([r.url for r in self.replica_set.replicas + self.aggregators.replicas], free_port())
         layout = GatewayLayout(host, options.gateway_port, self.replica_set.front_ports, options.web_port,
@@ -66,7 +68,7 @@ class GatewayStack:
 
         database = database_of(options.federated, options.server.model_store)
         return aggregator_set(options.federated, database, options.replicas, options.registry,
-                              self.runtime_dir, options.drain_seconds)  # fmt: skip
+                              self.runtime_dir, options.settings.drain_seconds)  # fmt: skip
 
     @property
     def url(self) -> str:

@@ -11,10 +11,35 @@ from typing import Any, Callable
 import onnx
 
 from ..errors import one_line
+from ..first_difference import first_differing_operator
 from ..manifest import default_opset
-from ..verify import DEFAULT_TOLERANCE, Feeds, compare, onnxruntime_runner, parity_inputs
+from ..parity import Criterion, as_criterion
+from ..verify import DEFAULT_TOLERANCE, Feeds, Runner, accepted_inputs, compare, onnxruntime_runner, parity_inputs, remembered
 from .graph import batch_variant, remove_dead
-from .passes import activations, constant_if, conv1d, conv_batch, conv_transpose, expand, fold, gather, int64, integer_equal, loop, ml_linear, names, opset, pin, recurrent, relu_mask, resize, slice_concat, softmax, split, stack
+from .passes import (
+    activations,
+    constant_if,
+    conv1d,
+    conv_batch,
+    conv_transpose,
+    expand,
+    fold,
+    gather,
+    int64,
+    integer_equal,
+    loop,
+    ml_linear,
+    names,
+    opset,
+    pin,
+    recurrent,
+    relu_mask,
+    resize,
+    slice_concat,
+    softmax,
+    split,
+    stack,
+)
 from .rules import BACKENDS, blocker_summary
 
 Pass = Callable[[onnx.ModelProto, Feeds], "onnx.ModelProto | None"]
@@ -73,9 +98,10 @@ class Lowering:
         return "onnxjs" if self.backends else "onnxruntime-web"
 
 
-def check_inputs(model: onnx.ModelProto, sample: Feeds, count: int = PARITY_RANDOM_INPUTS) -> list[Feeds]:
-    """The sample, random inputs like it, and a batch of three when the batch axis is free."""
-    inputs = parity_inputs(sample, count=count)
+def check_inputs(model: onnx.ModelProto, sample: Feeds, count: int = PARITY_RANDOM_INPUTS,
+                 reference: Runner | None = None) -> list[Feeds]:  # fmt: skip
+    """The sample, random inputs like it (that `reference` accepts), and a batch of three when the batch axis is free."""
+    inputs = accepted_inputs(reference, sample, count)[0] if reference else parity_inputs(sample, count=count)
     batched = batch_variant(inputs[1] if len(inputs) > 1 else sample, model)
     return inputs + ([batched] if batched is not None else [])
 
@@ -96,18 +122,19 @@ def fitting(model: onnx.ModelProto, inputs: list[Feeds]) -> list[Feeds]:
     return [feeds for feeds in inputs if fits(feeds)]
 
 
-def lower(model: onnx.ModelProto, sample: Feeds, tolerance: float = DEFAULT_TOLERANCE,
+def lower(model: onnx.ModelProto, sample: Feeds, tolerance: Criterion | float = DEFAULT_TOLERANCE,
           inputs: list[Feeds] | None = None) -> Lowering:  # fmt: skip
     """Run every pass; a pass that fails or breaks parity is recorded and skipped.
 
     `inputs` replaces the random inputs parity is checked on, for graphs whose inputs random
     values would not exercise faithfully (a training step's step number and weights).
     """
-    inputs = check_inputs(model, sample) if inputs is None else inputs
-    reference = onnxruntime_runner(model)
+    tolerance = as_criterion(tolerance)
+    reference = remembered(onnxruntime_runner(model))
+    inputs = check_inputs(model, sample, reference=reference) if inputs is None else inputs
     current = model
     records: list[dict[str, Any]] = []
-    worst = 0.0
+    worst, ratio = 0.0, 0.0
     for name, run in PASSES:
         before = default_opset(current)
         try:
@@ -122,16 +149,22 @@ def lower(model: onnx.ModelProto, sample: Feeds, tolerance: float = DEFAULT_TOLE
         except Exception as error:  # noqa: BLE001 - a pass that cannot apply is reported, not fatal
             records.append({"name": name, "applied": False, "reason": one_line(error)[:300]})
             continue
-        record: dict[str, Any] = {"name": name, "applied": report.passed, "max_abs_diff": report.max_abs_diff}
+        record: dict[str, Any] = {"name": name, "applied": report.passed, "max_abs_diff": report.max_abs_diff,
+                                  "ratio": report.as_json()["ratio"]}  # fmt: skip
         if default_opset(candidate) != before:
             record["opset"] = [before, default_opset(candidate)]
         if report.passed:
-            current, worst = candidate, max(worst, report.max_abs_diff)
+            current, worst, ratio = candidate, max(worst, report.max_abs_diff), max(ratio, report.ratio)
         else:
-            record["reason"] = f"parity {report.max_abs_diff:.3g} > {tolerance:g}"
+            record["reason"] = (f"parity: output {report.worst_output!r} differs by {report.per_output[report.worst_output]:.3g}, "
+                                f"{report.ratio:.3g}x what {tolerance.describe()} allows")  # fmt: skip
+            culprit = first_differing_operator(current, candidate, fitting(candidate, inputs), tolerance)
+            if culprit:
+                record["first_difference"] = culprit
         records.append(record)
     changed = current is not model
-    parity = {"max_abs_diff": worst, "inputs_compared": len(inputs), "tolerance": tolerance, "passed": True}
+    parity = {"max_abs_diff": worst, "ratio": ratio, "inputs_compared": len(inputs), "criterion": tolerance.as_json(),
+              "passed": True}  # fmt: skip
     return Lowering(model=current, changed=changed, passes=records, blockers=blocker_summary(current), parity=parity)
 
 

@@ -15,11 +15,14 @@ from typing import Any, Callable
 import numpy as np
 import onnx
 
+from registry import model_json
+
 from ..conversion import Conversion
 from ..edge.lowering import lower
 from ..edge.rules import blocker_summary
 from ..errors import ExportError, ParityError, UnsupportedModelError, one_line
-from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs, training_entry
+from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
+from ..parity import Criterion, Figure, as_criterion
 from ..verify import onnxruntime_runner
 from . import compose, step as steps
 from .locations import locate
@@ -201,7 +204,7 @@ def _trajectory(step: TrainingStep, padded: list[tuple[dict, dict, np.ndarray]],
 
 
 def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, train: onnx.ModelProto,
-                 names: dict[str, Any], batch: int, tolerance: float) -> dict[str, Any]:  # fmt: skip
+                 names: dict[str, Any], batch: int, tolerance: Criterion | float) -> dict[str, Any]:  # fmt: skip
     """1 and 10 steps of train.onnx (onnxruntime) against the framework's optimizer on the same batches."""
     trainer = conversion.trainer
     params = initial_values(conversion.model, plan_.split.parameters)
@@ -212,38 +215,38 @@ def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, trai
     ours = _trajectory(step, padded, dict(params), optimizer.learning_rate)
     keys = [matches[name].key for name in plan_.split.parameters]
     theirs = trainer.train(keys, plan_.loss, optimizer, plan_.from_logits, real)
-    figures = {}
+    criterion = as_criterion(tolerance)
+    figures: dict[str, Figure] = {}
     for count in PARITY_STEPS:
-        worst = 0.0
+        worst = Figure(0.0, 0.0, False)
         for name in plan_.split.parameters:
             want = theirs[count - 1][matches[name].key]
             want = want.T if matches[name].transposed else want
             got = ours[count - 1][1][name]
             if not (np.all(np.isfinite(got)) and np.all(np.isfinite(want))):
-                worst = float("inf")
+                worst = worst.worse(Figure(float("inf"), float("inf"), False))
             else:
-                worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - want))))
+                worst = worst.worse(criterion.judge(np.asarray(want, np.float64), got.astype(np.float64)))
         figures[str(count)] = worst
     against = trainer.describe(optimizer)
-    passed = all(value <= tolerance for value in figures.values())
-    if not passed:
-        count, value = max(figures.items(), key=lambda item: item[1])
+    if not all(figure.passed for figure in figures.values()):
+        count, figure = max(figures.items(), key=lambda item: item[1].ratio)
         raise ParityError(
-            f"training-step parity failed against {against}: parameters differ by {value:.3g} after {count} "
-            f"step(s) (tolerance {tolerance:g})"
+            f"training-step parity failed against {against}: parameters differ by {figure.max_abs_diff:.3g} after "
+            f"{count} step(s) ({criterion.describe()})"
         )
-    return {"against": against, "tolerance": tolerance, "steps": figures, "passed": True,
-            "padded_last_batch": True}  # fmt: skip
+    return {"against": against, "criterion": criterion.as_json(), "passed": True, "padded_last_batch": True,
+            "steps": {count: figure.max_abs_diff for count, figure in figures.items()},
+            "ratio": {count: figure.ratio for count, figure in figures.items()}}  # fmt: skip
 
 
 def lower_step(train: onnx.ModelProto, names: dict[str, Any], conversion: Conversion, plan_: Plan,
-               optimizer: Optimizer, batch: int, folder: Path, tolerance: float) -> tuple[dict, dict]:  # fmt: skip
+               optimizer: Optimizer, batch: int, folder: Path, tolerance: Criterion | float) -> tuple[dict, dict]:  # fmt: skip
     """train.edge.onnx when ONNX.js cannot run train.onnx as exported; (files, training.edge entry)."""
     blockers = blocker_summary(train)
-    edge = {"file": TRAIN_FILE, "runtime": "onnxjs", "lowered": False, "passes": [], "blockers": blockers,
-            "backends": [b for b in blockers if not blockers[b]], "verified": {}}  # fmt: skip
     if not any(blockers.values()):
-        return {}, edge
+        return {}, model_json.edge(file=TRAIN_FILE, runtime="onnxjs", lowered=False, passes=[], blockers=blockers,
+                                   backends=[b for b in blockers if not blockers[b]])  # fmt: skip
     step = TrainingStep(train.SerializeToString(), {**names, "batch_size": batch})
     real = _parity_batches(conversion, plan_, batch, EDGE_CHECK_STEPS)
     padded = [_pad(inputs, targets, batch) for inputs, targets in real]
@@ -255,15 +258,15 @@ def lower_step(train: onnx.ModelProto, names: dict[str, Any], conversion: Conver
         feeds_list.append(_feeds(names, inputs, targets, weights, params, state, optimizer, index + 1))
         _, params, state = trajectory[index]
     lowering = lower(train, feeds_list[0], tolerance, inputs=feeds_list)
-    edge.update(lowered=lowering.changed, passes=lowering.passes, blockers=lowering.blockers,
-                backends=lowering.backends, runtime=lowering.runtime)  # fmt: skip
+    edge = model_json.edge(file=TRAIN_EDGE_FILE if lowering.changed else TRAIN_FILE, runtime=lowering.runtime,
+                           lowered=lowering.changed, passes=lowering.passes, blockers=lowering.blockers,
+                           backends=lowering.backends)  # fmt: skip
     if not lowering.changed:
         return {}, edge
     path = Path(folder) / TRAIN_EDGE_FILE
     onnx.save(lowering.model, path)
-    edge["file"] = TRAIN_EDGE_FILE
-    entry = {**file_entry(path), "role": "train-edge", "opset": default_opset(lowering.model),
-             "parity": {"train_model_vs_edge_model": lowering.parity}}  # fmt: skip
+    entry = file_entry(path, role="train-edge", opset=default_opset(lowering.model),
+                       parity={"train_model_vs_edge_model": lowering.parity})  # fmt: skip
     return {TRAIN_EDGE_FILE: entry}, edge
 
 
@@ -282,7 +285,7 @@ def _feeds(names: dict[str, Any], inputs: dict, targets: dict, weights: np.ndarr
 
 
 def training_variant(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
-                     tolerance: float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
+                     tolerance: Criterion | float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
     """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry)."""
     try:
         plan_ = plan(conversion.model, options, conversion.framework, progress)
@@ -310,9 +313,8 @@ def training_variant(conversion: Conversion, options: TrainingOptions, folder: P
     located = {file: locate(Path(folder) / file, values) for file in inference_files}
     for entry in names["parameters"]:
         entry["locations"] = {file: located[file][entry["name"]] for file in inference_files}
-    files = {TRAIN_FILE: {**file_entry(Path(folder) / TRAIN_FILE), "role": "train", "opset": default_opset(train)},
-             **edge_files}  # fmt: skip
-    entry = training_entry(
+    files = {TRAIN_FILE: file_entry(Path(folder) / TRAIN_FILE, role="train", opset=default_opset(train)), **edge_files}
+    entry = model_json.training(
         file=TRAIN_FILE, edge=edge, trainable=plan_.split.spec, batch_size=options.batch_size,
         names=names, loss=plan_.loss.as_json(), optimizer=optimizer.as_json(), parity=parity,
     )  # fmt: skip

@@ -17,13 +17,14 @@ batch with zero rows of weight 0, so a short last batch is the mean over its rea
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import onnxruntime as ort
+
+from registry import model_json
 
 MANIFEST = "model.json"
 Arrays = Mapping[str, np.ndarray] | np.ndarray
@@ -40,7 +41,7 @@ class TrainResult:
 
 def read_training(version_dir: Path) -> dict[str, Any]:
     """model.json's `training` entry; a ValueError naming the folder if the model has none."""
-    manifest = json.loads((Path(version_dir) / MANIFEST).read_text())
+    manifest = model_json.read(Path(version_dir) / MANIFEST)
     if "training" not in manifest:
         raise ValueError(f"{version_dir} has no training step (exported with --trainable none?)")
     return manifest["training"]

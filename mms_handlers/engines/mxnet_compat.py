@@ -28,7 +28,7 @@ def import_mxnet() -> ModuleType:
             warnings.simplefilter("ignore", DeprecationWarning)
             import mxnet
     except ImportError as error:
-        raise EngineLoadError(f"the mxnet engine needs the mxnet package (pip install 'onnx-edgecloud[mxnet]'): {error}")
+        raise EngineLoadError(f"the mxnet engine needs the mxnet package (pip install 'onnx-edgecloud[mxnet]'): {error}") from None
     return mxnet
 
 

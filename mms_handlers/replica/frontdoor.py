@@ -4,7 +4,9 @@ A threaded stdlib server (one thread per connection, HTTP/1.1 keep-alive) that f
 inference to MMS over one keep-alive connection per thread. It is small on purpose: parsing
 and answers are MMS's and the handler's; what is added is only what MMS lacks (see
 `replica/__init__.py`). When MMS drops a request (its process died), the answer is a 502, which
-the gateway retries on another replica. While draining, every answer carries `Connection: close`
+the gateway retries on another replica. A request MMS handed to a handler process that died under it
+(MMS answers 500 "Worker died.") is sent to MMS once more: inference is idempotent, and MMS queues
+it for its other or its replacement worker (`retry_worker_died`). While draining, every answer carries `Connection: close`
 so clients and the balancer open their next connection elsewhere.
 """
 
@@ -109,6 +111,14 @@ class FrontDoor:
             else:
                 self._idle.pop(connection, None)
 
+    def retry_worker_died(self, method: str, path: str, body: bytes, headers: dict[str, str], model: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        """`forward`, sent once more when MMS says the worker holding it died (never for another failure)."""
+        answer = self.forward(method, path, body, headers)
+        if worker_died(answer[0], answer[2]):
+            self.metrics.worker_died_retries.labels(model).inc()
+            answer = self.forward(method, path, body, headers)
+        return answer
+
     def forward(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
         """One request to MMS on this thread's keep-alive connection; a broken connection is retried once
         on a fresh one only when it was idle (MMS closed it), never after MMS accepted the request."""
@@ -134,6 +144,17 @@ class FrontDoor:
                 if fresh or attempt:
                     raise
         raise AssertionError("unreachable")
+
+
+def worker_died(status: int, payload: bytes) -> bool:
+    """MMS's answer for a request whose handler process died while holding it (`{"code": 500, ..., "message":
+    "Worker died."}`); the handler's own 500s say what failed and are never this."""
+    if status != 500 or len(payload) > 200 or b"Worker died." not in payload:
+        return False
+    try:
+        return json.loads(payload).get("message") == "Worker died."
+    except (ValueError, AttributeError):
+        return False
 
 
 def _no_delay(sock: socket.socket | None) -> None:
@@ -221,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         if content_type:
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"} | {"Content-Type": content_type}
         try:
-            status, answer_headers, payload = self.door.forward(self.command, target, body, headers)
+            status, answer_headers, payload = self.door.retry_worker_died(self.command, target, body, headers, model)
         except (OSError, http.client.HTTPException) as error:
             status, answer_headers = 502, [("Content-Type", "application/json")]
             payload = json.dumps({"code": 502, "type": "BadGateway", "message": f"Multi Model Server dropped the request: {error}"}).encode()

@@ -4,7 +4,8 @@ Counted at the front door: requests by model, version, API (`v2` or `mms`) and s
 end-to-end latency (MMS queue + handler). Read from MMS's own metrics log (the handler writes
 `InferenceTime` per request and `BatchSize` per batch there; MMS offers no other view of them):
 the engine's inference time and the batch sizes, so queueing shows as the gap between the two
-latencies. From the supervisor: backend restarts. Ignored: MMS's host metrics (CPU, disk) and
+latencies. From the supervisor: backend restarts; from the front door, requests retried after a
+worker died. Ignored: MMS's host metrics (CPU, disk) and
 worker (child process) restarts, which MMS does not report.
 """
 
@@ -74,6 +75,8 @@ class ReplicaMetrics:
                                    ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
         self.batch_size = Histogram("edgecloud_batch_size", "Requests MMS handed the handler at once",
                                     ["model"], buckets=BATCH_BUCKETS, registry=self.registry)  # fmt: skip
+        self.worker_died_retries = Counter("edgecloud_worker_died_retries", "Requests sent to MMS again because the "
+                                           "handler process holding them died", ["model"], registry=self.registry)  # fmt: skip
         self.in_flight = Gauge("edgecloud_requests_in_flight", "Requests received and not yet answered", registry=self.registry)
         self.ready = Gauge("edgecloud_ready", "1 while the replica is ready for traffic", registry=self.registry)
         self.draining = Gauge("edgecloud_draining", "1 while the replica drains before stopping", registry=self.registry)

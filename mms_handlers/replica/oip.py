@@ -9,12 +9,13 @@ the handler reads and answers V2 JSON itself. Ignored: the binary-tensor extensi
 
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from registry import model_json
 
 from ..codecs import V2_NAMES
 from ..names import name_problem
@@ -72,7 +73,7 @@ def parse_model_path(path: str) -> Route | None:
 def read_model_info(mar: Path, name: str | None = None) -> ModelInfo:
     """Name, version and signature from the model.json inside `mar` (the model is registered as its stem)."""
     with zipfile.ZipFile(mar) as archive:
-        manifest = json.loads(archive.read(MANIFEST_FILE))
+        manifest = model_json.parse(archive.read(MANIFEST_FILE), f"{mar.name}:{MANIFEST_FILE}")
     return ModelInfo(name or mar.stem, str(manifest.get("version", "1")), Signature.from_manifest(manifest))
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..server import MmsServer, ServerConfig, ServerError, SettingError
+from ..settings import FIELDS, ServingSettings, flag_of
 from .frontdoor import FrontDoor
 from .health import Health, model_health, readiness
 from .metrics import ReplicaMetrics
@@ -41,7 +42,7 @@ class ReplicaSettings:
     port: int = 8080  # the front door's: the replica's public port
     host: str = "127.0.0.1"
     register: list[str] = field(default_factory=list)  # model names (.mar stems); empty = every .mar in the store
-    drain_seconds: float = 5.0
+    drain_seconds: float = ServingSettings.drain_seconds
     drain_timeout_s: float = 60.0
 
     def check(self) -> None:
@@ -115,7 +116,7 @@ class Replica:
 
     def _restarts(self) -> dict[str, int]:
         recoveries = self.mms.supervisor.recoveries if self.mms.supervisor is not None else []
-        counts = {name: 0 for name in self.names}
+        counts = dict.fromkeys(self.names, 0)
         for recovery in recoveries:
             counts[recovery.model] = counts.get(recovery.model, 0) + 1
         return counts
@@ -184,25 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     add("--port", type=int, default=int(_env("PORT", 8080)), help="front door port: health, V2, metrics, MMS paths (EDGECLOUD_PORT)")
     add("--mms-inference-port", type=int, default=int(_env("MMS_INFERENCE_PORT", 8085)), help="MMS inference, on 127.0.0.1")
     add("--mms-management-port", type=int, default=int(_env("MMS_MANAGEMENT_PORT", 8081)), help="MMS management, on 127.0.0.1")
-    add("--workers", type=int, default=int(_env("WORKERS", 1)))
-    add("--batch-size", type=int, default=int(_env("BATCH_SIZE", 1)))
-    add("--max-batch-delay", type=int, default=int(_env("MAX_BATCH_DELAY", 100)), metavar="MS")
-    add("--job-queue-size", type=int, default=int(_env("JOB_QUEUE_SIZE", 100)))
-    add("--java-heap", type=int, default=int(_env("JAVA_HEAP", 512)), metavar="MB")
-    add("--drain-seconds", type=float, default=float(_env("DRAIN_SECONDS", 5)),
-        help="after SIGTERM, answer for this long before closing the port (EDGECLOUD_DRAIN_SECONDS)")
+    ServingSettings.add_arguments(parser)
     add("--runtime-dir", type=Path, default=None, help="MMS's logs and temporary files (default a new temporary folder)")
     return parser
 
 
 def settings_from(args: argparse.Namespace) -> ReplicaSettings:
-    server = ServerConfig(
-        model_store=args.model_store, inference_port=args.mms_inference_port, management_port=args.mms_management_port,
-        workers=args.workers, batch_size=args.batch_size, max_batch_delay_ms=args.max_batch_delay,
-        job_queue_size=args.job_queue_size, java_heap_mb=args.java_heap, runtime_dir=args.runtime_dir,
-    )  # fmt: skip
+    settings = ServingSettings.from_args(args)
+    settings.check()
+    server = settings.server_config(model_store=args.model_store, inference_port=args.mms_inference_port,
+                                    management_port=args.mms_management_port, runtime_dir=args.runtime_dir)  # fmt: skip
     return ReplicaSettings(server=server, port=args.port, host=args.host, register=list(args.register),
-                           drain_seconds=args.drain_seconds)  # fmt: skip
+                           drain_seconds=settings.drain_seconds)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,8 +206,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SettingError("model_store", f"{args.model_store}: no such folder")
         replica = Replica(settings_from(args))
         replica.start()
+    except SettingError as error:
+        message = f"{flag_of(error.setting)} {error.problem}" if error.setting in FIELDS else str(error)
+        print(f"replica: error: {message}", file=sys.stderr)
+        return 2
     except (ServerError, OSError, KeyError, ValueError) as error:
         print(f"replica: error: {error}", file=sys.stderr)
-        return 2 if isinstance(error, SettingError) else 1
+        return 1
     print(f"replica: serving {', '.join(replica.names) or 'no models'} on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
     return replica.run_until_signalled()

@@ -143,7 +143,7 @@ def test_clipping_scales_down_and_records_it() -> None:
 def test_restart_resumes_the_round_and_records_a_close_that_was_published() -> None:
     store, publisher = MemoryStore(), RecordingPublisher()
     model = FederatedModel("mlp", "1", SPEC, BASE)
-    FederatedService(store, FederatedSettings(min_clients=3), [model], publisher).submit  # opens round 1
+    FederatedService(store, FederatedSettings(min_clients=3), [model], publisher)  # opens round 1
     service = FederatedService(store, FederatedSettings(min_clients=3), [model], publisher)
     assert service.describe("mlp")["round"] == 1
     # Stopped after version 2 was published by round 1 but before the close was stored:

@@ -52,6 +52,15 @@ class StoreTest:
         assert rounds[0].summary == {"clients": 1} and store.updates(following.id) == []
         assert store.current_round("other") is None
 
+    def test_each_update_keeps_its_base_staleness_and_weight(self) -> None:
+        store = self.store()
+        first = store.open_round("m", "5", now=1.0)
+        store.add_update(first.id, update("client-aaaa", 1.0))  # no base given: the round's
+        stale = StoredUpdate("client-bbbb", 3, {"w": np.zeros((2, 3), np.float32)}, 0.0, False, 6.0,
+                             base_version="4", staleness=1, weight=0.5)  # fmt: skip
+        store.add_update(first.id, stale)
+        assert [(u.base_version, u.staleness, u.weight) for u in store.updates(first.id)] == [("5", 0, 1.0), ("4", 1, 0.5)]
+
     def test_refusals_are_kept_per_model(self) -> None:
         store = self.store()
         store.record_refusal(Refusal("m", 1, "client-aaaa", 409, "stale-base: ...", 2.0))
@@ -187,6 +196,31 @@ class TestPostgres(StoreTest):
             self.cluster.start()
         store.add_update(first.id, update("client-aaaa", 1.0))  # the pool reconnects by itself
         assert store.current_round("m").clients == 1
+
+
+def test_a_file_from_before_staleness_is_migrated_at_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    from aggregation.store.sqlite import SQL_CREATE_UPDATES
+
+    path = tmp_path / "old.sqlite"
+    store = SqliteStore(path)
+    first = store.open_round("m", "3", now=1.0)
+    store.close()
+    old_updates = SQL_CREATE_UPDATES.split("base_version TEXT")[0] + "UNIQUE (round_id, client)\n)"
+    with sqlite3.connect(path) as db:  # the updates table as the previous release wrote it
+        db.execute("DROP TABLE update_tensors")
+        db.execute("DROP TABLE updates")
+        db.execute(old_updates)
+        db.execute("INSERT INTO updates (round_id, client, samples, norm, clipped, received_at) VALUES (?, 'client-old1', 2, 1.0, 0, 2.0)",
+                   (first.id,))  # fmt: skip
+    assert "staleness" not in {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(updates)")}
+    migrated = SqliteStore(path)
+    (kept,) = migrated.updates(first.id)
+    assert (kept.client, kept.base_version, kept.staleness, kept.weight) == ("client-old1", "3", 0, 1.0)
+    migrated.add_update(first.id, StoredUpdate("client-new1", 1, {}, 0.0, False, 3.0, base_version="2", staleness=1, weight=0.5))
+    migrated.close()
+    assert [(u.base_version, u.weight) for u in SqliteStore(path).updates(first.id)] == [("3", 1.0), ("2", 0.5)]
 
 
 def test_factory_refuses_unknown_databases() -> None:

@@ -40,6 +40,7 @@ def by_kind(objects: list[dict]) -> dict[str, list[dict]]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_every_rendered_object_passes_strict_schema_validation(kustomization):
     import kubernetes_validate
@@ -55,6 +56,7 @@ def test_every_rendered_object_passes_strict_schema_validation(kustomization):
         assert code == 0, problems
 
 
+@pytest.mark.slow
 def test_the_kserve_check_refuses_unknown_fields_and_wrong_types():
     (service,) = by_kind(render("overlays/kserve"))["InferenceService"]
     predictor = service["spec"]["predictor"]
@@ -161,10 +163,13 @@ def test_image_requirements_carry_pyprojects_pins():
         assert declared.get(name) == version, f"{name}: image {version}, pyproject {declared.get(name)}"
 
 
+# The first-party packages the image carries (build-image.sh copies them); the aggregator's included.
+SERVING_PACKAGES = ("mms_handlers", "registry", "aggregation")
 # Distributions the image's third-party imports come from (mxnet is best effort, never in the image).
 IMPORT_TO_DISTRIBUTION = {"numpy": "numpy", "onnx": "onnx", "onnxruntime": "onnxruntime", "orjson": "orjson",
                           "prometheus_client": "prometheus-client", "model_archiver": "model-archiver",
-                          "mms": "multi-model-server", "psycopg": "psycopg[binary]", "psycopg_pool": "psycopg-pool"}  # fmt: skip
+                          "mms": "multi-model-server", "jsonschema": "jsonschema", "psycopg": "psycopg[binary]",
+                          "psycopg_pool": "psycopg-pool"}  # fmt: skip
 OPTIONAL_IMPORTS = {"mxnet"}
 
 
@@ -173,13 +178,13 @@ def test_image_requirements_cover_every_import_of_the_serving_side():
     import sys
 
     imported: set[str] = set()
-    for path in [*(REPO / "mms_handlers").rglob("*.py"), *(REPO / "aggregation").rglob("*.py")]:
+    for path in (p for package in SERVING_PACKAGES for p in (REPO / package).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 imported |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
-    third_party = imported - set(sys.stdlib_module_names) - {"mms_handlers", "aggregation", "__future__"} - OPTIONAL_IMPORTS
+    third_party = imported - set(sys.stdlib_module_names) - {*SERVING_PACKAGES, "__future__"} - OPTIONAL_IMPORTS
     unknown = third_party - set(IMPORT_TO_DISTRIBUTION)
     assert not unknown, f"mms_handlers imports {sorted(unknown)}: add them to IMPORT_TO_DISTRIBUTION and the image"
     lines = (REPO / "deploy" / "container" / "requirements.txt").read_text().splitlines()

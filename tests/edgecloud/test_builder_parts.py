@@ -29,6 +29,7 @@ def small_dataset():
 # --- data ---------------------------------------------------------------------------------
 
 
+@pytest.mark.keras
 def test_same_seed_same_arrays_other_seed_other_arrays(small_dataset):
     again = make_dataset(SMALL)
     for name in ("x_train", "y_train", "x_val", "y_val"):
@@ -38,6 +39,7 @@ def test_same_seed_same_arrays_other_seed_other_arrays(small_dataset):
     assert not np.array_equal(small_dataset.x_train, other.x_train)
 
 
+@pytest.mark.keras
 def test_split_is_by_person_and_windows_come_from_their_people(small_dataset):
     train = {person.id for person in small_dataset.train_people}
     validation = {person.id for person in small_dataset.validation_people}
@@ -53,6 +55,7 @@ def test_split_is_by_person_and_windows_come_from_their_people(small_dataset):
     assert not np.array_equal(first_train[: SMALL.window], signal[: SMALL.window])
 
 
+@pytest.mark.keras
 def test_people_differ_and_shapes_follow_the_spec(small_dataset):
     people = small_dataset.train_people + small_dataset.validation_people
     assert len({person.heart_rate for person in people}) == len(people)
@@ -118,7 +121,7 @@ def test_beat_period_refuses_impossible_lags():
 # --- templates ----------------------------------------------------------------------------
 
 USER_TEMPLATES = textwrap.dedent(
-    '''
+    """
     import keras
 
     def gru(hp, *, window, horizon):
@@ -151,7 +154,7 @@ USER_TEMPLATES = textwrap.dedent(
         model = keras.Model(inputs, keras.layers.Dense(horizon)(hidden))
         model.compile(optimizer="adam", loss=loss)
         return model
-    '''
+    """
 )
 
 
@@ -167,6 +170,7 @@ def user_templates(tmp_path: Path, monkeypatch) -> str:
     return "user_ecg_templates"
 
 
+@pytest.mark.keras
 def test_template_by_module_path_and_by_entry_point(user_templates):
     from edgecloud.builder import templates
 
@@ -178,6 +182,7 @@ def test_template_by_module_path_and_by_entry_point(user_templates):
     assert by_entry_point.build is by_path.build and by_entry_point.origin.startswith("entry point")
 
 
+@pytest.mark.keras
 def test_builtin_template_builds_a_conv_lstm_model_and_declares_the_searched_hyperparameters():
     import keras_tuner
 
@@ -190,6 +195,7 @@ def test_builtin_template_builds_a_conv_lstm_model_and_declares_the_searched_hyp
     assert model.output_shape == (None, 25)
 
 
+@pytest.mark.keras
 @pytest.mark.parametrize(
     "template, message",
     [
@@ -227,6 +233,7 @@ def test_bad_build_options_exit_2_with_one_line(tmp_path, capsys, options, messa
     assert len(err) == 1 and message in err[0], err
 
 
+@pytest.mark.keras
 def test_a_search_where_every_trial_fails_exits_1_naming_the_error(user_templates, tmp_path, capsys):
     tiny = ["--people", "2", "--validation-people", "1", "--seconds-per-person", "4", "--stride", "50"]
     code = cli(["build", "--template", "user_ecg_templates:fails_to_train", "--trials", "2", "--epochs", "1",

@@ -43,6 +43,14 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
         (["--federated", "metrics"], "--federated metrics: /federated/metrics is the aggregator's Prometheus endpoint"),
         (["--federated", "relu"], "--federated relu: version 1 has no training entry"),
         (["--federated", "mlp", "--register", "relu.mar"], "--federated mlp: mlp.mar is not among"),
+        (["--federated", "mlp", "--rounds", "buffered"], "--buffer must be at least 1 update with --rounds buffered"),
+        (["--federated", "mlp", "--buffer", "4"], "--buffer applies to buffered rounds only: add --rounds buffered"),
+        (["--federated", "mlp", "--max-staleness", "2"], "--max-staleness applies to buffered rounds only"),
+        (["--federated", "mlp", "--rounds", "buffered", "--buffer", "4", "--max-staleness", "-1"],
+         "--max-staleness must be a number of versions >= 0"),
+        (["--federated", "mlp", "--rounds", "buffered", "--buffer", "4", "--min-clients", "2"],
+         "--min-clients applies to synchronous rounds; buffered rounds close with --buffer K"),
+        (["--federated", "mlp", "--client-secret", "/nonexistent/secret"], "--client-secret: cannot read the client secret"),
     ],
 )
 def test_bad_federated_flags_are_one_line_and_exit_2(folders, capsys, extra, fragment) -> None:
@@ -84,3 +92,35 @@ def test_site_mounts_an_api_with_json_statuses_and_a_preflight(tmp_path: Path) -
             urllib.request.urlopen(urllib.request.Request(f"{site.url}/demo/", data=b"x", method="POST"))
         assert not_api.value.code == 405
     assert calls[1] == ("POST", "/federated/mlp/updates", 2, b"{}")
+
+
+def test_token_command_issues_what_the_aggregator_verifies(tmp_path: Path, capsys) -> None:
+    from aggregation.tokens import TokenError, TokenVerifier, pseudonym, read_secret
+
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("x" * 48 + "\n")
+    assert cli(["federated", "token", "--client-secret", str(secret_file), "--login", "alice", "--expires", "2h"]) == 0
+    token = capsys.readouterr().out.strip()
+    client = pseudonym(read_secret(secret_file), "alice")
+    TokenVerifier(read_secret(secret_file)).verify(token, client)
+    with pytest.raises(TokenError, match="expired"):
+        TokenVerifier(read_secret(secret_file), clock=lambda: 2e10).verify(token, client)
+    secret_file.write_text("y" * 48)  # another secret: the old token no longer verifies
+    with pytest.raises(TokenError, match="signature"):
+        TokenVerifier(read_secret(secret_file)).verify(token, client)
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--client", "client-0001", "--expires", "yesterday"], "--expires 'yesterday': give a duration"),
+        (["--client", "client-0001", "--expires", "2001-01-01T00:00:00"], "that is not in the future"),
+        (["--client", "a.b", "--expires", "1d"], "--client: client 'a.b': 8-128 letters"),
+    ],
+)
+def test_bad_token_requests_are_one_line_and_exit_2(tmp_path: Path, capsys, extra, fragment) -> None:
+    (tmp_path / "secret").write_text("x" * 48)
+    assert cli(["federated", "token", "--client-secret", str(tmp_path / "secret"), *extra]) == 2
+    assert fragment in one_error_line(capsys)
+    assert cli(["federated", "token", "--client-secret", str(tmp_path / "missing"), "--client", "client-0001", "--expires", "1d"]) == 2
+    assert "--client-secret: cannot read the client secret" in one_error_line(capsys)

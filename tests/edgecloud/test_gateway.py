@@ -17,6 +17,7 @@ from edgecloud.gateway.haproxy import GatewayLayout, haproxy_config
 from edgecloud.gateway.stack import GatewayOptions, GatewayStack
 from mms_handlers.archive import build_archive
 from mms_handlers.server import ServerConfig
+from mms_handlers.settings import ServingSettings
 from tests import kserve_sdk
 from tests.conftest import free_port
 from tests.mms_handlers import models
@@ -55,7 +56,7 @@ def stack(tmp_path_factory):
     server = ServerConfig(model_store=root / "store", inference_port=base, management_port=base + 1, java_heap_mb=256)
     gateway_port = free_port()
     options = GatewayOptions(server=server, registry=root / "registry", replicas=2, gateway_port=gateway_port,
-                             web_port=free_port(), drain_seconds=3.0)  # fmt: skip
+                             web_port=free_port(), settings=ServingSettings(drain_seconds=3.0))  # fmt: skip
     stack = GatewayStack(options, runtime_dir=root / "run").start()
     yield stack
     stack.stop()

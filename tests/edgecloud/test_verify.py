@@ -18,17 +18,18 @@ import pytest
 
 from edgecloud.runtime_files import download_bytes
 from export.edge.artifact import edge_variant
-from export.manifest import file_entry, graph_inputs, tensor_specs, write_manifest
+from export.manifest import file_entry, write_manifest
 from export.pipeline import SAMPLE_FILE, sample_json
 from export.verify import onnxruntime_runner, parity_inputs
+from tests.builders import describe
 from tests.export import edge_graphs
 
 pytestmark = [pytest.mark.integration]
 
 
-def write_version(registry: Path, name: str, lowered: bool) -> Path:
+def write_version(registry: Path, name: str, lowered: bool, graph=edge_graphs.softmax_middle_axis) -> Path:
     """A registry version for the hand-built Softmax-13 model, as `edgecloud export` lays it out."""
-    model, sample = edge_graphs.softmax_middle_axis()
+    model, sample = graph()
     folder = registry / name / "1"
     folder.mkdir(parents=True)
     onnx.save(model, folder / "model.onnx")
@@ -36,11 +37,8 @@ def write_version(registry: Path, name: str, lowered: bool) -> Path:
     files, edge = edge_variant(
         model, sample, onnxruntime_runner(model), parity_inputs(sample), folder, "model.onnx", enabled=lowered
     )
-    manifest = {
-        "name": name, "version": "1", "inputs": tensor_specs(graph_inputs(model)),
-        "outputs": tensor_specs(list(model.graph.output)), "cloud": {"file": "model.onnx"}, "edge": edge,
-        "files": {"model.onnx": file_entry(folder / "model.onnx"), SAMPLE_FILE: file_entry(folder / SAMPLE_FILE), **files},
-    }  # fmt: skip
+    files = {"model.onnx": file_entry(folder / "model.onnx"), SAMPLE_FILE: file_entry(folder / SAMPLE_FILE), **files}
+    manifest = describe(folder, name, model, files, edge)
     write_manifest(folder, manifest)
     return folder
 
@@ -68,6 +66,28 @@ def test_verify_fails_on_a_silent_onnxjs_mismatch(tmp_path):
     assert verified["file"] == "model.onnx"
     ranked = [(row["runtime"], row["backend"]) for row in json.loads((folder / "model.json").read_text())["edge"]["ranking"]]
     assert ("onnxjs", "cpu") not in ranked and ("onnxruntime-web", "wasm") in ranked  # a mismatch is never ranked
+
+
+def relu_softmax_neg() -> tuple[onnx.ModelProto, dict]:
+    """Relu → Softmax-13 over a middle axis (ONNX.js's silent bug) → Neg: the mismatch starts in the middle."""
+    model, sample = edge_graphs.softmax_middle_axis()
+    softmax = model.graph.node[0]
+    softmax.name, softmax.input[0], softmax.output[0] = "the-softmax", "r", "s"
+    model.graph.node.insert(0, onnx.helper.make_node("Relu", ["x"], ["r"], name="pre"))
+    model.graph.node.append(onnx.helper.make_node("Neg", ["s"], ["y"], name="post"))
+    return model, sample
+
+
+def test_verify_names_the_first_operator_that_differs(tmp_path):
+    folder = write_version(tmp_path, "middle_softmax", lowered=False, graph=relu_softmax_neg)
+    result = verify(str(folder), "--random", "1", "--repeats", "1")
+    assert result.returncode == 1, result.stderr
+    assert "MISMATCH: first differs at Softmax 'the-softmax' (output 's'" in result.stdout, result.stdout
+    assert "first at Softmax 'the-softmax'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    cpu = next(row for row in json.loads((folder / "model.json").read_text())["edge"]["verified"]["results"]
+               if row["backend"] == "cpu")  # fmt: skip
+    assert cpu["first_difference"].startswith("Softmax 'the-softmax'"), cpu
+    assert sorted(path.name for path in folder.iterdir()) == ["model.json", "model.onnx", "sample.json"]  # nothing left behind
 
 
 def test_verify_passes_on_the_lowered_file_and_keeps_hashes_right(tmp_path):

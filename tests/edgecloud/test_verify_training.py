@@ -14,9 +14,9 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from edgecloud.train_verify import verify_training
 from export.manifest import file_entry, read_manifest, write_manifest
 from export.pipeline import SAMPLE_FILE, sample_json
-from edgecloud.train_verify import verify_training
 from tests.web.registry_models import fitted_forecaster, write_version
 from tests.web.train_fixture import make_trainable
 

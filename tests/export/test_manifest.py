@@ -8,7 +8,8 @@ import json
 import onnx
 from onnx import TensorProto, helper
 
-from export.manifest import file_entry, graph_inputs, tensor_specs, update_latest, write_manifest
+from export.manifest import file_entry, graph_inputs, tensor_specs, update_latest
+from tests.builders import write_version_dir
 
 
 def _model() -> onnx.ModelProto:
@@ -30,8 +31,7 @@ def test_file_entry_and_latest(tmp_path):
     path.write_bytes(b"abc")
     assert file_entry(path) == {"sha256": hashlib.sha256(b"abc").hexdigest(), "size": 3}
     for version in ("1", "2", "10"):
-        (tmp_path / "m" / version).mkdir(parents=True)
-        write_manifest(tmp_path / "m" / version, {"name": "m", "version": version})
+        write_version_dir(tmp_path / "m" / version, name="m")
     (tmp_path / "m" / "11").mkdir()  # no model.json yet: not a version
     latest = json.loads(update_latest(tmp_path / "m").read_text())
     assert latest == {"name": "m", "version": "10", "manifest": "10/model.json", "versions": ["1", "2", "10"]}

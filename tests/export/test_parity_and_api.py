@@ -38,7 +38,7 @@ def test_float_failure_names_the_output_and_the_figure():
     feeds = [{"x": np.zeros((1, 2), dtype="float32")}]
     want = {"ok": np.zeros(2, dtype="float32"), "bad": np.zeros(2, dtype="float32")}
     got = {"ok": np.zeros(2, dtype="float32"), "bad": np.array([0.0, 0.003], dtype="float32")}
-    with pytest.raises(ParityError, match=r"output 'bad' differs by 0\.003 \(tolerance 1e-05\)"):
+    with pytest.raises(ParityError, match=r"output 'bad' differs by 0\.003 \(\|diff\| <= 0\.0001 \+ 0\.001\*\|reference\|\)"):
         require(compare(constant_runner(want), constant_runner(got), feeds), against="torch")
 
 
@@ -46,12 +46,12 @@ def test_float_failure_names_the_output_and_the_figure():
 def test_parity_failure_through_the_cli_is_exit_1_with_the_figure(zoo_model, tmp_path, capsys):
     model_path, sample_path = zoo_model("torch_conv1d_torchscript")
     code = cli(["export", str(model_path), "--sample", str(sample_path), "--name", "strict", "--out", str(tmp_path),
-                "--tolerance", "0"])  # fmt: skip
+                "--atol", "0", "--rtol", "0"])  # fmt: skip
     error = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("export: ")]
     assert code == 1
     assert len(error) == 1
     assert error[0].startswith("edgecloud export: error: parity failed against torch ")
-    assert "output 'output' differs by " in error[0] and "(tolerance 0)" in error[0]
+    assert "output 'output' differs by " in error[0] and "(|diff| <= 0 + 0*|reference|)" in error[0]
     assert not (tmp_path / "strict").exists()
 
 

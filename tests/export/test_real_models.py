@@ -17,12 +17,11 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, numpy_helper
-from onnx.reference import ReferenceEvaluator
 
 from edgecloud.cli import main as cli
 from edgecloud.edge_verify import verify_version
 from export.edge.passes import conv1d
+from export.parity import DEFAULT
 from export.verify import compare, onnxruntime_runner, parity_inputs
 from tests.export.real_models import MODELS, SLOW_MODELS, RealModel, missing
 
@@ -31,9 +30,7 @@ BY_NAME = {model.name: model for model in SUITE}
 ONNXJS_BACKENDS = ("cpu", "wasm")
 # webgl runs on SwiftShader here: minutes per 224×224 convnet on 2 cores, so the suite leaves it out.
 TARGETS = [("onnxjs", "cpu"), ("onnxjs", "wasm"), ("onnxruntime-web", "wasm")]
-EXPORTED: dict[str, Path] = {}
-VERIFIED: dict[str, dict] = {}
-SERVED: dict[str, dict] = {}
+EXPORTED: dict[str, Path] = {}  # a cache: each export runs once per session, whichever test asks first
 MMS_REQUESTS = 5  # the sample and four random inputs like it
 
 
@@ -60,6 +57,7 @@ def exported(model: RealModel, registry: Path) -> Path:
     return EXPORTED[model.name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_real_model_imports_and_lowers_with_parity(name, real_registry):
     version = exported(BY_NAME[name], real_registry)
@@ -67,45 +65,34 @@ def test_real_model_imports_and_lowers_with_parity(name, real_registry):
     assert manifest["source"]["framework"] == "onnx"
     assert manifest["parity"]["source_vs_onnxruntime"]["passed"]
     edge = manifest["edge"]
-    assert all(record["max_abs_diff"] <= 1e-5 for record in edge["passes"] if record["applied"])
+    assert all(record["ratio"] <= 1 for record in edge["passes"] if record["applied"])  # the criterion, docs/parity.md
     if edge["lowered"]:
-        assert manifest["files"]["model.edge.onnx"]["parity"]["source_vs_onnxruntime"]["max_abs_diff"] <= 1e-5
+        assert manifest["files"]["model.edge.onnx"]["parity"]["source_vs_onnxruntime"]["passed"]
     if edge["runtime"] == "onnxruntime-web":  # the blocking operators are named, per backend
         assert all(edge["blockers"][backend] for backend in ONNXJS_BACKENDS), edge["blockers"]
 
 
+@pytest.fixture(scope="module")
+def verified_real_models(real_registry, browser_context) -> dict[str, dict]:
+    """Every real model verified in Chromium once (its rows, edge entry and failures), for the
+    per-model tests and the table alike: no test depends on another having run."""
+    found = {}
+    for name in sorted(BY_NAME):
+        version = exported(BY_NAME[name], real_registry)
+        report = verify_version(version, random_inputs=1, repeats=3, context=browser_context, targets=TARGETS, cloud_file=False)
+        found[name] = {"rows": {(row["runtime"], row["backend"]): row for row in report.rows}, "failures": report.failures,
+                       "edge": json.loads((version / "model.json").read_text())["edge"]}  # fmt: skip
+    return found
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(BY_NAME))
-def test_real_model_runs_in_chromium(name, real_registry, browser_context):
-    version = exported(BY_NAME[name], real_registry)
-    report = verify_version(version, random_inputs=1, repeats=3, context=browser_context, targets=TARGETS, cloud_file=False)
-    rows = {(row["runtime"], row["backend"]): row for row in report.rows}
-    edge = json.loads((version / "model.json").read_text())["edge"]
-    VERIFIED[name] = {"rows": rows, "edge": edge}
-    assert report.failures == [], report.failures  # nothing that runs may differ by > 1e-4: no silent mismatch
+def test_real_model_runs_in_chromium(name, verified_real_models):
+    rows, edge, failures = (verified_real_models[name][key] for key in ("rows", "edge", "failures"))
+    assert failures == [], failures  # nothing that runs may differ by > 1e-4: no silent mismatch
     assert rows[("onnxruntime-web", "wasm")]["passed"], rows[("onnxruntime-web", "wasm")]
     claimed = [backend for backend in edge["backends"] if backend in ONNXJS_BACKENDS]
     assert all(rows[("onnxjs", backend)]["passed"] for backend in claimed), (claimed, rows)
-
-
-def in_float64(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The same graph computing in float64 (float32 weights are exact in it): a reference for rounding."""
-    wide = copy.deepcopy(model)
-    widen = lambda t: t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float64), t.name))  # noqa: E731
-    for tensor in wide.graph.initializer:
-        if tensor.data_type == TensorProto.FLOAT:
-            widen(tensor)
-    for node in wide.graph.node:
-        for entry in node.attribute:
-            if entry.name == "to" and entry.i == TensorProto.FLOAT:
-                entry.i = TensorProto.DOUBLE
-            elif entry.type == onnx.AttributeProto.TENSOR and entry.t.data_type == TensorProto.FLOAT:
-                widen(entry.t)
-    for value in [*wide.graph.input, *wide.graph.output]:
-        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
-            value.type.tensor_type.elem_type = TensorProto.DOUBLE
-    del wide.graph.value_info[:]
-    return wide
 
 
 def onnxruntime_at(model: onnx.ModelProto, level: ort.GraphOptimizationLevel):
@@ -116,32 +103,27 @@ def onnxruntime_at(model: onnx.ModelProto, level: ort.GraphOptimizationLevel):
     return lambda feeds: dict(zip(names, session.run(names, feeds)))
 
 
-def test_silero_conv1d_rewrite_is_exact_and_only_onnxruntimes_nchwc_kernels_tell_it_apart(real_registry):
-    """Why silero-vad (16k_op15) stays on onnxruntime-web: the 1-D → 2-D Conv rewrite is refused at
-    3e-5 > 1e-5, yet it is exact. With layout optimizations off onnxruntime gives both files the same
-    numbers bit for bit; with them on (the default) it runs 2-D convolutions, and only those, through
-    its NCHWc kernels, which sum in another order. The recurrent state is ill-conditioned enough for
-    that to reach 3e-5, and against a float64 evaluation of the same graph the 2-D file is no worse."""
+def test_silero_conv1d_rewrite_is_exact_and_kept_under_the_parity_criterion(real_registry):
+    """silero-vad (16k_op15): the 1-D → 2-D Conv rewrite is exact: with layout optimizations off
+    onnxruntime gives both files the same numbers bit for bit. With them on (the default) it runs
+    2-D convolutions, and only those, through its NCHWc kernels, which sum in another order, and the
+    ill-conditioned recurrent state moves by a few 1e-5: float32 rounding, which the criterion
+    (docs/parity.md) passes, so the export keeps the rewrite. The old absolute 1e-5 rule refused it,
+    and which of the two files lies nearer a float64 evaluation flips between processors: no test
+    asserts that ordering."""
     version = exported(BY_NAME["silero-vad"], real_registry)
-    refused = next(r for r in json.loads((version / "model.json").read_text())["edge"]["passes"] if r["name"] == "conv1d-to-2d")
-    assert not refused["applied"] and refused["max_abs_diff"] > 1e-5
-    narrow = onnx.load(version / "model.edge.onnx")  # everything else lowered, Convs still 1-D
+    record = next(r for r in json.loads((version / "model.json").read_text())["edge"]["passes"] if r["name"] == "conv1d-to-2d")
+    assert record["applied"] and record["ratio"] <= 1, record
+    narrow = onnx.load(version / "model.onnx")  # the cloud file: Convs 1-D
     sample = BY_NAME["silero-vad"].sample()
     wide = conv1d.run(copy.deepcopy(narrow), sample)
     inputs = parity_inputs(sample, count=8)
     levels = ort.GraphOptimizationLevel
     same_kernels = compare(onnxruntime_at(narrow, levels.ORT_ENABLE_EXTENDED), onnxruntime_at(wide, levels.ORT_ENABLE_EXTENDED), inputs)
     assert same_kernels.max_abs_diff == 0.0, same_kernels.per_output
-    default = compare(onnxruntime_at(narrow, levels.ORT_ENABLE_ALL), onnxruntime_at(wide, levels.ORT_ENABLE_ALL), inputs)
-    assert default.per_output["output"] <= 1e-6 < 1e-5 < default.per_output["stateN"], default.per_output
-    exact = ReferenceEvaluator(in_float64(narrow))
-    float64 = lambda feeds: dict(zip(exact.output_names, exact.run(None, {k: v.astype(np.float64) for k, v in feeds.items()})))  # noqa: E731
-    with np.errstate(over="ignore", invalid="ignore"):  # the reference's Sigmoid evaluates both branches
-        off_1d = compare(float64, onnxruntime_at(narrow, levels.ORT_ENABLE_ALL), inputs).per_output["stateN"]
-        off_2d = compare(float64, onnxruntime_at(wide, levels.ORT_ENABLE_ALL), inputs).per_output["stateN"]
-    print(f"\nsilero-vad stateN: 1-D vs 2-D file {default.per_output['stateN']:.2e} (layout optimizations off: 0);"
-          f" vs float64: 1-D {off_1d:.2e}, 2-D {off_2d:.2e}")  # fmt: skip
-    assert off_1d > 1e-5 and off_2d <= off_1d
+    default = compare(onnxruntime_at(narrow, levels.ORT_ENABLE_ALL), onnxruntime_at(wide, levels.ORT_ENABLE_ALL), inputs, DEFAULT)
+    print(f"\nsilero-vad 1-D vs 2-D file: {default.per_output} ({default.ratio:.2g}x of what the criterion allows)")
+    assert default.passed, default.as_json()
 
 
 @pytest.fixture(scope="module")
@@ -162,44 +144,51 @@ def predict(mms, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarra
         return {key: np.asarray(value) for key, value in json.loads(response.read())["outputs"].items()}
 
 
+@pytest.fixture(scope="module")
+def served_figures(real_registry, served_real_models) -> dict[str, dict]:
+    """MMS against onnxruntime on each real model (worst |diff|, median ms), measured once."""
+    found = {}
+    for name in sorted(BY_NAME):
+        version = exported(BY_NAME[name], real_registry)
+        signature = [spec["name"] for spec in json.loads((version / "model.json").read_text())["inputs"]]
+        sample = BY_NAME[name].sample()
+        sample = {key: value for key, value in sample.items() if key in signature} if isinstance(sample, dict) else {signature[0]: sample}
+        reference = onnxruntime_runner(str(version / "model.onnx"))
+        worst, timings = 0.0, []
+        for feeds in parity_inputs(sample, count=MMS_REQUESTS - 1):
+            start = time.perf_counter()
+            answer = predict(served_real_models, name, feeds)
+            timings.append((time.perf_counter() - start) * 1000)
+            for output, want in reference(feeds).items():
+                worst = max(worst, float(np.max(np.abs(answer[output].astype(np.float64) - want))))
+        found[name] = {"max_abs_diff": worst, "median_ms": statistics.median(timings)}
+    return found
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("name", sorted(BY_NAME))
-def test_real_model_serves_on_mms_as_onnxruntime(name, real_registry, served_real_models):
-    version = exported(BY_NAME[name], real_registry)
-    signature = [spec["name"] for spec in json.loads((version / "model.json").read_text())["inputs"]]
-    sample = BY_NAME[name].sample()
-    sample = {key: value for key, value in sample.items() if key in signature} if isinstance(sample, dict) else {signature[0]: sample}
-    reference = onnxruntime_runner(str(version / "model.onnx"))
-    worst, timings = 0.0, []
-    for feeds in parity_inputs(sample, count=MMS_REQUESTS - 1):
-        start = time.perf_counter()
-        answer = predict(served_real_models, name, feeds)
-        timings.append((time.perf_counter() - start) * 1000)
-        for output, want in reference(feeds).items():
-            worst = max(worst, float(np.max(np.abs(answer[output].astype(np.float64) - want))))
-    SERVED[name] = {"max_abs_diff": worst, "median_ms": statistics.median(timings)}
-    assert worst <= 1e-5, (name, worst)
+def test_real_model_serves_on_mms_as_onnxruntime(name, served_figures):
+    assert served_figures[name]["max_abs_diff"] <= 1e-5, (name, served_figures[name])
 
 
 @pytest.mark.integration
-def test_real_model_table():
-    assert set(VERIFIED) == set(BY_NAME) == set(SERVED), "run the whole module: the table needs every model"
+def test_real_model_table(verified_real_models, served_figures):
     assert len({model.wheel.split("==")[0] for model in SUITE}) >= 4 and len(SUITE) >= 6
     assert len({model.exporter.split()[0] for model in SUITE}) >= 4
     lines = [f"{'model':18} {'exporter':28} {'runtime':16} {'ran it (median ms)':60} {'max |diff|':>10}"
              f" {'MMS |diff|':>10} {'MMS ms':>7}"]  # fmt: skip
     on_onnxjs = 0
-    for name in sorted(VERIFIED):
-        rows, edge = VERIFIED[name]["rows"], VERIFIED[name]["edge"]
+    for name in sorted(verified_real_models):
+        rows, edge = verified_real_models[name]["rows"], verified_real_models[name]["edge"]
         ran = [f"{runtime}/{backend} {row['median_ms']:.0f}" for (runtime, backend), row in rows.items() if row["passed"]]
         best = edge["runtime"]
         on_onnxjs += best == "onnxjs" and all(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS)
         diff = max(row["max_abs_diff"] for row in rows.values() if row["passed"])
-        served = SERVED[name]
+        served = served_figures[name]
         lines.append(f"{name:18} {BY_NAME[name].exporter:28} {best:16} {', '.join(ran):60} {diff:10.2e}"
                      f" {served['max_abs_diff']:10.2e} {served['median_ms']:7.1f}")  # fmt: skip
         if best != "onnxjs":
             lines.append(f"{'':18} blocked on ONNX.js cpu by: {'; '.join(edge['blockers']['cpu'])[:150]}")
-    lines.append(f"on ONNX.js (cpu+wasm): {on_onnxjs}/{len(VERIFIED)}; on onnxruntime-web: {len(VERIFIED)}/{len(VERIFIED)};"
-                 f" on MMS (= onnxruntime ≤ 1e-5): {len(SERVED)}/{len(VERIFIED)}")
+    lines.append(f"on ONNX.js (cpu+wasm): {on_onnxjs}/{len(verified_real_models)}; on onnxruntime-web: {len(verified_real_models)}/{len(verified_real_models)};"
+                 f" on MMS (= onnxruntime ≤ 1e-5): {len(served_figures)}/{len(verified_real_models)}")
     print("\n" + "\n".join(lines))

@@ -47,6 +47,7 @@ def test_python_api_refuses_to_unpickle_unless_asked(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.sklearn
 def test_the_flag_is_the_only_difference(tmp_path, capsys):
     """Proof the refusal above is the flag's doing: with it, the same file is unpickled (its code runs)."""
     pytest.importorskip("joblib")

@@ -12,7 +12,8 @@ import pytest
 
 from edgecloud.cli import main as cli
 from tests.export.conftest import ZOO_PARITY
-from tests.export.zoo import ZOO, export_flags
+from tests.export.zoo import ZOO
+
 
 def zoo_params():
     return [pytest.param(name, marks=getattr(pytest.mark, entry.framework)) for name, entry in ZOO.items()]
@@ -26,14 +27,12 @@ def zoo_registry(workdir: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", zoo_params())
-def test_zoo_model_exports_with_parity(name, zoo_model, zoo_registry, capsys):
+def test_zoo_model_exports_with_parity(name, zoo_model, zoo_export):
     model_path, sample_path = zoo_model(name)
     entry = ZOO[name]
-    code = cli(["export", str(model_path), "--sample", str(sample_path), "--name", name, "--out", str(zoo_registry),
-                *export_flags(entry.framework)])  # fmt: skip
-    assert code == 0, capsys.readouterr().err
+    code, err, version_dir = zoo_export(name)
+    assert code == 0, err
 
-    version_dir = zoo_registry / name / "1"
     manifest = json.loads((version_dir / "model.json").read_text())
     assert manifest["source"]["framework"] == entry.framework
     assert manifest["source"]["framework_version"]

@@ -109,7 +109,7 @@ def test_handler_batch_mixes_formats_and_fails_one_request_alone(mlp_service, mo
         assert len(context.metric(name)) in (3, 5) and all(value >= 0 for value, _ in context.metric(name))
 
 
-def test_default_metrics_are_per_handler_call_and_none_at_batch_size_1(mlp_service, monkeypatch):
+def test_default_metrics_are_per_handler_call_and_none_for_a_lone_request(mlp_service, monkeypatch):
     monkeypatch.delenv(REQUEST_METRICS_ENV, raising=False)
     service, version_dir = mlp_service
     body = {"body": json.dumps({"inputs": {"x": [[1.0, 2.0, 3.0, 4.0]]}}).encode()}
@@ -117,15 +117,16 @@ def test_default_metrics_are_per_handler_call_and_none_at_batch_size_1(mlp_servi
     service.handle_batch([body] * 3, context)
     assert sorted(metric.name for metric in context.metrics.store) == ["BatchSize", "EngineRuns"]
     assert [value for value, _ in context.metric("BatchSize")] == [3]
-    try:
-        service.batch_size = 1  # as MMS registers a model without batching
-        context = StubContext(version_dir, ["application/json"])
-        service.handle_batch([body], context)
-    finally:
-        service.batch_size = 8
+    context = StubContext(version_dir, ["application/json"])  # alone, at any batch size
+    service.handle_batch([body], context)
     assert context.metrics.store == []
+    monkeypatch.setenv(REQUEST_METRICS_ENV, "1")  # a replica's /metrics counts every call
+    context = StubContext(version_dir, ["application/json"])
+    service.handle_batch([body], context)
+    assert [value for value, _ in context.metric("BatchSize")] == [1]
 
 
+@pytest.mark.mxnet
 def test_mxnet_engine_matches_onnxruntime(tmp_path):
     version_dir = models.mlp(tmp_path)
     (version_dir / ENGINE_FILE).write_text(json.dumps({"engine": "mxnet"}))

@@ -68,7 +68,7 @@ def served(tmp_path_factory):
     )  # fmt: skip
     with MmsServer(config) as server:
         server.register("mlp.mar", batch_size=BATCH, max_batch_delay_ms=100)
-        server.register("pair.mar")
+        server.register("pair.mar", batch_size=1)
         server.wait_until_healthy()
         server.workers_at_start = {name: worker_ids(server, name) for name in ("mlp", "pair")}
         server.worker_pids_at_start = server.worker_pids()
@@ -192,6 +192,20 @@ def test_after_the_error_matrix_the_workers_are_untouched(served):
     log = (served.log_dir / "mms_log.log").read_text()
     assert "Worker died" not in log and "Backend worker process died" not in log
     assert post(served, "mlp", b"[[1, 2, 3, 4]]").status == 200
+
+
+def test_requests_go_through_our_frame_reader_and_leave_no_log_line_each_but_error_counts_stay(served):
+    """The workers swapped in mms_handlers.wire's frame reader at load (so every test here ran through it) and left
+    out MMS's PredictionTime line; log4j2.xml drops MMS's per-request lines (Backend response time, Requests2XX)
+    but keeps the error matrix's Requests4XX."""
+    for _ in range(5):
+        assert post(served, "pair", json.dumps({"inputs": {"a": [[1.5, 2.5]], "n": [[4]]}}).encode()).status == 200
+    log = (served.log_dir / "mms_log.log").read_text()
+    assert log.count("MMS worker functions swapped by mms_handlers.worker_hooks: retrieve_msg, emit_metrics") == 2
+    assert "Backend response time" not in log
+    metrics = (served.log_dir / "mms_metrics.log").read_text()
+    assert "Requests4XX" in metrics and "Requests2XX" not in metrics
+    assert "PredictionTime" not in (served.log_dir / "model_metrics.log").read_text()
 
 
 def test_concurrent_clients_form_batches_with_unbatched_answers(served):

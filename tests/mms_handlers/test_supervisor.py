@@ -12,9 +12,8 @@ import urllib.request
 import pytest
 
 from mms_handlers.archive import build_archive
-from mms_handlers.process_group import group_members
+from mms_handlers.process_group import group_members, model_of
 from mms_handlers.server import MmsServer, ServerConfig
-from mms_handlers.process_group import model_of
 from tests.conftest import free_port
 
 from . import models

@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from registry import LATEST_NAME, MANIFEST_NAME, Registry, RegistryError, file_digest
 

@@ -11,8 +11,18 @@ import pytest
 
 from mms_handlers.archive import build_archive
 
+from .registry_models import (
+    batch_of_one,
+    fitted_forecaster,
+    heavy_model,
+    lstm_model,
+    pinned_to_one_row,
+    tamper,
+    three_d,
+    verified_table,
+    write_version,
+)
 from .train_fixture import make_trainable
-from .registry_models import batch_of_one, fitted_forecaster, heavy_model, lstm_model, pinned_to_one_row, tamper, three_d, verified_table, write_version
 
 FORECASTER = "web_fc"
 LSTM_MARKED_ORT = "web_lstm_ort"

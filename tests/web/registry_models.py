@@ -15,15 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from export.manifest import (
-    SCHEMA_VERSION,
-    default_opset,
-    file_entry,
-    graph_inputs,
-    tensor_specs,
-    update_latest,
-    write_manifest,
-)
+from export.manifest import file_entry, graph_inputs, tensor_specs, update_latest, write_manifest
+from tests.builders import describe, edge_entry
 
 OPSET = 13
 IR_VERSION = 8  # onnx 1.23 stamps IR 14, which onnxruntime 1.31 refuses
@@ -168,28 +161,17 @@ def write_version(
         shutil.rmtree(version_dir)
     version_dir.mkdir(parents=True)
     onnx.save(model, version_dir / "model.onnx")
-    files = {"model.onnx": {**file_entry(version_dir / "model.onnx"), "role": "cloud+edge"}}
-    edge_file = "model.onnx"
+    files = {"model.onnx": file_entry(version_dir / "model.onnx", role="cloud+edge")}
+    edge_file, pinned = "model.onnx", None
     if edge_model is not None:
         edge_file = "model.edge.onnx"
         onnx.save(edge_model, version_dir / edge_file)
-        files = {"model.onnx": {**files["model.onnx"], "role": "cloud"},
-                 edge_file: {**file_entry(version_dir / edge_file), "role": "edge"}}  # fmt: skip
-    manifest = {
-        "schema": SCHEMA_VERSION,
-        "name": name,
-        "version": version,
-        "source": {"framework": "onnx", "framework_version": onnx.__version__, "file": "model.onnx"},
-        "opset": default_opset(model),
-        "ir_version": model.ir_version,
-        "inputs": tensor_specs(graph_inputs(model)),
-        "outputs": tensor_specs(list(model.graph.output)),
-        "files": files,
-        "cloud": {"file": "model.onnx"},
-        "edge": {"file": edge_file, "runtime": runtime, "passes": [], "verified": verified or {}},
-    }
-    if edge_model is not None and tensor_specs(graph_inputs(edge_model)) != manifest["inputs"]:
-        manifest["edge"]["inputs"] = tensor_specs(graph_inputs(edge_model))  # as export/edge/artifact.py records pinning
+        files = {"model.onnx": file_entry(version_dir / "model.onnx", role="cloud"),
+                 edge_file: file_entry(version_dir / edge_file, role="edge")}  # fmt: skip
+        if tensor_specs(graph_inputs(edge_model)) != tensor_specs(graph_inputs(model)):
+            pinned = tensor_specs(graph_inputs(edge_model))  # as export/edge/artifact.py records pinning
+    edge = edge_entry(edge_file, runtime, verified=verified, inputs=pinned)
+    manifest = describe(version_dir, name, model, files, edge)
     write_manifest(version_dir, manifest)
     update_latest(version_dir.parent)
     return version_dir

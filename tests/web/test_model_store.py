@@ -3,7 +3,6 @@ only when the device allows a check (online, no data saver, not 2g, battery)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -251,7 +251,7 @@ def test_a_model_without_training_cannot_be_personalised(trainer):
     trainer.create(FORECASTER)
     x, y = person(4)
     result = trainer.personalize(x, y)
-    assert result["code"] == "bad-input" and "has no \"training\" entry" in result["error"]
+    assert result["code"] == "bad-input" and 'has no "training" entry' in result["error"]
     assert trainer.page.evaluate("() => window.handler.personalization()") is None
 
 

@@ -2,6 +2,8 @@
 
 The same model run on the main thread (ONNX.js cpu in the page, through the harness) shows the
 measurement can see a freeze: there one MatMul blocks every timer for its whole duration.
+Nothing is compared with a fixed time or a nominal tick rate (a loaded machine delays every
+timer): the worker run is judged against the main-thread run measured the same way moments later.
 """
 
 from __future__ import annotations
@@ -17,18 +19,25 @@ MEASURE = """async ({ feeds, where }) => {
   let last = performance.now();
   let maxGap = 0;
   let ticks = 0;
+  let running = false;
   const timer = setInterval(() => {
     const now = performance.now();
-    maxGap = Math.max(maxGap, now - last);
+    if (running) {
+      maxGap = Math.max(maxGap, now - last);
+      ticks += 1;
+    }
     last = now;
-    ticks += 1;
   }, 10);
   await new Promise((resolve) => setTimeout(resolve, 50));  // let the timer settle
   const start = performance.now();
+  last = start;
+  running = true;
   const result = where === 'worker'
     ? await window.handler.predict(feeds, { privacy: 'local-only' })
     : await window.harness.runOnnxjs({ modelUrl: '/models/web_heavy/1/model.onnx', backend: 'cpu', feeds, inputNames: ['x'] });
   const duration = performance.now() - start;
+  running = false;
+  maxGap = Math.max(maxGap, performance.now() - last);  // a freeze that lasted to the end
   await new Promise((resolve) => setTimeout(resolve, 30));
   clearInterval(timer);
   return { duration, maxGap, ticks, ranOn: result.ranOn ?? 'main thread', error: result.error ?? null };
@@ -51,10 +60,9 @@ def test_the_main_thread_keeps_ticking_while_a_heavy_model_runs(driver, web_mode
     print(f"\nbatch {batch}\nworker: {in_worker}\nmain thread: {on_main}")
 
     assert in_worker["ranOn"] == "edge" and on_main["error"] is None
-    assert in_worker["duration"] >= 150, "the model must be heavy enough for the test to mean something"
-    # In the worker, timers keep firing all along: no gap near the inference's length.
-    assert in_worker["maxGap"] < in_worker["duration"] / 4
-    assert in_worker["ticks"] >= in_worker["duration"] / 10 / 4
-    # On the main thread the same work freezes the page for at least one of its two MatMuls.
+    # On the main thread the same work freezes the page for at least one of its two MatMuls ...
     assert on_main["maxGap"] > on_main["duration"] / 3
+    # ... while with the worker timers keep firing during the inference, with no gap near that freeze.
+    assert in_worker["ticks"] >= 3
+    assert in_worker["maxGap"] < on_main["maxGap"] / 2
     assert driver.page.errors == []

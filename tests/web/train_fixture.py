@@ -17,6 +17,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from export.manifest import file_entry, read_manifest, write_manifest
+from registry import model_json
 
 from .registry_models import HORIZON, WINDOW
 
@@ -101,13 +102,10 @@ def make_trainable(version_dir: Path, batch: int = BATCH) -> dict[str, Any]:
     inference_files = sorted({manifest["cloud"]["file"], manifest["edge"]["file"]})
     models = {name: onnx.load(version_dir / name) for name in inference_files}
     shapes = {"W": [WINDOW, HORIZON], "b": [HORIZON]}
-    manifest["files"]["train.onnx"] = {**file_entry(version_dir / "train.onnx"), "role": "train"}
-    manifest["training"] = {
-        "file": "train.onnx",
-        "edge": {"file": "train.onnx", "runtime": "onnxjs", "backends": ["cpu", "wasm"], "lowered": False,
-                 "passes": [], "blockers": {}, "verified": {}},  # fmt: skip
-        "trainable": "head",
-        "batch_size": batch,
+    manifest["files"]["train.onnx"] = file_entry(version_dir / "train.onnx", role="train")
+    edge = model_json.edge(file="train.onnx", runtime="onnxjs", lowered=False, passes=[], blockers={},
+                           backends=["cpu", "wasm"])  # fmt: skip
+    names = {
         "parameters": [
             {"name": n, "shape": shapes[n], "dtype": "float32", "input": f"param.{n}", "output": f"new.{n}",
              "locations": {f: locate(version_dir / f, models[f], n) for f in inference_files}}  # fmt: skip
@@ -126,10 +124,13 @@ def make_trainable(version_dir: Path, batch: int = BATCH) -> dict[str, Any]:
             "learning_rate": "learning_rate",
         },
         "outputs": {"loss": "loss"},
-        "loss": {"kind": "mse", "inferred": True},
-        "optimizer": {"kind": "sgd", "flavor": "numpy", "learning_rate": LEARNING_RATE, "momentum": MOMENTUM},
-        "parity": {"against": "plumbing fixture (tests/web/train_fixture.py)", "passed": True},
     }
+    manifest["training"] = model_json.training(
+        file="train.onnx", edge=edge, trainable="head", batch_size=batch, names=names,
+        loss={"kind": "mse", "inferred": True},
+        optimizer={"kind": "sgd", "flavor": "numpy", "learning_rate": LEARNING_RATE, "momentum": MOMENTUM},
+        parity={"against": "plumbing fixture (tests/web/train_fixture.py)", "passed": True},
+    )  # fmt: skip
     write_manifest(version_dir, manifest)
     return manifest
 

@@ -3,6 +3,7 @@
 
 export const CODES = Object.freeze({
   BAD_INPUT: 'bad-input', // the request itself is wrong (the page's check, or our MMS handler's 4xx): never a reason to fall back
+  BAD_MODEL: 'bad-model', // the registry's model.json / latest.json is not what the schema says (manifest-check.js)
   EDGE_UNAVAILABLE: 'edge-unavailable', // no edge runtime could load the model (or none is marked)
   EDGE_INTEGRITY: 'edge-integrity', // the model file's SHA-256 does not match model.json
   EDGE_ERROR: 'edge-error', // the edge runtime threw while running

@@ -4,6 +4,7 @@
 // so a page opened offline still has its model.
 
 import { CODES, EdgecloudError } from './errors.js';
+import { checkLatest, checkManifest } from './manifest-check.js';
 import { fetchJson } from './registry.js';
 
 export const CACHE_NAME = 'edgecloud-models-v1';
@@ -36,9 +37,8 @@ export class ModelStore {
 
   /** The version latest.json names now (always asks the server, bypassing the HTTP cache). */
   async latestVersion() {
-    const latest = await fetchJson(new URL('latest.json', this.base).href, { cache: 'no-store' });
-    if (latest.version === undefined) throw new Error(`${this.base}latest.json names no version`);
-    return String(latest.version);
+    const url = new URL('latest.json', this.base).href;
+    return checkLatest(await fetchJson(url, { cache: 'no-store' }), url);
   }
 
   /** The version this browser last verified and switched to, or null. */
@@ -52,13 +52,17 @@ export class ModelStore {
     await (await this.#cache()).put(this.pointerUrl, new Response(body, { headers: { 'Content-Type': 'application/json' } }));
   }
 
-  /** model.json of a version: from the cache, else the server (then cached: versioned files are immutable). */
+  /**
+   * model.json of a version: from the cache, else the server (then cached: versioned files are
+   * immutable). Checked before use (bad-model otherwise); a bad one is never cached.
+   */
   async manifest(version) {
     const url = this.versionUrl(version, 'model.json');
+    const where = `model.json of ${this.name} v${version}`;
     const cache = await this.#cache();
     const hit = await cache.match(url);
-    if (hit) return hit.json();
-    const manifest = await fetchJson(url);
+    if (hit) return checkManifest(await hit.json(), where);
+    const manifest = checkManifest(await fetchJson(url), where);
     await cache.put(url, new Response(JSON.stringify(manifest), { headers: { 'Content-Type': 'application/json' } }));
     return manifest;
   }

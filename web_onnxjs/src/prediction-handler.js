@@ -55,7 +55,8 @@ export class PredictionHandler {
    * registry: URL of the registry folder ('/models'); model: its name; cloud: MMS inference URL
    * (optional); policy: see DEFAULT_POLICY; update: {enabled, intervalMs, environment, conditions};
    * training: {environment, conditions (see train-conditions.js), chunkSteps} for personalize();
-   * federated: the aggregator's URL (`/config.json` `federated`) if the page allows shareUpdate();
+   * federated: the aggregator's URL (`/config.json` `federated`) if the page allows shareUpdate(), or
+   *   {url, token} when the aggregator takes only updates with a client token (docs/federated.md);
    * assets: where the runtimes and worker scripts are served (assets.js; default: edgecloud serve's /vendor/).
    */
   static async create({ registry = '/models', model, cloud = null, policy = {}, update = {}, training = {}, federated = null, assets = {} } = {}) {
@@ -68,7 +69,9 @@ export class PredictionHandler {
   constructor({ registry, model, cloud, policy, update, training = {}, federated = null, assets = {} }) {
     this.name = model;
     this.assets = resolveAssets(assets);
-    this.federatedUrl = federated;
+    const sharing = federated !== null && typeof federated === 'object' ? federated : { url: federated };
+    this.federatedUrl = sharing.url ?? null;
+    this.federatedToken = sharing.token ?? null;
     this.policy = { ...DEFAULT_POLICY, ...policy };
     if (this.policy.edgeRuntime != null) parseEdgeRuntime(this.policy.edgeRuntime); // bad-input before anything loads
     this.environment = this.policy.environment ?? globalThis.navigator ?? {};
@@ -147,6 +150,7 @@ export class PredictionHandler {
     try {
       manifest = await this.store.manifest(version);
     } catch (error) {
+      if (error instanceof EdgecloudError) throw error; // bad-model: the message names the field
       throw new Error(`cannot load model.json of ${this.name} v${version}: ${error.message}`);
     }
     const loaded = new LoadedVersion(version, manifest);
@@ -326,7 +330,8 @@ export class PredictionHandler {
   async shareUpdate({ signal } = {}) {
     const personalization = this.personalization();
     const base = personalization ? await this.baseParameters() : null;
-    return shareUpdate({ url: this.federatedUrl, model: this.name, privacy: this.policy.privacy, personalization, base, signal });
+    return shareUpdate({ url: this.federatedUrl, token: this.federatedToken, model: this.name, privacy: this.policy.privacy,
+      personalization, base, signal });
   }
 
   /** Back to the shared model: stops a running personalisation, forgets checkpoints and results. */

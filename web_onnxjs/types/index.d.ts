@@ -114,8 +114,11 @@ export interface CreateOptions {
   policy?: Partial<Policy>;
   update?: UpdateOptions;
   training?: TrainingOptions;
-  /** The federated aggregator's URL; null (the default): shareUpdate() is not allowed. */
-  federated?: string | null;
+  /**
+   * The federated aggregator's URL, or {url, token} with the client token the operator issued (an
+   * aggregator started with --client-secret takes only those); null (the default): shareUpdate() is not allowed.
+   */
+  federated?: string | { url: string; token?: string | null } | null;
   assets?: Partial<Assets>;
 }
 
@@ -232,7 +235,11 @@ export interface Personalization {
 }
 
 export type ShareUpdateResult =
-  | { accepted: true; round: number; baseVersion: string; norm: number; clipped: boolean }
+  | {
+      accepted: true; round: number; baseVersion: string; norm: number; clipped: boolean;
+      /** Versions the update's base was behind the round's (buffered rounds; else 0), and how much it counts. */
+      staleness: number; weight: number;
+    }
   | { accepted: false; status: number; code: string | null; message: string };
 
 /** model.json as the handler reads it (docs/model-json.md has every field). */
@@ -266,6 +273,7 @@ export class PredictionHandler {
 
 export type ErrorCode =
   | 'bad-input'
+  | 'bad-model'
   | 'edge-unavailable'
   | 'edge-integrity'
   | 'edge-error'
@@ -286,6 +294,7 @@ export type ErrorCode =
 
 export const CODES: Readonly<{
   BAD_INPUT: 'bad-input';
+  BAD_MODEL: 'bad-model';
   EDGE_UNAVAILABLE: 'edge-unavailable';
   EDGE_INTEGRITY: 'edge-integrity';
   EDGE_ERROR: 'edge-error';

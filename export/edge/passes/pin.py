@@ -17,7 +17,6 @@ import onnx
 from ...verify import Feeds
 from ..graph import fixed_except_batch
 
-
 # Shape arithmetic no ONNX.js backend runs; left after `static-batch-shapes`, it follows the batch.
 SHAPE_OPS = {"Shape", "Size", "ConstantOfShape", "Range", "Expand", "Cast", "Equal", "If", "Where"}
 

@@ -26,13 +26,13 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     if not targets:
         return None
     shapes = probe_shapes(model, sample)
+    build = Builder(model, opset)
     for node in targets:
         rank = len(shapes[node.input[0]])
         axis = attribute(node, "axis", 1 if opset < 13 else -1) % max(rank, 1)
         moved = opset >= 13 and axis != rank - 1
         if node.op_type == "Softmax" and not moved:
             continue
-        build = Builder(model, opset)
         value = node.input[0]
         perm = list(range(rank))
         if moved:

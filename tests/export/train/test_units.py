@@ -143,6 +143,7 @@ def test_equal_zero_biases_are_told_apart_by_layer() -> None:
         match({"bias": np.zeros(3, np.float32)}, variables[1::2])
 
 
+@pytest.mark.torch
 def test_the_default_goes_on_without_a_step_where_none_can_be_built(tmp_path: Path) -> None:
     """A fixed batch of 1 cannot take --train-batch 32: by default one progress line, explicitly an error."""
     from export.conversion import Conversion

@@ -285,3 +285,27 @@ def test_database_down_or_read_only_is_503_with_retry_after_and_loses_nothing(
         assert_fedavg(registry, "2", "1", accepted)  # every acknowledged update, each once
     finally:
         aggregator.stop()
+
+
+def test_client_secret_takes_only_signed_updates_and_counts_the_others(tmp_path: Path) -> None:
+    import base64
+    import time
+
+    from aggregation.tokens import issue, read_secret
+
+    registry = make_registry(tmp_path)
+    secret_file = tmp_path / "client-secret"
+    secret_file.write_text(base64.b64encode(os.urandom(48)).decode() + "\n")
+    aggregator = Aggregate(registry, str(tmp_path / "rounds.sqlite"), "--min-clients", "5", "--client-secret", str(secret_file))
+    try:
+        values = delta()
+        status, _, answer = aggregator.post("client-0001", 1, values, base="1")
+        assert status == 401, answer
+        token = issue(read_secret(secret_file), "client-0001", int(time.time()) + 3600)
+        body = json.loads(update_body("client-0001", 1, values, "1"))
+        status, _, answer = http("POST", f"{aggregator.url}/federated/mlp/updates", json.dumps({**body, "token": token}).encode())
+        assert (status, answer["accepted"]) == (200, True)
+        metrics = http("GET", f"{aggregator.url}/metrics")[2]
+        assert "edgecloud_federated_updates_unauthorized_total" in metrics and 'edgecloud_federated_updates_accepted_total{model="mlp"} 1.0' in metrics
+    finally:
+        aggregator.stop()

@@ -5,9 +5,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# haproxy: the gateway of serve --replicas; podman + runc + mmdebstrap + tini + uidmap: `make image` (no registry needed);
+# haproxy: the gateway of serve --replicas; postgresql: the aggregator's replicated store (tests start their own cluster);
+# podman + runc + mmdebstrap + tini + uidmap: `make image` (no registry needed);
 # stress-ng: load the machine on purpose, to show the suite is green on a busy machine too (docs/development.md).
-APT_PACKAGES := openjdk-17-jre-headless chromium chromium-driver wrk haproxy podman runc mmdebstrap tini uidmap stress-ng
+APT_PACKAGES := openjdk-17-jre-headless chromium chromium-driver wrk haproxy podman runc mmdebstrap tini uidmap stress-ng postgresql
 PIP_STAMP := $(VENV)/.installed-all-dev
 NPM_STAMP := web_onnxjs/node_modules/.installed
 # TorchServe is a benchmark peer, not a dependency: installed outside the venv, at setup time

@@ -9,7 +9,9 @@ Mounted under `/federated` by whatever web server hosts it (edgecloud's site doe
     GET  /federated/metrics          the same in Prometheus text format (so no model is named "metrics")
 
 Parsing and the body's form are checked here; the round rules are the service's. Every refusal
-is `{"error": CODE, "message": ONE LINE}` with a 4xx status. A body is refused by its declared
+is `{"error": CODE, "message": ONE LINE}` with a 4xx status; a store that cannot be reached or
+written (database down, restarting, read-only) is 503 `store-unavailable`, nothing stored, and
+the host sends `Retry-After: RETRY_AFTER_SECONDS` with it. A body is refused by its declared
 length before it is read, so an oversized one costs no memory. Query strings are ignored.
 
 With a `TokenVerifier` (`--client-secret`), an update whose `token` does not let its client send
@@ -32,9 +34,11 @@ import numpy as np
 
 from .metrics import PlainText, metrics_text
 from .service import FederatedService, Refused, Update
+from .store import StoreUnavailable
 from .tokens import CLIENT_PATTERN, TokenError, TokenVerifier
 
 PREFIX = "/federated"
+RETRY_AFTER_SECONDS = 5
 Response = tuple[int, dict[str, Any] | PlainText]
 
 
@@ -121,6 +125,8 @@ class FederatedApi:
             raise Refused(404, "not-found", f"{method} {path}: see docs/federated.md for the aggregator's URLs")
         except Refused as refused:
             return _error(refused)
+        except StoreUnavailable as error:
+            return 503, {"error": "store-unavailable", "message": f"{error}; send again in {RETRY_AFTER_SECONDS} s"}
 
     def _authorize(self, model: str, client: str, token: object) -> None:
         if self.tokens is None:

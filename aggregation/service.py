@@ -23,6 +23,11 @@ w(s) = (1 + s)^-a, a = 0.5 by default, the polynomial staleness function of FedA
 slowly enough that a page one version late still helps (0.71), and needs no tuning of a cut-off
 (the hinge function does). The new version is base + Σ nᵢ·w(sᵢ)·Δᵢ / Σ nᵢ (fedavg.py); every
 update's base, staleness and weight are stored with it. Synchronous rounds are the same with S = 0.
+
+Several aggregator processes may share one store (replicas on PostgreSQL): the ticker of each
+closes a round only under the store's claim on it (`RoundStore.claim_round`), so exactly one of
+them closes it, and a process that did not close it follows the store's open round (`_sync`),
+taking the new version's parameters from `loader` (the registry's newest version).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import numpy as np
 
 from . import fedavg
 from .settings import FederatedSettings
-from .store import DuplicateUpdate, Refusal, RoundRecord, RoundStore, StoredUpdate
+from .store import DuplicateUpdate, Refusal, RoundClaim, RoundClosed, RoundRecord, RoundStore, StoredUpdate, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 CLOSE_RETRY_SECONDS = 30.0  # a failed close (e.g. MMS refused the version) is tried again this much later
@@ -67,6 +72,7 @@ class FederatedModel:
     parameters: tuple[ParameterSpec, ...]
     base: Mapping[str, np.ndarray]
     produced_by_round: int | None = None  # provenance `federated.round` of this version, if a round made it
+    produced_from: int | None = None  # provenance `federated.clients`: how many updates that round's close averaged
 
 
 @dataclass(frozen=True)
@@ -80,8 +86,10 @@ class Update:
 
 
 class Publisher(Protocol):
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
-        """Make `parameters` the next version of `model`, serve it, move latest.json; return the new version."""
+    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
+                held: Callable[[], bool]) -> FederatedModel:  # fmt: skip
+        """Make `parameters` the next version of `model`, serve it, move latest.json; return the new version.
+        `held()` says whether this process still holds the round: asked last, before latest.json moves."""
 
 
 @dataclass
@@ -104,8 +112,11 @@ class FederatedService:
         *,
         clock: Callable[[], float] = time.time,
         rng: np.random.Generator | None = None,
+        loader: Callable[[str, str | None], FederatedModel] | None = None,
     ) -> None:
+        """`loader(name, version)` reads a version, the current one for None (needed when other processes close rounds)."""
         self.store, self.settings, self.publisher, self.clock = store, settings.check(), publisher, clock
+        self.loader = loader
         self.rng = rng or np.random.default_rng()
         self._lock = threading.Lock()
         self._states = {model.name: self._resume(model) for model in models}
@@ -120,7 +131,20 @@ class FederatedService:
         """
         current = self.store.current_round(model.name)
         if current is None:
-            return _State(model, self.store.open_round(model.name, model.version, self.clock()))
+            try:
+                return _State(model, self.store.open_round(model.name, model.version, self.clock()))
+            except ValueError:  # another replica starting opened it first
+                current = self.store.current_round(model.name)
+                assert current is not None
+        if current.base_version != model.version and self.loader is not None:
+            model = self.loader(model.name, None)  # read again: `model` may predate a close another replica just made
+        if current.base_version != model.version and model.produced_by_round == current.id and self.loader is not None \
+                and model.produced_from not in (None, current.clients):  # fmt: skip
+            # Published from fewer updates than the round holds now (its closer was killed before recording
+            # the close; updates came in after): not the round's aggregate. The ticker closes it into the next version.
+            logger.warning("round %d of %s: version %s averaged %s of its %d updates; it closes again", current.id,
+                           model.name, model.version, model.produced_from, current.clients)  # fmt: skip
+            return _State(self.loader(model.name, current.base_version), current)
         if current.base_version != model.version:
             outcome = "published" if model.produced_by_round == current.id else "superseded"
             logger.warning("round %d of %s (base %s) closed as %s by version %s", current.id, model.name,
@@ -173,7 +197,22 @@ class FederatedService:
             raise
         return accepted
 
+    def _sync(self, state: _State) -> None:
+        """Follow a round another process closed: the store's open round and, once `loader` finds
+        that round's base version, its parameters. Nothing changes while this process closes one."""
+        current = self.store.current_round(state.model.name)
+        if current is None or current.id == state.round.id or state.busy:
+            return
+        model = state.model
+        if current.base_version != model.version:
+            if self.loader is None or (model := self.loader(model.name, None)).version != current.base_version:
+                return  # the version is not readable yet: keep refusing with the old base
+        with self._lock:
+            if not state.busy:
+                state.model, state.round, state.closing, state.last_error = model, current, False, None
+
     def _accept(self, state: _State, update: Update) -> dict[str, Any]:
+        self._sync(state)
         with self._lock:
             current = state.round
             staleness = self._staleness(current, update.base_version)
@@ -196,6 +235,8 @@ class FederatedService:
                 raise Refused(409, "round-closing", f"round {current.id} closed while this update arrived; send it for the new base")
             try:
                 self.store.add_update(current.id, stored)
+            except RoundClosed:
+                raise Refused(409, "round-closing", f"round {current.id} is closing or closed; send the update for its next version") from None
             except DuplicateUpdate:
                 raise Refused(409, "duplicate-client", f"client {update.client!r} already has an update in round {current.id}; "
                               "the first one counts, one per client per round") from None  # fmt: skip
@@ -264,17 +305,38 @@ class FederatedService:
 
     def _close_if_due(self, name: str) -> None:
         state = self._states[name]
+        try:
+            self._sync(state)
+        except StoreUnavailable as error:
+            state.last_error = str(error)
+            return
         with self._lock:
             if state.busy or self.clock() < state.retry_at or not (state.closing or self._due(state)):
                 return
             state.closing = state.busy = True
         try:
             self._close(state)
+        except StoreUnavailable as error:  # the round stays open with every update; the next tick tries again
+            logger.warning("closing round %d of %s: %s", state.round.id, name, error)
+            state.last_error = str(error)
         finally:
             with self._lock:
                 state.closing = state.busy = False
 
     def _close(self, state: _State) -> None:
+        current = state.round
+        with self.store.claim_round(current.id) as claim:
+            if claim is None:
+                return  # closed already, or another process is closing it: `_sync` follows it
+            closed = self._close_claimed(state, claim)
+        if closed is not None:
+            with self._lock:
+                state.model, state.round = closed
+                state.last_error = None
+            logger.info("round %d of %s closed: version %s", current.id, state.model.name, state.model.version)
+
+    def _close_claimed(self, state: _State, claim: RoundClaim) -> tuple[FederatedModel, RoundRecord] | None:
+        """Aggregate and publish the claimed round, then close it in the claim; None if that failed."""
         current = state.round
         updates = self.store.updates(current.id)
         contributions = [fedavg.Contribution(u.delta, u.samples, u.weight) for u in updates]
@@ -299,16 +361,14 @@ class FederatedService:
                 state.model.base, contributions, method=settings.aggregation, trim=settings.trim,
                 dp_noise=settings.dp_noise, clip_bound=settings.clip, rng=self.rng,
             )  # fmt: skip
-            produced = self.publisher.publish(state.model, parameters, provenance)
+            produced = self.publisher.publish(state.model, parameters, provenance, claim.held)
         except Exception as error:  # noqa: BLE001 - the round stays open with every update; status shows why
             logger.exception("closing round %d of %s failed", current.id, state.model.name)
             state.last_error = f"closing round {current.id} failed: {type(error).__name__}: {error}"
             state.retry_at = self.clock() + CLOSE_RETRY_SECONDS
-            return
-        following = self.store.close_round(current.id, produced.version, {"outcome": "published", **provenance}, self.clock())
-        with self._lock:
-            state.model, state.round, state.last_error = produced, following, None
-        logger.info("round %d of %s closed: version %s from %d clients", current.id, state.model.name, produced.version, len(updates))
+            return None
+        following = claim.close(produced.version, {"outcome": "published", **provenance}, self.clock())
+        return produced, following
 
 
 def run_ticker(service: FederatedService, stop: threading.Event, every: float = 1.0) -> threading.Thread:

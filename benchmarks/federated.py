@@ -26,7 +26,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -51,7 +51,8 @@ class FilePublisher:
     def __init__(self, model_dir: Path) -> None:
         self.model_dir = model_dir
 
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
+    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
+                held: Callable[[], bool]) -> FederatedModel:  # fmt: skip
         version_dir = write_federated_version(self.model_dir, model.version, parameters, provenance)
         return FederatedModel(model.name, version_dir.name, model.parameters, trainable_parameters(version_dir), provenance["round"])
 

@@ -1,5 +1,7 @@
 """The federated loop's serving side: the registry's models as the aggregator sees them, and the
-publisher that turns a round's parameters into a served version.
+publishers that turn a round's parameters into a version: `RegistryPublisher` (`edgecloud
+aggregate`: version N+1 into the registry folder, which the serving replicas watch) and
+`ServingPublisher` (`serve --federated`, development: also archived and registered with its MMS).
 
 Multi Model Server 1.1.11 has no model versions and cannot swap the .mar behind a name without a
 gap (unregister, then register: requests meanwhile get 404). So each version a round produces is
@@ -28,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from aggregation.http import FederatedApi
-from aggregation.service import FederatedModel, FederatedService, ParameterSpec, run_ticker
+from aggregation.service import FederatedModel, FederatedService, ParameterSpec, Publisher, run_ticker
 from aggregation.settings import FederatedSettings
 from aggregation.store import RoundStore, open_store
 from aggregation.tokens import TokenVerifier
@@ -36,7 +38,7 @@ from export.federated_version import trainable_parameters, write_federated_versi
 from export.manifest import LATEST_NAME, read_manifest, update_latest
 from mms_handlers.archive import build_archive
 from mms_handlers.server import MmsServer
-from registry import Registry, model_json
+from registry import Registry, RegistryError, model_json
 
 from .errors import CliError
 
@@ -121,17 +123,17 @@ def recover(options: FederatedOptions, registry: Path, model_store: Path) -> lis
     return removed
 
 
-def load_model(registry: Path, name: str) -> FederatedModel:
-    """The version latest.json names, with its trainable parameters' values (CliError if it has none)."""
-    version = latest_version(registry, name)
+def load_model(registry: Path, name: str, version: str | None = None) -> FederatedModel:
+    """The version latest.json names (or `version`), with its trainable parameters' values (CliError if it has none)."""
+    version = version or latest_version(registry, name)
     version_dir = Path(registry) / name / version
     manifest = read_manifest(version_dir)
     if not (manifest.get("training") or {}).get("parameters"):
         raise CliError(f"--federated {name}: version {version} has no training entry; export it with --trainable")
     base = trainable_parameters(version_dir)
     specs = tuple(ParameterSpec(p["name"], tuple(p["shape"]), p.get("dtype", "float32")) for p in manifest["training"]["parameters"])
-    produced_by = (manifest.get("federated") or {}).get("round")
-    return FederatedModel(name, version, specs, base, produced_by)
+    provenance = manifest.get("federated") or {}
+    return FederatedModel(name, version, specs, base, provenance.get("round"), provenance.get("clients"))
 
 
 def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str]]:
@@ -151,6 +153,68 @@ def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str
     return served
 
 
+def written_by_round(registry: Registry, name: str, base_version: str, round_id: int) -> tuple[int, dict[str, Any]] | None:
+    """The newest version and its `federated` provenance, when round `round_id` on `base_version`
+    wrote it (a closer stopped after writing, before recording the close), else None."""
+    versions = registry.versions(name)
+    if not versions or versions[-1] <= int(base_version):
+        return None
+    try:
+        provenance = registry.manifest(name, versions[-1]).get("federated") or {}
+    except RegistryError:
+        return None
+    if provenance.get("round") == round_id and str(provenance.get("base_version")) == str(base_version):
+        return versions[-1], provenance
+    return None
+
+
+class RoundLost(RuntimeError):
+    """The closer no longer holds the round (its database connection dropped): it publishes nothing."""
+
+
+class RegistryPublisher:
+    """`edgecloud aggregate`: writes version N+1 into the registry and moves latest.json; the serving
+    replicas that watch the registry serve it (the aggregator never talks to them).
+
+    The service calls it while it holds the round's claim, so it is the model's one publisher, in
+    whichever replica. First it clears what closers before it left: staging folders (they reserve
+    their numbers) and complete versions newer than latest.json that are not this round's
+    aggregate. A version this round already wrote from the same updates (its closer killed before
+    recording the close) is published as it is, hashes checked, not written again: version numbers
+    never repeat and never skip. One written from fewer updates (its closer lost the database, and
+    with it the claim, while updates came in) is not the round's aggregate: unpublished, it is
+    removed and its number written again; already published, it stays and the round's aggregate
+    becomes the next version. Last, `held()`: a closer that lost the round moves nothing. latest.json
+    never moves back.
+    """
+
+    def __init__(self, registry: Path) -> None:
+        self.root = Path(registry)
+        self.registry = Registry(registry)
+
+    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
+                held: Callable[[], bool]) -> FederatedModel:  # fmt: skip
+        name = model.name
+        self.registry.recover(name)
+        latest = self.registry.latest(name) or 0
+        written = written_by_round(self.registry, name, model.version, provenance["round"])
+        reuse = None
+        if written is not None:
+            version, earlier = written
+            if (earlier.get("clients"), earlier.get("samples")) == (provenance["clients"], provenance["samples"]):
+                reuse = version
+        for leftover in self.registry.versions(name):
+            if leftover > latest and leftover != reuse:
+                self.registry.remove_version(name, leftover)
+        if reuse is None:
+            reuse = int(write_federated_version(self.registry.model_dir(name), model.version, parameters, provenance).name)
+        if not held():
+            raise RoundLost(f"round {provenance['round']} of {name} was lost while version {reuse} was written; it stays unpublished")
+        if reuse > (self.registry.latest(name) or 0):
+            self.registry.set_latest(name, reuse)
+        return load_model(self.root, name, str(reuse))
+
+
 class ServingPublisher:
     """Writes version N+1, archives it, registers it with MMS beside what is served, moves latest.json."""
 
@@ -158,7 +222,9 @@ class ServingPublisher:
         self.registry, self.mms, self.on_served = Path(registry), mms, on_served
         self._lock = threading.Lock()
 
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any]) -> FederatedModel:
+    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
+                held: Callable[[], bool] = lambda: True) -> FederatedModel:  # fmt: skip
+        """`held` is always true here: `serve` runs one aggregator on its own SQLite file."""
         with self._lock:
             version_dir = write_federated_version(self.registry / model.name, model.version, parameters, provenance)
             name = cloud_name(model.name, version_dir.name)
@@ -176,15 +242,17 @@ class ServingPublisher:
 
 
 class Aggregator:
-    """The running aggregator of a stack: store, service, ticker; `api` is what the site mounts."""
+    """A running aggregator: store, service, ticker. `serve --federated` mounts `api` on its site;
+    `edgecloud aggregate` serves `service` with aggregation.server."""
 
-    def __init__(self, options: FederatedOptions, registry: Path, mms: MmsServer, on_served: Callable[[str, str, str], None]) -> None:
+    def __init__(self, options: FederatedOptions, registry: Path, publisher: Publisher, database: str) -> None:
         models = [load_model(registry, name) for name in options.models]
-        self.database = database_of(options, mms.config.model_store)
+        self.database = database
         self.store = open_store(self.database)
-        self.service = FederatedService(self.store, options.settings, models, ServingPublisher(registry, mms, on_served))
-        tokens = TokenVerifier(options.client_secret) if options.client_secret is not None else None
-        self.api = FederatedApi(self.service, tokens).handle
+        self.service = FederatedService(self.store, options.settings, models, publisher,
+                                        loader=lambda name, version: load_model(registry, name, version))  # fmt: skip
+        self.tokens = TokenVerifier(options.client_secret) if options.client_secret is not None else None
+        self.api = FederatedApi(self.service, self.tokens).handle
         self._stop = threading.Event()
         self._ticker = run_ticker(self.service, self._stop, every=0.5)
 

@@ -129,7 +129,7 @@ class Stack:
         return self
 
     def _start_aggregator(self, federated: FederatedOptions, progress: Callable[[str], None]) -> None:
-        from .federation import PREFIX, Aggregator, database_of, served_versions
+        from .federation import PREFIX, Aggregator, ServingPublisher, database_of, served_versions
 
         missing = [name for name in federated.models if name not in self.models]
         if missing:
@@ -142,7 +142,8 @@ class Stack:
             self._cloud_models[name][version] = mms_name
             progress(f"federated: {name} version {version} is served as {mms_name}; latest.json names it")
 
-        self.aggregator = Aggregator(federated, self.options.registry, self.mms, served)
+        publisher = ServingPublisher(self.options.registry, self.mms, served)
+        self.aggregator = Aggregator(federated, self.options.registry, publisher, database_of(federated, self.mms.config.model_store))
         self.site.apis[PREFIX] = self.aggregator.api
         progress(f"federated: {', '.join(federated.models)} take updates at {self.federated_url()} (rounds in {self.aggregator.database})")
 

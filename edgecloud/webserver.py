@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
+from aggregation.http import RETRY_AFTER_SECONDS
 from mms_handlers.names import is_model_name
 
 from .paths import node_modules, web_root
@@ -68,6 +69,7 @@ class _Handler(SimpleHTTPRequestHandler):
         status, content = api(self.command, urlsplit(self.path).path, declared, self.rfile.read)
         if self.command == "POST" and declared is not None and status >= 400:
             self.close_connection = True  # a refused body may be unread: never parse it as the next request
+        self._retry_after = status == HTTPStatus.SERVICE_UNAVAILABLE  # the aggregator's store is down
         if hasattr(content, "content_type") and isinstance(getattr(content, "body", None), bytes):
             self._send(content.body, content.content_type, status)
         else:
@@ -115,6 +117,8 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Content-Length", str(len(body)))
+        if getattr(self, "_retry_after", False):
+            self.send_header("Retry-After", str(RETRY_AFTER_SECONDS))
         self.end_headers()
         self.wfile.write(body)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any
 
-from .base import DuplicateUpdate, Refusal, RoundRecord, StoredUpdate
+from .base import DuplicateUpdate, LocalClaims, Refusal, RoundClaim, RoundClosed, RoundRecord, StoredUpdate
 
 
 class MemoryStore:
@@ -15,6 +16,7 @@ class MemoryStore:
         self._rounds: list[RoundRecord] = []
         self._updates: dict[int, list[StoredUpdate]] = {}
         self._refusals: list[Refusal] = []
+        self._claims = LocalClaims()
 
     def _with_counts(self, record: RoundRecord) -> RoundRecord:
         updates = self._updates.get(record.id, [])
@@ -36,6 +38,8 @@ class MemoryStore:
 
     def add_update(self, round_id: int, update: StoredUpdate) -> None:
         with self._lock:
+            if self._claims.held(round_id) or any(r.id == round_id and r.closed_at is not None for r in self._rounds):
+                raise RoundClosed(round_id)
             if any(u.client == update.client for u in self._updates[round_id]):
                 raise DuplicateUpdate(update.client)
             if update.base_version is None:  # as SQLite fills it: the round's base
@@ -55,6 +59,11 @@ class MemoryStore:
             self._rounds.append(following)
             self._updates[following.id] = []
             return following
+
+    def claim_round(self, round_id: int) -> AbstractContextManager[RoundClaim | None]:
+        with self._lock:
+            is_open = any(r.id == round_id and r.closed_at is None for r in self._rounds)
+        return self._claims.claim(round_id, is_open, self.close_round)
 
     def record_refusal(self, refusal: Refusal) -> None:
         with self._lock:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from .base import DuplicateUpdate, Refusal, RoundRecord, StoredUpdate
+from .base import DuplicateUpdate, LocalClaims, Refusal, RoundClaim, RoundClosed, RoundRecord, StoredUpdate, StoreUnavailable
 
 SQL_CREATE_ROUNDS = """
 CREATE TABLE IF NOT EXISTS rounds (
@@ -81,6 +82,15 @@ _ROUND_COLUMNS = """r.id, r.model, r.base_version, r.opened_at, r.closed_at, r.n
     (SELECT COALESCE(SUM(samples), 0) FROM updates u WHERE u.round_id = r.id)"""
 
 
+@contextmanager
+def _writable(database: str) -> Iterator[None]:
+    """A file that is read-only, locked past the timeout or on a full disk: StoreUnavailable (503)."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        raise StoreUnavailable(f"SQLite {database}: {error}") from None
+
+
 def _round(row: tuple) -> RoundRecord:
     return RoundRecord(
         id=row[0], model=row[1], base_version=row[2], opened_at=row[3], closed_at=row[4],
@@ -97,6 +107,7 @@ class SqliteStore:
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.database, check_same_thread=False, isolation_level=None)
+        self._claims = LocalClaims()
         self.initialize()
 
     def initialize(self) -> None:
@@ -141,7 +152,9 @@ class SqliteStore:
         return _round(row) if row else None
 
     def add_update(self, round_id: int, update: StoredUpdate) -> None:
-        with self._lock:
+        with self._lock, _writable(self.database):
+            if self._claims.held(round_id) or not self._is_open(round_id):
+                raise RoundClosed(round_id)
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cursor = self._db.execute(
@@ -205,8 +218,16 @@ class SqliteStore:
             self._db.execute("COMMIT")
         return RoundRecord(id=cursor.lastrowid, model=model, base_version=new_version, opened_at=now)
 
-    def record_refusal(self, refusal: Refusal) -> None:
+    def _is_open(self, round_id: int) -> bool:
+        return self._db.execute("SELECT 1 FROM rounds WHERE id = ? AND closed_at IS NULL", (round_id,)).fetchone() is not None
+
+    def claim_round(self, round_id: int) -> AbstractContextManager[RoundClaim | None]:
         with self._lock:
+            is_open = self._is_open(round_id)
+        return self._claims.claim(round_id, is_open, self.close_round)
+
+    def record_refusal(self, refusal: Refusal) -> None:
+        with self._lock, _writable(self.database):
             self._db.execute(
                 "INSERT INTO refusals (model, round_id, client, status, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
                 (refusal.model, refusal.round_id, refusal.client, refusal.status, refusal.reason, refusal.at),

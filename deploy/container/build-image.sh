@@ -12,7 +12,7 @@ podman="podman --runtime /usr/sbin/runc"
 mkdir -p "$cache"
 
 hash=$(cd "$repo" && { cat deploy/container/Containerfile deploy/container/requirements.txt;
-        find mms_handlers registry -name '*.py' -o -name '*.xml' -o -name '*.schema.json' | sort | xargs cat; } | sha256sum | cut -c1-16)
+        find mms_handlers registry aggregation export edgecloud -name '*.py' -o -name '*.xml' -o -name '*.json' | sort | xargs cat; } | sha256sum | cut -c1-16)
 image="localhost/edgecloud-serving:$hash"
 if $podman image exists "$image"; then
   echo "$image (cached)" >&2; echo "$image"; exit 0
@@ -34,7 +34,8 @@ fi
 context="$cache/context"
 rm -rf "$context"; mkdir -p "$context"
 cp "$here/Containerfile" "$here/requirements.txt" "$context/"
-(cd "$repo" && find mms_handlers registry \( -name '*.py' -o -name '*.xml' -o -name '*.schema.json' \) -exec cp --parents {} "$context/" \;)
+(cd "$repo" && find mms_handlers registry aggregation export edgecloud \( -name '*.py' -o -name '*.xml' -o -name '*.json' \) \
+  -not -path '*/__pycache__/*' -exec cp --parents {} "$context/" \;)
 "$python" -m pip download -q -d "$cache/wheels" -r "$here/requirements.txt" >&2
 cp -r "$cache/wheels" "$context/wheels"
 $podman build --network host -t "$image" -f "$context/Containerfile" "$context" >&2

@@ -1,5 +1,5 @@
 """One module per subcommand, each with `add_parser(subparsers)` setting `run`."""
 
-from . import archive, build, demo, export, federated, serve, verify, versions
+from . import aggregate, archive, build, demo, export, federated, serve, verify, versions
 
-COMMANDS = (build, export, archive, serve, verify, demo, federated, versions)
+COMMANDS = (build, export, archive, serve, verify, demo, federated, versions, aggregate)

@@ -64,85 +64,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-# FederatedSettings fields whose flag is not the field's name with dashes.
-FEDERATED_FLAGS = {"max_body_bytes": "max-update-bytes"}
-
-
 def add_federated_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("federated averaging (docs/federated.md)")
     group.add_argument("--federated", action="append", default=[], metavar="NAME",
                        help="take parameter updates for model NAME (repeatable; its latest version needs a training entry)")  # fmt: skip
-    group.add_argument("--min-clients", type=int, default=None, metavar="K",
-                       help="a synchronous round closes with K updates (3); buffered rounds close with --buffer")  # fmt: skip
-    group.add_argument("--round-deadline", type=float, default=None, metavar="S",
-                       help="or S seconds after it opened, with at least --deadline-min-clients updates (off)")  # fmt: skip
-    group.add_argument("--deadline-min-clients", type=int, default=1, metavar="M", help="fewest updates a deadline closes (1)")
-    group.add_argument("--aggregation", default="fedavg", choices=("fedavg", "trimmed-mean", "median"),
-                       help="fedavg: base + Σ nᵢΔᵢ/Σ nᵢ (exact, default); trimmed-mean / median: coordinate-wise, robust")  # fmt: skip
-    group.add_argument("--trim", type=float, default=0.1, help="fraction trimmed-mean cuts at each end (0.1)")
-    group.add_argument("--clip", type=float, default=None, metavar="C", help="scale updates above L2 norm C down to C (off)")
-    group.add_argument("--max-norm", type=float, default=1000.0, metavar="N", help="refuse updates above L2 norm N (1000)")
-    group.add_argument("--dp-noise", type=float, default=0.0, metavar="Z",
-                       help="central DP: Gaussian noise of σ = Z·C·max nᵢ/Σ nᵢ on the aggregate (needs --clip; 0 = off)")  # fmt: skip
-    group.add_argument("--max-update-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
-                       help="larger update bodies are refused with 413 (16 MiB)")  # fmt: skip
-    group.add_argument("--rounds", default="synchronous", choices=("synchronous", "buffered"),
-                       help="synchronous: a round takes updates on the current version only (default); buffered: "
-                       "FedBuff, a version every --buffer updates, also on versions up to --max-staleness behind")  # fmt: skip
-    group.add_argument("--buffer", type=int, default=None, metavar="K", help="buffered rounds: a version every K accepted updates")
-    group.add_argument("--max-staleness", type=int, default=None, metavar="S",
-                       help="buffered rounds: take updates computed on versions up to S behind the current one (4); older: 409")  # fmt: skip
-    group.add_argument("--staleness-exponent", type=float, default=None, metavar="A",
-                       help="buffered rounds: an update S versions old counts (1+S)^-A (0.5, FedBuff's 1/sqrt(1+S))")  # fmt: skip
-    group.add_argument("--client-secret", type=Path, default=None, metavar="FILE",
-                       help="take only updates carrying a client token signed with the secret in FILE "
-                       "(`edgecloud federated token`); others get 401 (off: any client id is taken)")  # fmt: skip
-    group.add_argument("--federated-db", default=None, metavar="PATH",
-                       help="SQLite file of rounds and updates (MODEL_STORE/federated.sqlite); 'memory:' keeps nothing")  # fmt: skip
+    from ..round_flags import add_round_options
+
+    add_round_options(group)
+    group.add_argument("--federated-db", default=None, metavar="PATH|URL",
+                       help="rounds and updates: a SQLite file (MODEL_STORE/federated.sqlite; one aggregator) or "
+                       "postgresql://... (with --replicas N, N aggregators share it); 'memory:' keeps nothing")  # fmt: skip
 
 
 def federated_options_from(args: argparse.Namespace, model_store: Path, registry: Path, register: list[str]) -> FederatedOptions | None:
     """The FederatedOptions the flags ask for, checked before anything starts (None without --federated)."""
-    from aggregation.settings import FederatedSettings, SettingError
-
     from ..federation import FederatedOptions, load_model
+    from ..round_flags import checked_federated_names, client_secret_from, round_settings_from
 
-    names = list(dict.fromkeys(getattr(args, "federated", []) or []))
+    names = checked_federated_names(args)
     if not names:
         return None
     for name in names:
-        if name == "metrics":  # GET /federated/metrics is the aggregator's Prometheus endpoint
-            raise CliError("--federated metrics: /federated/metrics is the aggregator's Prometheus endpoint; rename the model")
         mar = f"{name}.mar"
         if not (Path(model_store) / mar).is_file() or (register and mar not in register):
             raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")
         load_model(Path(registry), name)  # CliError when it has no current version with a training entry
-    if args.rounds == "buffered" and args.min_clients is not None:
-        raise CliError("--min-clients applies to synchronous rounds; buffered rounds close with --buffer K")
-    settings = FederatedSettings(
-        min_clients=3 if args.min_clients is None else args.min_clients, round_deadline=args.round_deadline,
-        deadline_min_clients=args.deadline_min_clients, aggregation=args.aggregation, trim=args.trim, clip=args.clip,
-        max_norm=args.max_norm, dp_noise=args.dp_noise, max_body_bytes=args.max_update_bytes, rounds=args.rounds,
-        buffer=args.buffer, max_staleness=args.max_staleness, staleness_exponent=args.staleness_exponent,
-    )  # fmt: skip
-    try:
-        settings.check()
-    except SettingError as error:
-        raise CliError(f"--{FEDERATED_FLAGS.get(error.setting, error.setting.replace('_', '-'))} {error.problem}") from None
-    return FederatedOptions(models=names, settings=settings, database=args.federated_db,
+    return FederatedOptions(models=names, settings=round_settings_from(args), database=args.federated_db,
                             client_secret=client_secret_from(args.client_secret))  # fmt: skip
-
-
-def client_secret_from(path: Path | None) -> bytes | None:
-    """The bytes of --client-secret FILE, or None; CliError naming what is wrong with the file."""
-    from aggregation.tokens import read_secret
-
-    if path is None:
-        return None
-    try:
-        return read_secret(path)
-    except ValueError as error:
-        raise CliError(f"--client-secret: {error}") from None
 
 
 def parse_model_options(values: list[str]) -> dict:
@@ -241,10 +189,12 @@ def gateway_options_from(args: argparse.Namespace):
         raise CliError(f"--gateway-port {args.gateway_port}: not a TCP port")
     if args.cors_origin:
         raise CliError("--cors-origin: behind the gateway the page and the cloud share one origin; no CORS is set")
+    if args.client_secret is not None:
+        raise CliError("--client-secret: behind the gateway, run `edgecloud aggregate --client-secret FILE` yourself (docs/federated.md)")
     stack = options_from(args, args.model_store, args.registry)
     options = GatewayOptions(server=stack.server, registry=stack.registry, replicas=args.replicas,
                              gateway_port=args.gateway_port, web_port=args.web_port, register=stack.register,
-                             settings=ServingSettings.from_args(args))  # fmt: skip
+                             settings=ServingSettings.from_args(args), federated=stack.federated)  # fmt: skip
     try:
         options.check()
     except SettingError as error:
@@ -269,6 +219,8 @@ def serve_gateway_until_stopped(options) -> int:
     print(f"Page:        {urls['page']}")
     print(f"Registry:    {urls['registry']}")
     print(f"Replicas:    {urls['replicas']}")
+    if "federated" in urls:
+        print(f"Federated:   {urls['federated']}/<name>/updates")
     print("Press Ctrl-C to stop.", flush=True)
     if not stack.wait_for_signal():
         raise CommandFailed(f"HAProxy exited unexpectedly; stopped the replicas too; see {stack.haproxy.log_file}")
@@ -281,7 +233,4 @@ def run(args: argparse.Namespace) -> int:
         if args.gateway_port is not None:
             raise CliError("--gateway-port needs --replicas N")
         return serve_until_stopped(options_from(args, args.model_store, args.registry))
-    if args.federated:
-        # One aggregator owns a round's SQLite file; behind the gateway it would need its own replica.
-        raise CliError("--federated runs with one MMS for now: drop --replicas (docs/federated.md)")
     return serve_gateway_until_stopped(gateway_options_from(args))

@@ -6,6 +6,8 @@ a connection fails, comes back empty or gets a 502/503 (`retry-on`, `option redi
 are buffered so a POST can be sent again: inference is idempotent), least-connections
 balancing, the registry and page routed to the static site, and `/metrics` to the federation
 (HAProxy's own exporter at `/metrics/gateway`). Bodies larger than `tune.bufsize` are not retried.
+With aggregators (`serve --replicas N --federated`), `/federated` goes to them, checked on `/ready`;
+an update retried after a lost answer is refused 409 duplicate-client if the first one was stored.
 Ignored: TLS and authentication, which an operator adds in front (docs/deploying.md).
 """
 
@@ -37,10 +39,29 @@ class GatewayLayout:
     site_port: int
     federation_port: int
     max_body_bytes: int = 6553500
+    aggregator_ports: tuple[int, ...] = ()  # `edgecloud aggregate` processes, on 127.0.0.1
+
+
+def _aggregators(layout: GatewayLayout) -> tuple[str, str]:
+    """The /federated route and its backend, or nothing without aggregators."""
+    if not layout.aggregator_ports:
+        return "", ""
+    servers = "\n".join(f"    server aggregator{i} 127.0.0.1:{port} check" for i, port in enumerate(layout.aggregator_ports))
+    route = "    acl federated path /federated\n    acl federated path_beg /federated/\n    use_backend aggregators if federated\n"
+    backend = f"""
+backend aggregators
+    balance leastconn
+    option httpchk GET /ready
+    http-check expect status 200
+    default-server {CHECK}
+{servers}
+"""
+    return route, backend
 
 
 def haproxy_config(layout: GatewayLayout) -> str:
     servers = "\n".join(f"    server replica{i} 127.0.0.1:{port} check" for i, port in enumerate(layout.replica_ports))
+    federated_route, federated_backend = _aggregators(layout)
     return f"""\
 # Written by edgecloud serve --replicas (edgecloud/gateway/haproxy.py); deploy/haproxy/haproxy.cfg is an example.
 global
@@ -75,7 +96,7 @@ frontend gateway
     acl metrics path /metrics
     use_backend site if site_path
     use_backend federation if metrics
-    default_backend replicas
+{federated_route}    default_backend replicas
 
 backend replicas
     balance leastconn
@@ -89,7 +110,7 @@ backend site
 
 backend federation
     server federation 127.0.0.1:{layout.federation_port}
-"""
+{federated_backend}"""
 
 
 def haproxy_binary() -> str:

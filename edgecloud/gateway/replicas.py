@@ -55,10 +55,13 @@ def replica_ports(count: int, gateway_port: int, inference_port: int, management
 
 
 class Replica:
-    """One replica process and its runtime folder (a fresh one per start)."""
+    """One replica process and its runtime folder (a fresh one per start, passed as --runtime-dir
+    when `runtime_dir_flag`); ready when `ready_path` answers 200."""
 
-    def __init__(self, index: int, ports: ReplicaPorts, command: list[str], root: Path) -> None:
+    def __init__(self, index: int, ports: ReplicaPorts, command: list[str], root: Path, *,
+                 ready_path: str = "/v2/health/ready", runtime_dir_flag: bool = True) -> None:  # fmt: skip
         self.index, self.ports, self.command, self.root = index, ports, command, root
+        self.ready_path, self.runtime_dir_flag = ready_path, runtime_dir_flag
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.runtime_dir = root
@@ -76,7 +79,7 @@ class Replica:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         with open(self.root / "replica.log", "ab") as log:
             self.process = subprocess.Popen(
-                [*self.command, "--runtime-dir", str(self.runtime_dir)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                [*self.command, *(["--runtime-dir", str(self.runtime_dir)] if self.runtime_dir_flag else [])], env=env, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
 
@@ -108,7 +111,7 @@ class Replica:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as response:
+            with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False
@@ -122,41 +125,19 @@ class Replica:
         self.kill_leftovers()
 
 
-class ReplicaSet:
-    """Starts `count` replicas, waits until all are ready, starts again any that exits."""
+class ProcessSet:
+    """Starts `replicas`, waits until all are ready, starts again any that exits."""
 
-    def __init__(self, server: ServerConfig, count: int, gateway_port: int, root: Path, *, registry: Path,
-                 register: list[str] | None = None, settings: ServingSettings | None = None) -> None:  # fmt: skip
-        self.registry = Path(registry)
-        self.root = Path(root)
-        self.settings = settings or ServingSettings()
-        ports = replica_ports(count, gateway_port, server.inference_port, server.management_port)
-        self.replicas = [Replica(i, p, self._command(server, p, register or []), self.root / f"replica-{i}")
-                         for i, p in enumerate(ports)]  # fmt: skip
+    def __init__(self, replicas: list[Replica], drain_seconds: float = 3.0) -> None:
+        self.replicas, self.drain_seconds = replicas, drain_seconds
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="replica-set", daemon=True)
-
-    def _command(self, server: ServerConfig, ports: ReplicaPorts, register: list[str]) -> list[str]:
-        command = [
-            sys.executable, "-m", "mms_handlers.replica", "--registry", str(self.registry.resolve()),
-            "--model-store", str(Path(server.model_store).resolve()),  # archives of models the registry lacks
-            "--port", str(ports.front), "--mms-inference-port", str(ports.inference),
-            "--mms-management-port", str(ports.management),
-        ]  # fmt: skip
-        mms = ServingSettings(workers=server.workers, batch_size=server.batch_size, max_batch_delay_ms=server.max_batch_delay_ms,
-                              job_queue_size=server.job_queue_size, max_request_size=server.max_request_size,
-                              java_heap_mb=server.java_heap_mb, drain_seconds=self.settings.drain_seconds,
-                              keep_versions=self.settings.keep_versions)  # fmt: skip
-        command += mms.arguments()
-        for name in register:
-            command += ["--register", name.removesuffix(".mar")]
-        return command
 
     @property
     def front_ports(self) -> tuple[int, ...]:
         return tuple(replica.ports.front for replica in self.replicas)
 
-    def start(self, timeout: float = 180.0) -> "ReplicaSet":
+    def start(self, timeout: float = 180.0) -> "ProcessSet":
         for replica in self.replicas:
             replica.root.mkdir(parents=True, exist_ok=True)
             replica.spawn()
@@ -188,8 +169,37 @@ class ReplicaSet:
         self._stop.set()
         if self._watcher.is_alive():
             self._watcher.join(5)
-        threads = [threading.Thread(target=r.stop, args=(self.settings.drain_seconds + 30,)) for r in self.replicas]
+        threads = [threading.Thread(target=r.stop, args=(self.drain_seconds + 30,)) for r in self.replicas]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+
+
+class ReplicaSet(ProcessSet):
+    """The MMS replicas (`python -m mms_handlers.replica`)."""
+
+    def __init__(self, server: ServerConfig, count: int, gateway_port: int, root: Path, *, registry: Path,
+                 register: list[str] | None = None, settings: ServingSettings | None = None) -> None:  # fmt: skip
+        self.registry = Path(registry)
+        self.root = Path(root)
+        self.settings = settings or ServingSettings()
+        ports = replica_ports(count, gateway_port, server.inference_port, server.management_port)
+        super().__init__([Replica(i, p, self._command(server, p, register or []), self.root / f"replica-{i}")
+                          for i, p in enumerate(ports)], self.settings.drain_seconds)  # fmt: skip
+
+    def _command(self, server: ServerConfig, ports: ReplicaPorts, register: list[str]) -> list[str]:
+        command = [
+            sys.executable, "-m", "mms_handlers.replica", "--registry", str(self.registry.resolve()),
+            "--model-store", str(Path(server.model_store).resolve()),  # archives of models the registry lacks
+            "--port", str(ports.front), "--mms-inference-port", str(ports.inference),
+            "--mms-management-port", str(ports.management),
+        ]  # fmt: skip
+        mms = ServingSettings(workers=server.workers, batch_size=server.batch_size, max_batch_delay_ms=server.max_batch_delay_ms,
+                              job_queue_size=server.job_queue_size, max_request_size=server.max_request_size,
+                              java_heap_mb=server.java_heap_mb, drain_seconds=self.settings.drain_seconds,
+                              keep_versions=self.settings.keep_versions)  # fmt: skip
+        command += mms.arguments()
+        for name in register:
+            command += ["--register", name.removesuffix(".mar")]
+        return command

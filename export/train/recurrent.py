@@ -28,7 +28,7 @@ def split_recurrent_biases(model: onnx.ModelProto, variables: list[Variable]) ->
     """Split each one-direction LSTM/GRU bias initializer in two (in place); returns the node names changed."""
     initializers = {init.name: init for init in model.graph.initializer}
     changed = []
-    for index, node in enumerate(list(model.graph.node)):
+    for node in list(model.graph.node):
         gates = RECURRENT.get(node.op_type)
         if gates is None or len(node.input) < 4 or node.input[3] not in initializers:
             continue

@@ -21,7 +21,7 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.published: list[tuple[dict, dict]] = []
 
-    def publish(self, model: FederatedModel, parameters, provenance) -> FederatedModel:
+    def publish(self, model: FederatedModel, parameters, provenance, held) -> FederatedModel:
         self.published.append((parameters, provenance))
         return FederatedModel(model.name, str(int(model.version) + 1), model.parameters, parameters, provenance["round"])
 
@@ -166,10 +166,10 @@ def test_a_failed_close_keeps_every_update_says_why_and_retries_later() -> None:
     class Failing(RecordingPublisher):
         fail = True
 
-        def publish(self, model, parameters, provenance):
+        def publish(self, model, parameters, provenance, held):
             if self.fail:
                 raise RuntimeError("MMS refused the archive")
-            return super().publish(model, parameters, provenance)
+            return super().publish(model, parameters, provenance, held)
 
     store, publisher, clock = MemoryStore(), Failing(), Clock()
     service = FederatedService(store, FederatedSettings(min_clients=1), [FederatedModel("mlp", "1", SPEC, BASE)], publisher, clock=clock)

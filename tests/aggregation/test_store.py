@@ -1,13 +1,28 @@
-"""One set of store tests, run on every RoundStore (Flower's linkstate_test shape)."""
+"""One set of store tests, run on every RoundStore (Flower's linkstate_test shape): memory, SQLite
+and a real PostgreSQL started by the tests (tests/postgres.py)."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from aggregation.store import DuplicateUpdate, MemoryStore, Refusal, SqliteStore, StoredUpdate, open_store
+from aggregation.store import (
+    DuplicateUpdate,
+    MemoryStore,
+    Refusal,
+    RoundClosed,
+    SqliteStore,
+    StoredUpdate,
+    StoreUnavailable,
+    open_store,
+)  # fmt: skip
+from tests.postgres import PostgresCluster, postgres, postgres_url  # noqa: F401 - pytest fixtures
 
 
 def update(client: str, value: float, samples: int = 2) -> StoredUpdate:
@@ -59,6 +74,36 @@ class StoreTest:
         store.record_refusal(Refusal("n", None, None, 404, "unknown-model", 2.0))
         assert [(r.status, r.reason) for r in store.refusals("m")] == [(409, "stale-base: ...")]
 
+    def test_one_claim_at_a_time_and_no_update_enters_a_claimed_round(self) -> None:
+        store = self.store()
+        first = store.open_round("m", "1", now=1.0)
+        store.add_update(first.id, update("client-aaaa", 1.0))
+        with store.claim_round(first.id) as claim:
+            assert claim is not None
+            with store.claim_round(first.id) as second:
+                assert second is None
+            with pytest.raises(RoundClosed):
+                store.add_update(first.id, update("client-bbbb", 2.0))
+            following = claim.close("2", {"clients": 1}, now=2.0)
+        assert store.current_round("m").id == following.id and following.base_version == "2"
+        assert [u.client for u in store.updates(first.id)] == ["client-aaaa"]
+        with store.claim_round(first.id) as closed:
+            assert closed is None
+        with pytest.raises(RoundClosed):
+            store.add_update(first.id, update("client-cccc", 3.0))
+
+    def test_a_claim_ended_by_an_error_leaves_the_round_open(self) -> None:
+        store = self.store()
+        first = store.open_round("m", "1", now=1.0)
+        with pytest.raises(RuntimeError, match="publish failed"):
+            with store.claim_round(first.id) as claim:
+                assert claim is not None
+                raise RuntimeError("publish failed")
+        store.add_update(first.id, update("client-aaaa", 1.0))
+        with store.claim_round(first.id) as again:
+            assert again is not None
+        assert store.current_round("m").id == first.id
+
 
 class TestMemoryStore(StoreTest):
     def store(self):
@@ -89,6 +134,77 @@ class TestSqliteFile(StoreTest):
         assert again.rounds("m")[0].opened_at == 1.0
 
 
+class TestPostgres(StoreTest):
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres: PostgresCluster, postgres_url: str) -> None:  # noqa: F811 - fixtures
+        self.cluster, self.url = postgres, postgres_url
+        self.opened: list = []
+        yield
+        for store in self.opened:
+            store.close()
+
+    def store(self):
+        store = open_store(self.url)
+        self.opened.append(store)
+        return store
+
+    def test_schema_is_created_once_and_versioned(self) -> None:
+        from aggregation.store.postgres import SCHEMA_VERSION
+
+        first = self.store()
+        first.open_round("m", "1", now=1.0)
+        second = self.store()  # a second replica starting: migrates nothing, loses nothing
+        assert second.schema_version() == SCHEMA_VERSION and second.current_round("m").base_version == "1"
+
+    def test_a_newer_schema_is_refused(self) -> None:
+        import psycopg
+
+        self.store()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("UPDATE schema_version SET version = version + 1")
+        with pytest.raises(ValueError, match="schema version"):
+            self.store()
+
+    def test_a_killed_holder_releases_its_claim(self) -> None:
+        store = self.store()
+        first = store.open_round("m", "1", now=1.0)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time\nfrom aggregation.store import open_store\n"
+             f"s = open_store({self.url!r})\nwith s.claim_round({first.id}) as c:\n    print(c is not None, flush=True)\n    time.sleep(600)"],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert holder.stdout.readline().strip() == "True"
+            with store.claim_round(first.id) as claim:
+                assert claim is None
+            with pytest.raises(RoundClosed):
+                store.add_update(first.id, update("client-aaaa", 1.0))
+        finally:
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=30)
+        for _ in range(300):  # the server notices the dropped connection and ends its transaction
+            with store.claim_round(first.id) as claim:
+                if claim is not None:
+                    break
+            time.sleep(0.1)
+        assert claim is not None
+        store.add_update(first.id, update("client-aaaa", 1.0))
+
+    def test_database_down_is_unavailable_then_recovers(self) -> None:
+        store = self.store()
+        first = store.open_round("m", "1", now=1.0)
+        self.cluster.stop()
+        try:
+            with pytest.raises(StoreUnavailable, match="PostgreSQL at 127.0.0.1"):
+                store.add_update(first.id, update("client-aaaa", 1.0))
+            with pytest.raises(StoreUnavailable):
+                store.current_round("m")
+        finally:
+            self.cluster.start()
+        store.add_update(first.id, update("client-aaaa", 1.0))  # the pool reconnects by itself
+        assert store.current_round("m").clients == 1
+
+
 def test_a_file_from_before_staleness_is_migrated_at_open(tmp_path: Path) -> None:
     import sqlite3
 
@@ -114,7 +230,7 @@ def test_a_file_from_before_staleness_is_migrated_at_open(tmp_path: Path) -> Non
     assert [(u.base_version, u.weight) for u in SqliteStore(path).updates(first.id)] == [("3", 1.0), ("2", 0.5)]
 
 
-def test_factory_refuses_server_databases() -> None:
+def test_factory_refuses_unknown_databases() -> None:
     assert isinstance(open_store("memory:"), MemoryStore)
-    with pytest.raises(ValueError, match="only SQLite"):
-        open_store("postgresql://db/federated")
+    with pytest.raises(ValueError, match="postgresql://"):
+        open_store("mysql://db/federated")

@@ -117,3 +117,50 @@ def test_image_predicts_and_drains_on_sigterm(image, tmp_path):
         assert "draining" in podman("logs", container).stderr
     finally:
         podman("rm", "-f", container, check=False)
+
+
+def test_image_runs_the_aggregator_with_its_own_entrypoint(image, tmp_path):
+    """The aggregator's entrypoint: non-root, takes an update, writes version 2 into the mounted
+    registry (as the Kubernetes Deployment mounts it), drains and exits 0 on SIGTERM."""
+    from export.manifest import update_latest
+    from tests.builders import write_trainable_version_dir
+
+    registry = tmp_path / "registry"
+    write_trainable_version_dir(registry / "mlp" / "1")
+    update_latest(registry / "mlp")
+    for path in [registry, *registry.rglob("*")]:
+        os.chown(path, 10001, 10001)
+    tmp_path.chmod(0o755)
+    port = free_port()
+    run = podman("run", "-d", "--network", "host", "-v", f"{registry}:/registry", "--entrypoint", "/usr/local/bin/edgecloud-aggregate",
+                 image, "--registry", "/registry", "--federated", "mlp", "--port", str(port), "--database", "/tmp/rounds.sqlite",
+                 "--min-clients", "1", "--drain-seconds", "1")  # fmt: skip
+    container = run.stdout.strip()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{base}/ready", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail(f"the aggregator never got ready: {podman('logs', container, check=False).stderr[-1500:]}")
+        assert podman("exec", container, "id", "-u").stdout.strip() == "10001"
+        delta = {"head.weight": {"shape": [8, 2], "data": [0.1] * 16}, "head.bias": {"shape": [2], "data": [0.2, 0.2]}}
+        body = json.dumps({"client": "client-image-0001", "base_version": "1", "samples": 2, "delta": delta}).encode()
+        request = urllib.request.Request(f"{base}/federated/mlp/updates", body, {"Content-Type": "application/json"})
+        assert json.loads(urllib.request.urlopen(request, timeout=30).read())["accepted"] is True
+        for _ in range(300):
+            if json.loads((registry / "mlp" / "latest.json").read_text())["version"] == "2":
+                break
+            time.sleep(0.2)
+        assert json.loads((registry / "mlp" / "latest.json").read_text())["version"] == "2"
+        assert (registry / "mlp" / "2").stat().st_uid == 10001
+        podman("kill", "--signal", "TERM", container)
+        podman("wait", container, timeout=60)
+        assert podman("inspect", container, "--format", "{{.State.ExitCode}}").stdout.strip() == "0"
+        assert "draining" in podman("logs", container).stderr
+    finally:
+        podman("rm", "-f", container, check=False)

@@ -109,6 +109,43 @@ def test_serving_deployment_rules():
     assert kinds["PodDisruptionBudget"][0]["spec"]["minAvailable"] == 1
 
 
+def test_aggregator_deployment_rules():
+    kinds = by_kind(render("overlays/production"))
+    (deployment,) = [d for d in kinds["Deployment"] if d["metadata"]["name"] == "edgecloud-aggregator"]
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    assert spec["replicas"] == 2 and spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    (container,) = pod["containers"]
+    assert container["command"] == ["/usr/local/bin/edgecloud-aggregate"]
+    assert container["image"] == "registry.example.com/edgecloud-serving:0.1.0"  # the serving image, its own entrypoint
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/live"
+    (database,) = [e for e in container["env"] if e["name"] == "EDGECLOUD_AGGREGATOR_DATABASE"]
+    assert database["valueFrom"]["secretKeyRef"] == {"name": "edgecloud-aggregator-db", "key": "url"}
+    args = container["args"]
+    assert "--registry=/registry" in args and not any(a.startswith("--database") for a in args)
+    assert not any(a in ("--cors-origin=*", "*") for a in args)
+    drain = float(next(a for a in args if a.startswith("--drain-seconds=")).split("=")[1])
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + drain + 30
+    assert pod["securityContext"]["runAsNonRoot"] and container["securityContext"]["allowPrivilegeEscalation"] is False
+    # The registry folder it writes is the one the registry's nginx (and the serving pods) read.
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/registry"]
+    assert mount["subPath"] == "registry" and not mount.get("readOnly")
+    claim = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    (registry,) = [d for d in kinds["Deployment"] if d["metadata"]["name"] == "edgecloud-registry"]
+    registry_pod = registry["spec"]["template"]["spec"]
+    (registry_mount,) = [m for m in registry_pod["containers"][0]["volumeMounts"] if m["name"] == "models"]
+    assert registry_mount["subPath"] == "registry"
+    assert claim[mount["name"]] == next(v["persistentVolumeClaim"]["claimName"] for v in registry_pod["volumes"]
+                                        if v["name"] == registry_mount["name"])  # fmt: skip
+    (pvc,) = kinds["PersistentVolumeClaim"]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    (service,) = [s for s in kinds["Service"] if s["metadata"]["name"] == "edgecloud-aggregator"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    (pdb,) = [p for p in kinds["PodDisruptionBudget"] if p["metadata"]["name"] == "edgecloud-aggregator"]
+    assert pdb["spec"]["minAvailable"] == 1 and pdb["spec"]["selector"]["matchLabels"] == spec["selector"]["matchLabels"]
+
+
 def test_registry_serves_versions_immutable_and_latest_uncached():
     config = (K8S / "base" / "registry-nginx.conf").read_text()
     assert re.search(r"latest\\.json\$ \{\s+add_header Cache-Control \"no-cache\"", config)
@@ -128,12 +165,13 @@ def test_image_requirements_carry_pyprojects_pins():
         assert declared.get(name) == version, f"{name}: image {version}, pyproject {declared.get(name)}"
 
 
-# The first-party packages the image carries (build-image.sh copies them).
-SERVING_PACKAGES = ("mms_handlers", "registry")
-# Distributions the serving side's third-party imports come from (mxnet is best effort, never in the image).
+# The first-party packages the image carries (build-image.sh copies them); the aggregator's included.
+SERVING_PACKAGES = ("mms_handlers", "registry", "aggregation")
+# Distributions the image's third-party imports come from (mxnet is best effort, never in the image).
 IMPORT_TO_DISTRIBUTION = {"numpy": "numpy", "onnx": "onnx", "onnxruntime": "onnxruntime", "orjson": "orjson",
                           "prometheus_client": "prometheus-client", "model_archiver": "model-archiver",
-                          "mms": "multi-model-server", "jsonschema": "jsonschema"}  # fmt: skip
+                          "mms": "multi-model-server", "jsonschema": "jsonschema", "psycopg": "psycopg[binary]",
+                          "psycopg_pool": "psycopg-pool"}  # fmt: skip
 OPTIONAL_IMPORTS = {"mxnet"}
 
 

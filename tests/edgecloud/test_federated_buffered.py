@@ -27,7 +27,7 @@ class Publisher:
     def __init__(self) -> None:
         self.published: list[dict] = []
 
-    def publish(self, model: FederatedModel, parameters, provenance) -> FederatedModel:
+    def publish(self, model: FederatedModel, parameters, provenance, held) -> FederatedModel:
         self.published.append(parameters)
         return FederatedModel(model.name, str(int(model.version) + 1), model.parameters, parameters, provenance["round"])
 

@@ -26,6 +26,7 @@ from tests.edgecloud.test_cli import one_error_line
          "--inference-port needs ports up to 32768 for 3 replicas"),
         (["--replicas", "2", "--gateway-port", "9000", "--drain-seconds", "-1"], "--drain-seconds must be at least 0"),
         (["--replicas", "2", "--gateway-port", "9000", "--cors-origin", "*"], "--cors-origin: behind the gateway"),
+        (["--replicas", "2", "--gateway-port", "9000", "--client-secret", "secret"], "--client-secret: behind the gateway"),
     ],
 )
 def test_bad_scale_out_flags_are_one_line_and_exit_2(tmp_path, capsys, extra, fragment):

@@ -1,0 +1,37 @@
+"""The aggregator processes of `serve --replicas N --federated ...`: `edgecloud aggregate` each,
+on 127.0.0.1, behind HAProxy's `/federated` route, started again when one dies.
+
+N of them on a shared PostgreSQL (`--federated-db postgresql://...`): they close each round once
+between them (the store's round claim). On SQLite only one process may write, so one aggregator
+runs whatever N is. Their versions go into the registry the MMS replicas are started from.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from aggregation.store import is_shared
+from mms_handlers.server import free_port
+
+from ..federation import FederatedOptions
+from ..round_flags import settings_flags
+from .replicas import ProcessSet, Replica, ReplicaPorts
+
+
+def aggregator_count(replicas: int, database: str) -> int:
+    return replicas if is_shared(database) else 1
+
+
+def aggregator_set(options: FederatedOptions, database: str, replicas: int, registry: Path, root: Path,
+                   drain_seconds: float) -> ProcessSet:  # fmt: skip
+    command = [sys.executable, "-m", "edgecloud", "aggregate", "--registry", str(Path(registry).resolve()),
+               "--database", database, "--drain-seconds", str(drain_seconds), *settings_flags(options.settings)]  # fmt: skip
+    for name in options.models:
+        command += ["--federated", name]
+    members = []
+    for i in range(aggregator_count(replicas, database)):
+        port = free_port()
+        members.append(Replica(i, ReplicaPorts(port, 0, 0), [*command, "--port", str(port)], Path(root) / f"aggregator-{i}",
+                               ready_path="/ready", runtime_dir_flag=False))  # fmt: skip
+    return ProcessSet(members, drain_seconds)

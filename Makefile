@@ -83,6 +83,7 @@ demo: setup
 SLOW_MARKS := integration or container or slow or keras or torch or sklearn or mxnet
 check: python web real-models
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	cd web_onnxjs && node --test test/
 	cd web_onnxjs && node_modules/.bin/tsc --noEmit -p types/check
 	$(PY) -m pytest -q -m "not ($(SLOW_MARKS))"

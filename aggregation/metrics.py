@@ -42,9 +42,11 @@ class _Rounds(Collector):
         refused = CounterMetricFamily("edgecloud_federated_updates_refused", "updates refused, by reason", labels=["model", "reason"])
         open_clients = GaugeMetricFamily("edgecloud_federated_open_round_clients", "updates in the open round", labels=labels)
         round_id = GaugeMetricFamily("edgecloud_federated_round", "the open round's number", labels=labels)
-        unauthorized = CounterMetricFamily("edgecloud_federated_updates_unauthorized",
-                                           "updates refused with 401 (client token), by reason, since this process started",
-                                           labels=["model", "reason"])  # fmt: skip
+        unauthorized = CounterMetricFamily(
+            "edgecloud_federated_updates_unauthorized",
+            "updates refused with 401 (client token), by reason, since this process started",
+            labels=["model", "reason"],
+        )
         for (model, reason), count in sorted(self.unauthorized.items()):
             unauthorized.add_metric([model, reason], count)
         for name in self.service.models():

@@ -86,8 +86,9 @@ class Update:
 
 
 class Publisher(Protocol):
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
-                held: Callable[[], bool]) -> FederatedModel:  # fmt: skip
+    def publish(
+        self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any], held: Callable[[], bool]
+    ) -> FederatedModel:
         """Make `parameters` the next version of `model`, serve it, move latest.json; return the new version.
         `held()` says whether this process still holds the round: asked last, before latest.json moves."""
 
@@ -138,17 +139,28 @@ class FederatedService:
                 assert current is not None
         if current.base_version != model.version and self.loader is not None:
             model = self.loader(model.name, None)  # read again: `model` may predate a close another replica just made
-        if current.base_version != model.version and model.produced_by_round == current.id and self.loader is not None \
-                and model.produced_from not in (None, current.clients):  # fmt: skip
+        if (
+            current.base_version != model.version
+            and model.produced_by_round == current.id
+            and self.loader is not None
+            and model.produced_from not in (None, current.clients)
+        ):
             # Published from fewer updates than the round holds now (its closer was killed before recording
             # the close; updates came in after): not the round's aggregate. The ticker closes it into the next version.
-            logger.warning("round %d of %s: version %s averaged %s of its %d updates; it closes again", current.id,
-                           model.name, model.version, model.produced_from, current.clients)  # fmt: skip
+            logger.warning(
+                "round %d of %s: version %s averaged %s of its %d updates; it closes again",
+                current.id,
+                model.name,
+                model.version,
+                model.produced_from,
+                current.clients,
+            )
             return _State(self.loader(model.name, current.base_version), current)
         if current.base_version != model.version:
             outcome = "published" if model.produced_by_round == current.id else "superseded"
-            logger.warning("round %d of %s (base %s) closed as %s by version %s", current.id, model.name,
-                           current.base_version, outcome, model.version)  # fmt: skip
+            logger.warning(
+                "round %d of %s (base %s) closed as %s by version %s", current.id, model.name, current.base_version, outcome, model.version
+            )
             current = self.store.close_round(current.id, model.version, {"outcome": outcome}, self.clock())
         return _State(model, current)
 
@@ -156,7 +168,9 @@ class FederatedService:
     def _state(self, name: str) -> _State:
         state = self._states.get(name)
         if state is None:
-            raise Refused(404, "unknown-model", f"model {name!r} takes no federated updates here; known: {', '.join(self._states) or 'none'}")
+            raise Refused(
+                404, "unknown-model", f"model {name!r} takes no federated updates here; known: {', '.join(self._states) or 'none'}"
+            )
         return state
 
     def models(self) -> list[str]:
@@ -225,24 +239,41 @@ class FederatedService:
         if norm > self.settings.max_norm:
             raise Refused(422, "norm-too-large", f"update L2 norm {norm:.6g} is above the bound {self.settings.max_norm:g}")
         stored = StoredUpdate(
-            client=update.client, samples=int(update.samples),
+            client=update.client,
+            samples=int(update.samples),
             delta={k: np.asarray(v, np.float32) for k, v in clipped.items()},
-            norm=norm, clipped=was_clipped, received_at=self.clock(),
-            base_version=update.base_version, staleness=staleness, weight=self.settings.staleness_weight(staleness),
-        )  # fmt: skip
+            norm=norm,
+            clipped=was_clipped,
+            received_at=self.clock(),
+            base_version=update.base_version,
+            staleness=staleness,
+            weight=self.settings.staleness_weight(staleness),
+        )
         with self._lock:
             if state.closing or state.round.id != current.id:
                 raise Refused(409, "round-closing", f"round {current.id} closed while this update arrived; send it for the new base")
             try:
                 self.store.add_update(current.id, stored)
             except RoundClosed:
-                raise Refused(409, "round-closing", f"round {current.id} is closing or closed; send the update for its next version") from None
+                raise Refused(
+                    409, "round-closing", f"round {current.id} is closing or closed; send the update for its next version"
+                ) from None
             except DuplicateUpdate:
-                raise Refused(409, "duplicate-client", f"client {update.client!r} already has an update in round {current.id}; "
-                              "the first one counts, one per client per round") from None  # fmt: skip
+                raise Refused(
+                    409,
+                    "duplicate-client",
+                    f"client {update.client!r} already has an update in round {current.id}; the first one counts, one per client per round",
+                ) from None
             state.closing = self._due(state)
-        return {"accepted": True, "round": current.id, "base_version": current.base_version,
-                "norm": norm, "clipped": was_clipped, "staleness": staleness, "weight": stored.weight}  # fmt: skip
+        return {
+            "accepted": True,
+            "round": current.id,
+            "base_version": current.base_version,
+            "norm": norm,
+            "clipped": was_clipped,
+            "staleness": staleness,
+            "weight": stored.weight,
+        }
 
     def _oldest_base(self, base_version: str) -> str:
         """The oldest version an update may be computed on while `base_version` is the round's base."""
@@ -256,16 +287,25 @@ class FederatedService:
         bound = self.settings.staleness_bound
         advice = f"personalise version {current.base_version} and send again"
         if not bound:
-            raise Refused(409, "stale-base", f"base version {base_version!r} is not round {current.id}'s base "
-                          f"{current.base_version!r}: {advice}")  # fmt: skip
+            raise Refused(
+                409, "stale-base", f"base version {base_version!r} is not round {current.id}'s base {current.base_version!r}: {advice}"
+            )
         if not (base_version.isdigit() and current.base_version.isdigit()) or int(base_version) > int(current.base_version):
-            raise Refused(409, "unknown-base", f"base version {base_version!r} is not a version this aggregator has served "
-                          f"(the current one is {current.base_version}): {advice}")  # fmt: skip
+            raise Refused(
+                409,
+                "unknown-base",
+                f"base version {base_version!r} is not a version this aggregator has served "
+                f"(the current one is {current.base_version}): {advice}",
+            )
         staleness = int(current.base_version) - int(base_version)
         if staleness > bound:
-            raise Refused(409, "stale-base", f"base version {base_version} is {staleness} versions behind the current "
-                          f"{current.base_version}; updates on versions {self._oldest_base(current.base_version)} to "
-                          f"{current.base_version} are taken (--max-staleness {bound}): {advice}")  # fmt: skip
+            raise Refused(
+                409,
+                "stale-base",
+                f"base version {base_version} is {staleness} versions behind the current "
+                f"{current.base_version}; updates on versions {self._oldest_base(current.base_version)} to "
+                f"{current.base_version} are taken (--max-staleness {bound}): {advice}",
+            )
         return staleness
 
     @staticmethod
@@ -273,8 +313,11 @@ class FederatedService:
         expected = {p.name: p for p in model.parameters}
         unknown = sorted(set(delta) - set(expected))
         if unknown:
-            raise Refused(422, "unknown-parameter", f"parameter {unknown[0]!r} is not trainable in {model.name} v{model.version}; "
-                          f"expected {', '.join(expected)}")  # fmt: skip
+            raise Refused(
+                422,
+                "unknown-parameter",
+                f"parameter {unknown[0]!r} is not trainable in {model.name} v{model.version}; expected {', '.join(expected)}",
+            )
         missing = [name for name in expected if name not in delta]
         if missing:
             raise Refused(422, "missing-parameter", f"parameter {missing[0]!r} is missing from the update")
@@ -301,7 +344,9 @@ class FederatedService:
         if current.clients >= self.settings.close_at:
             return True
         deadline = self.settings.round_deadline
-        return deadline is not None and self.clock() >= current.opened_at + deadline and current.clients >= self.settings.deadline_min_clients
+        return (
+            deadline is not None and self.clock() >= current.opened_at + deadline and current.clients >= self.settings.deadline_min_clients
+        )
 
     def _close_if_due(self, name: str) -> None:
         state = self._states[name]
@@ -348,19 +393,27 @@ class FederatedService:
             "samples": sum(u.samples for u in updates),
             "aggregation": settings.aggregation if settings.aggregation != "trimmed-mean" else f"trimmed-mean({settings.trim:g})",
             "clip": {"bound": settings.clip, "clipped": sum(u.clipped for u in updates), "max_norm": settings.max_norm},
-            "dp": {"noise_multiplier": settings.dp_noise,
-                   "sigma": fedavg.noise_scale(contributions, settings.clip, settings.dp_noise)} if settings.dp_noise else None,
-        }  # fmt: skip
+            "dp": {"noise_multiplier": settings.dp_noise, "sigma": fedavg.noise_scale(contributions, settings.clip, settings.dp_noise)}
+            if settings.dp_noise
+            else None,
+        }
         if settings.buffered:
             provenance["buffered"] = {
-                "buffer": settings.buffer, "max_staleness": settings.staleness_bound,
-                "staleness": [u.staleness for u in updates], "weights": [u.weight for u in updates],
-            }  # fmt: skip
+                "buffer": settings.buffer,
+                "max_staleness": settings.staleness_bound,
+                "staleness": [u.staleness for u in updates],
+                "weights": [u.weight for u in updates],
+            }
         try:
             parameters = fedavg.aggregate(
-                state.model.base, contributions, method=settings.aggregation, trim=settings.trim,
-                dp_noise=settings.dp_noise, clip_bound=settings.clip, rng=self.rng,
-            )  # fmt: skip
+                state.model.base,
+                contributions,
+                method=settings.aggregation,
+                trim=settings.trim,
+                dp_noise=settings.dp_noise,
+                clip_bound=settings.clip,
+                rng=self.rng,
+            )
             produced = self.publisher.publish(state.model, parameters, provenance, claim.held)
         except Exception as error:  # noqa: BLE001 - the round stays open with every update; status shows why
             logger.exception("closing round %d of %s failed", current.id, state.model.name)

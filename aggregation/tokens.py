@@ -42,8 +42,10 @@ def read_secret(path: str | Path) -> bytes:
     except OSError as error:
         raise ValueError(f"cannot read the client secret {path}: {error.strerror or error}") from None
     if len(secret) < MIN_SECRET_BYTES:
-        raise ValueError(f"the client secret in {path} has {len(secret)} bytes; use at least {MIN_SECRET_BYTES} random ones, "
-                         "e.g. `head -c 48 /dev/urandom | base64 > FILE`")  # fmt: skip
+        raise ValueError(
+            f"the client secret in {path} has {len(secret)} bytes; use at least {MIN_SECRET_BYTES} random ones, "
+            "e.g. `head -c 48 /dev/urandom | base64 > FILE`"
+        )
     return secret
 
 

@@ -47,8 +47,18 @@ from .load_client import percentile
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY = REPO / ".edgecloud" / "bench" / "demo" / "registry"
-RETRYABLE = {"store-unavailable", "round-closing", "stale-base", "ConnectionRefusedError", "RemoteDisconnected",
-             "ConnectionResetError", "BrokenPipeError", "TimeoutError", "CannotSendRequest", "BadStatusLine"}  # fmt: skip
+RETRYABLE = {
+    "store-unavailable",
+    "round-closing",
+    "stale-base",
+    "ConnectionRefusedError",
+    "RemoteDisconnected",
+    "ConnectionResetError",
+    "BrokenPipeError",
+    "TimeoutError",
+    "CannotSendRequest",
+    "BadStatusLine",
+}
 
 
 @dataclass(frozen=True)
@@ -88,8 +98,14 @@ def delta_of(client: str, base: str, specs: list[dict]) -> tuple[int, dict[str, 
 
 def body_of(client: str, base: str, specs: list[dict]) -> tuple[int, bytes]:
     samples, delta = delta_of(client, base, specs)
-    return samples, json.dumps({"client": client, "base_version": base, "samples": samples,
-                                "delta": {n: {"shape": list(v.shape), "data": v.ravel().tolist()} for n, v in delta.items()}}).encode()  # fmt: skip
+    return samples, json.dumps(
+        {
+            "client": client,
+            "base_version": base,
+            "samples": samples,
+            "delta": {n: {"shape": list(v.shape), "data": v.ravel().tolist()} for n, v in delta.items()},
+        }
+    ).encode()
 
 
 class Aggregators:
@@ -99,15 +115,30 @@ class Aggregators:
         from mms_handlers.server import free_port
 
         self.ports = [free_port() for _ in range(count)]
-        self.command = [sys.executable, "-m", "edgecloud", "aggregate", "--registry", str(registry), "--federated", model,
-                        "--database", database, "--min-clients", str(min_clients), "--drain-seconds", "0"]  # fmt: skip
+        self.command = [
+            sys.executable,
+            "-m",
+            "edgecloud",
+            "aggregate",
+            "--registry",
+            str(registry),
+            "--federated",
+            model,
+            "--database",
+            database,
+            "--min-clients",
+            str(min_clients),
+            "--drain-seconds",
+            "0",
+        ]
         self.log = log
         self.processes: list[subprocess.Popen | None] = [None] * count
 
     def start(self, index: int) -> None:
         with open(self.log, "a") as log:
-            process = subprocess.Popen([*self.command, "--port", str(self.ports[index])], cwd=REPO, stdout=subprocess.PIPE,
-                                       stderr=log, text=True)  # fmt: skip
+            process = subprocess.Popen(
+                [*self.command, "--port", str(self.ports[index])], cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True
+            )
         for line in process.stdout:
             if line.startswith("Press Ctrl-C"):
                 break
@@ -243,8 +274,10 @@ def check(database: str, registry: Registry, model: str, specs: list[dict], sent
         old, new = (trainable_parameters(registry.version_dir(model, v)) for v in (base, new_version))
         total = sum(n for _, n in members)
         for name in old:
-            expected = old[name].astype(np.float64) + sum(
-                n * delta_of(client, base, specs)[1][name].astype(np.float32) for client, n in members) / total  # fmt: skip
+            expected = (
+                old[name].astype(np.float64)
+                + sum(n * delta_of(client, base, specs)[1][name].astype(np.float32) for client, n in members) / total
+            )
             difference = float(np.max(np.abs(new[name] - expected)))
             worst = max(worst, difference)
             if difference > 1e-5:
@@ -260,18 +293,31 @@ def check(database: str, registry: Registry, model: str, specs: list[dict], sent
         "versions": f"{versions[0]}..{versions[-1]} ({len(versions)}, none skipped: {versions == list(range(1, len(versions) + 1))})",
         "versions_not_fedavg": sorted(set(wrong_versions)),
         "worst_parameter_difference": worst,
-        "rounds": [f"{round_id}: {base}->{new_version or 'open'} ({len(rows.get(round_id, []))}"
-                   f"{', ' + outcome if (outcome := _outcome(summary)) not in (None, 'published') else ''})"
-                   for round_id, base, new_version, summary in rounds],
+        "rounds": [
+            f"{round_id}: {base}->{new_version or 'open'} ({len(rows.get(round_id, []))}"
+            f"{', ' + outcome if (outcome := _outcome(summary)) not in (None, 'published') else ''})"
+            for round_id, base, new_version, summary in rounds
+        ],
         "closed_without_updates": empty_closed,
         "not_retryable": dict(not_retryable),
-        "passed": not missing and not wrong_versions and not not_retryable and not empty_closed
+        "passed": not missing
+        and not wrong_versions
+        and not not_retryable
+        and not empty_closed
         and versions == list(range(1, len(versions) + 1)),
     }
 
 
-def run_one(name: str, replicas: int, database: str, source: Path, model: str, args: argparse.Namespace, work: Path,
-            faults: list[tuple[float, str, Any]]) -> RunResult:  # fmt: skip
+def run_one(
+    name: str,
+    replicas: int,
+    database: str,
+    source: Path,
+    model: str,
+    args: argparse.Namespace,
+    work: Path,
+    faults: list[tuple[float, str, Any]],
+) -> RunResult:
     registry_dir = work / name / "registry"
     latest = Registry(source).latest(model)
     shutil.copytree(source / model / str(latest), registry_dir / model / "1")
@@ -282,8 +328,9 @@ def run_one(name: str, replicas: int, database: str, source: Path, model: str, a
     registry.set_latest(model, 1, check=False)
     specs = manifest["training"]["parameters"]
     aggregators = Aggregators(replicas, registry_dir, model, database, args.min_clients, work / name / "aggregate.log")
-    result = RunResult(name, replicas, "PostgreSQL" if database.startswith("postgresql") else "SQLite", args.seconds,
-                       args.clients, args.concurrency)  # fmt: skip
+    result = RunResult(
+        name, replicas, "PostgreSQL" if database.startswith("postgresql") else "SQLite", args.seconds, args.clients, args.concurrency
+    )
     try:
         for index in range(replicas):
             aggregators.start(index)
@@ -294,6 +341,7 @@ def run_one(name: str, replicas: int, database: str, source: Path, model: str, a
             def run() -> None:
                 action(aggregators)
                 result.faults.append(f"{label} at {time.monotonic() - began:.1f} s")
+
             return run
 
         load.run(args.seconds, [(at, fault(label, action)) for at, label, action in faults])
@@ -313,17 +361,21 @@ def run_one(name: str, replicas: int, database: str, source: Path, model: str, a
 
 def markdown(results: list[RunResult], command: str) -> str:
     lines = [
-        "# The aggregator under load and faults", "",
-        f"`{command}` on this machine (2 shared cores; other sessions' tests ran meanwhile: rough figures).", "",
+        "# The aggregator under load and faults",
+        "",
+        f"`{command}` on this machine (2 shared cores; other sessions' tests ran meanwhile: rough figures).",
+        "",
         "| run | replicas | store | clients | accepted/s | p50 ms | p99 ms | rounds closed | faults | not 200 (all retryable?) | check |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for r in results:
         others = ", ".join(f"{k} {v}" for k, v in sorted(r.outcomes.items()) if k != "200") or "none"
         verdict = "passed" if r.check["passed"] else "FAILED"
-        lines.append(f"| {r.name} | {r.replicas} | {r.database} | {r.clients} | {r.accepted_per_second:.1f} | {r.p50_ms:.1f} | "
-                     f"{r.p99_ms:.1f} | {r.rounds_closed} | {'; '.join(r.faults) or 'none'} | {others} "
-                     f"({'yes' if not r.check['not_retryable'] else 'no: ' + str(r.check['not_retryable'])}) | {verdict} |")  # fmt: skip
+        lines.append(
+            f"| {r.name} | {r.replicas} | {r.database} | {r.clients} | {r.accepted_per_second:.1f} | {r.p50_ms:.1f} | "
+            f"{r.p99_ms:.1f} | {r.rounds_closed} | {'; '.join(r.faults) or 'none'} | {others} "
+            f"({'yes' if not r.check['not_retryable'] else 'no: ' + str(r.check['not_retryable'])}) | {verdict} |"
+        )
     lines += ["", "Check per run (every 200 stored in the round its answer named; each version = FedAvg of its round's rows):", ""]
     for r in results:
         lines.append(f"- {r.name}: {json.dumps(r.check)}")
@@ -343,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         Registry(args.registry).manifest(args.model, Registry(args.registry).latest(args.model) or 1)["training"]
     except Exception:  # noqa: BLE001 - one line, whatever is missing
-        print(f"aggregator_load: error: no trainable {args.model} in {args.registry}; run `make bench` (or give --registry)", file=sys.stderr)
+        print(
+            f"aggregator_load: error: no trainable {args.model} in {args.registry}; run `make bench` (or give --registry)", file=sys.stderr
+        )
         return 2
     from tests.postgres import PostgresCluster, postgres_bin
 
@@ -368,9 +422,21 @@ def main(argv: list[str] | None = None) -> int:
             cluster.start()
 
         third = args.seconds / 3
-        results.append(run_one("postgres-2", 2, cluster.create_database(), args.registry, args.model, args, work,
-                               [(third, "replica 0 SIGKILLed (restarted 2 s later)", kill_and_restart),
-                                (2 * third, "PostgreSQL restarted", restart_postgres)]))  # fmt: skip
+        results.append(
+            run_one(
+                "postgres-2",
+                2,
+                cluster.create_database(),
+                args.registry,
+                args.model,
+                args,
+                work,
+                [
+                    (third, "replica 0 SIGKILLed (restarted 2 s later)", kill_and_restart),
+                    (2 * third, "PostgreSQL restarted", restart_postgres),
+                ],
+            )
+        )
         results.append(run_one("sqlite-1", 1, str(work / "rounds.sqlite"), args.registry, args.model, args, work, []))
     finally:
         cluster.remove()

@@ -67,10 +67,12 @@ def register(mms: MmsServer, models: list[BenchModel], cloud_models: list[BenchM
     for model in models:
         mms.register(model.mar.name, initial_workers=WORKERS, batch_size=1)
     for model in cloud_models:
-        mms.register(model.mar.name, name=batched_name(model), initial_workers=WORKERS, batch_size=8,
-                     max_batch_delay_ms=DEFAULT_BATCH_DELAY_MS)  # fmt: skip
-        mms.register(model.mar.name, name=batched_name(model, waiting=True), initial_workers=WORKERS,
-                     batch_size=8, max_batch_delay_ms=BATCH8_WAIT_MS)  # fmt: skip
+        mms.register(
+            model.mar.name, name=batched_name(model), initial_workers=WORKERS, batch_size=8, max_batch_delay_ms=DEFAULT_BATCH_DELAY_MS
+        )
+        mms.register(
+            model.mar.name, name=batched_name(model, waiting=True), initial_workers=WORKERS, batch_size=8, max_batch_delay_ms=BATCH8_WAIT_MS
+        )
     mms.wait_until_healthy()
 
 
@@ -114,9 +116,18 @@ class InProcessFloor:
             times.append(time.perf_counter() - begin)
         total = time.perf_counter() - start
         ms = np.asarray(times) * 1000.0
-        return CloudRow(IN_PROCESS, self.model, 1, len(times) / total, float(np.percentile(ms, 50)),
-                        float(np.percentile(ms, 99)), len(times), 0, round_number,
-                        (load + load_average()) / 2)  # fmt: skip
+        return CloudRow(
+            IN_PROCESS,
+            self.model,
+            1,
+            len(times) / total,
+            float(np.percentile(ms, 50)),
+            float(np.percentile(ms, 99)),
+            len(times),
+            0,
+            round_number,
+            (load + load_average()) / 2,
+        )
 
 
 @dataclass(frozen=True)
@@ -129,8 +140,18 @@ class Target:
     def measure(self, concurrency: int, seconds: float, round_number: int) -> CloudRow:
         load = load_average()
         result: LoadResult = run_wrk(self.url, self.body, concurrency, seconds)
-        return CloudRow(self.peer, self.model, concurrency, result.requests_per_s, result.p50_ms, result.p99_ms,
-                        result.requests, result.errors, round_number, (load + load_average()) / 2)  # fmt: skip
+        return CloudRow(
+            self.peer,
+            self.model,
+            concurrency,
+            result.requests_per_s,
+            result.p50_ms,
+            result.p99_ms,
+            result.requests,
+            result.errors,
+            round_number,
+            (load + load_average()) / 2,
+        )
 
 
 def _targets(model: BenchModel, base: str, flask_url: str, torchserve_url: str | None) -> list[Target]:
@@ -190,9 +211,17 @@ def median_rows(rows: list[CloudRow]) -> list[CloudRow]:
     for row in rows:
         groups.setdefault((row.peer, row.model, row.concurrency), []).append(row)
     return [
-        CloudRow(peer, model, concurrency, float(np.median([r.requests_per_s for r in group])),
-                 float(np.median([r.p50_ms for r in group])), float(np.median([r.p99_ms for r in group])),
-                 sum(r.requests for r in group), sum(r.errors for r in group), MEDIAN_ROUND,
-                 float(np.mean([r.load_1min for r in group])))  # fmt: skip
+        CloudRow(
+            peer,
+            model,
+            concurrency,
+            float(np.median([r.requests_per_s for r in group])),
+            float(np.median([r.p50_ms for r in group])),
+            float(np.median([r.p99_ms for r in group])),
+            sum(r.requests for r in group),
+            sum(r.errors for r in group),
+            MEDIAN_ROUND,
+            float(np.mean([r.load_1min for r in group])),
+        )
         for (peer, model, concurrency), group in groups.items()
     ]

@@ -32,16 +32,18 @@ class RoundSettings:
     demo: bool
 
 
-def settings_for(smoke: bool, rounds: int | None, seconds: float | None,
-                 concurrencies: tuple[int, ...] | None) -> RoundSettings:  # fmt: skip
+def settings_for(smoke: bool, rounds: int | None, seconds: float | None, concurrencies: tuple[int, ...] | None) -> RoundSettings:
     from .cloud import BATCH8_WAIT_MS, ROUNDS, WORKERS
 
     chosen = RoundSettings("full", ROUNDS, 5.0, (1, 8, 32), WORKERS, BATCH8_WAIT_MS, True)
     if smoke:
-        chosen = replace(chosen, mode="smoke", rounds=2, cloud_seconds=1.0, concurrencies=(1,),
-                         demo=False)
-    return replace(chosen, rounds=rounds or chosen.rounds, cloud_seconds=seconds or chosen.cloud_seconds,
-                   concurrencies=concurrencies or chosen.concurrencies)  # fmt: skip
+        chosen = replace(chosen, mode="smoke", rounds=2, cloud_seconds=1.0, concurrencies=(1,), demo=False)
+    return replace(
+        chosen,
+        rounds=rounds or chosen.rounds,
+        cloud_seconds=seconds or chosen.cloud_seconds,
+        concurrencies=concurrencies or chosen.concurrencies,
+    )
 
 
 def run(settings: RoundSettings, out: Path, work: Path, command: str, reuse: bool = False) -> Path:
@@ -58,17 +60,28 @@ def run(settings: RoundSettings, out: Path, work: Path, command: str, reuse: boo
         models = prepare_models(work, ("mlp",), demo=prepare_demo if settings.demo else None)[2]
     model_store = models[0].mar.parent
     started, host = now(), machine()
-    config = ServerConfig(model_store=model_store, inference_port=free_port(), management_port=free_port(),
-                          workers=settings.mms_workers, job_queue_size=256)  # fmt: skip
+    config = ServerConfig(
+        model_store=model_store, inference_port=free_port(), management_port=free_port(), workers=settings.mms_workers, job_queue_size=256
+    )
     say("starting Multi Model Server")
     with MmsServer(config) as mms:
         register(mms, models, models)
         rows = run_cloud(mms, models, settings.concurrencies, settings.cloud_seconds, settings.rounds, progress=say)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cloud_rounds.json").write_text(json.dumps({
-        "date": started, "command": command, "settings": asdict(settings), "machine": host, "versions": versions(),
-        "cloud": [row.as_json() for row in rows],
-    }, indent=1) + "\n")  # fmt: skip
+    (out / "cloud_rounds.json").write_text(
+        json.dumps(
+            {
+                "date": started,
+                "command": command,
+                "settings": asdict(settings),
+                "machine": host,
+                "versions": versions(),
+                "cloud": [row.as_json() for row in rows],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     header = [
         "# Cloud benchmark in rounds",
         f"Run on {started} (finished {now()}) with `{command}` ({settings.mode} mode) on {host['cpu']}, "
@@ -113,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=_positive(int), help="rounds per point (default 3; smoke 2)")
     parser.add_argument("--seconds", type=_positive(float), help="seconds per point (default 5; smoke 1)")
     parser.add_argument("--concurrency", type=_concurrencies, help="comma-separated, default 1,8,32 (smoke 1)")
-    parser.add_argument("--out", type=Path, help=f"report folder (default {DEFAULT_OUT.relative_to(REPO)}; "
-                        "smoke: WORK/results)")  # fmt: skip
+    parser.add_argument("--out", type=Path, help=f"report folder (default {DEFAULT_OUT.relative_to(REPO)}; smoke: WORK/results)")
     parser.add_argument("--work", type=Path, help="models and caches (default .edgecloud/bench[-smoke])")
     parser.add_argument("--reuse", action="store_true", help="measure the models a previous run left in --work")
     args = parser.parse_args(argv)

@@ -64,10 +64,16 @@ def measure_setting(playwright: Any, page_url: str, forced: str | None, rounds: 
             got = page.evaluate(MEASURE, {"windows": windows, "warmup": 10 if number == 0 else 0})
             edge, cloud = float(np.median(got["edge"])), float(np.median(got["cloud"]))
             results.append({"edge_p50_ms": edge, "cloud_p50_ms": cloud, "ratio": edge / cloud, "load": load_average()})
-            say(f"demo page, {forced or 'default'}: round {number + 1}/{rounds}: {got['status']['backend']} "
-                f"edge {edge:.2f} ms, cloud {cloud:.2f} ms, ratio {edge / cloud:.3f}")  # fmt: skip
-    return {"setting": forced or "default", "backend": got["status"]["backend"],
-            "runtime_reason": got["status"]["runtimeReason"], "rounds": results}  # fmt: skip
+            say(
+                f"demo page, {forced or 'default'}: round {number + 1}/{rounds}: {got['status']['backend']} "
+                f"edge {edge:.2f} ms, cloud {cloud:.2f} ms, ratio {edge / cloud:.3f}"
+            )
+    return {
+        "setting": forced or "default",
+        "backend": got["status"]["backend"],
+        "runtime_reason": got["status"]["runtimeReason"],
+        "rounds": results,
+    }
 
 
 def run(out: Path, cache: Path, rounds: int, windows: int, command: str) -> Path:
@@ -97,10 +103,22 @@ def run(out: Path, cache: Path, rounds: int, windows: int, command: str) -> Path
         row["cloud_p50_ms"] = Spread.of(r["cloud_p50_ms"] for r in row["rounds"])
     out.mkdir(parents=True, exist_ok=True)
     as_json = [{**row, **{k: row[k].as_json() for k in ("ratio", "edge_p50_ms", "cloud_p50_ms")}} for row in rows]
-    (out / "demo_page.json").write_text(json.dumps({
-        "date": started, "command": command, "machine": host, "versions": versions(), "rounds": rounds,
-        "windows": windows, "ranking": manifest["edge"].get("ranking"), "settings": as_json,
-    }, indent=1) + "\n")  # fmt: skip
+    (out / "demo_page.json").write_text(
+        json.dumps(
+            {
+                "date": started,
+                "command": command,
+                "machine": host,
+                "versions": versions(),
+                "rounds": rounds,
+                "windows": windows,
+                "ranking": manifest["edge"].get("ranking"),
+                "settings": as_json,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     lines = [
         "# Demo page: edge ÷ cloud round trip per edge runtime",
         f"Run on {started} with `{command}` on {host['cpu']}, {host['cores']} cores; load average at start "
@@ -115,8 +133,10 @@ def run(out: Path, cache: Path, rounds: int, windows: int, command: str) -> Path
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        lines.append(f"| {row['setting']} | {row['backend']} | {row['edge_p50_ms'].value_text(3)} | "
-                     f"{row['cloud_p50_ms'].value_text(3)} | {row['ratio'].value_text(3)} | {row['runtime_reason']} |")  # fmt: skip
+        lines.append(
+            f"| {row['setting']} | {row['backend']} | {row['edge_p50_ms'].value_text(3)} | "
+            f"{row['cloud_p50_ms'].value_text(3)} | {row['ratio'].value_text(3)} | {row['runtime_reason']} |"
+        )
     report = out / "DEMO_PAGE.md"
     report.write_text("\n".join(lines) + "\n")
     return report

@@ -73,8 +73,9 @@ def _open(context: BrowserContext, url: str, timeout_ms: float) -> dict[str, Any
     return state
 
 
-def measure(playwright: Playwright, url: str, row: EdgeRow, reference: dict[str, np.ndarray], seconds: float, max_runs: int,
-            timeout_s: float) -> EdgeRow:  # fmt: skip
+def measure(
+    playwright: Playwright, url: str, row: EdgeRow, reference: dict[str, np.ndarray], seconds: float, max_runs: int, timeout_s: float
+) -> EdgeRow:
     """Cold start, steady p50/p99 and warm start for one (model, runtime) in a fresh profile."""
     with fresh_chromium(playwright, prefix="edgecloud-bench-chromium-") as context:
         context.set_default_timeout(timeout_s * 1000)
@@ -85,8 +86,7 @@ def measure(playwright: Playwright, url: str, row: EdgeRow, reference: dict[str,
                 return row
             row.cold_ms, row.isolated = cold["firstMs"], cold["isolated"]
             row.max_abs_diff = max_abs_diff(cold["outputs"], reference)
-            times = cold["page"].evaluate("(args) => window.bench.steady(args)",
-                                          {"seconds": seconds, "maxRuns": max_runs})  # fmt: skip
+            times = cold["page"].evaluate("(args) => window.bench.steady(args)", {"seconds": seconds, "maxRuns": max_runs})
             cold["page"].close()
             row.runs = len(times)
             row.p50_ms, row.p99_ms = float(np.percentile(times, 50)), float(np.percentile(times, 99))
@@ -122,6 +122,5 @@ def run_edge(
                 if runtime == CLOUD:
                     query["cloud"] = cloud_url
                 url = f"{site_url}/bench/index.html?{urllib.parse.urlencode(query)}"
-                rows.append(measure(playwright, url, EdgeRow(model.name, runtime), reference, seconds, max_runs,
-                                    timeout_s))  # fmt: skip
+                rows.append(measure(playwright, url, EdgeRow(model.name, runtime), reference, seconds, max_runs, timeout_s))
     return rows

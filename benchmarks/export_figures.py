@@ -50,7 +50,16 @@ def export_figures(models: list[BenchModel], edge_rows: list[EdgeRow]) -> list[E
             if edge.model == model.name:
                 parity[f"{edge.runtime} vs onnxruntime"] = None if edge.error else edge.max_abs_diff
         rows.append(
-            ExportRow(model.name, model.kind, model.export_seconds, model.export_note, manifest.get("opset"),
-                      _size(manifest, model, cloud_file), edge_file, _size(manifest, model, edge_file), parity)
-        )  # fmt: skip
+            ExportRow(
+                model.name,
+                model.kind,
+                model.export_seconds,
+                model.export_note,
+                manifest.get("opset"),
+                _size(manifest, model, cloud_file),
+                edge_file,
+                _size(manifest, model, edge_file),
+                parity,
+            )
+        )
     return rows

@@ -41,8 +41,10 @@ from .personalisation import DEFAULT_OUT, EPOCHS, FIRST_SECONDS, LEARNING_RATE, 
 
 Data = tuple[np.ndarray, np.ndarray]  # (inputs, targets), one example per row
 ROUNDS = 3
-COHORT_TITLES = {"unseen": "Clients: the training people (the validation people never share)",
-                 "all": "Clients: every person, the validation people included (their first part only)"}  # fmt: skip
+COHORT_TITLES = {
+    "unseen": "Clients: the training people (the validation people never share)",
+    "all": "Clients: every person, the validation people included (their first part only)",
+}
 
 
 class FilePublisher:
@@ -51,8 +53,9 @@ class FilePublisher:
     def __init__(self, model_dir: Path) -> None:
         self.model_dir = model_dir
 
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
-                held: Callable[[], bool]) -> FederatedModel:  # fmt: skip
+    def publish(
+        self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any], held: Callable[[], bool]
+    ) -> FederatedModel:
         version_dir = write_federated_version(self.model_dir, model.version, parameters, provenance)
         return FederatedModel(model.name, version_dir.name, model.parameters, trainable_parameters(version_dir), provenance["round"])
 
@@ -66,8 +69,9 @@ class RoundRow:
     validation_mae: float
 
 
-def federated_rounds(version_dir: Path, clients: list[Data], validation: Data, *, rounds: int, epochs: int,
-                     learning_rate: float, shuffle: bool = True) -> list[RoundRow]:  # fmt: skip
+def federated_rounds(
+    version_dir: Path, clients: list[Data], validation: Data, *, rounds: int, epochs: int, learning_rate: float, shuffle: bool = True
+) -> list[RoundRow]:
     """Copy the version to a scratch registry, run `rounds` rounds of every client, report MAE per version."""
     scratch = Path(tempfile.mkdtemp(prefix="federated-bench-"))
     try:
@@ -86,16 +90,20 @@ def federated_rounds(version_dir: Path, clients: list[Data], validation: Data, *
             base_dir = model_dir / base_version
             base = trainable_parameters(base_dir)
             for index, (x, y) in enumerate(clients):
-                new = train(base_dir, x, y, epochs=epochs, learning_rate=learning_rate, shuffle=shuffle, seed=SEED + index,
-                            parameters=base).parameters  # fmt: skip
+                new = train(
+                    base_dir, x, y, epochs=epochs, learning_rate=learning_rate, shuffle=shuffle, seed=SEED + index, parameters=base
+                ).parameters
                 delta = {name: new[name].astype(np.float64) - base[name] for name in base}
                 service.submit(model_dir.name, Update(f"bench-client-{index:04d}", base_version, len(x), delta))
             service.tick()
             closed = store.rounds(model_dir.name)[-2]
             if closed.new_version is None:
                 raise RuntimeError(f"round {closed.id} did not close: {service.describe(model_dir.name)['last_error']}")
-            rows.append(RoundRow(closed.new_version, closed.id, closed.clients, closed.samples,
-                                 version_mae(model_dir / closed.new_version, validation)))  # fmt: skip
+            rows.append(
+                RoundRow(
+                    closed.new_version, closed.id, closed.clients, closed.samples, version_mae(model_dir / closed.new_version, validation)
+                )
+            )
         store.close()
         return rows
     finally:
@@ -125,8 +133,11 @@ def cohorts(report: dict[str, Any], first_seconds: float) -> dict[str, tuple[lis
 def markdown(rows: list[RoundRow]) -> list[str]:
     original = rows[0].validation_mae
     lines = ["| version | after round | clients | samples | validation MAE (mV) | change |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r.version} | {r.round or 'original'} | {r.clients} | {r.samples} | {r.validation_mae:.5f} | "
-              f"{100 * (r.validation_mae - original) / original:+.2f} % |" for r in rows]  # fmt: skip
+    lines += [
+        f"| {r.version} | {r.round or 'original'} | {r.clients} | {r.samples} | {r.validation_mae:.5f} | "
+        f"{100 * (r.validation_mae - original) / original:+.2f} % |"
+        for r in rows
+    ]
     return lines
 
 
@@ -173,15 +184,21 @@ def main(argv: list[str] | None = None) -> int:
         latest = json.loads((registry / DEMO_NAME / "latest.json").read_text())
         version_dir = registry / DEMO_NAME / str(latest["version"])
         results = {
-            cohort: federated_rounds(version_dir, clients, held_out, rounds=args.rounds, epochs=args.epochs,
-                                     learning_rate=args.learning_rate)  # fmt: skip
+            cohort: federated_rounds(
+                version_dir, clients, held_out, rounds=args.rounds, epochs=args.epochs, learning_rate=args.learning_rate
+            )
             for cohort, (clients, held_out) in cohorts(read_report(work / "demo" / "build"), args.first_seconds).items()
         }
     except Exception as error:  # noqa: BLE001 - one clear line, exit 1
         print(f"federated: failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    settings = {"rounds": args.rounds, "epochs": args.epochs, "learning_rate": args.learning_rate,
-                "first_seconds": args.first_seconds, "seed": SEED}  # fmt: skip
+    settings = {
+        "rounds": args.rounds,
+        "epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "first_seconds": args.first_seconds,
+        "seed": SEED,
+    }
     path = write_report(args.out or DEFAULT_OUT, results, settings, command)
     print(f"federated: wrote {path}", file=sys.stderr)
     return 0

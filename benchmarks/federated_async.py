@@ -71,8 +71,19 @@ class _Client:
     update: Update | None = None
 
 
-def simulate(version_dir: Path, clients: list[Data], late: set[int], validation: Data, *, mode: str, buffer: int,
-             max_staleness: int, updates: int, epochs: int, learning_rate: float) -> RunRow:  # fmt: skip
+def simulate(
+    version_dir: Path,
+    clients: list[Data],
+    late: set[int],
+    validation: Data,
+    *,
+    mode: str,
+    buffer: int,
+    max_staleness: int,
+    updates: int,
+    epochs: int,
+    learning_rate: float,
+) -> RunRow:
     """One run on a scratch copy of the version; see the module docstring for the rules."""
     scratch = Path(tempfile.mkdtemp(prefix="federated-async-"))
     try:
@@ -82,12 +93,18 @@ def simulate(version_dir: Path, clients: list[Data], late: set[int], validation:
         model_dir = versions.model_dir(first.parent.name)
         specs = tuple(ParameterSpec(p["name"], tuple(p["shape"])) for p in read_manifest(first)["training"]["parameters"])
         buffered = mode == "buffered"
-        settings = FederatedSettings(min_clients=buffer, max_norm=1e9, rounds=mode, buffer=buffer if buffered else None,
-                                     max_staleness=max_staleness if buffered else None)  # fmt: skip
+        settings = FederatedSettings(
+            min_clients=buffer,
+            max_norm=1e9,
+            rounds=mode,
+            buffer=buffer if buffered else None,
+            max_staleness=max_staleness if buffered else None,
+        )
         store = SqliteStore(scratch / "federated.sqlite")
         name = model_dir.name
-        service = FederatedService(store, settings, [FederatedModel(name, first.name, specs, trainable_parameters(first))],
-                                   FilePublisher(model_dir))  # fmt: skip
+        service = FederatedService(
+            store, settings, [FederatedModel(name, first.name, specs, trainable_parameters(first))], FilePublisher(model_dir)
+        )
         people = [_Client(i, data, i in late) for i, data in enumerate(clients)]
         rng = np.random.default_rng(SEED)
         accepted = late_accepted = step = 0
@@ -119,7 +136,9 @@ def simulate(version_dir: Path, clients: list[Data], late: set[int], validation:
         final = service.describe(name)["base_version"]
         made = int(final) - int(first.name)
         store.close()
-        return RunRow(mode, accepted, made, refused, late_accepted, staleness, step, version_mae(versions.version_dir(name, final), validation))
+        return RunRow(
+            mode, accepted, made, refused, late_accepted, staleness, step, version_mae(versions.version_dir(name, final), validation)
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -128,8 +147,16 @@ def _trained(base_dir: Path, person: _Client, epochs: int, learning_rate: float)
     """The update `person` sends after personalising the version in `base_dir` (delta against it)."""
     base = trainable_parameters(base_dir)
     x, y = person.data
-    new = train(base_dir, x, y, epochs=epochs, learning_rate=learning_rate, shuffle=True,
-                seed=SEED + 1000 * int(base_dir.name) + person.index, parameters=base).parameters  # fmt: skip
+    new = train(
+        base_dir,
+        x,
+        y,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        shuffle=True,
+        seed=SEED + 1000 * int(base_dir.name) + person.index,
+        parameters=base,
+    ).parameters
     delta = {key: new[key].astype(np.float64) - base[key] for key in base}
     return Update(f"async-client-{person.index:04d}", base_dir.name, len(x), delta)
 
@@ -140,13 +167,18 @@ def late_clients(count: int, fraction: float) -> set[int]:
 
 
 def markdown(original: float, rows: list[RunRow]) -> list[str]:
-    lines = ["| rounds | accepted | versions | refused | late clients' accepted | staleness taken (s: updates) | steps | "
-             "validation MAE (mV) | change |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| rounds | accepted | versions | refused | late clients' accepted | staleness taken (s: updates) | steps | "
+        "validation MAE (mV) | change |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         taken = ", ".join(f"{s}: {n}" for s, n in sorted(r.staleness.items()))
         refused = ", ".join(f"{code} {n}" for code, n in sorted(r.refused.items())) or "0"
-        lines.append(f"| {r.rounds} | {r.accepted} | {r.versions} | {refused} | {r.late_accepted} | {taken} | {r.steps} | "
-                     f"{r.validation_mae:.5f} | {100 * (r.validation_mae - original) / original:+.2f} % |")  # fmt: skip
+        lines.append(
+            f"| {r.rounds} | {r.accepted} | {r.versions} | {refused} | {r.late_accepted} | {taken} | {r.steps} | "
+            f"{r.validation_mae:.5f} | {100 * (r.validation_mae - original) / original:+.2f} % |"
+        )
     return lines
 
 
@@ -168,9 +200,15 @@ def write_report(out: Path, results: dict[str, Any], settings: dict[str, Any], c
     ]
     for cohort, entry in results.items():
         rows = [RunRow(**row) for row in entry["runs"]]
-        lines += ["", f"## {COHORT_TITLES[cohort]}", "", f"Original version: validation MAE {entry['original_mae']:.5f} mV; "
-                  f"late clients: {', '.join(map(str, entry['late']))} of {entry['clients']}.", "",
-                  *markdown(entry["original_mae"], rows)]  # fmt: skip
+        lines += [
+            "",
+            f"## {COHORT_TITLES[cohort]}",
+            "",
+            f"Original version: validation MAE {entry['original_mae']:.5f} mV; "
+            f"late clients: {', '.join(map(str, entry['late']))} of {entry['clients']}.",
+            "",
+            *markdown(entry["original_mae"], rows),
+        ]
     path = out / "FEDERATED_ASYNC.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -187,9 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help=f"default {LEARNING_RATE:g}")
     parser.add_argument("--first-seconds", type=float, default=FIRST_SECONDS, help=f"default {FIRST_SECONDS:g}")
     args = parser.parse_args(argv)
-    if min(args.updates, args.buffer, args.epochs) < 1 or args.max_staleness < 0 or not args.learning_rate > 0 or not args.first_seconds > 0:
-        parser.error("--updates, --buffer and --epochs must be at least 1, --max-staleness >= 0, "
-                     "--learning-rate and --first-seconds positive")  # fmt: skip
+    if (
+        min(args.updates, args.buffer, args.epochs) < 1
+        or args.max_staleness < 0
+        or not args.learning_rate > 0
+        or not args.first_seconds > 0
+    ):
+        parser.error(
+            "--updates, --buffer and --epochs must be at least 1, --max-staleness >= 0, --learning-rate and --first-seconds positive"
+        )
     from edgecloud.builder.report import read_report
     from edgecloud.commands.demo import DEMO_NAME
 
@@ -204,18 +248,41 @@ def main(argv: list[str] | None = None) -> int:
         version_dir = demo.version_dir(DEMO_NAME, demo.latest(DEMO_NAME))
         for cohort, (clients, held_out) in cohorts(read_report(work / "demo" / "build"), args.first_seconds).items():
             late = late_clients(len(clients), LATE_FRACTION)
-            runs = [simulate(version_dir, clients, late, held_out, mode=mode, buffer=args.buffer, max_staleness=args.max_staleness,
-                             updates=args.updates, epochs=args.epochs, learning_rate=args.learning_rate)
-                    for mode in ("synchronous", "buffered")]  # fmt: skip
-            results[cohort] = {"clients": len(clients), "late": sorted(late), "original_mae": version_mae(version_dir, held_out),
-                               "runs": [asdict(r) for r in runs]}  # fmt: skip
+            runs = [
+                simulate(
+                    version_dir,
+                    clients,
+                    late,
+                    held_out,
+                    mode=mode,
+                    buffer=args.buffer,
+                    max_staleness=args.max_staleness,
+                    updates=args.updates,
+                    epochs=args.epochs,
+                    learning_rate=args.learning_rate,
+                )
+                for mode in ("synchronous", "buffered")
+            ]
+            results[cohort] = {
+                "clients": len(clients),
+                "late": sorted(late),
+                "original_mae": version_mae(version_dir, held_out),
+                "runs": [asdict(r) for r in runs],
+            }
             print(f"federated_async: {cohort}: " + "; ".join(f"{r.rounds} MAE {r.validation_mae:.5f}" for r in runs), file=sys.stderr)
     except Exception as error:  # noqa: BLE001 - one clear line, exit 1
         print(f"federated_async: failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
-    settings = {"updates": args.updates, "buffer": args.buffer, "max_staleness": args.max_staleness, "epochs": args.epochs,
-                "learning_rate": args.learning_rate, "first_seconds": args.first_seconds, "late_fraction": LATE_FRACTION,
-                "seed": SEED}  # fmt: skip
+    settings = {
+        "updates": args.updates,
+        "buffer": args.buffer,
+        "max_staleness": args.max_staleness,
+        "epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "first_seconds": args.first_seconds,
+        "late_fraction": LATE_FRACTION,
+        "seed": SEED,
+    }
     path = write_report(args.out or DEFAULT_OUT, results, settings, command)
     print(f"federated_async: wrote {path}", file=sys.stderr)
     return 0

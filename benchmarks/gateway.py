@@ -43,12 +43,26 @@ def replica_requests(url: str) -> int:
 
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return int(sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-                   if sample.name == "edgecloud_requests_total"))  # fmt: skip
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "edgecloud_requests_total"
+        )
+    )
 
 
-def fault_under_load(stack: GatewayStack, index: int, mode: str, concurrency: int = 32, model: str = "mlp",
-                     before_s: float = 2.0, after_s: float = 2.0, limit_s: float = 90.0) -> FaultReport:  # fmt: skip
+def fault_under_load(
+    stack: GatewayStack,
+    index: int,
+    mode: str,
+    concurrency: int = 32,
+    model: str = "mlp",
+    before_s: float = 2.0,
+    after_s: float = 2.0,
+    limit_s: float = 90.0,
+) -> FaultReport:
     """`mode` "kill": SIGKILL the replica process and its MMS at once; "term": SIGTERM (it drains)."""
     replica = stack.replica_set.replicas[index]
     starts = replica.starts
@@ -104,8 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     for count in (1, 2, 3):
         base = free_port() // 8 * 8
         server = ServerConfig(model_store=root / "store", inference_port=base, management_port=base + 1, java_heap_mb=256)
-        options = GatewayOptions(server=server, registry=root / "registry", replicas=count, gateway_port=free_port(),
-                                 web_port=free_port(), settings=ServingSettings(drain_seconds=3.0))  # fmt: skip
+        options = GatewayOptions(
+            server=server,
+            registry=root / "registry",
+            replicas=count,
+            gateway_port=free_port(),
+            web_port=free_port(),
+            settings=ServingSettings(drain_seconds=3.0),
+        )
         stack = GatewayStack(options, runtime_dir=root / f"run-{count}").start()
         try:
             rps, p50, failed = throughput(f"{stack.url}/v2/models/mlp/infer", args.seconds, 32)
@@ -113,16 +133,22 @@ def main(argv: list[str] | None = None) -> int:
             if count == 1:
                 front = stack.replica_set.replicas[0]
                 direct = f"http://127.0.0.1:{front.ports.inference}/predictions/mlp-v1"  # MMS's name of version 1
-                for name, url in (("MMS direct", direct), ("front door", f"{front.url}/v2/models/mlp/infer"),
-                                  ("gateway", f"{stack.url}/v2/models/mlp/infer")):  # fmt: skip
+                for name, url in (
+                    ("MMS direct", direct),
+                    ("front door", f"{front.url}/v2/models/mlp/infer"),
+                    ("gateway", f"{stack.url}/v2/models/mlp/infer"),
+                ):
                     rps, p50, failed = throughput(url, args.seconds / 2, 1)
                     print(f"| 1 | {name} c=1 | {rps:.0f} req/s | p50 {p50:.2f} ms | {failed} failed |", flush=True)
             if count == 2:
                 for mode, index in (("kill", 0), ("term", 1)):
                     report = fault_under_load(stack, index, mode)
-                    print(f"| 2 | {mode} replica {index} at c=32 | {len(report.outcomes)} requests | "
-                          f"{len(report.failures)} failed ({', '.join(sorted({str(o.status) for o in report.failures}))}) | back and ready after {report.back_after_s} s | "
-                          f"{report.answered_by_returned} answered by it since |", flush=True)  # fmt: skip
+                    print(
+                        f"| 2 | {mode} replica {index} at c=32 | {len(report.outcomes)} requests | "
+                        f"{len(report.failures)} failed ({', '.join(sorted({str(o.status) for o in report.failures}))}) | back and ready after {report.back_after_s} s | "
+                        f"{report.answered_by_returned} answered by it since |",
+                        flush=True,
+                    )
         finally:
             stack.stop()
     return 0

@@ -38,11 +38,12 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # (stage, path fragment of the frame's file, function names or None for any); the leaf-most frame
 # that matches decides, so numpy or orjson called from a stage count for that stage.
 MMS_READ, MMS_UNPACK, MMS_ANSWER, MMS_METRICS = (
-    "MMS Python: read the request frame (recv)", "MMS Python: unpack the request",
-    "MMS Python: build and send the answer", "MMS Python: metrics log lines",
-)  # fmt: skip
-DECODE, ORT, ENCODE, HANDLER = ("our decoding and checks", "onnxruntime", "our encoding",
-                                "our handler: batching, metrics, rest")  # fmt: skip
+    "MMS Python: read the request frame (recv)",
+    "MMS Python: unpack the request",
+    "MMS Python: build and send the answer",
+    "MMS Python: metrics log lines",
+)
+DECODE, ORT, ENCODE, HANDLER = ("our decoding and checks", "onnxruntime", "our encoding", "our handler: batching, metrics, rest")
 STAGES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     # our frame codec (mms_handlers/wire.py) does MMS's reading and writing: counted as those stages
     (MMS_READ, "mms_handlers/wire.py", ("retrieve_msg", "_requests", "_fill", "recv", "int", "compact", "reader_for")),
@@ -57,9 +58,19 @@ STAGES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     (MMS_METRICS, "mms/metrics/", None),
     (MMS_METRICS, "logging/", None),
     (MMS_METRICS, "mms/service.py", ("emit_metrics",)),
-    (MMS_READ, "mms/protocol/otf_message_handler.py", ("retrieve_msg", "_retrieve_buffer", "_retrieve_int",
-                                                       "_retrieve_inference_msg", "_retrieve_request",
-                                                       "_retrieve_reqest_header", "_retrieve_input_data")),
+    (
+        MMS_READ,
+        "mms/protocol/otf_message_handler.py",
+        (
+            "retrieve_msg",
+            "_retrieve_buffer",
+            "_retrieve_int",
+            "_retrieve_inference_msg",
+            "_retrieve_request",
+            "_retrieve_reqest_header",
+            "_retrieve_input_data",
+        ),
+    ),
     (MMS_ANSWER, "mms/protocol/otf_message_handler.py", None),
     (MMS_UNPACK, "mms/service.py", None),
     (MMS_UNPACK, "mms/context.py", None),
@@ -143,9 +154,28 @@ def profile_point(mms, model, concurrency: int, seconds: float, floor_us: float)
     log = mms.log_dir / "mms_log.log"
     log_start = log.stat().st_size
     with tempfile.TemporaryDirectory(prefix="edgecloud-pyspy-") as tmp:
-        spies = [subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--rate", str(SAMPLE_RATE_HZ), "--nonblocking",
-                                   "--format", "raw", "--duration", str(round(seconds) + 1), "-o", f"{tmp}/{pid}.txt"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for pid in handlers]  # fmt: skip
+        spies = [
+            subprocess.Popen(
+                [
+                    py_spy(),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    str(SAMPLE_RATE_HZ),
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--duration",
+                    str(round(seconds) + 1),
+                    "-o",
+                    f"{tmp}/{pid}.txt",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for pid in handlers
+        ]
         time.sleep(0.5)  # py-spy attached
         before = {pid: cpu_seconds(pid) for pid in [java, *handlers]}
         result = run_wrk(url, json_body(model), concurrency, seconds)
@@ -161,9 +191,19 @@ def profile_point(mms, model, concurrency: int, seconds: float, floor_us: float)
     total = sum(counts.values())
     stages = {stage: counts.get(stage, 0) / total * handler_cpu for stage in PYTHON_ORDER} if total else {}
     backend = _backend_times(log, log_start)
-    return Profile(model.name, concurrency, result.requests, result.requests_per_s, result.p50_ms,
-                   sum(backend) / len(backend) if backend else None, (after[java] - before[java]) / requests * 1e6,
-                   handler_cpu, floor_us, stages, total)  # fmt: skip
+    return Profile(
+        model.name,
+        concurrency,
+        result.requests,
+        result.requests_per_s,
+        result.p50_ms,
+        sum(backend) / len(backend) if backend else None,
+        (after[java] - before[java]) / requests * 1e6,
+        handler_cpu,
+        floor_us,
+        stages,
+        total,
+    )
 
 
 def markdown(profiles: list[Profile]) -> str:
@@ -184,8 +224,15 @@ def markdown(profiles: list[Profile]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def run(models_to_profile: tuple[str, ...], concurrencies: tuple[int, ...], seconds: float, work: Path, out: Path,
-        command: str, reuse: bool = False) -> Path:  # fmt: skip
+def run(
+    models_to_profile: tuple[str, ...],
+    concurrencies: tuple[int, ...],
+    seconds: float,
+    work: Path,
+    out: Path,
+    command: str,
+    reuse: bool = False,
+) -> Path:
     from mms_handlers.server import MmsServer, ServerConfig, free_port
 
     from .cloud import WORKERS, InProcessFloor, _warm_up, json_body
@@ -203,8 +250,9 @@ def run(models_to_profile: tuple[str, ...], concurrencies: tuple[int, ...], seco
     profiles: list[Profile] = []
     host, started = machine(), now()
     for model in chosen:  # one MMS per model, so the handler processes are that model's alone
-        config = ServerConfig(model_store=model.mar.parent, inference_port=free_port(), management_port=free_port(),
-                              workers=WORKERS, job_queue_size=256)  # fmt: skip
+        config = ServerConfig(
+            model_store=model.mar.parent, inference_port=free_port(), management_port=free_port(), workers=WORKERS, job_queue_size=256
+        )
         with MmsServer(config) as mms:
             mms.register(model.mar.name, initial_workers=WORKERS, batch_size=1)
             mms.wait_until_healthy()
@@ -214,8 +262,9 @@ def run(models_to_profile: tuple[str, ...], concurrencies: tuple[int, ...], seco
                 say(f"profiling {model.name} at concurrency {concurrency}")
                 profiles.append(profile_point(mms, model, concurrency, seconds, floor))
     out.mkdir(parents=True, exist_ok=True)
-    (out / "hot_path.json").write_text(json.dumps({"date": started, "command": command, "machine": host,
-                                                   "profiles": [asdict(p) for p in profiles]}, indent=1) + "\n")  # fmt: skip
+    (out / "hot_path.json").write_text(
+        json.dumps({"date": started, "command": command, "machine": host, "profiles": [asdict(p) for p in profiles]}, indent=1) + "\n"
+    )
     report = out / "HOT_PATH.md"
     report.write_text(
         f"# Hot path profile\n\nRun on {started} with `{command}`; load average at start (1, 5, 15 min): "
@@ -228,9 +277,11 @@ def run(models_to_profile: tuple[str, ...], concurrencies: tuple[int, ...], seco
 def main(argv: list[str] | None = None) -> int:
     from .cloud_rounds import _concurrencies, _positive
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.hot_path",
-                                     description="Microseconds per stage of one request through MMS and the handler "
-                                     "(py-spy on the workers, CPU time from /proc, Java's own log).")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.hot_path",
+        description="Microseconds per stage of one request through MMS and the handler "
+        "(py-spy on the workers, CPU time from /proc, Java's own log).",
+    )
     parser.add_argument("--models", default="forecaster,mlp", help="comma-separated (default forecaster,mlp)")
     parser.add_argument("--concurrency", type=_concurrencies, default=(1, 32), help="comma-separated (default 1,32)")
     parser.add_argument("--seconds", type=_positive(float), default=5.0, help="seconds per column (default 5)")

@@ -34,8 +34,7 @@ class Outcome:
 class ClosedLoop:
     """`concurrency` threads POSTing `body` to `url` back to back until `stop()`; thread-safe record of outcomes."""
 
-    def __init__(self, url: str, body: bytes, concurrency: int, timeout_s: float = 10.0,
-                 content_type: str = "application/json") -> None:  # fmt: skip
+    def __init__(self, url: str, body: bytes, concurrency: int, timeout_s: float = 10.0, content_type: str = "application/json") -> None:
         parts = urlsplit(url)
         self.host, self.port, self.path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
         self.body, self.timeout_s = body, timeout_s

@@ -82,8 +82,7 @@ def run_wrk(url: str, body: bytes | None, connections: int, seconds: float, time
         raise LoadToolError("wrk not found: install it with `apt-get install -y wrk` (make system does)")
     threads = max(1, min(2, connections))
     with tempfile.TemporaryDirectory(prefix="edgecloud-wrk-") as tmp:
-        command = [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-                   f"--timeout={timeout_s:g}s", "--latency"]  # fmt: skip
+        command = [WRK, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"--timeout={timeout_s:g}s", "--latency"]
         if body is not None:
             body_file, script = Path(tmp) / "body.json", Path(tmp) / "post.lua"
             body_file.write_bytes(body)

@@ -149,9 +149,10 @@ def _demo_models(demo: Callable[[Path], tuple[Path, Path]], work: Path, registry
             shutil.copytree(model_dir, registry / model_dir.name)
             shutil.copy2(mar, model_store / mar.name)
             models.append(
-                BenchModel(model_dir.name, "demo", _latest_version_dir(registry / model_dir.name),
-                           model_store / mar.name, demo_seconds, DEMO_NOTE)
-            )  # fmt: skip
+                BenchModel(
+                    model_dir.name, "demo", _latest_version_dir(registry / model_dir.name), model_store / mar.name, demo_seconds, DEMO_NOTE
+                )
+            )
     if not models:
         raise RuntimeError(f"the demo builder left no archived model in {demo_registry} / {demo_store}")
     return models

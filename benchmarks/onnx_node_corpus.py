@@ -46,8 +46,11 @@ def node_cases(only: str | None = None) -> list[Case]:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         cases = node.collect_testcases(None)
-    return [Case(c.name, c.model.SerializeToString(), list(c.data_sets[0][0]), list(c.data_sets[0][1]))
-            for c in cases if c.data_sets and (only is None or only in c.name)]  # fmt: skip
+    return [
+        Case(c.name, c.model.SerializeToString(), list(c.data_sets[0][0]), list(c.data_sets[0][1]))
+        for c in cases
+        if c.data_sets and (only is None or only in c.name)
+    ]
 
 
 def as_array(value: Any) -> Any:
@@ -89,8 +92,7 @@ def run_case(case: Case, edge: bool = False) -> tuple[str, str, str]:
         except Exception:  # noqa: BLE001 - a sequence or map input is not an array: the import gets none
             sample_path = None
         try:
-            result = export_model(source, name="node", version="1", out=Path(folder) / "registry",
-                                  sample=sample_path, edge=edge)  # fmt: skip
+            result = export_model(source, name="node", version="1", out=Path(folder) / "registry", sample=sample_path, edge=edge)
         except ExportError as error:
             text = str(error)
             return case.name, REFUSED if "\n" not in text else TRACEBACK, text
@@ -144,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with multiprocessing.get_context("spawn").Pool(args.workers, maxtasksperchild=100) as pool:
         results = list(pool.imap_unordered(_run, [(case, args.edge) for case in cases], chunksize=4))
-    table = summary(results) + f"\n\n{len(cases)} node tests in {time.monotonic() - started:.0f} s, edge lowering {'on' if args.edge else 'off'}"
+    table = (
+        summary(results)
+        + f"\n\n{len(cases)} node tests in {time.monotonic() - started:.0f} s, edge lowering {'on' if args.edge else 'off'}"
+    )
     print(table)
     if args.out:
         args.out.write_text(table + "\n")

@@ -68,8 +68,13 @@ def forecast_mae(model: bytes | str, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.abs(forecast.astype(np.float64) - y.astype(np.float64))))
 
 
-def personalise_people(version_dir: Path, report: dict[str, Any], first_seconds: float = FIRST_SECONDS,
-                       epochs: int = EPOCHS, learning_rate: float = LEARNING_RATE) -> list[PersonRow]:  # fmt: skip
+def personalise_people(
+    version_dir: Path,
+    report: dict[str, Any],
+    first_seconds: float = FIRST_SECONDS,
+    epochs: int = EPOCHS,
+    learning_rate: float = LEARNING_RATE,
+) -> list[PersonRow]:
     """One row per validation person of the build `report`: MAE on their later part before and after."""
     from edgecloud.builder.data import DataSpec, Person, ecg_signal, personal_parts
     from export.train.runner import personalized_model, train
@@ -81,27 +86,40 @@ def personalise_people(version_dir: Path, report: dict[str, Any], first_seconds:
         person = Person(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
         parts = personal_parts(ecg_signal(person, spec), spec, first_seconds)
         start = time.perf_counter()
-        result = train(version_dir, parts.x_first, parts.y_first, epochs=epochs, learning_rate=learning_rate,
-                       shuffle=True, seed=SEED)  # fmt: skip
+        result = train(version_dir, parts.x_first, parts.y_first, epochs=epochs, learning_rate=learning_rate, shuffle=True, seed=SEED)
         seconds = time.perf_counter() - start
         after = forecast_mae(personalized_model(version_dir, result.parameters), parts.x_later, parts.y_later)
-        rows.append(PersonRow(person.id, person.heart_rate, len(parts.x_first), len(parts.x_later), result.steps,
-                              forecast_mae(model_file, parts.x_later, parts.y_later), after,
-                              result.losses[0], result.losses[-1], round(seconds, 3)))  # fmt: skip
+        rows.append(
+            PersonRow(
+                person.id,
+                person.heart_rate,
+                len(parts.x_first),
+                len(parts.x_later),
+                result.steps,
+                forecast_mae(model_file, parts.x_later, parts.y_later),
+                after,
+                result.losses[0],
+                result.losses[-1],
+                round(seconds, 3),
+            )
+        )
     return rows
 
 
 def summary(rows: list[PersonRow]) -> dict[str, Any]:
     before = float(np.mean([r.mae_before for r in rows]))
     after = float(np.mean([r.mae_after for r in rows]))
-    return {"mae_before": before, "mae_after": after, "change_percent": 100.0 * (after - before) / before,
-            "lower_for_everyone": all(r.mae_after < r.mae_before for r in rows),
-            "goal": "lower on every validation person and >= 10 % lower on average",
-            "goal_met": all(r.mae_after < r.mae_before for r in rows) and after <= 0.9 * before}  # fmt: skip
+    return {
+        "mae_before": before,
+        "mae_after": after,
+        "change_percent": 100.0 * (after - before) / before,
+        "lower_for_everyone": all(r.mae_after < r.mae_before for r in rows),
+        "goal": "lower on every validation person and >= 10 % lower on average",
+        "goal_met": all(r.mae_after < r.mae_before for r in rows) and after <= 0.9 * before,
+    }
 
 
-def browser_figures(version_dir: Path, report: dict[str, Any], first_seconds: float, epochs: int,
-                    learning_rate: float) -> dict[str, Any]:  # fmt: skip
+def browser_figures(version_dir: Path, report: dict[str, Any], first_seconds: float, epochs: int, learning_rate: float) -> dict[str, Any]:
     """Step times per browser runtime, and one personalisation of the first validation person in
     Chromium per run of `PERSONALISE_RUNS` with that person's MAE after from the browser's parameters."""
     from edgecloud.builder.data import DataSpec, Person, ecg_signal, personal_parts
@@ -115,9 +133,17 @@ def browser_figures(version_dir: Path, report: dict[str, Any], first_seconds: fl
     parts = personal_parts(ecg_signal(person, spec), spec, first_seconds)
     version_dir = Path(version_dir)
     manifest = json.loads((version_dir / "model.json").read_text())
-    runs = personalise_in_browser(version_dir.parent.parent, version_dir.parent.name, manifest["inputs"][0]["name"],
-                                  manifest["outputs"][0]["name"], parts.x_first, parts.y_first,
-                                  epochs=epochs, learning_rate=learning_rate, seed=SEED)  # fmt: skip
+    runs = personalise_in_browser(
+        version_dir.parent.parent,
+        version_dir.parent.name,
+        manifest["inputs"][0]["name"],
+        manifest["outputs"][0]["name"],
+        parts.x_first,
+        parts.y_first,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        seed=SEED,
+    )
     for run in runs:
         parameters = run.pop("parameters", None)
         if parameters:
@@ -125,10 +151,16 @@ def browser_figures(version_dir: Path, report: dict[str, Any], first_seconds: fl
             run["mae_after"] = forecast_mae(personalized_model(version_dir, arrays), parts.x_later, parts.y_later)
         if "wallMs" in run:
             run["goal_met"] = run["wallMs"] <= WALL_GOAL_S * 1000 and run["maxLatenessMs"] <= LATENESS_GOAL_MS
-    return {"load_average": [round(v, 2) for v in os.getloadavg()], "person": person.id, "train_windows": len(parts.x_first), "first_seconds": first_seconds,
-            "mae_before": forecast_mae(str(version_dir / "model.onnx"), parts.x_later, parts.y_later),
-            "steps": step_times(version_dir), "personalise": runs,
-            "goal": f"one personalisation <= {WALL_GOAL_S:g} s, page timers never late > {LATENESS_GOAL_MS:g} ms"}  # fmt: skip
+    return {
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "person": person.id,
+        "train_windows": len(parts.x_first),
+        "first_seconds": first_seconds,
+        "mae_before": forecast_mae(str(version_dir / "model.onnx"), parts.x_later, parts.y_later),
+        "steps": step_times(version_dir),
+        "personalise": runs,
+        "goal": f"one personalisation <= {WALL_GOAL_S:g} s, page timers never late > {LATENESS_GOAL_MS:g} ms",
+    }
 
 
 def _browser_lines(browser: dict[str, Any] | None) -> list[str]:
@@ -163,19 +195,24 @@ def _browser_lines(browser: dict[str, Any] | None) -> list[str]:
         if "error" in run:
             lines.append(f"| {run['run']} | {run['data_form']} | failed: {run['error'][:120]} | | | | | |")
             continue
-        lines.append(f"| {run['run']} | {run['data_form']} | {run['backend']} | {run['steps']} | {run['wallMs'] / 1000:.2f} | "
-                     f"{run['maxLatenessMs']:.1f} (at {run['worstAtMs'] / 1000:.2f} s; training from "
-                     f"{(run['trainingFromMs'] or 0) / 1000:.2f} s) | {run['mae_after']:.4f} | {'met' if run['goal_met'] else 'NOT met'} |")  # fmt: skip
+        lines.append(
+            f"| {run['run']} | {run['data_form']} | {run['backend']} | {run['steps']} | {run['wallMs'] / 1000:.2f} | "
+            f"{run['maxLatenessMs']:.1f} (at {run['worstAtMs'] / 1000:.2f} s; training from "
+            f"{(run['trainingFromMs'] or 0) / 1000:.2f} s) | {run['mae_after']:.4f} | {'met' if run['goal_met'] else 'NOT met'} |"
+        )
     return lines
 
 
-def write_report(out: Path, rows: list[PersonRow], settings: dict[str, Any], command: str,
-                 browser: dict[str, Any] | None = None) -> Path:  # fmt: skip
+def write_report(out: Path, rows: list[PersonRow], settings: dict[str, Any], command: str, browser: dict[str, Any] | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     total = summary(rows)
-    data = {"command": command, "settings": settings, "summary": total,
-            "people": [{**asdict(r), "change_percent": r.change_percent} for r in rows],
-            "browser": browser}  # fmt: skip
+    data = {
+        "command": command,
+        "settings": settings,
+        "summary": total,
+        "people": [{**asdict(r), "change_percent": r.change_percent} for r in rows],
+        "browser": browser,
+    }
     (out / "personalisation.json").write_text(json.dumps(data, indent=1))
     lines = [
         "# Personalisation: does fine-tuning on a person's own ECG help?",
@@ -191,11 +228,12 @@ def write_report(out: Path, rows: list[PersonRow], settings: dict[str, Any], com
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r.person} | {r.heart_rate:g} | {r.train_windows} | {r.test_windows} | {r.steps} | "
-                     f"{r.mae_before:.4f} | {r.mae_after:.4f} | {r.change_percent:+.1f} % | {r.seconds:.2f} |")  # fmt: skip
+        lines.append(
+            f"| {r.person} | {r.heart_rate:g} | {r.train_windows} | {r.test_windows} | {r.steps} | "
+            f"{r.mae_before:.4f} | {r.mae_after:.4f} | {r.change_percent:+.1f} % | {r.seconds:.2f} |"
+        )
     lines += [
-        f"| **mean** | | | | | **{total['mae_before']:.4f}** | **{total['mae_after']:.4f}** | "
-        f"**{total['change_percent']:+.1f} %** | |",
+        f"| **mean** | | | | | **{total['mae_before']:.4f}** | **{total['mae_after']:.4f}** | **{total['change_percent']:+.1f} %** | |",
         "",
         f"Goal ({total['goal']}): **{'met' if total['goal_met'] else 'NOT met'}**.",
         "",
@@ -229,8 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, help="demo build cache (default .edgecloud/bench[-smoke])")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"default {EPOCHS}")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help=f"default {LEARNING_RATE:g}")
-    parser.add_argument("--first-seconds", type=float, default=FIRST_SECONDS,
-                        help=f"seconds of each person's recording trained on (default {FIRST_SECONDS:g})")  # fmt: skip
+    parser.add_argument(
+        "--first-seconds",
+        type=float,
+        default=FIRST_SECONDS,
+        help=f"seconds of each person's recording trained on (default {FIRST_SECONDS:g})",
+    )
     parser.add_argument("--no-browser", action="store_true", help="leave out the Chromium measurements")
     args = parser.parse_args(argv)
     if args.epochs < 1 or not args.learning_rate > 0 or not args.first_seconds > 0:

@@ -121,8 +121,9 @@ def _flat(array: np.ndarray) -> dict[str, Any]:
     return {"dtype": "float32", "shape": list(array.shape), "data": array.astype(np.float32).ravel().tolist()}
 
 
-def personalise_in_browser(registry: Path, model: str, name: str, output: str, x: np.ndarray, y: np.ndarray, *,
-                           epochs: int, learning_rate: float, seed: int) -> list[dict[str, Any]]:  # fmt: skip
+def personalise_in_browser(
+    registry: Path, model: str, name: str, output: str, x: np.ndarray, y: np.ndarray, *, epochs: int, learning_rate: float, seed: int
+) -> list[dict[str, Any]]:
     """One `handler.personalize` per PERSONALISE_RUNS entry, each on a fresh page: wall time,
     worst timer lateness, steps, backend and the personalised parameters. `name`/`output`: the
     model's input and output names (the flat form is keyed by them)."""
@@ -144,8 +145,10 @@ def personalise_in_browser(registry: Path, model: str, name: str, output: str, x
                 page = context.new_page()
                 page.goto(f"{site.url}/harness/index.html")
                 page.wait_for_function("window.harnessReady === true", timeout=30_000)
-                result = page.evaluate(PERSONALISE, {"model": model, "data": forms[form], "options": options,
-                                                     "policy": policy, "timerMs": TIMER_MS, "settleMs": SETTLE_MS})  # fmt: skip
+                result = page.evaluate(
+                    PERSONALISE,
+                    {"model": model, "data": forms[form], "options": options, "policy": policy, "timerMs": TIMER_MS, "settleMs": SETTLE_MS},
+                )
                 page.close()
                 runs.append({"run": label, "policy": policy, "data_form": form, **result})
             page = context.new_page()  # the control: the same timer on a page doing nothing, as long

@@ -39,8 +39,9 @@ def _cloud(rows: list[CloudRow], out: Path, value: str, title: str, ylabel: str)
                 continue  # in-process: one thread, no HTTP, not comparable with concurrent load
             values = []
             for concurrency in concurrencies:
-                match = [r for r in rows if r.peer == peer and r.model in (model, "-") and
-                         (r.concurrency == concurrency or peer == IN_PROCESS)]  # fmt: skip
+                match = [
+                    r for r in rows if r.peer == peer and r.model in (model, "-") and (r.concurrency == concurrency or peer == IN_PROCESS)
+                ]
                 values.append(getattr(match[0], value) if match else 0.0)
             series[peer] = values
         _bars(ax, [f"c={c}" for c in concurrencies], series, log=True)

@@ -77,8 +77,9 @@ class SoakReport:
     samples: list[MemorySample] = field(default_factory=list)
 
 
-def soak(mms: MmsServer, model: str, body: bytes, seconds: float, concurrency: int,
-         warmup_fraction: float = 0.25, timeout_s: float = 10.0) -> SoakReport:  # fmt: skip
+def soak(
+    mms: MmsServer, model: str, body: bytes, seconds: float, concurrency: int, warmup_fraction: float = 0.25, timeout_s: float = 10.0
+) -> SoakReport:
     """POST `body` to `model` from `concurrency` clients for `seconds`, sampling resident memory twice a second."""
     samples: list[MemorySample] = []
     loop = ClosedLoop(f"{mms.config.inference_url}/predictions/{model}", body, concurrency, timeout_s)
@@ -90,15 +91,22 @@ def soak(mms: MmsServer, model: str, body: bytes, seconds: float, concurrency: i
     latencies = [1000.0 * o.seconds for o in outcomes]
     first = next((s for s in samples if s.at_s >= warmup_s), samples[-1])
     return SoakReport(
-        seconds=seconds, concurrency=concurrency, warmup_s=warmup_s, requests=len(outcomes),
-        errors=sum(not o.ok for o in outcomes) + loop.unfinished, statuses=statuses,
-        requests_per_s=round(len(outcomes) / seconds, 1), p50_ms=round(percentile(latencies, 50), 2),
-        p99_ms=round(percentile(latencies, 99), 2), max_ms=round(max(latencies, default=0.0), 2),
+        seconds=seconds,
+        concurrency=concurrency,
+        warmup_s=warmup_s,
+        requests=len(outcomes),
+        errors=sum(not o.ok for o in outcomes) + loop.unfinished,
+        statuses=statuses,
+        requests_per_s=round(len(outcomes) / seconds, 1),
+        p50_ms=round(percentile(latencies, 50), 2),
+        p99_ms=round(percentile(latencies, 99), 2),
+        max_ms=round(max(latencies, default=0.0), 2),
         java_growth_pct=growth_percent(samples, "java_kb", warmup_s),
         workers_growth_pct=growth_percent(samples, "workers_kb", warmup_s),
-        java_mb_after_warmup=round(first.java_kb / 1024, 1), workers_mb_after_warmup=round(first.workers_kb / 1024, 1),
+        java_mb_after_warmup=round(first.java_kb / 1024, 1),
+        workers_mb_after_warmup=round(first.workers_kb / 1024, 1),
         samples=samples,
-    )  # fmt: skip
+    )
 
 
 # -- a worker, or a model's whole backend, killed under load -------------------------------------------------------------------
@@ -119,9 +127,17 @@ class KillReport:
     healthy_after: str
 
 
-def kill_under_load(mms: MmsServer, model: str, body: bytes, concurrency: int = 16, target: str = "worker",
-                    before_s: float = 2.0, after_s: float = 4.0, timeout_s: float = 10.0,
-                    base_url: str | None = None) -> KillReport:  # fmt: skip
+def kill_under_load(
+    mms: MmsServer,
+    model: str,
+    body: bytes,
+    concurrency: int = 16,
+    target: str = "worker",
+    before_s: float = 2.0,
+    after_s: float = 4.0,
+    timeout_s: float = 10.0,
+    base_url: str | None = None,
+) -> KillReport:
     """SIGKILL, while `concurrency` clients are sending, one `worker` (a process running the handler) or the
     model's whole `backend` (the process MMS started and every worker it forked). The clients send to
     `base_url` (a replica's front door), else to MMS's own inference address."""
@@ -142,14 +158,20 @@ def kill_under_load(mms: MmsServer, model: str, body: bytes, concurrency: int = 
     failures = [o for o in outcomes if not o.ok]
     served_after = [o.finished for o in outcomes if o.ok and o.started > killed_at + restarted_s]
     return KillReport(
-        target=target, concurrency=concurrency, timeout_s=timeout_s, requests=len(outcomes),
+        target=target,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+        requests=len(outcomes),
         in_flight_at_kill=sum(o.started <= killed_at < o.finished for o in outcomes),
-        failures=len(failures), failure_statuses=sorted({_describe(o) for o in failures}),
+        failures=len(failures),
+        failure_statuses=sorted({_describe(o) for o in failures}),
         failures_started_after_kill=sum(o.started > killed_at for o in failures),
-        recovered_s=round(min(served_after, default=float("inf")) - killed_at, 3), restarted_s=round(restarted_s, 3),
+        recovered_s=round(min(served_after, default=float("inf")) - killed_at, 3),
+        restarted_s=round(restarted_s, 3),
         longest_request_s=round(max((o.seconds for o in outcomes), default=0.0), 3),
-        unfinished=loop.unfinished, healthy_after=mms.ping(),
-    )  # fmt: skip
+        unfinished=loop.unfinished,
+        healthy_after=mms.ping(),
+    )
 
 
 def _wait_for_replacement(mms: MmsServer, victims: list[int], count: int, since: float, limit_s: float) -> float:
@@ -176,27 +198,35 @@ def write_report(out: Path, soak_report: SoakReport, kills: list[KillReport], co
     from .machine import machine, now
 
     out.mkdir(parents=True, exist_ok=True)
-    data = {"when": now(), "command": command, "machine": machine(), "soak": asdict(soak_report),
-            "kills": [asdict(k) for k in kills]}  # fmt: skip
+    data = {"when": now(), "command": command, "machine": machine(), "soak": asdict(soak_report), "kills": [asdict(k) for k in kills]}
     (out / "reliability.json").write_text(json.dumps(data, indent=1))
     s = soak_report
     lines = [
-        "# Reliability run", "", f"Run {data['when']} with `{command}` on "
-        + ", ".join(f"{key} {value}" for key, value in data["machine"].items()) + ". **This machine is shared and noisy.**", "",
-        f"## Sustained load: {s.seconds:.0f} s at concurrency {s.concurrency} (zoo MLP, MMS batch size 1, 2 workers)", "",
+        "# Reliability run",
+        "",
+        f"Run {data['when']} with `{command}` on "
+        + ", ".join(f"{key} {value}" for key, value in data["machine"].items())
+        + ". **This machine is shared and noisy.**",
+        "",
+        f"## Sustained load: {s.seconds:.0f} s at concurrency {s.concurrency} (zoo MLP, MMS batch size 1, 2 workers)",
+        "",
         "| requests | errors | req/s | p50 ms | p99 ms | max ms | Java RSS after warm-up | growth | workers RSS after warm-up | growth |",
         "|---|---|---|---|---|---|---|---|---|---|",
         f"| {s.requests} | {s.errors} | {s.requests_per_s} | {s.p50_ms} | {s.p99_ms} | {s.max_ms} | "
         f"{s.java_mb_after_warmup} MB | {s.java_growth_pct} % | {s.workers_mb_after_warmup} MB | {s.workers_growth_pct} % |",
-        "", f"Warm-up: the first {s.warmup_s:.0f} s. Growth: first sample after warm-up → mean of the last quarter. "
-        "Java's heap is fixed and touched at start (`--java-heap`), so its growth is memory outside the heap.", "",
-        "## Processes killed with SIGKILL under load", "",
+        "",
+        f"Warm-up: the first {s.warmup_s:.0f} s. Growth: first sample after warm-up → mean of the last quarter. "
+        "Java's heap is fixed and touched at start (`--java-heap`), so its growth is memory outside the heap.",
+        "",
+        "## Processes killed with SIGKILL under load",
+        "",
         "`worker`: one process running the handler (MMS's backend forks a new one). `backend`: the model's whole "
-        "Python process tree (MMS 1.1.11 never restarts it; `mms_handlers/supervisor.py` starts it again).", "",
+        "Python process tree (MMS 1.1.11 never restarts it; `mms_handlers/supervisor.py` starts it again).",
+        "",
         "| killed | clients | requests | in flight at the kill | failed | failed that started after the kill | "
         "replaced after | first answer after | longest request (client timeout) | clients past their timeout | /ping after |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for k in kills:
         lines.append(
             f"| {k.target} | {k.concurrency} | {k.requests} | {k.in_flight_at_kill} | {k.failures} "
@@ -232,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         print("soak: exporting the zoo MLP", file=sys.stderr, flush=True)
         model = export_zoo_model("mlp", work, registry, store)
         body = json.dumps({"inputs": {name: value.tolist() for name, value in model.sample().items()}}).encode()
-        config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
-                              workers=2, batch_size=1, job_queue_size=256)  # fmt: skip
+        config = ServerConfig(
+            model_store=store, inference_port=free_port(), management_port=free_port(), workers=2, batch_size=1, job_queue_size=256
+        )
         with MmsServer(config) as mms:
             mms.register(model.mar.name)
             print(f"soak: {args.seconds:.0f} s at concurrency {args.concurrency}", file=sys.stderr, flush=True)

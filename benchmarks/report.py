@@ -46,13 +46,19 @@ class Results:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "date": self.date, "command": self.command, "settings": self.settings, "machine": self.machine,
-            "versions": self.versions, "cloud": [r.as_json() for r in self.cloud],
-            "cloud_ratios": [{key: value.as_json() if isinstance(value, Spread) else value for key, value in r.items()}
-                             for r in cloud_ratios(self.cloud)],
-            "edge": [r.as_json() for r in self.edge], "export": [r.as_json() for r in self.export],
+            "date": self.date,
+            "command": self.command,
+            "settings": self.settings,
+            "machine": self.machine,
+            "versions": self.versions,
+            "cloud": [r.as_json() for r in self.cloud],
+            "cloud_ratios": [
+                {key: value.as_json() if isinstance(value, Spread) else value for key, value in r.items()} for r in cloud_ratios(self.cloud)
+            ],
+            "edge": [r.as_json() for r in self.edge],
+            "export": [r.as_json() for r in self.export],
             "torchserve": self.torchserve,
-        }  # fmt: skip
+        }
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -131,8 +137,7 @@ def round_loads(rows: list[CloudRow]) -> list[dict[str, Any]]:
     loads = []
     for number in sorted({r.round for r in rows}):
         values = [r.load_1min for r in rows if r.round == number]
-        loads.append({"round": number, "points": len(values), "load": Spread.of(values),
-                      "load_mean": sum(values) / len(values)})  # fmt: skip
+        loads.append({"round": number, "points": len(values), "load": Spread.of(values), "load_mean": sum(values) / len(values)})
     return loads
 
 
@@ -142,8 +147,9 @@ def edge_ratios(rows: list[EdgeRow]) -> list[dict[str, Any]]:
     for cloud in (r for r in rows if r.runtime == CLOUD and r.p50_ms):
         for edge in (r for r in rows if r.model == cloud.model and r.runtime != CLOUD):
             ratio = edge.p50_ms / cloud.p50_ms if edge.p50_ms is not None else None
-            ratios.append({"model": cloud.model, "runtime": edge.runtime, "ratio": ratio,
-                           "edge_p50_ms": edge.p50_ms, "cloud_p50_ms": cloud.p50_ms})  # fmt: skip
+            ratios.append(
+                {"model": cloud.model, "runtime": edge.runtime, "ratio": ratio, "edge_p50_ms": edge.p50_ms, "cloud_p50_ms": cloud.p50_ms}
+            )
     return ratios
 
 
@@ -151,10 +157,22 @@ def cloud_markdown(rows: list[CloudRow]) -> str:
     """Medians over the rounds (each figure's spread is in the ratio table and results.json)."""
     order = {peer: index for index, peer in enumerate(PEERS)}
     ordered = sorted(median_rows(rows), key=lambda r: (r.model != "-", r.model, r.concurrency, order[r.peer]))
-    body = [[r.model, r.peer, str(r.concurrency), _num(r.requests_per_s, 0), _num(r.p50_ms, 3), _num(r.p99_ms, 3),
-             str(r.requests), str(r.errors)] for r in ordered]  # fmt: skip
-    return _table(["model", "peer", "concurrency", "median req/s", "median p50 ms", "median p99 ms",
-                   "requests (all rounds)", "errors"], body)  # fmt: skip
+    body = [
+        [
+            r.model,
+            r.peer,
+            str(r.concurrency),
+            _num(r.requests_per_s, 0),
+            _num(r.p50_ms, 3),
+            _num(r.p99_ms, 3),
+            str(r.requests),
+            str(r.errors),
+        ]
+        for r in ordered
+    ]
+    return _table(
+        ["model", "peer", "concurrency", "median req/s", "median p50 ms", "median p99 ms", "requests (all rounds)", "errors"], body
+    )
 
 
 def _ratio(spread: Spread | None) -> str:
@@ -166,42 +184,90 @@ def _difference(spread: Spread | None) -> str:
 
 
 def cloud_ratio_markdown(rows: list[CloudRow]) -> str:
-    body = [[r["model"], str(r["concurrency"]), *(_ratio(r[name]) for name in THROUGHPUT_RATIOS),
-             *(_difference(r[name]) for name in LATENCY_DIFFERENCES)] for r in cloud_ratios(rows)]  # fmt: skip
+    body = [
+        [
+            r["model"],
+            str(r["concurrency"]),
+            *(_ratio(r[name]) for name in THROUGHPUT_RATIOS),
+            *(_difference(r[name]) for name in LATENCY_DIFFERENCES),
+        ]
+        for r in cloud_ratios(rows)
+    ]
     b8, b8_wait = (peer.replace("MMS batch 8 (", "MMS b8 (").replace(" delay)", ")") for peer in (MMS_B8, MMS_B8_WAIT))
-    header = ["model", "concurrency", "MMS b1 ÷ Flask", f"{b8} ÷ Flask", f"{b8} ÷ MMS b1", f"{b8_wait} ÷ MMS b1",
-              "MMS b1 ÷ TorchServe", "MMS b1 ÷ ping",
-              "MMS b1 p50 − in-process p50 (ms)", "Flask p50 − in-process p50 (ms)"]  # fmt: skip
+    header = [
+        "model",
+        "concurrency",
+        "MMS b1 ÷ Flask",
+        f"{b8} ÷ Flask",
+        f"{b8} ÷ MMS b1",
+        f"{b8_wait} ÷ MMS b1",
+        "MMS b1 ÷ TorchServe",
+        "MMS b1 ÷ ping",
+        "MMS b1 p50 − in-process p50 (ms)",
+        "Flask p50 − in-process p50 (ms)",
+    ]
     return _table(header, body)
 
 
 def round_markdown(rows: list[CloudRow]) -> str:
-    body = [[str(r["round"]), str(r["points"]), f"{r['load_mean']:.2f}",
-             f"{r['load'].low:.2f}–{r['load'].high:.2f}" if r["load"] else "–"] for r in round_loads(rows)]  # fmt: skip
+    body = [
+        [str(r["round"]), str(r["points"]), f"{r['load_mean']:.2f}", f"{r['load'].low:.2f}–{r['load'].high:.2f}" if r["load"] else "–"]
+        for r in round_loads(rows)
+    ]
     return _table(["round", "points", "1-min load average (mean of its points)", "lowest–highest"], body)
 
 
 def edge_markdown(rows: list[EdgeRow]) -> str:
-    body = [[r.model, r.runtime, _num(r.cold_ms, 0), _num(r.warm_ms, 0), _num(r.p50_ms, 3), _num(r.p99_ms, 3),
-             str(r.runs), _sci(r.max_abs_diff), (r.error or "").replace("|", "/")] for r in rows]  # fmt: skip
-    header = ["model", "runtime", "cold start ms", "warm start ms", "steady p50 ms", "steady p99 ms", "runs",
-              "max abs diff vs onnxruntime", "error"]  # fmt: skip
+    body = [
+        [
+            r.model,
+            r.runtime,
+            _num(r.cold_ms, 0),
+            _num(r.warm_ms, 0),
+            _num(r.p50_ms, 3),
+            _num(r.p99_ms, 3),
+            str(r.runs),
+            _sci(r.max_abs_diff),
+            (r.error or "").replace("|", "/"),
+        ]
+        for r in rows
+    ]
+    header = [
+        "model",
+        "runtime",
+        "cold start ms",
+        "warm start ms",
+        "steady p50 ms",
+        "steady p99 ms",
+        "runs",
+        "max abs diff vs onnxruntime",
+        "error",
+    ]
     return _table(header, body)
 
 
 def edge_ratio_markdown(rows: list[EdgeRow]) -> str:
-    body = [[r["model"], r["runtime"], _num(r["edge_p50_ms"], 3), _num(r["cloud_p50_ms"], 3), _num(r["ratio"], 3)]
-            for r in edge_ratios(rows)]  # fmt: skip
+    body = [
+        [r["model"], r["runtime"], _num(r["edge_p50_ms"], 3), _num(r["cloud_p50_ms"], 3), _num(r["ratio"], 3)] for r in edge_ratios(rows)
+    ]
     return _table(["model", "runtime", "edge p50 ms", "cloud round trip p50 ms", "edge ÷ cloud"], body)
 
 
 def export_markdown(rows: list[ExportRow]) -> str:
     keys = list(dict.fromkeys(key for r in rows for key in r.parity))
-    body = [[r.model, r.kind, _num(r.export_seconds, 1), str(r.opset), f"{r.onnx_bytes:,}",
-             f"{r.edge_file} ({r.edge_bytes:,})", *(_sci(r.parity.get(k)) if k in r.parity else "" for k in keys)]
-            for r in rows]  # fmt: skip
-    header = ["model", "kind", "export s", "opset", "ONNX bytes", "browser file (bytes)",
-              *(f"parity: {k}" for k in keys)]  # fmt: skip
+    body = [
+        [
+            r.model,
+            r.kind,
+            _num(r.export_seconds, 1),
+            str(r.opset),
+            f"{r.onnx_bytes:,}",
+            f"{r.edge_file} ({r.edge_bytes:,})",
+            *(_sci(r.parity.get(k)) if k in r.parity else "" for k in keys),
+        ]
+        for r in rows
+    ]
+    header = ["model", "kind", "export s", "opset", "ONNX bytes", "browser file (bytes)", *(f"parity: {k}" for k in keys)]
     notes = "\n".join(f"- export time of `{r.model}`: {r.export_note}" for r in rows)
     return _table(header, body) + "\n\n" + notes
 

@@ -40,8 +40,11 @@ def settings_for(smoke: bool) -> Settings:
 
     full = Settings("full", 5.0, (1, 8, 32), 3.0, 500, 90.0, ZOO_NAMES, WORKERS, BATCH8_WAIT_MS, True, ROUNDS)
     # Smoke: one round (the same code; tests/benchmarks/test_cloud_rounds.py runs several).
-    return replace(full, mode="smoke", cloud_seconds=1.0, edge_seconds=0.3, edge_max_runs=20, zoo=("mlp",),
-                   torchserve=False, rounds=1) if smoke else full  # fmt: skip
+    return (
+        replace(full, mode="smoke", cloud_seconds=1.0, edge_seconds=0.3, edge_max_runs=20, zoo=("mlp",), torchserve=False, rounds=1)
+        if smoke
+        else full
+    )
 
 
 def say(message: str) -> None:
@@ -81,8 +84,14 @@ def run(settings: Settings, out: Path, work: Path, command: str) -> Path:
     demo = prepare_small_demo if settings.mode == "smoke" else prepare_demo
     registry, model_store, models = prepare_models(work, settings.zoo, demo=demo)
     cloud_models = [m for m in models if m.kind == "demo"] + [m for m in models if m.name == "mlp"]
-    config = ServerConfig(model_store=model_store, inference_port=free_port(), management_port=free_port(),
-                          workers=settings.mms_workers, cors_origins=["*"], job_queue_size=256)  # fmt: skip
+    config = ServerConfig(
+        model_store=model_store,
+        inference_port=free_port(),
+        management_port=free_port(),
+        workers=settings.mms_workers,
+        cors_origins=["*"],
+        job_queue_size=256,
+    )
     say("starting Multi Model Server")
     with MmsServer(config) as mms, ExitStack() as torchserve:
         register(mms, models, cloud_models)
@@ -91,12 +100,12 @@ def run(settings: Settings, out: Path, work: Path, command: str) -> Path:
             say("starting TorchServe (installed on first use)")
             mars = {m.name: m.mar.name for m in cloud_models}
             torchserve_url, results.torchserve = start_torchserve(torchserve, model_store, mars, settings.mms_workers)
-        results.cloud = run_cloud(mms, cloud_models, settings.concurrencies, settings.cloud_seconds, settings.rounds,
-                                  torchserve_url, say)  # fmt: skip
+        results.cloud = run_cloud(mms, cloud_models, settings.concurrencies, settings.cloud_seconds, settings.rounds, torchserve_url, say)
         torchserve.close()
         with StaticSite(registry, {"cloud": config.inference_url}, port=free_port()) as site:
-            results.edge = run_edge(site.url, config.inference_url, models, settings.edge_seconds,
-                                    settings.edge_max_runs, settings.edge_timeout_s, progress=say)  # fmt: skip
+            results.edge = run_edge(
+                site.url, config.inference_url, models, settings.edge_seconds, settings.edge_max_runs, settings.edge_timeout_s, progress=say
+            )
     results.export = export_figures(models, results.edge)
     return write_report(results, out)
 
@@ -107,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Cloud (MMS, Flask, in-process) and edge (ONNX.js, onnxruntime-web) benchmarks side by side.",
     )
     parser.add_argument("--smoke", action="store_true", help="seconds-long run of every benchmark (for make test)")
-    parser.add_argument("--out", type=Path, help=f"report folder (default {DEFAULT_OUT.relative_to(REPO)}; "
-                        "smoke: .edgecloud/bench-smoke/results)")  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, help=f"report folder (default {DEFAULT_OUT.relative_to(REPO)}; smoke: .edgecloud/bench-smoke/results)"
+    )
     parser.add_argument("--work", type=Path, help="models and caches (default .edgecloud/bench[-smoke])")
     args = parser.parse_args(argv)
     suffix = "bench-smoke" if args.smoke else "bench"

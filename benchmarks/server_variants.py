@@ -87,13 +87,24 @@ def variant(name: str) -> Variant:
 @contextlib.contextmanager
 def started(chosen: Variant, model_store: Path) -> Iterator[mms_server.MmsServer]:
     """One MMS with the variant's settings (module settings patched while it writes its config and starts)."""
-    config = mms_server.ServerConfig(model_store=model_store, inference_port=mms_server.free_port(),
-                                     management_port=mms_server.free_port(), workers=WORKERS, job_queue_size=256,
-                                     request_lines=chosen.request_lines)  # fmt: skip
+    config = mms_server.ServerConfig(
+        model_store=model_store,
+        inference_port=mms_server.free_port(),
+        management_port=mms_server.free_port(),
+        workers=WORKERS,
+        job_queue_size=256,
+        request_lines=chosen.request_lines,
+    )
     environment = {worker_hooks.CODEC_ENV: chosen.codec} if chosen.codec else {}
-    with mock.patch.multiple(mms_server, ASYNC_LOGGING=chosen.async_logging, NETTY_THREADS=chosen.netty_threads[0],
-                             NETTY_CLIENT_THREADS=chosen.netty_threads[1]), \
-            mock.patch.dict(os.environ, environment):  # fmt: skip
+    with (
+        mock.patch.multiple(
+            mms_server,
+            ASYNC_LOGGING=chosen.async_logging,
+            NETTY_THREADS=chosen.netty_threads[0],
+            NETTY_CLIENT_THREADS=chosen.netty_threads[1],
+        ),
+        mock.patch.dict(os.environ, environment),
+    ):
         server = mms_server.MmsServer(config).start()
     try:
         yield server
@@ -101,8 +112,7 @@ def started(chosen: Variant, model_store: Path) -> Iterator[mms_server.MmsServer
         server.stop()
 
 
-def run(names: list[str], models: list[str], concurrencies: tuple[int, ...], seconds: float, rounds: int,
-        work: Path) -> dict[str, object]:  # fmt: skip
+def run(names: list[str], models: list[str], concurrencies: tuple[int, ...], seconds: float, rounds: int, work: Path) -> dict[str, object]:
     from .loadtest import run_wrk  # noqa: F401 - fail early when wrk is missing
 
     chosen_models = [m for m in existing_models(work) if m.name in models]
@@ -121,9 +131,12 @@ def run(names: list[str], models: list[str], concurrencies: tuple[int, ...], sec
             body = json_body(model)
             targets[model.name] = [Target(FLASK, model.name, f"{flask.url}/predictions/{model.name}", body)]
             for v in variants:
-                servers[v.name].register(model.mar.name, initial_workers=WORKERS, batch_size=v.batch_size,
-                                         max_batch_delay_ms=v.max_batch_delay_ms)  # fmt: skip
-                targets[model.name].append(Target(v.name, model.name, f"{servers[v.name].config.inference_url}/predictions/{model.name}", body))
+                servers[v.name].register(
+                    model.mar.name, initial_workers=WORKERS, batch_size=v.batch_size, max_batch_delay_ms=v.max_batch_delay_ms
+                )
+                targets[model.name].append(
+                    Target(v.name, model.name, f"{servers[v.name].config.inference_url}/predictions/{model.name}", body)
+                )
         for target in (t for group in targets.values() for t in group):
             _warm_up(target.url, target.body or b"")
         for round_number in range(1, rounds + 1):
@@ -139,8 +152,7 @@ def _cpu(pids: list[int]) -> dict[int, float]:
     return {pid: cpu_seconds(pid) for pid in pids}
 
 
-def measure(target: Target, pids: Callable[[], list[int]], concurrency: int, seconds: float,
-            round_number: int) -> dict[str, object]:  # fmt: skip
+def measure(target: Target, pids: Callable[[], list[int]], concurrency: int, seconds: float, round_number: int) -> dict[str, object]:
     """One wrk point, with the CPU time the server's processes (alive at both ends) spent per request."""
     before = _cpu(pids())
     row = target.measure(concurrency, seconds, round_number)
@@ -162,14 +174,19 @@ def ratios(rows: list[dict]) -> list[str]:
         pairs = [(r, flask[(model, concurrency, r["round"])]) for r in group if (model, concurrency, r["round"]) in flask]
         speed = Spread.of(r["requests_per_s"] / f["requests_per_s"] for r, f in pairs if f["requests_per_s"])
         p99 = Spread.of(r["p99_ms"] / f["p99_ms"] for r, f in pairs if f["p99_ms"])
-        cpu = Spread.of(f["cpu_us_per_request"] / r["cpu_us_per_request"] for r, f in pairs
-                        if r.get("cpu_us_per_request") and f.get("cpu_us_per_request"))  # fmt: skip
+        cpu = Spread.of(
+            f["cpu_us_per_request"] / r["cpu_us_per_request"]
+            for r, f in pairs
+            if r.get("cpu_us_per_request") and f.get("cpu_us_per_request")
+        )
         own_cpu = Spread.of(r.get("cpu_us_per_request") for r in group)
         load = sum(r["load_1min"] for r in group) / len(group)
         errors = sum(r["errors"] for r in group)
-        lines.append(f"{model:10} c={concurrency:<3} {peer:14} ÷ Flask: req/s {speed.ratio_text() if speed else '-'}; "
-                     f"p99 {p99.ratio_text() if p99 else '-'}; CPU/request Flask÷this {cpu.ratio_text() if cpu else '-'} "
-                     f"(this {own_cpu.median if own_cpu else float('nan'):.0f} µs); errors {errors}; load {load:.1f}")  # fmt: skip
+        lines.append(
+            f"{model:10} c={concurrency:<3} {peer:14} ÷ Flask: req/s {speed.ratio_text() if speed else '-'}; "
+            f"p99 {p99.ratio_text() if p99 else '-'}; CPU/request Flask÷this {cpu.ratio_text() if cpu else '-'} "
+            f"(this {own_cpu.median if own_cpu else float('nan'):.0f} µs); errors {errors}; load {load:.1f}"
+        )
     return lines
 
 
@@ -194,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     result["command"] = " ".join(["python -m benchmarks.server_variants", *(argv if argv is not None else sys.argv[1:])])
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"# {result['command']}\n# {result['date']}, load average at start {result['machine'].get('load average at start (1, 5, 15 min)')}")
+    print(
+        f"# {result['command']}\n# {result['date']}, load average at start {result['machine'].get('load average at start (1, 5, 15 min)')}"
+    )
     print("\n".join(ratios(result["rows"])))
     return 0
 

@@ -61,27 +61,48 @@ class TorchServePeer:
         for sub in ("tmp", "logs"):
             (self.runtime / sub).mkdir()
         config = self.runtime / "config.properties"
-        config.write_text("\n".join([
-            f"inference_address={self.url}",
-            f"management_address=http://127.0.0.1:{self.management_port}",
-            f"metrics_address=http://127.0.0.1:{self.metrics_port}",
-            f"model_store={self.model_store}",
-            "decode_input_request=false",  # the handler parses bodies itself, as under MMS
-            f"default_workers_per_model={self.workers}",
-            "disable_token_authorization=true",
-            "enable_model_api=true",
-        ]) + "\n")  # fmt: skip
-        env = dict(os.environ, TMPDIR=str(self.runtime / "tmp"), TEMP=str(self.runtime / "tmp"),
-                   LOG_LOCATION=str(self.runtime / "logs"), METRICS_LOCATION=str(self.runtime / "logs"),
-                   EDGECLOUD_ORT_THREADS="1")  # fmt: skip
+        config.write_text(
+            "\n".join(
+                [
+                    f"inference_address={self.url}",
+                    f"management_address=http://127.0.0.1:{self.management_port}",
+                    f"metrics_address=http://127.0.0.1:{self.metrics_port}",
+                    f"model_store={self.model_store}",
+                    "decode_input_request=false",  # the handler parses bodies itself, as under MMS
+                    f"default_workers_per_model={self.workers}",
+                    "disable_token_authorization=true",
+                    "enable_model_api=true",
+                ]
+            )
+            + "\n"
+        )
+        env = dict(
+            os.environ,
+            TMPDIR=str(self.runtime / "tmp"),
+            TEMP=str(self.runtime / "tmp"),
+            LOG_LOCATION=str(self.runtime / "logs"),
+            METRICS_LOCATION=str(self.runtime / "logs"),
+            EDGECLOUD_ORT_THREADS="1",
+        )
         env["PYTHONPATH"] = worker_python_path(os.pathsep.join(filter(None, [str(PACKAGES), env.get("PYTHONPATH")])))
-        command = [sys.executable, "-m", "ts.model_server", "--start", "--foreground", "--ncs",
-                   "--ts-config", str(config), "--model-store", str(self.model_store),
-                   "--disable-token-auth", "--enable-model-api"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "ts.model_server",
+            "--start",
+            "--foreground",
+            "--ncs",
+            "--ts-config",
+            str(config),
+            "--model-store",
+            str(self.model_store),
+            "--disable-token-auth",
+            "--enable-model-api",
+        ]
         with open(self.runtime / "logs" / "stdout.log", "ab") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True,
-                                            cwd=self.runtime)  # fmt: skip
+            self.process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.runtime
+            )
         try:
             wait_for_http(f"{self.url}/ping", 90, self.process)
         except BaseException:
@@ -90,11 +111,8 @@ class TorchServePeer:
         return self
 
     def register(self, mar: str, name: str) -> None:
-        params = {"url": mar, "model_name": name, "initial_workers": self.workers, "batch_size": 1,
-                  "synchronous": "true"}  # fmt: skip
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.management_port}/models?{urllib.parse.urlencode(params)}", method="POST"
-        )
+        params = {"url": mar, "model_name": name, "initial_workers": self.workers, "batch_size": 1, "synchronous": "true"}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.management_port}/models?{urllib.parse.urlencode(params)}", method="POST")
         with urllib.request.urlopen(request, timeout=180) as response:
             if response.status != 200:
                 raise RuntimeError(f"TorchServe could not register {mar}: HTTP {response.status}")

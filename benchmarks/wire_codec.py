@@ -24,6 +24,7 @@ HEADERS = ((b"Host", b"127.0.0.1:8080"), (b"Content-Type", b"application/json"),
 
 def request_frame(batch: int, body: bytes) -> bytes:
     """One predict frame of `batch` requests, in the layout of MMS's Java ModelRequestEncoder."""
+
     def field(data: bytes) -> bytes:
         return len(data).to_bytes(4, "big", signed=True) + data
 

@@ -58,9 +58,7 @@ def launch_chromium(playwright: Playwright, prefix: str = "edgecloud-chromium-")
         raise BrowserError(f"Chromium not found at {CHROMIUM} (set EDGECLOUD_CHROMIUM)")
     profile = tempfile.mkdtemp(prefix=prefix)
     try:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        context = playwright.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     except BaseException:
         shutil.rmtree(profile, ignore_errors=True)
         raise
@@ -84,9 +82,7 @@ class HarnessBrowser:
     Use as a context manager, or hand an existing Playwright context (tests reuse one browser).
     """
 
-    def __init__(
-        self, registry: Path, *, context: BrowserContext | None = None, site: StaticSite | None = None
-    ) -> None:
+    def __init__(self, registry: Path, *, context: BrowserContext | None = None, site: StaticSite | None = None) -> None:
         self.registry = Path(registry)
         self._given_context = context
         self._given_site = site

@@ -54,9 +54,12 @@ class VerifyReport:
 
     @property
     def failures(self) -> list[str]:
-        bad = [f"{row_name(row)} differs by {row['max_abs_diff']:.3g} ({self.tolerance.describe()})"
-               + (f", first at {row['first_difference']}" if row.get("first_difference") else "")
-               for row in self.rows if row["runs"] and not row["passed"]]  # fmt: skip
+        bad = [
+            f"{row_name(row)} differs by {row['max_abs_diff']:.3g} ({self.tolerance.describe()})"
+            + (f", first at {row['first_difference']}" if row.get("first_difference") else "")
+            for row in self.rows
+            if row["runs"] and not row["passed"]
+        ]
         if not any(row["runs"] for row in self.rows):
             bad.append("no browser runtime runs the model")
         return bad
@@ -88,9 +91,16 @@ def ranking(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     runtime that failed or did not run is left out, so the page never picks it.
     """
     passed = sorted((row for row in rows if row["passed"]), key=lambda row: row["median_ms"])
-    return [{"runtime": row["runtime"], "backend": row["backend"], **({"file": row["file"]} if "file" in row else {}),
-             "median_ms": row["median_ms"], "download_bytes": download_bytes(row["runtime"])}
-            for row in passed]  # fmt: skip
+    return [
+        {
+            "runtime": row["runtime"],
+            "backend": row["backend"],
+            **({"file": row["file"]} if "file" in row else {}),
+            "median_ms": row["median_ms"],
+            "download_bytes": download_bytes(row["runtime"]),
+        }
+        for row in passed
+    ]
 
 
 BATCHED_EXAMPLES = 3
@@ -108,16 +118,21 @@ def batched_feeds(inputs: list[dict[str, np.ndarray]], edge_file: Path) -> dict[
     return {name: np.concatenate([feeds[name] for feeds in chosen], axis=0) for name in chosen[0]}
 
 
-def result_row(runtime: str, backend: str, result: dict[str, Any], expected: list[dict[str, np.ndarray]],
-               tolerance: Criterion | float, file: str | None = None) -> dict[str, Any]:
+def result_row(
+    runtime: str,
+    backend: str,
+    result: dict[str, Any],
+    expected: list[dict[str, np.ndarray]],
+    tolerance: Criterion | float,
+    file: str | None = None,
+) -> dict[str, Any]:
     """One row of a verification table from the harness's answer (`file`: another than the one judged)."""
     row: dict[str, Any] = {"runtime": runtime, "backend": backend, "loads": bool(result.get("loads"))}
     if file is not None:
         row["file"] = file
     if "outputs" in result:
         figure = judged(expected, result["outputs"], as_criterion(tolerance))
-        row.update(runs=True, max_abs_diff=figure.max_abs_diff, ratio=figure.ratio, median_ms=result["medianMs"],
-                   passed=figure.passed)  # fmt: skip
+        row.update(runs=True, max_abs_diff=figure.max_abs_diff, ratio=figure.ratio, median_ms=result["medianMs"], passed=figure.passed)
     else:  # did not load, or loaded and then threw: no numbers, so nothing to mismatch
         row.update(runs=False, max_abs_diff=None, median_ms=None, passed=False, error=result.get("error", "")[:300])
     return row
@@ -212,8 +227,15 @@ def verify_version(
     return report
 
 
-def browser_first_difference(browser: HarnessBrowser, target: tuple[str, str], version_dir: Path, file: str,
-                             inputs: list[dict[str, np.ndarray]], names: list[str], criterion: Criterion) -> str | None:  # fmt: skip
+def browser_first_difference(
+    browser: HarnessBrowser,
+    target: tuple[str, str],
+    version_dir: Path,
+    file: str,
+    inputs: list[dict[str, np.ndarray]],
+    names: list[str],
+    criterion: Criterion,
+) -> str | None:
     """The first operator whose output differs between the browser runtime and onnxruntime: a probe copy of
     `file` with every float intermediate exposed as an output runs on both, served from a temporary
     folder of its own on the same browser (the registry's version folder is never written)."""
@@ -244,11 +266,17 @@ def format_table(report: VerifyReport) -> str:
         diff_text = "-" if diff is None else f"{diff:.2e}"
         ms = "-" if row.get("median_ms") is None else f"{row['median_ms']:.3f}"
         if row["runs"]:
-            verdict = "ok" if row["passed"] else "MISMATCH" + (f": first differs at {row['first_difference']}" if row.get("first_difference") else "")
+            verdict = (
+                "ok"
+                if row["passed"]
+                else "MISMATCH" + (f": first differs at {row['first_difference']}" if row.get("first_difference") else "")
+            )
         else:
             verdict = f"{'cannot run' if row['loads'] else 'cannot load'}: {row.get('error', '')[:70]}"
         on = f" (on {row['file']})" if "file" in row else ""
-        lines.append(f"{row['runtime']:<16} {row['backend']:<8} {'yes' if row['loads'] else 'no':<6} {diff_text:>11} {ms:>10}  {verdict}{on}")
+        lines.append(
+            f"{row['runtime']:<16} {row['backend']:<8} {'yes' if row['loads'] else 'no':<6} {diff_text:>11} {ms:>10}  {verdict}{on}"
+        )
     return "\n".join(lines)
 
 

@@ -116,8 +116,10 @@ def recover(options: FederatedOptions, registry: Path, model_store: Path) -> lis
                 removed.append(f"federated: removed {staging}, a version of {name} half written when the process stopped")
             for version_dir in unpublished_versions(registry, name, store):
                 discard_version(version_dir, model_store)
-                removed.append(f"federated: removed version {version_dir.name} of {name}, written but never published "
-                               f"when the process stopped; its round closes again")  # fmt: skip
+                removed.append(
+                    f"federated: removed version {version_dir.name} of {name}, written but never published "
+                    f"when the process stopped; its round closes again"
+                )
     finally:
         store.close()
     return removed
@@ -192,8 +194,9 @@ class RegistryPublisher:
         self.root = Path(registry)
         self.registry = Registry(registry)
 
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
-                held: Callable[[], bool]) -> FederatedModel:  # fmt: skip
+    def publish(
+        self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any], held: Callable[[], bool]
+    ) -> FederatedModel:
         name = model.name
         self.registry.recover(name)
         latest = self.registry.latest(name) or 0
@@ -222,8 +225,9 @@ class ServingPublisher:
         self.registry, self.mms, self.on_served = Path(registry), mms, on_served
         self._lock = threading.Lock()
 
-    def publish(self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any],
-                held: Callable[[], bool] = lambda: True) -> FederatedModel:  # fmt: skip
+    def publish(
+        self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any], held: Callable[[], bool] = lambda: True
+    ) -> FederatedModel:
         """`held` is always true here: `serve` runs one aggregator on its own SQLite file."""
         with self._lock:
             version_dir = write_federated_version(self.registry / model.name, model.version, parameters, provenance)
@@ -249,8 +253,9 @@ class Aggregator:
         models = [load_model(registry, name) for name in options.models]
         self.database = database
         self.store = open_store(self.database)
-        self.service = FederatedService(self.store, options.settings, models, publisher,
-                                        loader=lambda name, version: load_model(registry, name, version))  # fmt: skip
+        self.service = FederatedService(
+            self.store, options.settings, models, publisher, loader=lambda name, version: load_model(registry, name, version)
+        )
         self.tokens = TokenVerifier(options.client_secret) if options.client_secret is not None else None
         self.api = FederatedApi(self.service, self.tokens).handle
         self._stop = threading.Event()

@@ -81,13 +81,24 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         server = options.server
-        mms = replace(server, model_options=dict(server.model_options), cors_origins=allowed_origins(options),
-                      host="127.0.0.1", inference_port=options.mms_inference_port())  # fmt: skip
+        mms = replace(
+            server,
+            model_options=dict(server.model_options),
+            cors_origins=allowed_origins(options),
+            host="127.0.0.1",
+            inference_port=options.mms_inference_port(),
+        )
         store = Path(server.model_store)
         self.models = [mar.removesuffix(".mar") for mar in options.register] or sorted(mar.stem for mar in store.glob("*.mar"))
-        settings = ReplicaSettings(server=mms, port=server.inference_port, host=server.host, register=self.models,
-                                   drain_seconds=options.settings.drain_seconds, registry=Path(options.registry),
-                                   keep_versions=options.settings.keep_versions)  # fmt: skip
+        settings = ReplicaSettings(
+            server=mms,
+            port=server.inference_port,
+            host=server.host,
+            register=self.models,
+            drain_seconds=options.settings.drain_seconds,
+            registry=Path(options.registry),
+            keep_versions=options.settings.keep_versions,
+        )
         self.replica = Replica(settings)
         self.site = StaticSite(options.registry, host=server.host, port=options.web_port)
         self.aggregator: Aggregator | None = None
@@ -113,8 +124,11 @@ class Stack:
         progress(f"serving {', '.join(self.models) or 'no models'} (each the version its latest.json names)")
         self.replica.start()
         try:
-            signals = {name: f"/models/{name}/{SIGNAL_FILE}" for name in self.models
-                       if (Path(self.options.registry) / name / SIGNAL_FILE).is_file()}  # fmt: skip
+            signals = {
+                name: f"/models/{name}/{SIGNAL_FILE}"
+                for name in self.models
+                if (Path(self.options.registry) / name / SIGNAL_FILE).is_file()
+            }
             federated = self.options.federated
             if federated is not None:
                 self._start_aggregator(federated, progress)
@@ -133,7 +147,9 @@ class Stack:
 
         missing = [name for name in federated.models if name not in self.models]
         if missing:
-            raise ServerError(f"--federated {missing[0]}: no {missing[0]}.mar is registered (registered: {', '.join(self.models) or 'none'})")
+            raise ServerError(
+                f"--federated {missing[0]}: no {missing[0]}.mar is registered (registered: {', '.join(self.models) or 'none'})"
+            )
         self._cloud_models = served_versions(self.mms, federated.models)
         # Rounds are kept beside the user's archives (MMS's own store is the replica's, new at each start).
         federated = replace(federated, database=database_of(federated, self.options.server.model_store))

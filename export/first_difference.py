@@ -30,8 +30,11 @@ def exposed(model: onnx.ModelProto, floats_only: bool = False) -> onnx.ModelProt
     result = onnx.ModelProto()
     result.CopyFrom(inferred)
     present = {value.name for value in result.graph.output}
-    typed = {value.name: value for value in inferred.graph.value_info if value.type.WhichOneof("value") == "tensor_type"
-             and (not floats_only or value.type.tensor_type.elem_type in FLOATS)}  # fmt: skip
+    typed = {
+        value.name: value
+        for value in inferred.graph.value_info
+        if value.type.WhichOneof("value") == "tensor_type" and (not floats_only or value.type.tensor_type.elem_type in FLOATS)
+    }
     for node in result.graph.node:
         for name in node.output:
             if name and name not in present and name in typed:
@@ -40,8 +43,9 @@ def exposed(model: onnx.ModelProto, floats_only: bool = False) -> onnx.ModelProt
     return result
 
 
-def first_difference(reference: Runner, candidate: Runner, candidate_model: onnx.ModelProto, feeds: Feeds,
-                     criterion: Criterion = DEFAULT) -> str | None:  # fmt: skip
+def first_difference(
+    reference: Runner, candidate: Runner, candidate_model: onnx.ModelProto, feeds: Feeds, criterion: Criterion = DEFAULT
+) -> str | None:
     """'OpType node NAME (output VALUE, |diff| D)' for the first node of `candidate_model` whose output,
     under the same value name in the reference, fails `criterion` on `feeds`; None if none does.
 
@@ -57,8 +61,9 @@ def first_difference(reference: Runner, candidate: Runner, candidate_model: onnx
     return None
 
 
-def first_differing_operator(reference_model: onnx.ModelProto, candidate_model: onnx.ModelProto, inputs: list[Feeds],
-                             criterion: Criterion = DEFAULT) -> str | None:  # fmt: skip
+def first_differing_operator(
+    reference_model: onnx.ModelProto, candidate_model: onnx.ModelProto, inputs: list[Feeds], criterion: Criterion = DEFAULT
+) -> str | None:
     """`first_difference` with both models under onnxruntime, over `inputs` until one differs."""
     try:
         reference, candidate = onnxruntime_runner(exposed(reference_model)), onnxruntime_runner(exposed(candidate_model))

@@ -56,10 +56,7 @@ class KerasConverter:
         model = load_keras_model(source)
         import keras
 
-        specs = [
-            {"name": tensor.name, "dtype": str(tensor.dtype), "shape": list(tensor.shape)}
-            for tensor in model.inputs
-        ]
+        specs = [{"name": tensor.name, "dtype": str(tensor.dtype), "shape": list(tensor.shape)} for tensor in model.inputs]
         feeds = fit_sample(sample, specs) if sample is not None else synthesize_sample(specs)
         ordered = [feeds[spec["name"]] for spec in specs]
         try:

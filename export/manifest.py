@@ -16,8 +16,19 @@ import onnx
 from registry import LATEST_NAME, MANIFEST_NAME, Registry, model_json, write_json_atomic
 from registry.model_json import SCHEMA_VERSION, file_entry
 
-__all__ = ["LATEST_NAME", "MANIFEST_NAME", "SCHEMA_VERSION", "default_opset", "file_entry", "graph_inputs",
-           "read_manifest", "tensor_specs", "update_latest", "write_json_atomic", "write_manifest"]  # fmt: skip
+__all__ = [
+    "LATEST_NAME",
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "default_opset",
+    "file_entry",
+    "graph_inputs",
+    "read_manifest",
+    "tensor_specs",
+    "update_latest",
+    "write_json_atomic",
+    "write_manifest",
+]
 
 _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: "float32",
@@ -37,9 +48,7 @@ def tensor_specs(values: list[onnx.ValueInfoProto]) -> list[dict[str, Any]]:
     specs = []
     for value in values:
         tensor_type = value.type.tensor_type
-        shape: list[int | None] = [
-            dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim
-        ]
+        shape: list[int | None] = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim]
         dtype = _ONNX_DTYPES.get(tensor_type.elem_type, onnx.TensorProto.DataType.Name(tensor_type.elem_type).lower())
         specs.append(model_json.tensor(value.name, dtype, shape))
     return specs

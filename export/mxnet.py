@@ -72,8 +72,7 @@ class MxnetConverter:
         if sample is None:
             raise BadInputError(f"{source.name}: an MXNet symbol file records no input shapes: pass --sample")
         feeds = {
-            name: array.astype(np.float32) if array.dtype == np.float64 else array
-            for name, array in name_sample(sample, names).items()
+            name: array.astype(np.float32) if array.dtype == np.float64 else array for name, array in name_sample(sample, names).items()
         }
         try:
             with silenced("mxnet"):
@@ -109,10 +108,14 @@ def _export(mx: Any, source: Path, params_path: Path, feeds: Feeds, names: list[
         try:
             with export_shims(), silenced("mxnet", "root"):
                 mx.onnx.export_model(
-                    str(source), str(params_path), in_shapes=shapes, in_types=[feeds[n].dtype for n in names],
-                    onnx_file_path=str(path), dynamic=True,
+                    str(source),
+                    str(params_path),
+                    in_shapes=shapes,
+                    in_types=[feeds[n].dtype for n in names],
+                    onnx_file_path=str(path),
+                    dynamic=True,
                     dynamic_input_shapes=[(None, *shape[1:]) for shape in shapes],
-                )  # fmt: skip
+                )
         except Exception as error:
             raise UnsupportedModelError(f"MXNet's ONNX exporter cannot convert the model: {one_line(error)}") from None
         return fix_ir_version(onnx.load(str(path)))

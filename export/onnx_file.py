@@ -112,9 +112,7 @@ def refuse_unsupported_inputs(model: onnx.ModelProto, file: str) -> None:
         dtype = tensor_specs([value])[0]["dtype"]
         if dtype not in INPUT_DTYPES:
             name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
-            raise BadInputError(
-                f"{file}: input {value.name!r} holds {name} tensors; supported input types: {', '.join(INPUT_DTYPES)}"
-            )
+            raise BadInputError(f"{file}: input {value.name!r} holds {name} tensors; supported input types: {', '.join(INPUT_DTYPES)}")
 
 
 def parse_frozen(pairs: list[str] | None) -> dict[str, str]:
@@ -187,5 +185,6 @@ class OnnxConverter:
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own private types
             raise BadInputError(f"onnxruntime cannot run {source.name} on the sample: {one_line(error)}") from None
         producer = f"{original.producer_name} {original.producer_version}".strip() or "unknown exporter"
-        return Conversion(model, reference, feeds, "onnx", f"{producer} (reference: onnxruntime {onnxruntime.__version__})",
-                          warnings=warnings)  # fmt: skip
+        return Conversion(
+            model, reference, feeds, "onnx", f"{producer} (reference: onnxruntime {onnxruntime.__version__})", warnings=warnings
+        )

@@ -106,8 +106,7 @@ def export_model(
         conversion = chosen.convert(source, load_sample(sample), opset, frozen=parse_frozen(freeze_inputs))
     else:
         conversion = chosen.convert(source, load_sample(sample), opset)
-    return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, edge=edge,
-                   training=training, progress=progress)  # fmt: skip
+    return publish(conversion, version_dir, source_file=source.name, tolerance=tolerance, edge=edge, training=training, progress=progress)
 
 
 def unknown_operators(model: onnx.ModelProto) -> list[str]:
@@ -142,9 +141,7 @@ def publish(
     name, version, out = version_dir.parent.name, version_dir.name, version_dir.parent.parent
     unknown = unknown_operators(conversion.model)
     if unknown:
-        raise UnsupportedModelError(
-            f"the model uses operators the {conversion.framework} converter left unconverted: {', '.join(unknown)}"
-        )
+        raise UnsupportedModelError(f"the model uses operators the {conversion.framework} converter left unconverted: {', '.join(unknown)}")
     keep_framework_variables(conversion, training, progress)
     try:
         # A converter that warns has run the full check itself and accepted its failure with onnxruntime's word.
@@ -198,14 +195,14 @@ def publish(
         )
         write_manifest(staging, manifest)
         registry.publish(staged, replace=True)
-    progress(f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e}, "
-             f"{report.ratio:.2g}x of what {report.tolerance.describe()} allows)")  # fmt: skip
+    progress(
+        f"wrote {version_dir / MODEL_FILE} and {MANIFEST_NAME} (parity {report.max_abs_diff:.2e}, "
+        f"{report.ratio:.2g}x of what {report.tolerance.describe()} allows)"
+    )
     return ExportResult(version_dir=version_dir, manifest=manifest)
 
 
 def load_feeds(version_dir: Path) -> Feeds:
     """The sample recorded at export time, as numpy arrays."""
     content = json.loads((Path(version_dir) / SAMPLE_FILE).read_text())["inputs"]
-    return {
-        name: np.asarray(entry["data"], dtype=entry["dtype"]).reshape(entry["shape"]) for name, entry in content.items()
-    }
+    return {name: np.asarray(entry["data"], dtype=entry["dtype"]).reshape(entry["shape"]) for name, entry in content.items()}

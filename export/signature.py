@@ -35,9 +35,7 @@ def name_sample(sample: dict[str, np.ndarray] | np.ndarray, names: Sequence[str]
     """Key the sample by input name: a lone array for a one-input model, else an .npz by name."""
     if isinstance(sample, np.ndarray):
         if len(names) != 1:
-            raise BadInputError(
-                f"the model has {len(names)} inputs ({', '.join(names)}): give the sample as .npz keyed by name"
-            )
+            raise BadInputError(f"the model has {len(names)} inputs ({', '.join(names)}): give the sample as .npz keyed by name")
         sample = {names[0]: sample}
     if set(sample) != set(names):
         raise BadInputError(f"sample arrays {sorted(sample)} do not match the model inputs {sorted(names)}")
@@ -55,9 +53,7 @@ def fit_sample(sample: dict[str, np.ndarray] | np.ndarray, specs: Sequence[dict[
             array = array[np.newaxis, ...]
         fits = array.ndim == len(shape) and all(want is None or want == got for want, got in zip(shape, array.shape))
         if not fits:
-            raise BadInputError(
-                f"sample for input {spec['name']!r} has shape {list(array.shape)}, the model expects {_show(shape)}"
-            )
+            raise BadInputError(f"sample for input {spec['name']!r} has shape {list(array.shape)}, the model expects {_show(shape)}")
         feeds[spec["name"]] = array.astype(spec["dtype"], copy=False)
     return feeds
 
@@ -71,9 +67,7 @@ def synthesize_sample(specs: Sequence[dict[str, Any]], seed: int = 0) -> Feeds:
         if shape and shape[0] is None:
             shape[0] = 1
         if any(dim is None for dim in shape):
-            raise BadInputError(
-                f"input {spec['name']!r} has free dimensions {_show(spec['shape'])}: pass --sample to fix them"
-            )
+            raise BadInputError(f"input {spec['name']!r} has free dimensions {_show(spec['shape'])}: pass --sample to fix them")
         feeds[spec["name"]] = rng.standard_normal(shape).astype(spec["dtype"])
     return feeds
 

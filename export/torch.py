@@ -74,16 +74,23 @@ def _torchscript_to_onnx(module: Any, feeds: Feeds, input_names: list[str], outp
     try:
         with silenced(*_LOGGERS):
             torch.onnx.export(
-                module, args, buffer, dynamo=False, opset_version=opset,
-                input_names=input_names, output_names=output_names, dynamic_axes=free_batch,
-            )  # fmt: skip
+                module,
+                args,
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=free_batch,
+            )
     except Exception as error:
         raise UnsupportedModelError(f"torch.onnx cannot convert the model: {one_line(error)}") from None
     return onnx.load_from_string(buffer.getvalue())
 
 
-def convert_module(module: Any, sample: Any, opset: int, input_names: Sequence[str] | None = None,
-                   output_names: Sequence[str] | None = None) -> Conversion:  # fmt: skip
+def convert_module(
+    module: Any, sample: Any, opset: int, input_names: Sequence[str] | None = None, output_names: Sequence[str] | None = None
+) -> Conversion:
     """An `nn.Module` or TorchScript module plus a sample → Conversion (TorchScript exporter)."""
     module.eval()
     if input_names is None and isinstance(sample, dict):
@@ -104,6 +111,7 @@ def convert_module(module: Any, sample: Any, opset: int, input_names: Sequence[s
 
 def _as_numpy(sample: Any, names: list[str]) -> dict[str, np.ndarray] | np.ndarray:
     """Tensors, arrays, a tuple of them or a dict by name → numpy, keyed the way `name_sample` takes."""
+
     def to_array(value: Any) -> np.ndarray:
         return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
 

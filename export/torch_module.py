@@ -46,5 +46,11 @@ def export_torch_module(
     version_dir = check_target(name, version, out, force)
     progress(f"converting {type(module).__name__} with the torch converter (opset {opset})")
     conversion = convert_module(module, sample, opset, input_names, output_names)
-    return publish(conversion, version_dir, source_file=f"{type(module).__name__} (nn.Module)",
-                   tolerance=tolerance, training=training, progress=progress)  # fmt: skip
+    return publish(
+        conversion,
+        version_dir,
+        source_file=f"{type(module).__name__} (nn.Module)",
+        tolerance=tolerance,
+        training=training,
+        progress=progress,
+    )

@@ -41,10 +41,19 @@ FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 # Open Inference Protocol V2 tensor datatypes ↔ numpy dtypes (BYTES is not a numeric tensor).
 V2_DATATYPES = {
-    "BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
-    "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64",
-    "FP16": "float16", "FP32": "float32", "FP64": "float64",
-}  # fmt: skip
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
+}
 V2_NAMES = {dtype: name for name, dtype in V2_DATATYPES.items()}
 
 
@@ -76,8 +85,7 @@ class PlainJsonCodec:
         if isinstance(document, list):
             if len(signature.inputs) != 1:
                 raise RequestError(
-                    f'a bare list is only accepted by single-input models; send {{"inputs": {{...}}}} '
-                    f"with inputs {signature.input_names}"
+                    f'a bare list is only accepted by single-input models; send {{"inputs": {{...}}}} with inputs {signature.input_names}'
                 )
             return {signature.inputs[0].name: document}
         if isinstance(document, dict) and isinstance(document.get("inputs"), dict):
@@ -192,9 +200,7 @@ class NumpyCodec:
         with loaded:
             unpacked = sum(member.file_size for member in loaded.zip.infolist())
             if unpacked > MAX_NPZ_UNPACKED:
-                raise RequestError(
-                    f".npz body unpacks to {unpacked} bytes, more than the {MAX_NPZ_UNPACKED} accepted", status=413
-                )
+                raise RequestError(f".npz body unpacks to {unpacked} bytes, more than the {MAX_NPZ_UNPACKED} accepted", status=413)
             try:
                 return {name: loaded[name] for name in loaded.files}
             except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
@@ -272,8 +278,7 @@ def check_content_type(content_type: str | None) -> None:
     if kind and kind not in JSON_TYPES | NUMPY_TYPES and not kind.endswith("+json"):
         hint = " (curl -d sends that: add -H 'Content-Type: application/json')" if kind in FORM_TYPES else ""
         raise RequestError(
-            f"unsupported Content-Type {kind!r}{hint}: send application/json (plain or Open Inference Protocol V2) "
-            "or application/x-npy",
+            f"unsupported Content-Type {kind!r}{hint}: send application/json (plain or Open Inference Protocol V2) or application/x-npy",
             status=415,
         )
 

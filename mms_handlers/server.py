@@ -139,9 +139,14 @@ class ServerConfig:
                 raise ServerError(f"{name} {host!r} is not a host name or IP address (IPv6 in [brackets])")
         if self.inference_port == self.management_port:
             raise ServerError(f"inference and management ports are both {self.inference_port}")
-        for setting, lowest, unit in (("workers", 1, ""), ("batch_size", 1, ""), ("job_queue_size", 1, ""),
-                                      ("max_request_size", 1, ""), ("max_batch_delay_ms", 0, " ms"),
-                                      ("java_heap_mb", MIN_JAVA_HEAP_MB, " MB")):  # fmt: skip
+        for setting, lowest, unit in (
+            ("workers", 1, ""),
+            ("batch_size", 1, ""),
+            ("job_queue_size", 1, ""),
+            ("max_request_size", 1, ""),
+            ("max_batch_delay_ms", 0, " ms"),
+            ("java_heap_mb", MIN_JAVA_HEAP_MB, " MB"),
+        ):
             if (value := getattr(self, setting)) < lowest:
                 raise SettingError(setting, f"must be at least {lowest}{unit}, got {value}")
         for model in self.model_options:
@@ -298,16 +303,28 @@ class MmsServer:
             env[REQUEST_METRICS_ENV] = "1"
         env[REQUEST_LINES_ENV] = "NEUTRAL" if self.config.request_lines else "DENY"
         command = [
-            sys.executable, "-m", "mms.model_server", "--start", "--foreground",
-            "--mms-config", str(config_file),
-            "--model-store", str(Path(self.config.model_store).resolve()),
-            "--log-config", str(log_config),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "mms.model_server",
+            "--start",
+            "--foreground",
+            "--mms-config",
+            str(config_file),
+            "--model-store",
+            str(Path(self.config.model_store).resolve()),
+            "--log-config",
+            str(log_config),
+        ]
         stdout = open(self.log_dir / "stdout.log", "ab")
         self.process = subprocess.Popen(
-            command, env=env, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.runtime_dir,
-        )  # fmt: skip
+            command,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.runtime_dir,
+        )
         stdout.close()
         try:
             self.wait_until_healthy(timeout, allow_no_models=True)

@@ -44,17 +44,20 @@ REPLICA_SETTINGS = ("drain_seconds", "keep_versions")
 FIELDS = {
     "workers": _Field("workers", 1, "", "MMS workers per model version (onnxruntime threads = cores / workers)"),
     "batch_size": _Field("batch-size", 1, "", "most requests MMS hands the handler at once (1 = no batching)"),
-    "max_batch_delay_ms": _Field("max-batch-delay", 0, " ms",
-                                 "how long MMS waits to fill a batch of --batch-size > 1; a lone request then waits "
-                                 "this long (0: batch only what is already queued)"),
+    "max_batch_delay_ms": _Field(
+        "max-batch-delay",
+        0,
+        " ms",
+        "how long MMS waits to fill a batch of --batch-size > 1; a lone request then waits "
+        "this long (0: batch only what is already queued)",
+    ),
     "job_queue_size": _Field("job-queue-size", 1, "", "requests queued per model before MMS answers 503"),
     "max_request_size": _Field("max-request-size", 1, " bytes", "larger bodies are refused with 413"),
-    "java_heap_mb": _Field("java-heap", MIN_JAVA_HEAP_MB, " MB",
-                           "MMS's Java heap, fixed and reserved at start so memory stays flat under load"),
-    "drain_seconds": _Field("drain-seconds", 0, " s",
-                            "after SIGTERM, keep answering this long (readiness already failing) before closing"),
-    "keep_versions": _Field("keep-versions", 1, "",
-                            "versions of each model kept registered (the newest K); older ones are unregistered"),
+    "java_heap_mb": _Field(
+        "java-heap", MIN_JAVA_HEAP_MB, " MB", "MMS's Java heap, fixed and reserved at start so memory stays flat under load"
+    ),
+    "drain_seconds": _Field("drain-seconds", 0, " s", "after SIGTERM, keep answering this long (readiness already failing) before closing"),
+    "keep_versions": _Field("keep-versions", 1, "", "versions of each model kept registered (the newest K); older ones are unregistered"),
 }
 
 
@@ -81,18 +84,26 @@ class ServingSettings:
     def server_config(self, **mms: Any) -> ServerConfig:
         """A ServerConfig with these settings; `mms` gives the rest (model store, ports, hosts…)."""
         return ServerConfig(
-            workers=self.workers, batch_size=self.batch_size, max_batch_delay_ms=self.max_batch_delay_ms,
-            job_queue_size=self.job_queue_size, max_request_size=self.max_request_size, java_heap_mb=self.java_heap_mb,
+            workers=self.workers,
+            batch_size=self.batch_size,
+            max_batch_delay_ms=self.max_batch_delay_ms,
+            job_queue_size=self.job_queue_size,
+            max_request_size=self.max_request_size,
+            java_heap_mb=self.java_heap_mb,
             **mms,
-        )  # fmt: skip
+        )
 
     def arguments(self) -> list[str]:
         """These settings as flags, for a child process (`serve --replicas` starting replicas)."""
         return [part for name, rule in FIELDS.items() for part in (f"--{rule.flag}", str(getattr(self, name)))]
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser | argparse._ArgumentGroup, names: tuple[str, ...] = tuple(FIELDS),
-                      environ: Mapping[str, str] | None = None) -> None:  # fmt: skip
+    def add_arguments(
+        cls,
+        parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+        names: tuple[str, ...] = tuple(FIELDS),
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         """One flag per setting in `names`; its default is EDGECLOUD_<FLAG> from `environ` when set, else the
         dataclass's. argparse converts an environment default with the flag's type, so a bad one is one usage line."""
         environ = os.environ if environ is None else environ
@@ -102,8 +113,13 @@ class ServingSettings:
             rule = FIELDS[name]
             variable = ENV_PREFIX + rule.flag.replace("-", "_").upper()
             default = environ.get(variable, getattr(defaults, name))
-            parser.add_argument(f"--{rule.flag}", dest=name, type=float if types[name] == "float" else int,
-                                default=default, help=f"{rule.help} ({variable}; default {getattr(defaults, name)})")  # fmt: skip
+            parser.add_argument(
+                f"--{rule.flag}",
+                dest=name,
+                type=float if types[name] == "float" else int,
+                default=default,
+                help=f"{rule.help} ({variable}; default {getattr(defaults, name)})",
+            )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ServingSettings:

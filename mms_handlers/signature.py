@@ -15,8 +15,7 @@ import numpy as np
 
 from .errors import RequestError
 
-_NUMERIC_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
-                   "uint32", "uint64", "bool"}  # fmt: skip
+_NUMERIC_DTYPES = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"}
 
 
 @dataclass(frozen=True)
@@ -75,9 +74,7 @@ class Signature:
     def _check_one(self, spec: TensorSpec, value: Any) -> np.ndarray:
         array = _typed_array(spec, value) if isinstance(value, np.ndarray) else _json_array(spec, value)
         if array.ndim != len(spec.shape):
-            raise RequestError(
-                f"input {spec.name!r}: expected rank {len(spec.shape)} {spec.describe()}, got shape {list(array.shape)}"
-            )
+            raise RequestError(f"input {spec.name!r}: expected rank {len(spec.shape)} {spec.describe()}, got shape {list(array.shape)}")
         for want, got in zip(spec.shape, array.shape):
             if want is not None and want != got:
                 raise RequestError(f"input {spec.name!r}: expected {spec.describe()}, got shape {list(array.shape)}")
@@ -96,9 +93,7 @@ def _typed_array(spec: TensorSpec, array: np.ndarray) -> np.ndarray:
     if array.dtype == object or array.dtype.kind not in "biuf":
         raise RequestError(f"input {spec.name!r}: expected {spec.describe()}, got dtype {array.dtype}")
     if spec.dtype in _NUMERIC_DTYPES and not np.can_cast(array.dtype, np.dtype(spec.dtype), casting="safe"):
-        raise RequestError(
-            f"input {spec.name!r}: expected {spec.describe()}, got dtype {array.dtype} (it does not convert without loss)"
-        )
+        raise RequestError(f"input {spec.name!r}: expected {spec.describe()}, got dtype {array.dtype} (it does not convert without loss)")
     return array
 
 

@@ -25,6 +25,7 @@ from .process_group import arguments, group_members, stop_process_group
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Launch:
     """How MMS started a model's backend process, read from /proc while it lived."""
@@ -130,10 +131,17 @@ class Supervisor:
         try:
             # A process cannot join MMS's group from outside its session: it leads its own, stopped with MMS.
             with open(self.server.log_dir / "restarted_backends.log", "ab") as log:
-                self.started.append(subprocess.Popen(
-                    launch.argv, env=launch.env, cwd=launch.cwd, stdin=subprocess.DEVNULL, stdout=log,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                ))  # fmt: skip
+                self.started.append(
+                    subprocess.Popen(
+                        launch.argv,
+                        env=launch.env,
+                        cwd=launch.cwd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
         except (OSError, ValueError) as failure:
             error = str(failure)
             logger.error("starting the backend of %s again failed: %s", model, error)

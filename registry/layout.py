@@ -237,9 +237,7 @@ class Registry:
         if not model_dir.is_dir():
             return []
         leftovers = sorted(
-            child
-            for child in model_dir.iterdir()
-            if child.is_dir() and child.name.startswith((_STAGING_PREFIX, _DISCARD_PREFIX))
+            child for child in model_dir.iterdir() if child.is_dir() and child.name.startswith((_STAGING_PREFIX, _DISCARD_PREFIX))
         )
         for child in leftovers:
             shutil.rmtree(child, ignore_errors=True)

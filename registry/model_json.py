@@ -44,8 +44,7 @@ def tensor(name: str, dtype: str, shape: Iterable[int | None]) -> dict[str, Any]
     return {"name": name, "dtype": dtype, "shape": list(shape)}
 
 
-def file_entry(path: Path, *, role: str | None = None, opset: int | None = None,
-               parity: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def file_entry(path: Path, *, role: str | None = None, opset: int | None = None, parity: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A `files` entry: SHA-256 and size of `path` (the browser and the archive check both), then who reads it."""
     if role is not None and role not in ROLES:
         raise ValueError(f"file role {role!r} is none of {', '.join(ROLES)}")
@@ -68,20 +67,44 @@ def source(framework: str, framework_version: str, file: str, warnings: list[str
     return entry
 
 
-def edge(*, file: str, runtime: str, lowered: bool, passes: list[dict[str, Any]], blockers: Mapping[str, list[str]],
-         backends: list[str], inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+def edge(
+    *,
+    file: str,
+    runtime: str,
+    lowered: bool,
+    passes: list[dict[str, Any]],
+    blockers: Mapping[str, list[str]],
+    backends: list[str],
+    inputs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The browser side (`edge`, and `training.edge`): its file, runtime, what lowering did; `verified` stays
     empty until `edgecloud verify` records a table. `inputs`: the shapes a pinned browser file takes."""
-    entry: dict[str, Any] = {"file": file, "runtime": runtime, "lowered": lowered, "passes": passes,
-                             "blockers": dict(blockers), "backends": backends, "verified": {}}  # fmt: skip
+    entry: dict[str, Any] = {
+        "file": file,
+        "runtime": runtime,
+        "lowered": lowered,
+        "passes": passes,
+        "blockers": dict(blockers),
+        "backends": backends,
+        "verified": {},
+    }
     if inputs is not None:
         entry["inputs"] = inputs
     return entry
 
 
-def training(*, file: str, edge: dict[str, Any], trainable: str, batch_size: int, names: Mapping[str, Any],
-             loss: dict[str, Any], optimizer: dict[str, Any], parity: dict[str, Any],
-             trained: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+def training(
+    *,
+    file: str,
+    edge: dict[str, Any],
+    trainable: str,
+    batch_size: int,
+    names: Mapping[str, Any],
+    loss: dict[str, Any],
+    optimizer: dict[str, Any],
+    parity: dict[str, Any],
+    trained: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The `training` entry, in the key order docs/training.md shows (`names`: parameters, state, inputs, outputs;
     `trained`: how many tensors and values the step trains, and what stays frozen)."""
     return {
@@ -116,14 +139,25 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def manifest(*, name: str, version: str | int, source: dict[str, Any] | None, opset: int | None,
-             ir_version: int | None, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]],
-             files: Mapping[str, dict[str, Any]], cloud_file: str, edge: dict[str, Any],
-             parity: Mapping[str, Any] | None = None, training: dict[str, Any] | None = None,
-             serving: dict[str, Any] | None = None, created: str | None = None) -> dict[str, Any]:  # fmt: skip
+def manifest(
+    *,
+    name: str,
+    version: str | int,
+    source: dict[str, Any] | None,
+    opset: int | None,
+    ir_version: int | None,
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    files: Mapping[str, dict[str, Any]],
+    cloud_file: str,
+    edge: dict[str, Any],
+    parity: Mapping[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    serving: dict[str, Any] | None = None,
+    created: str | None = None,
+) -> dict[str, Any]:
     """A whole model.json, validated; None drops an optional key (hand-built test models have no source)."""
-    content: dict[str, Any] = {"schema": SCHEMA_VERSION, "name": name, "version": str(version),
-                               "created": created or now()}  # fmt: skip
+    content: dict[str, Any] = {"schema": SCHEMA_VERSION, "name": name, "version": str(version), "created": created or now()}
     optional = {"source": source, "opset": opset, "ir_version": ir_version}
     content.update({key: value for key, value in optional.items() if value is not None})
     content.update(inputs=inputs, outputs=outputs, files=dict(files), cloud={"file": cloud_file}, edge=edge)
@@ -136,8 +170,14 @@ def manifest(*, name: str, version: str | int, source: dict[str, Any] | None, op
     return validate(content)
 
 
-def next_version(base: Mapping[str, Any], *, version: str | int, files: Mapping[str, dict[str, Any]],
-                 federated: dict[str, Any], parity: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+def next_version(
+    base: Mapping[str, Any],
+    *,
+    version: str | int,
+    files: Mapping[str, dict[str, Any]],
+    federated: dict[str, Any],
+    parity: Mapping[str, Any],
+) -> dict[str, Any]:
     """model.json of a version derived from `base` (a federated round): new version, time, hashes and
     provenance; `parity` is added to the base's figures. Everything else is the base's."""
     content = dict(base)
@@ -151,8 +191,7 @@ def next_version(base: Mapping[str, Any], *, version: str | int, files: Mapping[
 
 def latest(name: str, version: str | int, versions: Iterable[str | int]) -> dict[str, Any]:
     """latest.json: the current version, where its model.json is, and every complete version."""
-    content = {"name": name, "version": str(version), "manifest": f"{version}/{MANIFEST_NAME}",
-               "versions": [str(v) for v in versions]}  # fmt: skip
+    content = {"name": name, "version": str(version), "manifest": f"{version}/{MANIFEST_NAME}", "versions": [str(v) for v in versions]}
     return validate_latest(content)
 
 

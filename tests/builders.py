@@ -22,28 +22,45 @@ def relu_model(width: int = 3) -> onnx.ModelProto:
     return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 13)])
 
 
-def edge_entry(file: str = "model.onnx", runtime: str = "onnxjs", *, verified: dict[str, Any] | None = None,
-               inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+def edge_entry(
+    file: str = "model.onnx", runtime: str = "onnxjs", *, verified: dict[str, Any] | None = None, inputs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """model.json's `edge` for a hand-built model ONNX.js runs as it is (no blockers, so the page's
     policy alone picks the backends), through the same builder as export; `verified` as a test sets it."""
-    entry = model_json.edge(file=file, runtime=runtime, lowered=file != "model.onnx", passes=[],
-                            blockers={b: [] for b in ONNXJS_BACKENDS}, backends=list(ONNXJS_BACKENDS), inputs=inputs)  # fmt: skip
+    entry = model_json.edge(
+        file=file,
+        runtime=runtime,
+        lowered=file != "model.onnx",
+        passes=[],
+        blockers={b: [] for b in ONNXJS_BACKENDS},
+        backends=list(ONNXJS_BACKENDS),
+        inputs=inputs,
+    )
     entry["verified"] = verified or {}
     return entry
 
 
-def describe(folder: Path, name: str, model: onnx.ModelProto, files: dict[str, dict[str, Any]], edge: dict[str, Any],
-             **sections: Any) -> dict[str, Any]:  # fmt: skip
+def describe(
+    folder: Path, name: str, model: onnx.ModelProto, files: dict[str, dict[str, Any]], edge: dict[str, Any], **sections: Any
+) -> dict[str, Any]:
     """model.json of a hand-built version in FOLDER (its name is the version), built and validated by
     registry.model_json as export's is; `sections`: training, serving, parity."""
     from export.manifest import graph_inputs, tensor_specs
 
     opset = next((int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     return model_json.manifest(
-        name=name, version=folder.name, source=model_json.source("onnx", onnx.__version__, "model.onnx"),
-        opset=opset, ir_version=model.ir_version, inputs=tensor_specs(graph_inputs(model)),
-        outputs=tensor_specs(list(model.graph.output)), files=files, cloud_file="model.onnx", edge=edge, **sections,
-    )  # fmt: skip
+        name=name,
+        version=folder.name,
+        source=model_json.source("onnx", onnx.__version__, "model.onnx"),
+        opset=opset,
+        ir_version=model.ir_version,
+        inputs=tensor_specs(graph_inputs(model)),
+        outputs=tensor_specs(list(model.graph.output)),
+        files=files,
+        cloud_file="model.onnx",
+        edge=edge,
+        **sections,
+    )
 
 
 def write_version_dir(
@@ -95,11 +112,12 @@ def mlp_model(opset: int = 13, extra_identity: bool = False) -> onnx.ModelProto:
     if extra_identity:
         nodes.append(helper.make_node("Identity", ["z"], ["y"]))
     graph = helper.make_graph(
-        nodes, "mlp",
+        nodes,
+        "mlp",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])],
         [numpy_helper.from_array(value, name) for name, value in weights.items()],
-    )  # fmt: skip
+    )
     return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", opset)])
 
 
@@ -137,9 +155,7 @@ def write_trainable_version_dir(folder: Path, name: str = "mlp", trainable: tupl
     # No train.onnx, so only the part of `training` a round reads (the builder's full entry names the step's file).
     training = {
         "trainable": "head",
-        "parameters": [
-            {"name": p, "shape": shapes[p], "dtype": "float32", "locations": locations[p]} for p in trainable
-        ],
+        "parameters": [{"name": p, "shape": shapes[p], "dtype": "float32", "locations": locations[p]} for p in trainable],
     }
     manifest = describe(folder, name, cloud, described, edge_entry("model.edge.onnx"), training=training)
     model_json.write(folder / model_json.MANIFEST_NAME, manifest)

@@ -16,8 +16,11 @@ def test_mkdocs_build_is_strictly_clean(tmp_path: Path) -> None:
     # Not `-q`: quiet mode hides the warnings that strict mode counts, and then passes.
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     warnings = [line for line in result.stderr.splitlines() if line.startswith(("WARNING", "ERROR"))]
     assert result.returncode == 0 and not warnings, "\n".join(warnings) or result.stderr[-2000:]
     assert (tmp_path / "site" / "index.html").is_file()
@@ -53,6 +56,9 @@ TEST_COUNT = re.compile(r"\b\d+ (?:passed|tests?|node tests|JS unit tests)\b|tes
 
 
 def test_no_page_hard_codes_a_test_count() -> None:
-    found = [f"{path.relative_to(ROOT)}: {match.group(0)!r}" for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-             for match in TEST_COUNT.finditer(path.read_text())]  # fmt: skip
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group(0)!r}"
+        for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        for match in TEST_COUNT.finditer(path.read_text())
+    ]
     assert found == []

@@ -15,8 +15,10 @@ HEAVY = ("onnx", "onnxruntime", "torch", "tensorflow", "keras", "mxnet", "sklear
 
 def test_the_aggregators_tests_collect_and_pass_without_onnx() -> None:
     # sys.modules[name] = None makes `import name` raise ImportError: as if it were not installed.
-    script = (f"import sys\nfor name in {HEAVY!r}: sys.modules[name] = None\n"
-              "import pytest\nsys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/aggregation']))")  # fmt: skip
+    script = (
+        f"import sys\nfor name in {HEAVY!r}: sys.modules[name] = None\n"
+        "import pytest\nsys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', 'tests/aggregation']))"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

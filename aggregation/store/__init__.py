@@ -30,13 +30,21 @@ def open_store(database: str) -> RoundStore:
     if database.startswith("sqlite:///"):
         database = database[len("sqlite://") :]
     elif "://" in database:
-        raise ValueError(
-            f"database {database!r}: use postgresql://..., a SQLite file path (or sqlite:///PATH) or {MEMORY}"
-        )
+        raise ValueError(f"database {database!r}: use postgresql://..., a SQLite file path (or sqlite:///PATH) or {MEMORY}")
     return SqliteStore(database)
 
 
 __all__ = [
-    "DuplicateUpdate", "MemoryStore", "Refusal", "RoundClaim", "RoundClosed", "RoundRecord", "RoundStore", "SqliteStore",
-    "StoreUnavailable", "StoredUpdate", "is_shared", "open_store",
-]  # fmt: skip
+    "DuplicateUpdate",
+    "MemoryStore",
+    "Refusal",
+    "RoundClaim",
+    "RoundClosed",
+    "RoundRecord",
+    "RoundStore",
+    "SqliteStore",
+    "StoreUnavailable",
+    "StoredUpdate",
+    "is_shared",
+    "open_store",
+]

@@ -92,9 +92,16 @@ _ROUND_COLUMNS = """r.id, r.model, r.base_version, r.opened_at, r.closed_at, r.n
 
 def _round(row: tuple) -> RoundRecord:
     return RoundRecord(
-        id=row[0], model=row[1], base_version=row[2], opened_at=row[3], closed_at=row[4],
-        new_version=row[5], summary=row[6], clients=int(row[7]), samples=int(row[8]),
-    )  # fmt: skip
+        id=row[0],
+        model=row[1],
+        base_version=row[2],
+        opened_at=row[3],
+        closed_at=row[4],
+        new_version=row[5],
+        summary=row[6],
+        clients=int(row[7]),
+        samples=int(row[8]),
+    )
 
 
 def _close(conn: psycopg.Connection, round_id: int, model: str, new_version: str, summary: dict[str, Any], now: float) -> RoundRecord:
@@ -130,9 +137,14 @@ class PostgresStore:
     def __init__(self, url: str, *, max_connections: int = 8) -> None:
         self.url = url
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=max_connections, open=False, check=ConnectionPool.check_connection,
-            kwargs={"connect_timeout": int(CONNECT_TIMEOUT_SECONDS)}, name="edgecloud-aggregator",
-        )  # fmt: skip
+            url,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            check=ConnectionPool.check_connection,
+            kwargs={"connect_timeout": int(CONNECT_TIMEOUT_SECONDS)},
+            name="edgecloud-aggregator",
+        )
         try:
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS * 3)
         except PoolTimeout:
@@ -198,9 +210,7 @@ class PostgresStore:
         try:
             with self._transaction() as conn:
                 try:
-                    held = conn.execute(
-                        "SELECT 1 FROM rounds WHERE id = %s AND closed_at IS NULL FOR SHARE NOWAIT", (round_id,)
-                    ).fetchone()
+                    held = conn.execute("SELECT 1 FROM rounds WHERE id = %s AND closed_at IS NULL FOR SHARE NOWAIT", (round_id,)).fetchone()
                 except LockNotAvailable:
                     held = None  # a replica is closing it
                 if held is None:
@@ -209,8 +219,18 @@ class PostgresStore:
                     "INSERT INTO updates (round_id, client, samples, norm, clipped, received_at, base_version, staleness, weight) "
                     "VALUES (%s, %s, %s, %s, %s, %s, COALESCE(%s, (SELECT base_version FROM rounds WHERE id = %s)), %s, %s) "
                     "RETURNING id",
-                    (round_id, update.client, update.samples, update.norm, update.clipped, update.received_at,
-                     update.base_version, round_id, update.staleness, update.weight),
+                    (
+                        round_id,
+                        update.client,
+                        update.samples,
+                        update.norm,
+                        update.clipped,
+                        update.received_at,
+                        update.base_version,
+                        round_id,
+                        update.staleness,
+                        update.weight,
+                    ),
                 ).fetchone()
                 with conn.cursor() as cursor:
                     cursor.executemany(
@@ -224,7 +244,8 @@ class PostgresStore:
         with self._transaction() as conn:
             rows = conn.execute(
                 "SELECT id, client, samples, norm, clipped, received_at, base_version, staleness, weight "
-                "FROM updates WHERE round_id = %s ORDER BY id", (round_id,)
+                "FROM updates WHERE round_id = %s ORDER BY id",
+                (round_id,),
             ).fetchall()
             tensors: dict[int, dict[str, np.ndarray]] = {row[0]: {} for row in rows}
             for update_id, name, shape, data in conn.execute(
@@ -234,10 +255,19 @@ class PostgresStore:
             ):
                 tensors[update_id][name] = np.frombuffer(data, dtype="<f4").reshape(shape).astype(np.float32)
         return [
-            StoredUpdate(client=c, samples=n, delta=tensors[i], norm=norm, clipped=bool(clipped), received_at=at,
-                         base_version=base, staleness=staleness, weight=weight)
+            StoredUpdate(
+                client=c,
+                samples=n,
+                delta=tensors[i],
+                norm=norm,
+                clipped=bool(clipped),
+                received_at=at,
+                base_version=base,
+                staleness=staleness,
+                weight=weight,
+            )
             for i, c, n, norm, clipped, at, base, staleness, weight in rows
-        ]  # fmt: skip
+        ]
 
     def close_round(self, round_id: int, new_version: str, summary: dict[str, Any], now: float) -> RoundRecord:
         """As the Protocol says; a round another replica closed meanwhile is left as it is and the

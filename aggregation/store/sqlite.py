@@ -69,13 +69,17 @@ CREATE TABLE IF NOT EXISTS refusals (
 SCHEMA = (SQL_CREATE_ROUNDS, SQL_CREATE_OPEN_ROUND_INDEX, SQL_CREATE_UPDATES, SQL_CREATE_TENSORS, SQL_CREATE_REFUSALS)
 # (table, column, statements adding it to a file made before it existed), applied in order.
 MIGRATIONS = (
-    ("updates", "base_version", (
-        "ALTER TABLE updates ADD COLUMN base_version TEXT",
-        "UPDATE updates SET base_version = (SELECT r.base_version FROM rounds r WHERE r.id = updates.round_id)",
-    )),
+    (
+        "updates",
+        "base_version",
+        (
+            "ALTER TABLE updates ADD COLUMN base_version TEXT",
+            "UPDATE updates SET base_version = (SELECT r.base_version FROM rounds r WHERE r.id = updates.round_id)",
+        ),
+    ),
     ("updates", "staleness", ("ALTER TABLE updates ADD COLUMN staleness INTEGER NOT NULL DEFAULT 0",)),
     ("updates", "weight", ("ALTER TABLE updates ADD COLUMN weight REAL NOT NULL DEFAULT 1.0",)),
-)  # fmt: skip
+)
 
 _ROUND_COLUMNS = """r.id, r.model, r.base_version, r.opened_at, r.closed_at, r.new_version, r.summary,
     (SELECT COUNT(*) FROM updates u WHERE u.round_id = r.id),
@@ -93,9 +97,16 @@ def _writable(database: str) -> Iterator[None]:
 
 def _round(row: tuple) -> RoundRecord:
     return RoundRecord(
-        id=row[0], model=row[1], base_version=row[2], opened_at=row[3], closed_at=row[4],
-        new_version=row[5], summary=json.loads(row[6]), clients=row[7], samples=row[8],
-    )  # fmt: skip
+        id=row[0],
+        model=row[1],
+        base_version=row[2],
+        opened_at=row[3],
+        closed_at=row[4],
+        new_version=row[5],
+        summary=json.loads(row[6]),
+        clients=row[7],
+        samples=row[8],
+    )
 
 
 class SqliteStore:
@@ -146,9 +157,7 @@ class SqliteStore:
 
     def current_round(self, model: str) -> RoundRecord | None:
         with self._lock:
-            row = self._db.execute(
-                f"SELECT {_ROUND_COLUMNS} FROM rounds r WHERE r.model = ? AND r.closed_at IS NULL", (model,)
-            ).fetchone()
+            row = self._db.execute(f"SELECT {_ROUND_COLUMNS} FROM rounds r WHERE r.model = ? AND r.closed_at IS NULL", (model,)).fetchone()
         return _round(row) if row else None
 
     def add_update(self, round_id: int, update: StoredUpdate) -> None:
@@ -160,8 +169,18 @@ class SqliteStore:
                 cursor = self._db.execute(
                     "INSERT INTO updates (round_id, client, samples, norm, clipped, received_at, base_version, staleness, weight) "
                     "VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT base_version FROM rounds WHERE id = ?)), ?, ?)",
-                    (round_id, update.client, update.samples, update.norm, int(update.clipped), update.received_at,
-                     update.base_version, round_id, update.staleness, update.weight),
+                    (
+                        round_id,
+                        update.client,
+                        update.samples,
+                        update.norm,
+                        int(update.clipped),
+                        update.received_at,
+                        update.base_version,
+                        round_id,
+                        update.staleness,
+                        update.weight,
+                    ),
                 )
                 self._db.executemany(
                     "INSERT INTO update_tensors (update_id, name, shape, data) VALUES (?, ?, ?, ?)",
@@ -193,25 +212,30 @@ class SqliteStore:
             ):
                 tensors[update_id][name] = np.frombuffer(data, dtype="<f4").reshape(json.loads(shape)).astype(np.float32)
         return [
-            StoredUpdate(client=c, samples=n, delta=tensors[i], norm=norm, clipped=bool(clipped), received_at=at,
-                         base_version=base, staleness=staleness, weight=weight)
+            StoredUpdate(
+                client=c,
+                samples=n,
+                delta=tensors[i],
+                norm=norm,
+                clipped=bool(clipped),
+                received_at=at,
+                base_version=base,
+                staleness=staleness,
+                weight=weight,
+            )
             for i, c, n, norm, clipped, at, base, staleness, weight in rows
-        ]  # fmt: skip
+        ]
 
     def close_round(self, round_id: int, new_version: str, summary: dict[str, Any], now: float) -> RoundRecord:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                (model,) = self._db.execute(
-                    "SELECT model FROM rounds WHERE id = ? AND closed_at IS NULL", (round_id,)
-                ).fetchone()
+                (model,) = self._db.execute("SELECT model FROM rounds WHERE id = ? AND closed_at IS NULL", (round_id,)).fetchone()
                 self._db.execute(
                     "UPDATE rounds SET closed_at = ?, new_version = ?, summary = ? WHERE id = ?",
                     (now, new_version, json.dumps(summary), round_id),
                 )
-                cursor = self._db.execute(
-                    "INSERT INTO rounds (model, base_version, opened_at) VALUES (?, ?, ?)", (model, new_version, now)
-                )
+                cursor = self._db.execute("INSERT INTO rounds (model, base_version, opened_at) VALUES (?, ?, ?)", (model, new_version, now))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

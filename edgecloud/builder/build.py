@@ -59,9 +59,7 @@ def baseline_scores(data: Dataset) -> dict[str, dict[str, Any]]:
     return {
         "last_value": {"val_mae": baselines.mean_absolute_error(baselines.last_value(data.x_val, horizon), data.y_val)},
         "repeat_previous_beat": {
-            "val_mae": baselines.mean_absolute_error(
-                baselines.repeat_previous_beat(data.x_val, horizon, min_lag, max_lag), data.y_val
-            ),
+            "val_mae": baselines.mean_absolute_error(baselines.repeat_previous_beat(data.x_val, horizon, min_lag, max_lag), data.y_val),
             "beat_period_search_samples": [min_lag, max_lag],
         },
     }
@@ -99,8 +97,15 @@ def verdict(best_mae: float, scores: dict[str, dict[str, Any]]) -> tuple[bool, s
     return False, f"The model does NOT beat the {names} baseline (val MAE {best_mae:.4f} mV): do not serve it as is."
 
 
-def _report(template: Template, settings: BuildSettings, data: Dataset, search: SearchResult, model: Any,
-            scores: dict[str, dict[str, Any]], started: float) -> dict[str, Any]:  # fmt: skip
+def _report(
+    template: Template,
+    settings: BuildSettings,
+    data: Dataset,
+    search: SearchResult,
+    model: Any,
+    scores: dict[str, dict[str, Any]],
+    started: float,
+) -> dict[str, Any]:
     import keras
 
     best_mae = baselines.mean_absolute_error(model.predict(data.x_val, batch_size=512, verbose=0), data.y_val)

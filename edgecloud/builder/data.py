@@ -175,8 +175,13 @@ def _shape(rng: np.random.Generator, spread: float) -> dict[str, Any]:
     def spread_factor(low: float, high: float) -> float:  # a factor in [low, high] pulled to 1 as spread -> 0
         return round(float(np.exp(spread * rng.uniform(np.log(low), np.log(high)))), 3)
 
-    amplitudes = (spread_factor(0.4, 2.0), spread_factor(0.3, 2.5), spread_factor(0.7, 1.3),
-                  spread_factor(0.3, 2.5), spread_factor(0.3, 2.2))  # fmt: skip
+    amplitudes = (
+        spread_factor(0.4, 2.0),
+        spread_factor(0.3, 2.5),
+        spread_factor(0.7, 1.3),
+        spread_factor(0.3, 2.5),
+        spread_factor(0.3, 2.2),
+    )
     shifts = tuple(round(float(spread * rng.uniform(-limit, limit)), 2) for limit in (10, 3, 0, 3, 12))
     return dict(
         lf_hf_ratio=round(float(0.5 * np.exp(spread * rng.uniform(np.log(0.5), np.log(4.0)))), 3),
@@ -267,8 +272,10 @@ def personal_parts(signal: np.ndarray, spec: DataSpec, first_seconds: float) -> 
     cut = int(round(first_seconds * spec.sampling_rate))
     need = spec.window + spec.horizon
     if cut < need or len(signal) - cut < need:
-        raise ValueError(f"cutting {len(signal) / spec.sampling_rate:g} s at {first_seconds:g} s leaves a part "
-                         f"shorter than one window plus the horizon ({need / spec.sampling_rate:g} s)")  # fmt: skip
+        raise ValueError(
+            f"cutting {len(signal) / spec.sampling_rate:g} s at {first_seconds:g} s leaves a part "
+            f"shorter than one window plus the horizon ({need / spec.sampling_rate:g} s)"
+        )
     x_first, y_first = cut_windows(signal[:cut], spec.window, spec.horizon, spec.stride)
     x_later, y_later = cut_windows(signal[cut:], spec.window, spec.horizon, spec.stride)
     return PersonalParts(x_first, y_first, x_later, y_later)

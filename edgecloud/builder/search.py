@@ -130,8 +130,10 @@ def _budgeted(base: type) -> type:
             super().on_trial_end(trial)
             if record.number < settings.trials and budget.out_of_time():
                 budget.stopped_by = "time"
-                budget.progress(f"stopping after {record.number} trial(s): one more would be expected to end "
-                                f"past the budget of {settings.max_seconds:g} s")  # fmt: skip
+                budget.progress(
+                    f"stopping after {record.number} trial(s): one more would be expected to end "
+                    f"past the budget of {settings.max_seconds:g} s"
+                )
                 self.oracle.max_trials = len(self.oracle.trials)
 
     return Budgeted

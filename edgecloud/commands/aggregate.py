@@ -36,18 +36,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--registry", type=Path, required=True, help="the registry folder (shared with the serving replicas)")
-    parser.add_argument("--federated", action="append", default=[], metavar="NAME",
-                        help="take parameter updates for model NAME (repeatable; its latest version needs a training entry)")  # fmt: skip
-    parser.add_argument("--database", default=None, metavar="URL",
-                        help=f"postgresql://USER:PASSWORD@HOST:PORT/DB (replicas share it) or a SQLite file path; default "
-                        f"${DATABASE_ENV}, else federated.sqlite beside the registry folder (one process)")  # fmt: skip
+    parser.add_argument(
+        "--federated",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="take parameter updates for model NAME (repeatable; its latest version needs a training entry)",
+    )
+    parser.add_argument(
+        "--database",
+        default=None,
+        metavar="URL",
+        help=f"postgresql://USER:PASSWORD@HOST:PORT/DB (replicas share it) or a SQLite file path; default "
+        f"${DATABASE_ENV}, else federated.sqlite beside the registry folder (one process)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to listen on ({DEFAULT_PORT}; 0 = any free port)")
-    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                        help="an origin (scheme://host[:port]) whose pages may send updates (repeatable); none by default, "
-                        "'*' only if you mean any site")  # fmt: skip
-    parser.add_argument("--drain-seconds", type=float, default=3.0,
-                        help="on SIGTERM, keep answering this long after readiness fails (3)")  # fmt: skip
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an origin (scheme://host[:port]) whose pages may send updates (repeatable); none by default, '*' only if you mean any site",
+    )
+    parser.add_argument("--drain-seconds", type=float, default=3.0, help="on SIGTERM, keep answering this long after readiness fails (3)")
     add_round_options(parser.add_argument_group("round rules (the same as serve --federated; docs/federated.md)"))
     parser.set_defaults(run=run)
 
@@ -94,8 +106,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # an unknown database form, or a schema newer than this aggregator
         raise CliError(f"--database: {error}") from None
     try:
-        server = AggregatorServer(aggregator.service, host=args.host, port=args.port, cors_origins=origins,
-                                  drain_seconds=args.drain_seconds, tokens=aggregator.tokens).start()  # fmt: skip
+        server = AggregatorServer(
+            aggregator.service,
+            host=args.host,
+            port=args.port,
+            cors_origins=origins,
+            drain_seconds=args.drain_seconds,
+            tokens=aggregator.tokens,
+        ).start()
     except OSError as error:
         aggregator.stop()
         raise CommandFailed(f"cannot listen on {args.host}:{args.port}: {error}") from None

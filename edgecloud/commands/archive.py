@@ -22,10 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="MODEL_STORE", help="MMS model store folder")
     parser.add_argument("--name", help="model name inside MMS (default: the name in model.json)")
     parser.add_argument(
-        "--engine", default=DEFAULT_ENGINE, choices=KNOWN_ENGINES,
+        "--engine",
+        default=DEFAULT_ENGINE,
+        choices=KNOWN_ENGINES,
         help="engine the MMS worker runs the model on, recorded in the .mar as engine.json (onnxruntime; "
         "mxnet is best effort: a model its ONNX importer cannot take fails registration naming the operator)",
-    )  # fmt: skip
+    )
     parser.set_defaults(run=run)
 
 

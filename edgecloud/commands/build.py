@@ -20,8 +20,9 @@ def add_build_options(parser: argparse.ArgumentParser, *, trials: int, epochs: i
 
     spec = DataSpec()
     search = parser.add_argument_group("search")
-    search.add_argument("--template", default="ecg-forecaster",
-                        help="built-in or entry-point name, or module.path:function (default ecg-forecaster)")  # fmt: skip
+    search.add_argument(
+        "--template", default="ecg-forecaster", help="built-in or entry-point name, or module.path:function (default ecg-forecaster)"
+    )
     search.add_argument("--trials", type=int, default=trials, help=f"most trials to run (default {trials})")
     budget_help = f"time budget in seconds: no trial starts that would be expected to end past it (default {max_seconds:g})"
     search.add_argument("--max-seconds", type=float, default=max_seconds, help=budget_help)
@@ -31,19 +32,31 @@ def add_build_options(parser: argparse.ArgumentParser, *, trials: int, epochs: i
     search.add_argument("--seed", type=int, default=spec.seed, help="seed for the data and the search (default 0)")
     data = parser.add_argument_group("data (simulated ECG, neurokit2)")
     data.add_argument("--people", type=int, default=spec.people, help=f"simulated people (default {spec.people})")
-    data.add_argument("--validation-people", type=int, default=spec.validation_people,
-                      help=f"people held out for validation (default {spec.validation_people})")  # fmt: skip
-    data.add_argument("--seconds-per-person", type=int, default=spec.seconds_per_person,
-                      help=f"whole seconds of signal per person (default {spec.seconds_per_person})")  # fmt: skip
+    data.add_argument(
+        "--validation-people",
+        type=int,
+        default=spec.validation_people,
+        help=f"people held out for validation (default {spec.validation_people})",
+    )
+    data.add_argument(
+        "--seconds-per-person",
+        type=int,
+        default=spec.seconds_per_person,
+        help=f"whole seconds of signal per person (default {spec.seconds_per_person})",
+    )
     data.add_argument("--sampling-rate", type=int, default=spec.sampling_rate, help=f"Hz (default {spec.sampling_rate})")
-    data.add_argument("--window-seconds", type=float, default=spec.window_seconds,
-                      help=f"input length (default {spec.window_seconds:g} s)")  # fmt: skip
-    data.add_argument("--horizon-seconds", type=float, default=spec.horizon_seconds,
-                      help=f"forecast length (default {spec.horizon_seconds:g} s)")  # fmt: skip
+    data.add_argument("--window-seconds", type=float, default=spec.window_seconds, help=f"input length (default {spec.window_seconds:g} s)")
+    data.add_argument(
+        "--horizon-seconds", type=float, default=spec.horizon_seconds, help=f"forecast length (default {spec.horizon_seconds:g} s)"
+    )
     data.add_argument("--stride", type=int, default=spec.stride, help=f"samples between windows (default {spec.stride})")
-    data.add_argument("--morphology", type=float, default=spec.morphology,
-                      help="how much people's beat shape, amplitude and baseline wander differ, 0-2 "
-                      f"(default {spec.morphology:g}; 0: only heart rate, variability and noise)")  # fmt: skip
+    data.add_argument(
+        "--morphology",
+        type=float,
+        default=spec.morphology,
+        help="how much people's beat shape, amplitude and baseline wander differ, 0-2 "
+        f"(default {spec.morphology:g}; 0: only heart rate, variability and noise)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> BuildSettings:
@@ -59,8 +72,14 @@ def settings_from(args: argparse.Namespace) -> BuildSettings:
         raise CliError(f"--max-seconds must be positive, got {args.max_seconds:g}")
     return BuildSettings(
         template=args.template,
-        search=SearchSettings(trials=args.trials, max_seconds=args.max_seconds, epochs=args.epochs,
-                              batch_size=args.train_batch_size, seed=args.seed, tuner=args.tuner),  # fmt: skip
+        search=SearchSettings(
+            trials=args.trials,
+            max_seconds=args.max_seconds,
+            epochs=args.epochs,
+            batch_size=args.train_batch_size,
+            seed=args.seed,
+            tuner=args.tuner,
+        ),
         data=DataSpec(
             sampling_rate=args.sampling_rate,
             window_seconds=args.window_seconds,
@@ -89,8 +108,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--allow-worse", action="store_true",
-                        help="exit 0 with a warning when the model does not beat the baselines")  # fmt: skip
+    parser.add_argument("--allow-worse", action="store_true", help="exit 0 with a warning when the model does not beat the baselines")
     add_build_options(parser, trials=5, epochs=5, max_seconds=600)
     parser.set_defaults(run=run)
 
@@ -104,9 +122,11 @@ def run(args: argparse.Namespace) -> int:
 
     result = build(settings_from(args), args.out, progress=say)
     report = result.report
-    say(f"best: trial {report['best']['trial']}, val MAE {report['best']['val_mae']:.4f} mV; baselines: "
+    say(
+        f"best: trial {report['best']['trial']}, val MAE {report['best']['val_mae']:.4f} mV; baselines: "
         f"last value {report['baselines']['last_value']['val_mae']:.4f}, "
-        f"repeat previous beat {report['baselines']['repeat_previous_beat']['val_mae']:.4f}")  # fmt: skip
+        f"repeat previous beat {report['baselines']['repeat_previous_beat']['val_mae']:.4f}"
+    )
     print(result.model_path)
     if result.beats_baselines:
         return 0

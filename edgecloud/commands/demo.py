@@ -58,8 +58,10 @@ def cached_build(settings: "BuildSettings", out: Path, rebuild: bool) -> tuple[P
     if same and not rebuild and model_path.is_file() and sample_path.is_file():
         say(f"reusing {model_path} (built {report['created']}; --retrain to build again)")
         return model_path, sample_path, report
-    say(f"building {settings.template}: up to {settings.search.trials} trials of {settings.search.epochs} epochs, "
-        f"at most {settings.search.max_seconds:g} s")  # fmt: skip
+    say(
+        f"building {settings.template}: up to {settings.search.trials} trials of {settings.search.epochs} epochs, "
+        f"at most {settings.search.max_seconds:g} s"
+    )
     result = build(settings, out, progress=say)
     return result.model_path, result.sample_path, result.report
 
@@ -116,15 +118,20 @@ def verify_in_browser(version_dir: Path) -> None:
     training = verify_training(version_dir, random_inputs=1, repeats=3)
     if training is not None:
         fastest = min((row for row in training.rows if row["passed"]), key=lambda row: row["median_ms"], default=None)
-        say("training step: " + (f"fastest verified {row_name(fastest)} ({fastest['median_ms']:.1f} ms per step)"
-                                  if fastest else "no browser runtime passed; the page will not personalise"))  # fmt: skip
+        say(
+            "training step: "
+            + (
+                f"fastest verified {row_name(fastest)} ({fastest['median_ms']:.1f} ms per step)"
+                if fastest
+                else "no browser runtime passed; the page will not personalise"
+            )
+        )
         failures += [f"training step: {failure}" for failure in training.failures]
     if failures:
         say(f"WARNING: {'; '.join(failures)}")
 
 
-def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None" = None,
-            verify: bool = True) -> tuple[Path, Path]:  # fmt: skip
+def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None" = None, verify: bool = True) -> tuple[Path, Path]:
     """Build (or reuse), export, verify in Chromium (unless `verify` is false) and archive every
     artefact of the demo; returns (registry, model_store)."""
     from export.pipeline import export_model
@@ -132,15 +139,15 @@ def prepare(cache: Path, retrain: bool = False, settings: "BuildSettings | None"
 
     build_dir = Path(cache) / "build"
     model_path, sample_path, report = cached_build(settings or demo_settings(), build_dir, retrain)
-    say(f"best val MAE {report['best']['val_mae']:.4f} mV (last value {report['baselines']['last_value']['val_mae']:.4f}, "
+    say(
+        f"best val MAE {report['best']['val_mae']:.4f} mV (last value {report['baselines']['last_value']['val_mae']:.4f}, "
         f"repeat previous beat {report['baselines']['repeat_previous_beat']['val_mae']:.4f}); "
-        f"report: {build_dir / 'report.md'}")  # fmt: skip
+        f"report: {build_dir / 'report.md'}"
+    )
     if not report["beats_baselines"]:
         say(f"WARNING: {report['verdict']} (serving it anyway: the demo shows the stack)")
     registry, model_store = artefact_dirs(cache)
-    result = export_model(
-        model_path, name=DEMO_NAME, version="1", out=registry, sample=sample_path, force=True, progress=say
-    )
+    result = export_model(model_path, name=DEMO_NAME, version="1", out=registry, sample=sample_path, force=True, progress=say)
     if verify:
         verify_in_browser(result.version_dir)
     say(f"archived {build_archive(result.version_dir, model_store)}")

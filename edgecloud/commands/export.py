@@ -36,18 +36,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--version", default="1", help="whole-number version (default 1); versions are immutable")
     parser.add_argument("--out", type=Path, required=True, metavar="REGISTRY", help="registry folder")
     parser.add_argument("--sample", type=Path, help="sample input: .npy for one input, .npz keyed by input name")
-    parser.add_argument(
-        "--framework", default="auto", help="keras, torch, sklearn, mxnet or onnx; auto (default) picks by file type"
-    )
+    parser.add_argument("--framework", default="auto", help="keras, torch, sklearn, mxnet or onnx; auto (default) picks by file type")
     parser.add_argument("--opset", type=int, default=13, help="ONNX opset for the cloud model (default 13; an .onnx file keeps its own)")
-    parser.add_argument("--atol", type=float, default=ATOL,
-                        help=f"parity: |diff| <= atol + rtol*|reference| per element vs the source (default {ATOL:g}; docs/parity.md)")
-    parser.add_argument("--rtol", type=float, default=RTOL, help=f"parity: see --atol (default {RTOL:g})")  # fmt: skip
+    parser.add_argument(
+        "--atol",
+        type=float,
+        default=ATOL,
+        help=f"parity: |diff| <= atol + rtol*|reference| per element vs the source (default {ATOL:g}; docs/parity.md)",
+    )
+    parser.add_argument("--rtol", type=float, default=RTOL, help=f"parity: see --atol (default {RTOL:g})")
     parser.add_argument("--force", action="store_true", help="overwrite an existing version")
     parser.add_argument(
-        "--trust-pickle", action="store_true",
+        "--trust-pickle",
+        action="store_true",
         help="allow unpickling a scikit-learn .joblib/.pkl file, which runs any code it holds (trusted files only)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--no-edge",
         dest="edge",
@@ -55,15 +58,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="skip the browser lowering (the browser gets model.onnx as exported; blockers are still listed)",
     )
     parser.add_argument(
-        "--freeze-input", action="append", metavar="NAME=VALUE",
+        "--freeze-input",
+        action="append",
+        metavar="NAME=VALUE",
         help="(.onnx only) fold an input every request feeds the same value into a constant, e.g. sr=16000; repeatable",
-    )  # fmt: skip
+    )
     train = parser.add_argument_group("training step (train.onnx, docs/training.md)")
     train.add_argument(
-        "--trainable", metavar="head|last:N|all|none",
+        "--trainable",
+        metavar="head|last:N|all|none",
         help="initializers the browser may fine-tune: head (the default where the model ends in a Dense/Linear "
         "layer), last:N layers, all, or none (no train.onnx)",
-    )  # fmt: skip
+    )
     train.add_argument("--loss", metavar="mse|cross-entropy|bce", help="default: cross-entropy for a softmax output, else mse")
     train.add_argument("--optimizer", default="adam", metavar="sgd|adam", help="default adam (the source framework's flavour)")
     train.add_argument("--learning-rate", type=float, help="default 0.001 for adam, 0.01 for sgd")

@@ -20,30 +20,39 @@ from ..errors import CliError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("federated", help="inspect federated averaging rounds; issue client tokens",
-                                   description="Inspect the rounds `serve --federated` keeps; issue client tokens.")  # fmt: skip
+    parser = subparsers.add_parser(
+        "federated",
+        help="inspect federated averaging rounds; issue client tokens",
+        description="Inspect the rounds `serve --federated` keeps; issue client tokens.",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     status = actions.add_parser(
-        "status", help="rounds, updates, refusals and versions of one model",
+        "status",
+        help="rounds, updates, refusals and versions of one model",
         description="Show every round of MODEL_STORE/NAME: base version, clients and samples accepted, "
         "the version it produced, and the refused updates with their reasons.",
-    )  # fmt: skip
+    )
     status.add_argument("target", metavar="MODEL_STORE/NAME", help="the serve model store and the model's name")
     status.add_argument("--db", type=Path, help="the rounds database (default MODEL_STORE/federated.sqlite)")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(run=run_status)
     token = actions.add_parser(
-        "token", help="issue a client token (aggregators started with --client-secret take only these)",
+        "token",
+        help="issue a client token (aggregators started with --client-secret take only these)",
         description="Print a token letting one client id send updates until it expires: HMAC-SHA256 over the "
         "client id and the expiry with the secret in FILE. Give --client ID, or --login NAME for a stable "
         "pseudonymous client id derived from a login (the aggregator never sees the login).",
-    )  # fmt: skip
+    )
     token.add_argument("--client-secret", type=Path, required=True, metavar="FILE", help="the secret the aggregator was started with")
     who = token.add_mutually_exclusive_group(required=True)
     who.add_argument("--client", metavar="ID", help="the client id the token is for (8-128 letters, digits, '-', '_')")
     who.add_argument("--login", metavar="NAME", help="derive the client id from this login name")
-    token.add_argument("--expires", required=True, metavar="WHEN",
-                       help="a duration from now (90m, 12h, 30d, or seconds) or a UTC date, e.g. 2027-01-31T00:00:00")  # fmt: skip
+    token.add_argument(
+        "--expires",
+        required=True,
+        metavar="WHEN",
+        help="a duration from now (90m, 12h, 30d, or seconds) or a UTC date, e.g. 2027-01-31T00:00:00",
+    )
     token.set_defaults(run=run_token)
 
 
@@ -76,8 +85,14 @@ def run_status(args: argparse.Namespace) -> int:
     for r in rounds:
         produced = r.new_version or ("open" if r.closed_at is None else "-")
         outcome = r.summary.get("outcome")
-        note = f" ({r.summary.get('aggregation')})" if outcome == "published" and "aggregation" in r.summary else (f" ({outcome})" if outcome else "")
-        print(f"{r.id:>5}  {r.base_version:>4}  {r.clients:>7}  {r.samples:>7}  {_when(r.opened_at):19}  {_when(r.closed_at):19}  {produced}{note}")
+        note = (
+            f" ({r.summary.get('aggregation')})"
+            if outcome == "published" and "aggregation" in r.summary
+            else (f" ({outcome})" if outcome else "")
+        )
+        print(
+            f"{r.id:>5}  {r.base_version:>4}  {r.clients:>7}  {r.samples:>7}  {_when(r.opened_at):19}  {_when(r.closed_at):19}  {produced}{note}"
+        )
     reasons = Counter(refusal.reason.split(":")[0] for refusal in refusals)
     print(f"refused: {len(refusals)}" + (" (" + ", ".join(f"{code} {n}" for code, n in reasons.most_common()) + ")" if refusals else ""))
     for refusal in refusals[-10:]:

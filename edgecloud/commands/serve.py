@@ -17,20 +17,33 @@ if TYPE_CHECKING:
 def add_serving_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `serve` and `demo`."""
     parser.add_argument("--host", default="127.0.0.1", help="address for inference and the page (127.0.0.1)")
-    parser.add_argument("--management-host", default="127.0.0.1",
-                        help="address for the MMS management API (127.0.0.1); it has no authentication and "
-                        "registers models, so any other address needs an authenticating proxy in front")  # fmt: skip
+    parser.add_argument(
+        "--management-host",
+        default="127.0.0.1",
+        help="address for the MMS management API (127.0.0.1); it has no authentication and "
+        "registers models, so any other address needs an authenticating proxy in front",
+    )
     parser.add_argument("--inference-port", type=int, default=8080, help="MMS inference API (1-32767)")
     parser.add_argument("--management-port", type=int, default=8081, help="MMS management API (1-32767)")
     parser.add_argument("--web-port", type=int, default=8000, help="page, browser runtimes and registry")
     from mms_handlers.settings import MMS_SETTINGS, ServingSettings
 
     ServingSettings.add_arguments(parser, MMS_SETTINGS)
-    parser.add_argument("--model-option", action="append", default=[], metavar="NAME:KEY=VALUE",
-                        help="per-model override of workers, batch_size or max_batch_delay, e.g. mlp:batch_size=8")  # fmt: skip
-    parser.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                        help="the one origin (scheme://host[:port]) browsers may call MMS from; default the page's own, "
-                        "http://HOST:WEB_PORT. MMS answers every request with one origin, so give one, or '*' for any site")  # fmt: skip
+    parser.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE",
+        help="per-model override of workers, batch_size or max_batch_delay, e.g. mlp:batch_size=8",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="the one origin (scheme://host[:port]) browsers may call MMS from; default the page's own, "
+        "http://HOST:WEB_PORT. MMS answers every request with one origin, so give one, or '*' for any site",
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,32 +61,56 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model-store", type=Path, required=True, help="folder of .mar files")
     parser.add_argument("--registry", type=Path, required=True, help="registry folder written by export")
-    parser.add_argument("--register", action="append", default=[], metavar="NAME.mar",
-                        help="register only this .mar of the model store (repeatable); URLs and other folders are refused")  # fmt: skip
+    parser.add_argument(
+        "--register",
+        action="append",
+        default=[],
+        metavar="NAME.mar",
+        help="register only this .mar of the model store (repeatable); URLs and other folders are refused",
+    )
     add_serving_options(parser)
     from mms_handlers.settings import REPLICA_SETTINGS, ServingSettings
 
     ServingSettings.add_arguments(parser.add_argument_group("versions and drain (docs/versions.md)"), REPLICA_SETTINGS)
     scale = parser.add_argument_group("scale-out (HAProxy in front of several MMS replicas)")
-    scale.add_argument("--replicas", type=int, default=None, metavar="N",
-                       help="run N replicas (MMS + health/V2/metrics front door each) behind HAProxy on --gateway-port; "
-                       "replica i uses inference/management ports +2i and front door GATEWAY_PORT+1+i")  # fmt: skip
-    scale.add_argument("--gateway-port", type=int, default=None, metavar="P",
-                       help="HAProxy's port: predictions, /v2, /metrics, page and registry (needs --replicas)")  # fmt: skip
+    scale.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run N replicas (MMS + health/V2/metrics front door each) behind HAProxy on --gateway-port; "
+        "replica i uses inference/management ports +2i and front door GATEWAY_PORT+1+i",
+    )
+    scale.add_argument(
+        "--gateway-port",
+        type=int,
+        default=None,
+        metavar="P",
+        help="HAProxy's port: predictions, /v2, /metrics, page and registry (needs --replicas)",
+    )
     add_federated_options(parser)
     parser.set_defaults(run=run)
 
 
 def add_federated_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("federated averaging (docs/federated.md)")
-    group.add_argument("--federated", action="append", default=[], metavar="NAME",
-                       help="take parameter updates for model NAME (repeatable; its latest version needs a training entry)")  # fmt: skip
+    group.add_argument(
+        "--federated",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="take parameter updates for model NAME (repeatable; its latest version needs a training entry)",
+    )
     from ..round_flags import add_round_options
 
     add_round_options(group)
-    group.add_argument("--federated-db", default=None, metavar="PATH|URL",
-                       help="rounds and updates: a SQLite file (MODEL_STORE/federated.sqlite; one aggregator) or "
-                       "postgresql://... (with --replicas N, N aggregators share it); 'memory:' keeps nothing")  # fmt: skip
+    group.add_argument(
+        "--federated-db",
+        default=None,
+        metavar="PATH|URL",
+        help="rounds and updates: a SQLite file (MODEL_STORE/federated.sqlite; one aggregator) or "
+        "postgresql://... (with --replicas N, N aggregators share it); 'memory:' keeps nothing",
+    )
 
 
 def federated_options_from(args: argparse.Namespace, model_store: Path, registry: Path, register: list[str]) -> FederatedOptions | None:
@@ -89,8 +126,9 @@ def federated_options_from(args: argparse.Namespace, model_store: Path, registry
         if not (Path(model_store) / mar).is_file() or (register and mar not in register):
             raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")
         load_model(Path(registry), name)  # CliError when it has no current version with a training entry
-    return FederatedOptions(models=names, settings=round_settings_from(args), database=args.federated_db,
-                            client_secret=client_secret_from(args.client_secret))  # fmt: skip
+    return FederatedOptions(
+        models=names, settings=round_settings_from(args), database=args.federated_db, client_secret=client_secret_from(args.client_secret)
+    )
 
 
 def parse_model_options(values: list[str]) -> dict:
@@ -142,8 +180,12 @@ def options_from(args: argparse.Namespace, model_store: Path, registry: Path) ->
         cors_origins=list(args.cors_origin),
     )
     options = StackOptions(
-        server=server, registry=Path(registry), web_port=args.web_port, register=register,
-        federated=federated_options_from(args, model_store, registry, register), settings=settings,
+        server=server,
+        registry=Path(registry),
+        web_port=args.web_port,
+        register=register,
+        federated=federated_options_from(args, model_store, registry, register),
+        settings=settings,
     )
     try:
         settings.check()
@@ -192,9 +234,16 @@ def gateway_options_from(args: argparse.Namespace):
     if args.client_secret is not None:
         raise CliError("--client-secret: behind the gateway, run `edgecloud aggregate --client-secret FILE` yourself (docs/federated.md)")
     stack = options_from(args, args.model_store, args.registry)
-    options = GatewayOptions(server=stack.server, registry=stack.registry, replicas=args.replicas,
-                             gateway_port=args.gateway_port, web_port=args.web_port, register=stack.register,
-                             settings=ServingSettings.from_args(args), federated=stack.federated)  # fmt: skip
+    options = GatewayOptions(
+        server=stack.server,
+        registry=stack.registry,
+        replicas=args.replicas,
+        gateway_port=args.gateway_port,
+        web_port=args.web_port,
+        register=stack.register,
+        settings=ServingSettings.from_args(args),
+        federated=stack.federated,
+    )
     try:
         options.check()
     except SettingError as error:

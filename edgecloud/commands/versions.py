@@ -21,8 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("name", help="model name (a folder of the registry)")
     parser.add_argument("--registry", type=Path, required=True, help="registry folder (the one serve watches)")
-    parser.add_argument("--serve", metavar="N", default=None,
-                        help="make version N the one the name serves: it must be complete and pass its SHA-256 check")  # fmt: skip
+    parser.add_argument(
+        "--serve", metavar="N", default=None, help="make version N the one the name serves: it must be complete and pass its SHA-256 check"
+    )
     parser.set_defaults(run=run)
 
 
@@ -40,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
             if not str(args.serve).isdigit():
                 raise CliError(f"--serve {args.serve!r}: a version is a number")
             if int(args.serve) not in registry.versions(args.name):
-                raise CliError(f"--serve {args.serve}: {args.name} has no complete version {args.serve}; "
-                               f"versions: {', '.join(map(str, registry.versions(args.name))) or 'none'}")  # fmt: skip
+                raise CliError(
+                    f"--serve {args.serve}: {args.name} has no complete version {args.serve}; "
+                    f"versions: {', '.join(map(str, registry.versions(args.name))) or 'none'}"
+                )
             registry.set_latest(args.name, int(args.serve))
         latest = registry.latest(args.name)
         for version in registry.versions(args.name):

@@ -23,15 +23,33 @@ def aggregator_count(replicas: int, database: str) -> int:
     return replicas if is_shared(database) else 1
 
 
-def aggregator_set(options: FederatedOptions, database: str, replicas: int, registry: Path, root: Path,
-                   drain_seconds: float) -> ProcessSet:  # fmt: skip
-    command = [sys.executable, "-m", "edgecloud", "aggregate", "--registry", str(Path(registry).resolve()),
-               "--database", database, "--drain-seconds", str(drain_seconds), *settings_flags(options.settings)]  # fmt: skip
+def aggregator_set(options: FederatedOptions, database: str, replicas: int, registry: Path, root: Path, drain_seconds: float) -> ProcessSet:
+    command = [
+        sys.executable,
+        "-m",
+        "edgecloud",
+        "aggregate",
+        "--registry",
+        str(Path(registry).resolve()),
+        "--database",
+        database,
+        "--drain-seconds",
+        str(drain_seconds),
+        *settings_flags(options.settings),
+    ]
     for name in options.models:
         command += ["--federated", name]
     members = []
     for i in range(aggregator_count(replicas, database)):
         port = free_port()
-        members.append(Replica(i, ReplicaPorts(port, 0, 0), [*command, "--port", str(port)], Path(root) / f"aggregator-{i}",
-                               ready_path="/ready", runtime_dir_flag=False))  # fmt: skip
+        members.append(
+            Replica(
+                i,
+                ReplicaPorts(port, 0, 0),
+                [*command, "--port", str(port)],
+                Path(root) / f"aggregator-{i}",
+                ready_path="/ready",
+                runtime_dir_flag=False,
+            )
+        )
     return ProcessSet(members, drain_seconds)

@@ -38,8 +38,9 @@ class _Federated(Collector):
             for family in text_string_to_metric_families(text):
                 target = merged.setdefault(family.name, Metric(family.name, family.documentation, family.type, family.unit))
                 for sample in family.samples:
-                    target.add_sample(sample.name, {**sample.labels, "replica": str(index)}, sample.value,
-                                      sample.timestamp, sample.exemplar)  # fmt: skip
+                    target.add_sample(
+                        sample.name, {**sample.labels, "replica": str(index)}, sample.value, sample.timestamp, sample.exemplar
+                    )
         yield up
         yield from merged.values()
 

@@ -91,8 +91,8 @@ frontend gateway
     bind {layout.host}:{layout.port}
     http-request deny deny_status 413 if {{ req.body_size gt {layout.max_body_bytes} }}
     http-request use-service prometheus-exporter if {{ path /metrics/gateway }}
-    acl site_path path_beg {' '.join(SITE_PREFIXES)}
-    acl site_path path {' '.join(SITE_PATHS)}
+    acl site_path path_beg {" ".join(SITE_PREFIXES)}
+    acl site_path path {" ".join(SITE_PATHS)}
     acl metrics path /metrics
     use_backend site if site_path
     use_backend federation if metrics
@@ -137,8 +137,13 @@ class Haproxy:
         if checked.returncode != 0:
             raise RuntimeError(f"HAProxy refused {self.config_file}: {(checked.stderr or checked.stdout).strip()}")
         with open(self.log_file, "ab") as log:
-            self.process = subprocess.Popen([binary, "-db", "-f", str(self.config_file)], stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            self.process = subprocess.Popen(
+                [binary, "-db", "-f", str(self.config_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 15
         while True:  # started only once it accepts connections (a busy machine may take a while)
             if self.process.poll() is not None:

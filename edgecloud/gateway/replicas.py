@@ -49,8 +49,11 @@ def replica_ports(count: int, gateway_port: int, inference_port: int, management
             raise SettingError(setting, f"needs ports up to {last} for {count} replicas; MMS accepts 1-{MAX_PORT}")
     every = [gateway_port] + [port for p in ports for port in (p.front, p.inference, p.management)]
     if len(set(every)) != len(every):
-        raise SettingError("gateway_port", f"{gateway_port}: the replicas' derived ports overlap ({sorted(every)}); "
-                           "keep the gateway port away from the inference and management ports")  # fmt: skip
+        raise SettingError(
+            "gateway_port",
+            f"{gateway_port}: the replicas' derived ports overlap ({sorted(every)}); "
+            "keep the gateway port away from the inference and management ports",
+        )
     return ports
 
 
@@ -58,8 +61,16 @@ class Replica:
     """One replica process and its runtime folder (a fresh one per start, passed as --runtime-dir
     when `runtime_dir_flag`); ready when `ready_path` answers 200."""
 
-    def __init__(self, index: int, ports: ReplicaPorts, command: list[str], root: Path, *,
-                 ready_path: str = "/v2/health/ready", runtime_dir_flag: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        index: int,
+        ports: ReplicaPorts,
+        command: list[str],
+        root: Path,
+        *,
+        ready_path: str = "/v2/health/ready",
+        runtime_dir_flag: bool = True,
+    ) -> None:
         self.index, self.ports, self.command, self.root = index, ports, command, root
         self.ready_path, self.runtime_dir_flag = ready_path, runtime_dir_flag
         self.process: subprocess.Popen[bytes] | None = None
@@ -79,9 +90,13 @@ class Replica:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         with open(self.root / "replica.log", "ab") as log:
             self.process = subprocess.Popen(
-                [*self.command, *(["--runtime-dir", str(self.runtime_dir)] if self.runtime_dir_flag else [])], env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                [*self.command, *(["--runtime-dir", str(self.runtime_dir)] if self.runtime_dir_flag else [])],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def mms_group(self) -> int | None:
         try:
@@ -179,26 +194,52 @@ class ProcessSet:
 class ReplicaSet(ProcessSet):
     """The MMS replicas (`python -m mms_handlers.replica`)."""
 
-    def __init__(self, server: ServerConfig, count: int, gateway_port: int, root: Path, *, registry: Path,
-                 register: list[str] | None = None, settings: ServingSettings | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        server: ServerConfig,
+        count: int,
+        gateway_port: int,
+        root: Path,
+        *,
+        registry: Path,
+        register: list[str] | None = None,
+        settings: ServingSettings | None = None,
+    ) -> None:
         self.registry = Path(registry)
         self.root = Path(root)
         self.settings = settings or ServingSettings()
         ports = replica_ports(count, gateway_port, server.inference_port, server.management_port)
-        super().__init__([Replica(i, p, self._command(server, p, register or []), self.root / f"replica-{i}")
-                          for i, p in enumerate(ports)], self.settings.drain_seconds)  # fmt: skip
+        super().__init__(
+            [Replica(i, p, self._command(server, p, register or []), self.root / f"replica-{i}") for i, p in enumerate(ports)],
+            self.settings.drain_seconds,
+        )
 
     def _command(self, server: ServerConfig, ports: ReplicaPorts, register: list[str]) -> list[str]:
         command = [
-            sys.executable, "-m", "mms_handlers.replica", "--registry", str(self.registry.resolve()),
-            "--model-store", str(Path(server.model_store).resolve()),  # archives of models the registry lacks
-            "--port", str(ports.front), "--mms-inference-port", str(ports.inference),
-            "--mms-management-port", str(ports.management),
-        ]  # fmt: skip
-        mms = ServingSettings(workers=server.workers, batch_size=server.batch_size, max_batch_delay_ms=server.max_batch_delay_ms,
-                              job_queue_size=server.job_queue_size, max_request_size=server.max_request_size,
-                              java_heap_mb=server.java_heap_mb, drain_seconds=self.settings.drain_seconds,
-                              keep_versions=self.settings.keep_versions)  # fmt: skip
+            sys.executable,
+            "-m",
+            "mms_handlers.replica",
+            "--registry",
+            str(self.registry.resolve()),
+            "--model-store",
+            str(Path(server.model_store).resolve()),  # archives of models the registry lacks
+            "--port",
+            str(ports.front),
+            "--mms-inference-port",
+            str(ports.inference),
+            "--mms-management-port",
+            str(ports.management),
+        ]
+        mms = ServingSettings(
+            workers=server.workers,
+            batch_size=server.batch_size,
+            max_batch_delay_ms=server.max_batch_delay_ms,
+            job_queue_size=server.job_queue_size,
+            max_request_size=server.max_request_size,
+            java_heap_mb=server.java_heap_mb,
+            drain_seconds=self.settings.drain_seconds,
+            keep_versions=self.settings.keep_versions,
+        )
         command += mms.arguments()
         for name in register:
             command += ["--register", name.removesuffix(".mar")]

@@ -54,12 +54,26 @@ class GatewayStack:
         store = Path(options.server.model_store)
         self.models = [m.removesuffix(".mar") for m in options.register or []] or sorted(mar.stem for mar in store.glob("*.mar"))
         # Each replica watches the registry for these models' versions (docs/versions.md).
-        self.replica_set = ReplicaSet(options.server, options.replicas, options.gateway_port, self.runtime_dir,
-                                      registry=options.registry, register=self.models, settings=options.settings)  # fmt: skip
+        self.replica_set = ReplicaSet(
+            options.server,
+            options.replicas,
+            options.gateway_port,
+            self.runtime_dir,
+            registry=options.registry,
+            register=self.models,
+            settings=options.settings,
+        )
         self.aggregators = self._aggregators(options)
         self.federation = Federation([r.url for r in self.replica_set.replicas + self.aggregators.replicas], free_port())
-        layout = GatewayLayout(host, options.gateway_port, self.replica_set.front_ports, options.web_port,
-                               self.federation.port, options.server.max_request_size, self.aggregators.front_ports)  # fmt: skip
+        layout = GatewayLayout(
+            host,
+            options.gateway_port,
+            self.replica_set.front_ports,
+            options.web_port,
+            self.federation.port,
+            options.server.max_request_size,
+            self.aggregators.front_ports,
+        )
         self.haproxy = Haproxy(haproxy_config(layout), self.runtime_dir, (host, options.gateway_port))
 
     def _aggregators(self, options: GatewayOptions) -> ProcessSet:
@@ -69,8 +83,9 @@ class GatewayStack:
         from .aggregators import aggregator_set
 
         database = database_of(options.federated, options.server.model_store)
-        return aggregator_set(options.federated, database, options.replicas, options.registry,
-                              self.runtime_dir, options.settings.drain_seconds)  # fmt: skip
+        return aggregator_set(
+            options.federated, database, options.replicas, options.registry, self.runtime_dir, options.settings.drain_seconds
+        )
 
     @property
     def url(self) -> str:
@@ -103,9 +118,14 @@ class GatewayStack:
         self.site.stop()
 
     def urls(self) -> dict[str, str]:
-        return {"gateway": self.url, "page": f"{self.url}/demo/", "registry": f"{self.url}/models/",
-                "metrics": f"{self.url}/metrics", "replicas": ", ".join(r.url for r in self.replica_set.replicas),
-                **({"federated": f"{self.url}/federated"} if self.aggregators.replicas else {})}  # fmt: skip
+        return {
+            "gateway": self.url,
+            "page": f"{self.url}/demo/",
+            "registry": f"{self.url}/models/",
+            "metrics": f"{self.url}/metrics",
+            "replicas": ", ".join(r.url for r in self.replica_set.replicas),
+            **({"federated": f"{self.url}/federated"} if self.aggregators.replicas else {}),
+        }
 
     def wait_for_signal(self) -> bool:
         try:

@@ -54,8 +54,13 @@ def edge_variant(
         return {}, unlowered(cloud_file, blockers, f"the lowering failed: {one_line(error)[:300]}")
     if lowering is None:
         lowering = Lowering(model=model, changed=False, blockers=blockers)
-    entry = {"runtime": lowering.runtime, "lowered": lowering.changed, "passes": lowering.passes,
-             "blockers": lowering.blockers, "backends": lowering.backends}  # fmt: skip
+    entry = {
+        "runtime": lowering.runtime,
+        "lowered": lowering.changed,
+        "passes": lowering.passes,
+        "blockers": lowering.blockers,
+        "backends": lowering.backends,
+    }
     if not lowering.changed:
         return {}, model_json.edge(file=cloud_file, **entry)
     try:
@@ -72,17 +77,26 @@ def edge_variant(
     pinned = tensor_specs(graph_inputs(lowering.model))
     # A pinned browser file takes only these shapes (pin-free-dims); others go to the cloud.
     edge = model_json.edge(file=EDGE_FILE, **entry, inputs=pinned if pinned != tensor_specs(graph_inputs(model)) else None)
-    file = file_entry(path, role="edge", opset=default_opset(lowering.model),
-                      parity={"source_vs_onnxruntime": report.as_json(), "cloud_model_vs_edge_model": lowering.parity})  # fmt: skip
+    file = file_entry(
+        path,
+        role="edge",
+        opset=default_opset(lowering.model),
+        parity={"source_vs_onnxruntime": report.as_json(), "cloud_model_vs_edge_model": lowering.parity},
+    )
     return {EDGE_FILE: file}, edge
 
 
 def unlowered(cloud_file: str, blockers: dict[str, list[str]], why: str, passes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The `edge` entry when no lowered file can be kept: onnxruntime-web on the cloud file, and
     `why` among every ONNX.js backend's blockers."""
-    return model_json.edge(file=cloud_file, runtime="onnxruntime-web", lowered=False, passes=passes or [],
-                           blockers={backend: sorted({*blockers.get(backend, []), why}) for backend in BACKENDS},
-                           backends=[])  # fmt: skip
+    return model_json.edge(
+        file=cloud_file,
+        runtime="onnxruntime-web",
+        lowered=False,
+        passes=passes or [],
+        blockers={backend: sorted({*blockers.get(backend, []), why}) for backend in BACKENDS},
+        backends=[],
+    )
 
 
 def browser_plan(edge: dict[str, Any]) -> str:

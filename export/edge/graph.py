@@ -132,9 +132,7 @@ def batch_variant(sample: Feeds, model: onnx.ModelProto, size: int = 3) -> Feeds
             free_first.add(value.name)
     if not free_first or not set(sample) & free_first:
         return None
-    return {
-        name: np.concatenate([array] * size, axis=0) if name in free_first else array for name, array in sample.items()
-    }
+    return {name: np.concatenate([array] * size, axis=0) if name in free_first else array for name, array in sample.items()}
 
 
 def probe_shapes(model: onnx.ModelProto, feeds: Feeds) -> dict[str, tuple[int, ...]]:
@@ -179,9 +177,7 @@ class Builder:
 
     def op(self, op_type: str, inputs: list[str], base: str = "", output: str | None = None, **attrs) -> str:
         output = output or self.names.fresh(base or op_type.lower())
-        self.nodes.append(
-            onnx.helper.make_node(op_type, inputs, [output], name=self.names.fresh(f"{base or op_type}_node"), **attrs)
-        )
+        self.nodes.append(onnx.helper.make_node(op_type, inputs, [output], name=self.names.fresh(f"{base or op_type}_node"), **attrs))
         return output
 
     def unsqueeze(self, value: str, axes: list[int], output: str | None = None) -> str:

@@ -98,8 +98,7 @@ class Lowering:
         return "onnxjs" if self.backends else "onnxruntime-web"
 
 
-def check_inputs(model: onnx.ModelProto, sample: Feeds, count: int = PARITY_RANDOM_INPUTS,
-                 reference: Runner | None = None) -> list[Feeds]:  # fmt: skip
+def check_inputs(model: onnx.ModelProto, sample: Feeds, count: int = PARITY_RANDOM_INPUTS, reference: Runner | None = None) -> list[Feeds]:
     """The sample, random inputs like it (that `reference` accepts), and a batch of three when the batch axis is free."""
     inputs = accepted_inputs(reference, sample, count)[0] if reference else parity_inputs(sample, count=count)
     batched = batch_variant(inputs[1] if len(inputs) > 1 else sample, model)
@@ -115,15 +114,15 @@ def fitting(model: onnx.ModelProto, inputs: list[Feeds]) -> list[Feeds]:
 
     def fits(feeds: Feeds) -> bool:
         return all(
-            name not in fixed or all(want in (None, got) for want, got in zip(fixed[name], array.shape))
-            for name, array in feeds.items()
+            name not in fixed or all(want in (None, got) for want, got in zip(fixed[name], array.shape)) for name, array in feeds.items()
         )
 
     return [feeds for feeds in inputs if fits(feeds)]
 
 
-def lower(model: onnx.ModelProto, sample: Feeds, tolerance: Criterion | float = DEFAULT_TOLERANCE,
-          inputs: list[Feeds] | None = None) -> Lowering:  # fmt: skip
+def lower(
+    model: onnx.ModelProto, sample: Feeds, tolerance: Criterion | float = DEFAULT_TOLERANCE, inputs: list[Feeds] | None = None
+) -> Lowering:
     """Run every pass; a pass that fails or breaks parity is recorded and skipped.
 
     `inputs` replaces the random inputs parity is checked on, for graphs whose inputs random
@@ -149,22 +148,27 @@ def lower(model: onnx.ModelProto, sample: Feeds, tolerance: Criterion | float = 
         except Exception as error:  # noqa: BLE001 - a pass that cannot apply is reported, not fatal
             records.append({"name": name, "applied": False, "reason": one_line(error)[:300]})
             continue
-        record: dict[str, Any] = {"name": name, "applied": report.passed, "max_abs_diff": report.max_abs_diff,
-                                  "ratio": report.as_json()["ratio"]}  # fmt: skip
+        record: dict[str, Any] = {
+            "name": name,
+            "applied": report.passed,
+            "max_abs_diff": report.max_abs_diff,
+            "ratio": report.as_json()["ratio"],
+        }
         if default_opset(candidate) != before:
             record["opset"] = [before, default_opset(candidate)]
         if report.passed:
             current, worst, ratio = candidate, max(worst, report.max_abs_diff), max(ratio, report.ratio)
         else:
-            record["reason"] = (f"parity: output {report.worst_output!r} differs by {report.per_output[report.worst_output]:.3g}, "
-                                f"{report.ratio:.3g}x what {tolerance.describe()} allows")  # fmt: skip
+            record["reason"] = (
+                f"parity: output {report.worst_output!r} differs by {report.per_output[report.worst_output]:.3g}, "
+                f"{report.ratio:.3g}x what {tolerance.describe()} allows"
+            )
             culprit = first_differing_operator(current, candidate, fitting(candidate, inputs), tolerance)
             if culprit:
                 record["first_difference"] = culprit
         records.append(record)
     changed = current is not model
-    parity = {"max_abs_diff": worst, "ratio": ratio, "inputs_compared": len(inputs), "criterion": tolerance.as_json(),
-              "passed": True}  # fmt: skip
+    parity = {"max_abs_diff": worst, "ratio": ratio, "inputs_compared": len(inputs), "criterion": tolerance.as_json(), "passed": True}
     return Lowering(model=current, changed=changed, passes=records, blockers=blocker_summary(current), parity=parity)
 
 

@@ -36,12 +36,8 @@ _SPATIAL_OPS = {"Conv", "MaxPool", "AveragePool"}
 _FLOAT_ONLY = {"Reshape", "Transpose"}
 _WASM_FLOAT32_ONLY = {"Add", "Sub", "Mul", "Div", "PRelu"}
 _FLOATS = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE}
-CONV_BATCH_ON_CPU = (
-    "the input's batch may exceed 1 and ONNX.js cpu convolves only the first image (images 1… come out zero), silently"
-)
-UNSQUEEZE_BEFORE_MATMUL = (
-    "webgl gives its input the unsqueezed texture layout, and a MatMul that reads that input later fails to compile"
-)
+CONV_BATCH_ON_CPU = "the input's batch may exceed 1 and ONNX.js cpu convolves only the first image (images 1… come out zero), silently"
+UNSQUEEZE_BEFORE_MATMUL = "webgl gives its input the unsqueezed texture layout, and a MatMul that reads that input later fails to compile"
 
 
 @lru_cache(maxsize=1)

@@ -70,8 +70,7 @@ def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
     return {name: node for node in model.graph.node for name in node.output}
 
 
-def plan(model: onnx.ModelProto, options: TrainingOptions, framework: str,
-         progress: Callable[[str], None]) -> Plan | None:  # fmt: skip
+def plan(model: onnx.ModelProto, options: TrainingOptions, framework: str, progress: Callable[[str], None]) -> Plan | None:
     """What to train and with which loss; None when there is no step to write."""
     refuse_unsupported(framework, options)
     spec = options.trainable
@@ -103,8 +102,11 @@ def trained_summary(model: onnx.ModelProto, parts: Split) -> dict[str, Any]:
     values = initial_values(model, parts.parameters)
     frozen = [
         {"name": name, "node": node.name, "why": "BatchNormalization running statistics stay frozen (inference mode)"}
-        for node in parts.tail if node.op_type == "BatchNormalization" for name in node.input[3:5] if name
-    ]  # fmt: skip
+        for node in parts.tail
+        if node.op_type == "BatchNormalization"
+        for name in node.input[3:5]
+        if name
+    ]
     return {"tensors": len(values), "parameters": int(sum(v.size for v in values.values())), "frozen": frozen}
 
 
@@ -117,9 +119,7 @@ def _rows_spec(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
         if shape and shape[0] is None:
             shape[0] = batch
         elif shape and shape[0] != batch:
-            raise UnsupportedModelError(
-                f"input {spec['name']!r} has a fixed batch of {shape[0]}: export with --train-batch {shape[0]}"
-            )
+            raise UnsupportedModelError(f"input {spec['name']!r} has a fixed batch of {shape[0]}: export with --train-batch {shape[0]}")
         if any(dim is None for dim in shape):
             raise UnsupportedModelError(f"input {spec['name']!r} has a free axis besides the batch: {spec['shape']}")
         shapes[spec["name"]] = shape
@@ -170,8 +170,9 @@ def build_step(conversion: Conversion, plan_: Plan, optimizer: Optimizer, batch:
     constants = {**tail_constants(model, parts.tail, set(parts.parameters)), **frozen}
     tail = TorchTail(parts.tail, constants, default_opset(model))
     with torch.no_grad():
-        known = tail({**{k: torch.from_numpy(cut_values[k]) for k in float_cut},
-                      **{k: torch.from_numpy(v.copy()) for k, v in params.items()}})  # fmt: skip
+        known = tail(
+            {**{k: torch.from_numpy(cut_values[k]) for k in float_cut}, **{k: torch.from_numpy(v.copy()) for k, v in params.items()}}
+        )
     output_shapes = {o: list(known[o].shape) for o in parts.outputs}
     for output, logits in plan_.logits.items():
         if plan_.loss.kind == "cross-entropy" and known[logits].dim() < 2:
@@ -184,9 +185,13 @@ def build_step(conversion: Conversion, plan_: Plan, optimizer: Optimizer, batch:
         needs_step=optimizer.needs_step,
     )
     function = steps.step_function(tail, io, parts.outputs, plan_.logits, plan_.loss, optimizer)
-    example = steps.example_args(io, {k: cut_values[k] for k in float_cut},
-                                 [np.zeros(output_shapes[o], np.float32) for o in parts.outputs],
-                                 [params[name] for name in parts.parameters], optimizer)  # fmt: skip
+    example = steps.example_args(
+        io,
+        {k: cut_values[k] for k in float_cut},
+        [np.zeros(output_shapes[o], np.float32) for o in parts.outputs],
+        [params[name] for name in parts.parameters],
+        optimizer,
+    )
     step_model = steps.export_step(function, io, example)
     train = compose.compose(model, step_model, float_cut, batch)
     data_inputs = [name for name in shapes if name in {v.name for v in train.graph.input}]
@@ -198,23 +203,34 @@ def build_step(conversion: Conversion, plan_: Plan, optimizer: Optimizer, batch:
     names = {
         "data": [{"name": n, "input": n, "dtype": "float32", "shape": shapes[n]} for n in data_inputs],
         "targets": [
-            {"output": o, "input": steps.target_name(o), "dtype": "float32", "shape": output_shapes[o],
-             "encoding": "one-hot" if plan_.loss.kind == "cross-entropy" else "value"}
+            {
+                "output": o,
+                "input": steps.target_name(o),
+                "dtype": "float32",
+                "shape": output_shapes[o],
+                "encoding": "one-hot" if plan_.loss.kind == "cross-entropy" else "value",
+            }
             for o in parts.outputs
-        ],  # fmt: skip
+        ],
         "example_weight": steps.WEIGHT_INPUT,
         "learning_rate": steps.RATE_INPUT,
         **({"step": steps.STEP_INPUT} if optimizer.needs_step else {}),
     }
     parameters = [
-        {"name": n, "shape": list(params[n].shape), "dtype": "float32", "input": n, "output": steps.new_name(n)}
-        for n in parts.parameters
+        {"name": n, "shape": list(params[n].shape), "dtype": "float32", "input": n, "output": steps.new_name(n)} for n in parts.parameters
     ]
     state = [
-        {"name": s, "parameter": parts.parameters[i % len(parts.parameters)], "shape": list(params[parts.parameters[i % len(parts.parameters)]].shape),
-         "dtype": "float32", "input": s, "output": steps.new_name(s), "init": 0.0}
+        {
+            "name": s,
+            "parameter": parts.parameters[i % len(parts.parameters)],
+            "shape": list(params[parts.parameters[i % len(parts.parameters)]].shape),
+            "dtype": "float32",
+            "input": s,
+            "output": steps.new_name(s),
+            "init": 0.0,
+        }
         for i, s in enumerate(io.state)
-    ]  # fmt: skip
+    ]
     return train, {"parameters": parameters, "state": state, "inputs": names, "outputs": {"loss": steps.LOSS_OUTPUT}}
 
 
@@ -228,8 +244,15 @@ def _trajectory(step: TrainingStep, padded: list[tuple[dict, dict, np.ndarray]],
     return found
 
 
-def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, train: onnx.ModelProto,
-                 names: dict[str, Any], batch: int, tolerance: Criterion | float) -> dict[str, Any]:  # fmt: skip
+def prove_parity(
+    conversion: Conversion,
+    plan_: Plan,
+    optimizer: Optimizer,
+    train: onnx.ModelProto,
+    names: dict[str, Any],
+    batch: int,
+    tolerance: Criterion | float,
+) -> dict[str, Any]:
     """1 and 10 steps of train.onnx (onnxruntime) against the framework's optimizer on the same batches."""
     trainer = conversion.trainer
     params = initial_values(conversion.model, plan_.split.parameters)
@@ -262,18 +285,37 @@ def prove_parity(conversion: Conversion, plan_: Plan, optimizer: Optimizer, trai
             f"training-step parity failed against {against}: parameters differ by {figure.max_abs_diff:.3g} after "
             f"{count} step(s) ({criterion.describe()})"
         )
-    return {"against": against, "criterion": criterion.as_json(), "passed": True, "padded_last_batch": True,
-            "steps": {count: figure.max_abs_diff for count, figure in figures.items()},
-            "ratio": {count: figure.ratio for count, figure in figures.items()}}  # fmt: skip
+    return {
+        "against": against,
+        "criterion": criterion.as_json(),
+        "passed": True,
+        "padded_last_batch": True,
+        "steps": {count: figure.max_abs_diff for count, figure in figures.items()},
+        "ratio": {count: figure.ratio for count, figure in figures.items()},
+    }
 
 
-def lower_step(train: onnx.ModelProto, names: dict[str, Any], conversion: Conversion, plan_: Plan,
-               optimizer: Optimizer, batch: int, folder: Path, tolerance: Criterion | float) -> tuple[dict, dict]:  # fmt: skip
+def lower_step(
+    train: onnx.ModelProto,
+    names: dict[str, Any],
+    conversion: Conversion,
+    plan_: Plan,
+    optimizer: Optimizer,
+    batch: int,
+    folder: Path,
+    tolerance: Criterion | float,
+) -> tuple[dict, dict]:
     """train.edge.onnx when ONNX.js cannot run train.onnx as exported; (files, training.edge entry)."""
     blockers = blocker_summary(train)
     if not any(blockers.values()):
-        return {}, model_json.edge(file=TRAIN_FILE, runtime="onnxjs", lowered=False, passes=[], blockers=blockers,
-                                   backends=[b for b in blockers if not blockers[b]])  # fmt: skip
+        return {}, model_json.edge(
+            file=TRAIN_FILE,
+            runtime="onnxjs",
+            lowered=False,
+            passes=[],
+            blockers=blockers,
+            backends=[b for b in blockers if not blockers[b]],
+        )
     step = TrainingStep(train.SerializeToString(), {**names, "batch_size": batch})
     real = _parity_batches(conversion, plan_, batch, EDGE_CHECK_STEPS)
     padded = [_pad(inputs, targets, batch) for inputs, targets in real]
@@ -285,20 +327,25 @@ def lower_step(train: onnx.ModelProto, names: dict[str, Any], conversion: Conver
         feeds_list.append(_feeds(names, inputs, targets, weights, params, state, optimizer, index + 1))
         _, params, state = trajectory[index]
     lowering = lower(train, feeds_list[0], tolerance, inputs=feeds_list)
-    edge = model_json.edge(file=TRAIN_EDGE_FILE if lowering.changed else TRAIN_FILE, runtime=lowering.runtime,
-                           lowered=lowering.changed, passes=lowering.passes, blockers=lowering.blockers,
-                           backends=lowering.backends)  # fmt: skip
+    edge = model_json.edge(
+        file=TRAIN_EDGE_FILE if lowering.changed else TRAIN_FILE,
+        runtime=lowering.runtime,
+        lowered=lowering.changed,
+        passes=lowering.passes,
+        blockers=lowering.blockers,
+        backends=lowering.backends,
+    )
     if not lowering.changed:
         return {}, edge
     path = Path(folder) / TRAIN_EDGE_FILE
     onnx.save(lowering.model, path)
-    entry = file_entry(path, role="train-edge", opset=default_opset(lowering.model),
-                       parity={"train_model_vs_edge_model": lowering.parity})  # fmt: skip
+    entry = file_entry(path, role="train-edge", opset=default_opset(lowering.model), parity={"train_model_vs_edge_model": lowering.parity})
     return {TRAIN_EDGE_FILE: entry}, edge
 
 
-def _feeds(names: dict[str, Any], inputs: dict, targets: dict, weights: np.ndarray, params: dict, state: dict,
-           optimizer: Optimizer, number: int) -> dict[str, np.ndarray]:  # fmt: skip
+def _feeds(
+    names: dict[str, Any], inputs: dict, targets: dict, weights: np.ndarray, params: dict, state: dict, optimizer: Optimizer, number: int
+) -> dict[str, np.ndarray]:
     io = names["inputs"]
     feeds = {e["input"]: inputs[e["name"]] for e in io["data"]}
     feeds.update({e["input"]: targets[e["output"]] for e in io["targets"]})
@@ -311,8 +358,15 @@ def _feeds(names: dict[str, Any], inputs: dict, targets: dict, weights: np.ndarr
     return feeds
 
 
-def training_variant(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
-                     tolerance: Criterion | float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
+def training_variant(
+    conversion: Conversion,
+    options: TrainingOptions,
+    folder: Path,
+    inference_files: list[str],
+    *,
+    tolerance: Criterion | float,
+    progress: Callable[[str], None],
+) -> tuple[dict, dict | None]:
     """Write the step files into `folder` (model.onnx and its edge file already there); (files, entry).
 
     With the default (`trainable` None) a step that cannot be built or proven never breaks the
@@ -332,8 +386,15 @@ def training_variant(conversion: Conversion, options: TrainingOptions, folder: P
         return {}, None
 
 
-def _write_step(conversion: Conversion, options: TrainingOptions, folder: Path, inference_files: list[str], *,
-                tolerance: Criterion | float, progress: Callable[[str], None]) -> tuple[dict, dict | None]:  # fmt: skip
+def _write_step(
+    conversion: Conversion,
+    options: TrainingOptions,
+    folder: Path,
+    inference_files: list[str],
+    *,
+    tolerance: Criterion | float,
+    progress: Callable[[str], None],
+) -> tuple[dict, dict | None]:
     plan_ = plan(conversion.model, options, conversion.framework, progress)
     if plan_ is None:
         return {}, None
@@ -341,8 +402,10 @@ def _write_step(conversion: Conversion, options: TrainingOptions, folder: Path, 
         raise UnsupportedModelError(f"--trainable is not supported for {conversion.framework} models")
     optimizer = Optimizer.of(options, "keras" if conversion.framework == "keras" else "torch")
     trained = trained_summary(conversion.model, plan_.split)
-    progress(f"exporting the training step ({plan_.split.spec}: {trained['tensors']} tensors, "
-             f"{trained['parameters']:,} parameters, {plan_.loss.kind} loss, {optimizer.kind})")  # fmt: skip
+    progress(
+        f"exporting the training step ({plan_.split.spec}: {trained['tensors']} tensors, "
+        f"{trained['parameters']:,} parameters, {plan_.loss.kind} loss, {optimizer.kind})"
+    )
     train, names = build_step(conversion, plan_, optimizer, options.batch_size)
     progress(f"checking the training step against {conversion.framework}'s own optimizer")
     parity = prove_parity(conversion, plan_, optimizer, train, names, options.batch_size, tolerance)
@@ -364,9 +427,17 @@ def _write_step(conversion: Conversion, options: TrainingOptions, folder: Path, 
         entry["locations"] = {file: found[entry["name"]] for file, found in located.items()}
     files = {TRAIN_FILE: file_entry(Path(folder) / TRAIN_FILE, role="train", opset=default_opset(train)), **edge_files}
     entry = model_json.training(
-        file=TRAIN_FILE, edge=edge, trainable=plan_.split.spec, batch_size=options.batch_size,
-        names=names, loss=plan_.loss.as_json(), optimizer=optimizer.as_json(), parity=parity, trained=trained,
-    )  # fmt: skip
-    progress(f"wrote {TRAIN_FILE}" + (f" and {TRAIN_EDGE_FILE}" if edge_files else "")
-             + f" (step parity {max(parity['steps'].values()):.2e})")  # fmt: skip
+        file=TRAIN_FILE,
+        edge=edge,
+        trainable=plan_.split.spec,
+        batch_size=options.batch_size,
+        names=names,
+        loss=plan_.loss.as_json(),
+        optimizer=optimizer.as_json(),
+        parity=parity,
+        trained=trained,
+    )
+    progress(
+        f"wrote {TRAIN_FILE}" + (f" and {TRAIN_EDGE_FILE}" if edge_files else "") + f" (step parity {max(parity['steps'].values()):.2e})"
+    )
     return files, entry

@@ -64,11 +64,12 @@ def prefix_model(model: onnx.ModelProto, cut: list[str]) -> onnx.ModelProto | No
     nodes = [node for node in model.graph.node if id(node) in needed]
     read = {name for node in nodes for name in reads(node)}
     graph = onnx.helper.make_graph(
-        nodes, "frozen_prefix",
+        nodes,
+        "frozen_prefix",
         [value for value in graph_inputs(model) if value.name in read],
         [onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in computed],
         initializer=[init for init in model.graph.initializer if init.name in read],
-    )  # fmt: skip
+    )
     prefix = onnx.helper.make_model(graph, opset_imports=list(model.opset_import))
     prefix.ir_version = model.ir_version
     return prefix
@@ -95,6 +96,7 @@ def _fix_batch(graph: onnx.GraphProto, names: set[str], batch: int) -> None:
 
 def _rename_internals(step: onnx.ModelProto, keep: set[str]) -> None:
     """Prefix every value and node name of the step that is not one of its inputs or outputs."""
+
     def renamed(name: str) -> str:
         return name if not name or name in keep else _STEP_PREFIX + name
 
@@ -138,9 +140,10 @@ def compose(model: onnx.ModelProto, step: onnx.ModelProto, cut: list[str], batch
     for entry in step.opset_import:
         opsets[entry.domain] = max(opsets.get(entry.domain, 0), entry.version)
     merged = onnx.helper.make_model(
-        graph, opset_imports=[onnx.helper.make_opsetid(domain, version) for domain, version in opsets.items()],
+        graph,
+        opset_imports=[onnx.helper.make_opsetid(domain, version) for domain, version in opsets.items()],
         producer_name="onnx-edgecloud train step",
-    )  # fmt: skip
+    )
     merged.ir_version = max(prefix.ir_version, step.ir_version, 8)
     merged.ir_version = min(merged.ir_version, 10)
     return merged

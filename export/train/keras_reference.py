@@ -29,8 +29,7 @@ class KerasTrainer:
 
     def variables(self) -> list[Variable]:
         return [
-            Variable(v.path, v.path.rsplit("/", 1)[0] if "/" in v.path else "", np.array(v.numpy()))
-            for v in self.model.trainable_variables
+            Variable(v.path, v.path.rsplit("/", 1)[0] if "/" in v.path else "", np.array(v.numpy())) for v in self.model.trainable_variables
         ]
 
     def _optimizer(self, optimizer: Optimizer) -> Any:
@@ -52,8 +51,9 @@ class KerasTrainer:
             return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
         return keras.losses.BinaryCrossentropy(from_logits=from_logits)
 
-    def train(self, keys: list[str], loss: Loss, optimizer: Optimizer, from_logits: bool,
-              batches: list[Batch]) -> list[dict[str, np.ndarray]]:  # fmt: skip
+    def train(
+        self, keys: list[str], loss: Loss, optimizer: Optimizer, from_logits: bool, batches: list[Batch]
+    ) -> list[dict[str, np.ndarray]]:
         import tensorflow as tf
 
         by_key = {v.path: v for v in self.model.trainable_variables}
@@ -68,9 +68,7 @@ class KerasTrainer:
                 with tf.GradientTape() as tape:
                     result = self.model(arrays if len(arrays) > 1 else arrays[0], training=False)
                     results = result if isinstance(result, (list, tuple)) else [result]
-                    total = tf.add_n([
-                        loss_fn(targets[name], value) for name, value in zip(self.onnx_outputs, results) if name in targets
-                    ])  # fmt: skip
+                    total = tf.add_n([loss_fn(targets[name], value) for name, value in zip(self.onnx_outputs, results) if name in targets])
                 gradients = tape.gradient(total, chosen)
                 keras_optimizer.apply_gradients(zip(gradients, chosen))
                 history.append({key: np.array(v.numpy()) for key, v in zip(keys, chosen)})

@@ -40,8 +40,9 @@ def split_recurrent_biases(model: onnx.ModelProto, variables: list[Variable]) ->
         position = list(model.graph.node).index(node)
         for name, half in zip(names, halves):
             if not np.any(half) and not _holds_a_variable(half, variables, gates):
-                model.graph.node.insert(position, helper.make_node(
-                    "Constant", [], [name], name=f"{name}/zeros", value=numpy_helper.from_array(half, name)))  # fmt: skip
+                model.graph.node.insert(
+                    position, helper.make_node("Constant", [], [name], name=f"{name}/zeros", value=numpy_helper.from_array(half, name))
+                )
                 position += 1
             else:
                 model.graph.initializer.append(numpy_helper.from_array(half, name))

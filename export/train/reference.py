@@ -68,8 +68,9 @@ class Trainer(Protocol):
 
     def variables(self) -> list[Variable]: ...
 
-    def train(self, keys: list[str], loss: Loss, optimizer: Optimizer, logits: bool,
-              batches: list[Batch]) -> list[dict[str, np.ndarray]]: ...  # fmt: skip
+    def train(
+        self, keys: list[str], loss: Loss, optimizer: Optimizer, logits: bool, batches: list[Batch]
+    ) -> list[dict[str, np.ndarray]]: ...
 
     def describe(self, optimizer: Optimizer) -> str: ...
 
@@ -129,8 +130,7 @@ def _is_gated(order: object) -> bool:
     return isinstance(order, tuple) and len(order) == 2 and isinstance(order[0], tuple)
 
 
-def match(parameters: dict[str, np.ndarray], variables: list[Variable],
-          recurrent: dict[str, int] | None = None) -> dict[str, Match]:  # fmt: skip
+def match(parameters: dict[str, np.ndarray], variables: list[Variable], recurrent: dict[str, int] | None = None) -> dict[str, Match]:
     """ONNX initializer name → the framework variable it holds (see the module docstring).
 
     `recurrent`: initializer name → gates per block, for LSTM/GRU weights (see gate_orders).

@@ -67,9 +67,16 @@ class TrainingStep:
     def initial_state(self) -> dict[str, np.ndarray]:
         return {s["name"]: np.full(s["shape"], s["init"], np.float32) for s in self.training["state"]}
 
-    def __call__(self, inputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray], weights: np.ndarray,
-                 parameters: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray], learning_rate: float,
-                 step: int) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
+    def __call__(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        targets: Mapping[str, np.ndarray],
+        weights: np.ndarray,
+        parameters: Mapping[str, np.ndarray],
+        state: Mapping[str, np.ndarray],
+        learning_rate: float,
+        step: int,
+    ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
         names = self.training["inputs"]
         feeds = {entry["input"]: np.asarray(inputs[entry["name"]], np.float32) for entry in names["data"]}
         feeds.update({entry["input"]: np.asarray(targets[entry["output"]], np.float32) for entry in names["targets"]})
@@ -79,8 +86,11 @@ class TrainingStep:
             feeds[names["step"]] = np.array([step], np.float32)
         feeds.update({p["input"]: np.asarray(parameters[p["name"]], np.float32) for p in self.training["parameters"]})
         feeds.update({s["input"]: np.asarray(state[s["name"]], np.float32) for s in self.training["state"]})
-        wanted = [self.training["outputs"]["loss"], *(p["output"] for p in self.training["parameters"]),
-                  *(s["output"] for s in self.training["state"])]  # fmt: skip
+        wanted = [
+            self.training["outputs"]["loss"],
+            *(p["output"] for p in self.training["parameters"]),
+            *(s["output"] for s in self.training["state"]),
+        ]
         results = dict(zip(wanted, self.session.run(wanted, feeds)))
         new_params = {p["name"]: results[p["output"]] for p in self.training["parameters"]}
         new_state = {s["name"]: results[s["output"]] for s in self.training["state"]}
@@ -114,8 +124,14 @@ def prepare(training: dict[str, Any], inputs: Arrays, targets: Arrays) -> tuple[
     return {k: v.astype(np.float32) for k, v in data.items()}, wanted
 
 
-def batches(inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray], batch_size: int, *,
-            shuffle: bool = False, rng: np.random.Generator | None = None) -> Iterator[tuple[dict, dict, np.ndarray]]:  # fmt: skip
+def batches(
+    inputs: dict[str, np.ndarray],
+    targets: dict[str, np.ndarray],
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    rng: np.random.Generator | None = None,
+) -> Iterator[tuple[dict, dict, np.ndarray]]:
     """Padded batches `(inputs, targets, example_weight)`: the last one padded with zero-weight rows."""
     count = len(next(iter(inputs.values())))
     order = (rng or np.random.default_rng(0)).permutation(count) if shuffle else np.arange(count)
@@ -157,9 +173,18 @@ def personalized_model(version_dir: Path, parameters: Mapping[str, np.ndarray], 
     return bytes(data)
 
 
-def train(version_dir: Path, inputs: Arrays, targets: Arrays, *, epochs: int = 1, learning_rate: float | None = None,
-          shuffle: bool = False, seed: int = 0, edge: bool = False,
-          parameters: Mapping[str, np.ndarray] | None = None) -> TrainResult:  # fmt: skip
+def train(
+    version_dir: Path,
+    inputs: Arrays,
+    targets: Arrays,
+    *,
+    epochs: int = 1,
+    learning_rate: float | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    edge: bool = False,
+    parameters: Mapping[str, np.ndarray] | None = None,
+) -> TrainResult:
     """`epochs` passes over the examples from the shared parameters (or `parameters`); losses per step."""
     step = TrainingStep.load(version_dir, edge=edge)
     data, wanted = prepare(step.training, inputs, targets)

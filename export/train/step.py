@@ -119,8 +119,9 @@ def _update(optimizer: Optimizer, params, grads, state, rate, step):
     return new_params, new_m + new_v
 
 
-def step_function(tail: TorchTail, io: StepIO, outputs: list[str], logits: dict[str, str], loss: Loss,
-                  optimizer: Optimizer) -> Callable[..., tuple]:  # fmt: skip
+def step_function(
+    tail: TorchTail, io: StepIO, outputs: list[str], logits: dict[str, str], loss: Loss, optimizer: Optimizer
+) -> Callable[..., tuple]:
     """The pure step; `logits[output]` names the tensor a cross-entropy/bce output is computed from."""
     import torch
     from torch.func import grad_and_value
@@ -163,9 +164,16 @@ def export_step(step: Callable[..., tuple], io: StepIO, example: list[np.ndarray
         with silenced(*_LOGGERS):
             traced = make_fx(step, decomposition_table=decompositions())(*args)
             program = torch.onnx.export(
-                traced, args, dynamo=True, optimize=False, opset_version=STEP_OPSET, verbose=False,
-                input_names=io.inputs, output_names=io.outputs, external_data=False,
-            )  # fmt: skip
+                traced,
+                args,
+                dynamo=True,
+                optimize=False,
+                opset_version=STEP_OPSET,
+                verbose=False,
+                input_names=io.inputs,
+                output_names=io.outputs,
+                external_data=False,
+            )
     except Exception as error:
         raise ExportError(f"the training step could not be exported: {one_line(error)}") from None
     model = program.model_proto
@@ -213,8 +221,9 @@ def _plain(model: onnx.ModelProto) -> None:
     model.graph.node.extend(kept)
 
 
-def example_args(io: StepIO, cut: dict[str, np.ndarray], targets: list[np.ndarray], params: list[np.ndarray],
-                 optimizer: Optimizer) -> list[np.ndarray]:  # fmt: skip
+def example_args(
+    io: StepIO, cut: dict[str, np.ndarray], targets: list[np.ndarray], params: list[np.ndarray], optimizer: Optimizer
+) -> list[np.ndarray]:
     """Inputs in the step's order: a first step from the initial parameters (state zero)."""
     rows = targets[0].shape[0]  # the batch; a cut tensor may be time-major (an LSTM input)
     fixed: list[Any] = [np.ones(rows, np.float32), np.array([optimizer.learning_rate], np.float32)]

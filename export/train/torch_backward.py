@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-def _weight_grad(inputs: Any, grad: Any, kernel: list[int], stride: list[int], padding: list[int],
-                 dilation: list[int], groups: int) -> Any:  # fmt: skip
+def _weight_grad(inputs: Any, grad: Any, kernel: list[int], stride: list[int], padding: list[int], dilation: list[int], groups: int) -> Any:
     """∂/∂W of conv(inputs, W) given the output's gradient: [grad channels, inputs channels / groups, *kernel]."""
     import torch
 
@@ -31,9 +30,19 @@ def _weight_grad(inputs: Any, grad: Any, kernel: list[int], stride: list[int], p
     return found[0] if groups == 1 else torch.cat(found, dim=0)
 
 
-def convolution_backward(grad_output: Any, inputs: Any, weight: Any, bias_sizes: Any, stride: list[int],
-                         padding: list[int], dilation: list[int], transposed: bool, output_padding: list[int],
-                         groups: int, output_mask: list[bool]) -> tuple[Any, Any, Any]:  # fmt: skip
+def convolution_backward(
+    grad_output: Any,
+    inputs: Any,
+    weight: Any,
+    bias_sizes: Any,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    transposed: bool,
+    output_padding: list[int],
+    groups: int,
+    output_mask: list[bool],
+) -> tuple[Any, Any, Any]:
     import torch
 
     spatial = weight.dim() - 2
@@ -42,15 +51,14 @@ def convolution_backward(grad_output: Any, inputs: Any, weight: Any, bias_sizes:
     if output_mask[0]:
         if transposed:
             grad_input = torch.ops.aten.convolution.default(
-                grad_output, weight, None, stride, padding, dilation, False, [0] * spatial, groups)
+                grad_output, weight, None, stride, padding, dilation, False, [0] * spatial, groups
+            )
         else:
             extra = [
-                inputs.shape[2 + i] - ((grad_output.shape[2 + i] - 1) * stride[i] - 2 * padding[i]
-                                       + dilation[i] * (kernel[i] - 1) + 1)
+                inputs.shape[2 + i] - ((grad_output.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel[i] - 1) + 1)
                 for i in range(spatial)
-            ]  # fmt: skip
-            grad_input = torch.ops.aten.convolution.default(
-                grad_output, weight, None, stride, padding, dilation, True, extra, groups)
+            ]
+            grad_input = torch.ops.aten.convolution.default(grad_output, weight, None, stride, padding, dilation, True, extra, groups)
     if output_mask[1]:
         if transposed:  # convT(·, W) is the adjoint of conv(·, W): the roles of input and output swap
             grad_weight = _weight_grad(grad_output, inputs, kernel, stride, padding, dilation, groups)

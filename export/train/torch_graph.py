@@ -106,9 +106,28 @@ def _ops() -> dict[str, Callable[..., Any]]:
 
 
 SUPPORTED_OPS = frozenset(
-    ["Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-     "Identity", "Dropout", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"]
-) | frozenset(torch_layers.ops())  # fmt: skip
+    [
+        "Gemm",
+        "MatMul",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Relu",
+        "LeakyRelu",
+        "Sigmoid",
+        "Tanh",
+        "Softmax",
+        "LogSoftmax",
+        "Identity",
+        "Dropout",
+        "Reshape",
+        "Flatten",
+        "Transpose",
+        "Squeeze",
+        "Unsqueeze",
+    ]
+) | frozenset(torch_layers.ops())
 
 
 @dataclass
@@ -120,7 +139,9 @@ class TorchTail:
     opset: int
 
     def __post_init__(self) -> None:
-        unsupported = sorted({node.op_type for node in self.nodes if node.op_type not in SUPPORTED_OPS or node.domain not in ("", "ai.onnx")})
+        unsupported = sorted(
+            {node.op_type for node in self.nodes if node.op_type not in SUPPORTED_OPS or node.domain not in ("", "ai.onnx")}
+        )
         if unsupported:
             raise UnsupportedModelError(
                 f"the trainable part uses {', '.join(unsupported)}, which the training step cannot differentiate yet "

@@ -90,8 +90,9 @@ def conv(node, tail, x, w, b=None):
     strides, dilations, pads = _window(node, x, kernel)
     if any(pads):
         x = torch.nn.functional.pad(x, _torch_pad(pads))
-    return torch.ops.aten.convolution.default(x, w, b, strides, [0] * len(kernel), dilations, False,
-                                              [0] * len(kernel), attr(node, "group", 1))  # fmt: skip
+    return torch.ops.aten.convolution.default(
+        x, w, b, strides, [0] * len(kernel), dilations, False, [0] * len(kernel), attr(node, "group", 1)
+    )
 
 
 def conv_transpose(node, tail, x, w, b=None):
@@ -134,13 +135,11 @@ def average_pool(node, tail, x):
     channels, spatial = x.shape[1], len(kernel)
     ones = torch.ones([channels, 1, *kernel], dtype=x.dtype)
     padded = torch.nn.functional.pad(x, _torch_pad(pads)) if any(pads) else x
-    summed = torch.ops.aten.convolution.default(padded, ones, None, strides, [0] * spatial, dilations, False,
-                                                [0] * spatial, channels)  # fmt: skip
+    summed = torch.ops.aten.convolution.default(padded, ones, None, strides, [0] * spatial, dilations, False, [0] * spatial, channels)
     if not any(pads) or attr(node, "count_include_pad", 0):
         return summed / float(np.prod(kernel))
     mask = torch.nn.functional.pad(torch.ones([1, 1, *x.shape[2:]], dtype=x.dtype), _torch_pad(pads))
-    counts = torch.ops.aten.convolution.default(mask, ones[:1], None, strides, [0] * spatial, dilations, False,
-                                                [0] * spatial, 1)  # fmt: skip
+    counts = torch.ops.aten.convolution.default(mask, ones[:1], None, strides, [0] * spatial, dilations, False, [0] * spatial, 1)
     return summed / counts
 
 

@@ -67,8 +67,9 @@ class TorchTrainer:
         results = flat_outputs(self.module(*arguments))
         return sum(
             self._loss(loss, from_logits, value, torch.from_numpy(np.ascontiguousarray(targets[name][rows])))
-            for name, value in zip(self.output_names, results) if name in targets
-        )  # fmt: skip
+            for name, value in zip(self.output_names, results)
+            if name in targets
+        )
 
     def _backward(self, loss: Loss, from_logits: bool, inputs: dict, targets: dict) -> None:
         """Gradients of the batch's mean loss, batched when the module takes the batch, else per example."""
@@ -84,8 +85,9 @@ class TorchTrainer:
         for row in range(count):
             (self._total(loss, from_logits, inputs, targets, slice(row, row + 1)) / count).backward()
 
-    def train(self, keys: list[str], loss: Loss, optimizer: Optimizer, from_logits: bool,
-              batches: list[Batch]) -> list[dict[str, np.ndarray]]:  # fmt: skip
+    def train(
+        self, keys: list[str], loss: Loss, optimizer: Optimizer, from_logits: bool, batches: list[Batch]
+    ) -> list[dict[str, np.ndarray]]:
         import torch
 
         parameters = dict(self.module.named_parameters())

@@ -69,9 +69,16 @@ def _consumers(model: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
 # op → the input positions that hold trainable parameters (BatchNormalization's mean and variance
 # are inputs 3 and 4: frozen, as the step runs in inference mode).
 PARAMETER_SLOTS = {
-    "Gemm": (1, 2), "MatMul": (0, 1), "Conv": (1, 2), "ConvTranspose": (1, 2), "BatchNormalization": (1, 2),
-    "LayerNormalization": (1, 2), "Gather": (0,), "LSTM": (1, 2, 3), "GRU": (1, 2, 3),
-}  # fmt: skip
+    "Gemm": (1, 2),
+    "MatMul": (0, 1),
+    "Conv": (1, 2),
+    "ConvTranspose": (1, 2),
+    "BatchNormalization": (1, 2),
+    "LayerNormalization": (1, 2),
+    "Gather": (0,),
+    "LSTM": (1, 2, 3),
+    "GRU": (1, 2, 3),
+}
 DENSE = ("Gemm", "MatMul")
 _BIAS_AFTER = ("MatMul", "Conv", "ConvTranspose")
 RECURRENT = ("LSTM", "GRU")
@@ -166,9 +173,7 @@ def split(model: onnx.ModelProto, spec: str, parameters: list[str]) -> Split:
             tail.append(node)
             tainted.update(name for name in node.output if name)
     produced = {name for node in tail for name in node.output}
-    constant = {init.name for init in model.graph.initializer} | {
-        node.output[0] for node in model.graph.node if node.op_type == "Constant"
-    }
+    constant = {init.name for init in model.graph.initializer} | {node.output[0] for node in model.graph.node if node.op_type == "Constant"}
     cut: list[str] = []
     for node in tail:
         for name in node.input:

@@ -48,9 +48,7 @@ class OnnxRuntimeEngine:
 
     def __init__(self, model_path: Path) -> None:
         try:
-            self.session = onnxruntime.InferenceSession(
-                str(model_path), session_options(), providers=["CPUExecutionProvider"]
-            )
+            self.session = onnxruntime.InferenceSession(str(model_path), session_options(), providers=["CPUExecutionProvider"])
         except Exception as error:  # noqa: BLE001 - onnxruntime raises several private types
             raise EngineLoadError(f"onnxruntime cannot load {Path(model_path).name}: {error}") from None
         self.output_names = [output.name for output in self.session.get_outputs()]

@@ -52,8 +52,16 @@ class _Upstream(threading.local):
 class FrontDoor:
     """Serves one replica on (host, port) in front of MMS's inference API at `mms_host:mms_port`."""
 
-    def __init__(self, state: ReplicaState, metrics: ReplicaMetrics, mms_host: str, mms_port: int,
-                 host: str = "127.0.0.1", port: int = 8080, request_timeout_s: float = 120.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        state: ReplicaState,
+        metrics: ReplicaMetrics,
+        mms_host: str,
+        mms_port: int,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        request_timeout_s: float = 120.0,
+    ) -> None:
         self.state, self.metrics = state, metrics
         self.mms_host, self.mms_port = mms_host, mms_port
         self.request_timeout_s = request_timeout_s
@@ -118,8 +126,9 @@ class FrontDoor:
             else:
                 self._idle.pop(connection, None)
 
-    def retry_worker_died(self, method: str, path: str, body: bytes, headers: dict[str, str], model: str,
-                          mms_name: str = "") -> tuple[int, list[tuple[str, str]], bytes]:  # fmt: skip
+    def retry_worker_died(
+        self, method: str, path: str, body: bytes, headers: dict[str, str], model: str, mms_name: str = ""
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         """`forward`, sent once more when MMS says the worker holding it died (never for another failure)."""
         answer = self.forward(method, path, body, headers, mms_name)
         if worker_died(answer[0], answer[2]):
@@ -127,8 +136,9 @@ class FrontDoor:
             answer = self.forward(method, path, body, headers, mms_name)
         return answer
 
-    def forward(self, method: str, path: str, body: bytes, headers: dict[str, str],
-                mms_name: str = "") -> tuple[int, list[tuple[str, str]], bytes]:  # fmt: skip
+    def forward(
+        self, method: str, path: str, body: bytes, headers: dict[str, str], mms_name: str = ""
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         """One request to MMS (for model `mms_name`, counted while it is in flight)."""
         with self._lock:
             self._per_version[mms_name] += 1
@@ -279,11 +289,14 @@ class _Handler(BaseHTTPRequestHandler):
         if content_type:
             headers = {k: v for k, v in headers.items() if k.lower() != "content-type"} | {"Content-Type": content_type}
         try:
-            status, answer_headers, payload = self.door.retry_worker_died(self.command, target, body, headers,
-                                                                          info.name if info else "", info.mms_name if info else "")  # fmt: skip
+            status, answer_headers, payload = self.door.retry_worker_died(
+                self.command, target, body, headers, info.name if info else "", info.mms_name if info else ""
+            )
         except (OSError, http.client.HTTPException) as error:
             status, answer_headers = 502, [("Content-Type", "application/json")]
-            payload = json.dumps({"code": 502, "type": "BadGateway", "message": f"Multi Model Server dropped the request: {error}"}).encode()
+            payload = json.dumps(
+                {"code": 502, "type": "BadGateway", "message": f"Multi Model Server dropped the request: {error}"}
+            ).encode()
         if info is not None:
             self.door.metrics.observe_request(info.name, info.version, api, status, time.perf_counter() - started)
         self.send_response(status)

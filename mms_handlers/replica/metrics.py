@@ -67,16 +67,35 @@ class ReplicaMetrics:
 
     def __init__(self, metrics_log: Path | None = None, restarts: Callable[[], dict[str, int]] = dict) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("edgecloud_requests", "Requests answered, by model, version, API and HTTP status",
-                                ["model", "version", "api", "status"], registry=self.registry)  # fmt: skip
-        self.latency = Histogram("edgecloud_request_duration_seconds", "Front door to answer: MMS queue plus handler",
-                                 ["model", "api"], buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
-        self.inference = Histogram("edgecloud_inference_duration_seconds", "Engine run per request, as the handler measured it",
-                                   ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
-        self.batch_size = Histogram("edgecloud_batch_size", "Requests MMS handed the handler at once",
-                                    ["model"], buckets=BATCH_BUCKETS, registry=self.registry)  # fmt: skip
-        self.worker_died_retries = Counter("edgecloud_worker_died_retries", "Requests sent to MMS again because the "
-                                           "handler process holding them died", ["model"], registry=self.registry)  # fmt: skip
+        self.requests = Counter(
+            "edgecloud_requests",
+            "Requests answered, by model, version, API and HTTP status",
+            ["model", "version", "api", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "edgecloud_request_duration_seconds",
+            "Front door to answer: MMS queue plus handler",
+            ["model", "api"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference = Histogram(
+            "edgecloud_inference_duration_seconds",
+            "Engine run per request, as the handler measured it",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "edgecloud_batch_size", "Requests MMS handed the handler at once", ["model"], buckets=BATCH_BUCKETS, registry=self.registry
+        )
+        self.worker_died_retries = Counter(
+            "edgecloud_worker_died_retries",
+            "Requests sent to MMS again because the handler process holding them died",
+            ["model"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge("edgecloud_requests_in_flight", "Requests received and not yet answered", registry=self.registry)
         self.ready = Gauge("edgecloud_ready", "1 while the replica is ready for traffic", registry=self.registry)
         self.draining = Gauge("edgecloud_draining", "1 while the replica drains before stopping", registry=self.registry)

@@ -165,8 +165,9 @@ class Replica:
         try:
             config = self.settings.server
             self._looker.start()
-            self.door = FrontDoor(self, self.metrics, config.host, config.inference_port,
-                                  host=self.settings.host, port=self.settings.port).start()  # fmt: skip
+            self.door = FrontDoor(
+                self, self.metrics, config.host, config.inference_port, host=self.settings.host, port=self.settings.port
+            ).start()
             if self.static:
                 self.mms.register_store([f"{name}.mar" for name in self.static])
             if self.watcher is not None:
@@ -190,9 +191,7 @@ class Replica:
             wait = self.settings.drain_seconds if drain_seconds is None else drain_seconds
             started = time.monotonic()
             deadline = started + self.settings.drain_timeout_s
-            while time.monotonic() < deadline and (
-                time.monotonic() - started < wait or self.door.in_flight > 0
-            ):
+            while time.monotonic() < deadline and (time.monotonic() - started < wait or self.door.in_flight > 0):
                 time.sleep(0.05)
             self.door.stop()
             self.door = None
@@ -225,11 +224,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mms_handlers.replica", description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--model-store", type=Path, default=Path(_env("MODEL_STORE", "/models")), help="folder of .mar files (EDGECLOUD_MODEL_STORE)")
-    add("--registry", type=Path, default=Path(_env("REGISTRY", "")) if _env("REGISTRY", "") else None,
+    add(
+        "--registry",
+        type=Path,
+        default=Path(_env("REGISTRY", "")) if _env("REGISTRY", "") else None,
         help="registry folder to watch (EDGECLOUD_REGISTRY): each model's name follows the version its latest.json "
-        "names, kept versions answer at /v2/models/NAME/versions/V; without it, the .mar files of --model-store")  # fmt: skip
-    add("--register", action="append", default=[x for x in _env("REGISTER", "").split(",") if x], metavar="NAME",
-        help="serve only this model (repeatable; EDGECLOUD_REGISTER=a,b); default every model of the registry or store")
+        "names, kept versions answer at /v2/models/NAME/versions/V; without it, the .mar files of --model-store",
+    )
+    add(
+        "--register",
+        action="append",
+        default=[x for x in _env("REGISTER", "").split(",") if x],
+        metavar="NAME",
+        help="serve only this model (repeatable; EDGECLOUD_REGISTER=a,b); default every model of the registry or store",
+    )
     add("--host", default=_env("HOST", "127.0.0.1"), help="front door address (EDGECLOUD_HOST)")
     add("--port", type=int, default=int(_env("PORT", 8080)), help="front door port: health, V2, metrics, MMS paths (EDGECLOUD_PORT)")
     add("--mms-inference-port", type=int, default=int(_env("MMS_INFERENCE_PORT", 8085)), help="MMS inference, on 127.0.0.1")
@@ -242,11 +250,21 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> ReplicaSettings:
     settings = ServingSettings.from_args(args)
     settings.check()
-    server = settings.server_config(model_store=args.model_store, inference_port=args.mms_inference_port,
-                                    management_port=args.mms_management_port, runtime_dir=args.runtime_dir)  # fmt: skip
-    return ReplicaSettings(server=server, port=args.port, host=args.host, register=list(args.register),
-                           drain_seconds=settings.drain_seconds, registry=args.registry,
-                           keep_versions=settings.keep_versions)  # fmt: skip
+    server = settings.server_config(
+        model_store=args.model_store,
+        inference_port=args.mms_inference_port,
+        management_port=args.mms_management_port,
+        runtime_dir=args.runtime_dir,
+    )
+    return ReplicaSettings(
+        server=server,
+        port=args.port,
+        host=args.host,
+        register=list(args.register),
+        drain_seconds=settings.drain_seconds,
+        registry=args.registry,
+        keep_versions=settings.keep_versions,
+    )
 
 
 def _stop_starting(signum: int, _frame: object) -> None:

@@ -52,8 +52,17 @@ def log_line(message: str) -> None:
 
 
 class VersionWatcher:
-    def __init__(self, registry: Registry, mms: MmsServer, served: Served, *, names: list[str] | None = None,
-                 keep: int = 2, interval: float = 0.5, log: Callable[[str], None] = log_line) -> None:  # fmt: skip
+    def __init__(
+        self,
+        registry: Registry,
+        mms: MmsServer,
+        served: Served,
+        *,
+        names: list[str] | None = None,
+        keep: int = 2,
+        interval: float = 0.5,
+        log: Callable[[str], None] = log_line,
+    ) -> None:
         if keep < 1:
             raise ValueError(f"keep versions must be at least 1, got {keep}")
         self.registry, self.mms, self.served = registry, mms, served

@@ -36,8 +36,10 @@ class Clock:
 def body(client: str = "client-0001", base: str = "1", samples: int = 4, weight=None, bias=None) -> bytes:
     weight = np.full((2, 3), 0.5) if weight is None else weight
     bias = np.array([1.0, -1.0]) if bias is None else bias
-    delta = {"head.weight": {"shape": list(np.shape(weight)), "data": np.ravel(weight).tolist()},
-             "head.bias": {"shape": [2], "data": list(bias)}}  # fmt: skip
+    delta = {
+        "head.weight": {"shape": list(np.shape(weight)), "data": np.ravel(weight).tolist()},
+        "head.bias": {"shape": [2], "data": list(bias)},
+    }
     return json.dumps({"client": client, "base_version": base, "samples": samples, "delta": delta}).encode()
 
 
@@ -68,7 +70,13 @@ def test_two_updates_close_the_round_into_the_fedavg_version(world) -> None:
     assert np.array_equal(parameters["head.weight"], np.full((2, 3), 1.0, np.float32))  # (1·4 + 3·0) / 4
     assert np.array_equal(parameters["head.bias"], np.array([2.0, 0.0], np.float32))
     assert {k: provenance[k] for k in ("round", "base_version", "clients", "samples", "aggregation", "dp")} == {
-        "round": 1, "base_version": "1", "clients": 2, "samples": 4, "aggregation": "fedavg", "dp": None}  # fmt: skip
+        "round": 1,
+        "base_version": "1",
+        "clients": 2,
+        "samples": 4,
+        "aggregation": "fedavg",
+        "dp": None,
+    }
     assert api.handle("GET", "/federated/mlp", None, bytes)[1]["base_version"] == "2"
     status, answer = post(body("client-0001"))
     assert (status, answer["error"]) == (409, "stale-base") and "'2'" in answer["message"]
@@ -193,8 +201,11 @@ def test_metrics_count_rounds_updates_and_refusals_by_reason(world) -> None:
     def scrape() -> dict[tuple, float]:
         status, text = api.handle("GET", "/federated/metrics", None, bytes)
         assert status == 200 and text.content_type.startswith("text/plain; version=0.0.4")
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for f in text_string_to_metric_families(text.body.decode()) for s in f.samples}  # fmt: skip
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in text_string_to_metric_families(text.body.decode())
+            for s in f.samples
+        }
 
     mlp = (("model", "mlp"),)
     assert scrape()[("edgecloud_federated_rounds_closed_total", mlp)] == 0

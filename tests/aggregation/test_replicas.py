@@ -33,8 +33,9 @@ class Registry:
 
 
 def replica(store: MemoryStore, registry: Registry, model: FederatedModel | None = None) -> FederatedService:
-    return FederatedService(store, FederatedSettings(min_clients=2), [model or registry.load("mlp", None)], registry,
-                            clock=Clock(), loader=registry.load)  # fmt: skip
+    return FederatedService(
+        store, FederatedSettings(min_clients=2), [model or registry.load("mlp", None)], registry, clock=Clock(), loader=registry.load
+    )
 
 
 def test_one_replica_closes_the_round_and_the_other_follows() -> None:

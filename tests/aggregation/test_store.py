@@ -21,7 +21,7 @@ from aggregation.store import (
     StoredUpdate,
     StoreUnavailable,
     open_store,
-)  # fmt: skip
+)
 from tests.postgres import PostgresCluster, postgres, postgres_url  # noqa: F401 - pytest fixtures
 
 
@@ -63,8 +63,9 @@ class StoreTest:
         store = self.store()
         first = store.open_round("m", "5", now=1.0)
         store.add_update(first.id, update("client-aaaa", 1.0))  # no base given: the round's
-        stale = StoredUpdate("client-bbbb", 3, {"w": np.zeros((2, 3), np.float32)}, 0.0, False, 6.0,
-                             base_version="4", staleness=1, weight=0.5)  # fmt: skip
+        stale = StoredUpdate(
+            "client-bbbb", 3, {"w": np.zeros((2, 3), np.float32)}, 0.0, False, 6.0, base_version="4", staleness=1, weight=0.5
+        )
         store.add_update(first.id, stale)
         assert [(u.base_version, u.staleness, u.weight) for u in store.updates(first.id)] == [("5", 0, 1.0), ("4", 1, 0.5)]
 
@@ -169,10 +170,15 @@ class TestPostgres(StoreTest):
         store = self.store()
         first = store.open_round("m", "1", now=1.0)
         holder = subprocess.Popen(
-            [sys.executable, "-c", "import sys, time\nfrom aggregation.store import open_store\n"
-             f"s = open_store({self.url!r})\nwith s.claim_round({first.id}) as c:\n    print(c is not None, flush=True)\n    time.sleep(600)"],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-c",
+                "import sys, time\nfrom aggregation.store import open_store\n"
+                f"s = open_store({self.url!r})\nwith s.claim_round({first.id}) as c:\n    print(c is not None, flush=True)\n    time.sleep(600)",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert holder.stdout.readline().strip() == "True"
             with store.claim_round(first.id) as claim:
@@ -219,8 +225,10 @@ def test_a_file_from_before_staleness_is_migrated_at_open(tmp_path: Path) -> Non
         db.execute("DROP TABLE update_tensors")
         db.execute("DROP TABLE updates")
         db.execute(old_updates)
-        db.execute("INSERT INTO updates (round_id, client, samples, norm, clipped, received_at) VALUES (?, 'client-old1', 2, 1.0, 0, 2.0)",
-                   (first.id,))  # fmt: skip
+        db.execute(
+            "INSERT INTO updates (round_id, client, samples, norm, clipped, received_at) VALUES (?, 'client-old1', 2, 1.0, 0, 2.0)",
+            (first.id,),
+        )
     assert "staleness" not in {row[1] for row in sqlite3.connect(path).execute("PRAGMA table_info(updates)")}
     migrated = SqliteStore(path)
     (kept,) = migrated.updates(first.id)

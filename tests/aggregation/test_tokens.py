@@ -96,10 +96,16 @@ def test_the_api_takes_only_updates_with_their_clients_token_and_counts_each_401
     assert store.current_round("m").clients == 1
     assert [r.reason.split(":")[0] for r in store.refusals("m")] == ["duplicate-client"]  # 401s are not stored
     text = api.handle("GET", "/federated/metrics", None, bytes)[1].body.decode()
-    samples = {(s.name, s.labels.get("reason")): s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "edgecloud_federated_updates_unauthorized_total"}  # fmt: skip
-    assert samples == {("edgecloud_federated_updates_unauthorized_total", "token-required"): 1,
-                       ("edgecloud_federated_updates_unauthorized_total", "token-client"): 1}  # fmt: skip
+    samples = {
+        (s.name, s.labels.get("reason")): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "edgecloud_federated_updates_unauthorized_total"
+    }
+    assert samples == {
+        ("edgecloud_federated_updates_unauthorized_total", "token-required"): 1,
+        ("edgecloud_federated_updates_unauthorized_total", "token-client"): 1,
+    }
 
 
 def test_without_a_verifier_no_token_is_needed() -> None:

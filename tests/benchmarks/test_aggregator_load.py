@@ -26,8 +26,22 @@ def registry(tmp_path: Path) -> Path:
 
 
 def test_short_run_passes_its_check_on_both_stores(registry: Path, tmp_path: Path) -> None:
-    argv = ["--registry", str(registry), "--model", "mlp", "--seconds", "9", "--clients", "40", "--min-clients", "5",
-            "--concurrency", "4", "--out", str(tmp_path / "out")]  # fmt: skip
+    argv = [
+        "--registry",
+        str(registry),
+        "--model",
+        "mlp",
+        "--seconds",
+        "9",
+        "--clients",
+        "40",
+        "--min-clients",
+        "5",
+        "--concurrency",
+        "4",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert aggregator_load.main(argv) == 0
     runs = json.loads((tmp_path / "out" / "aggregator_load.json").read_text())
     assert [(r["name"], r["replicas"], r["database"]) for r in runs] == [("postgres-2", 2, "PostgreSQL"), ("sqlite-1", 1, "SQLite")]
@@ -51,8 +65,9 @@ def test_the_check_sees_an_update_missing_from_an_aggregate(registry: Path, tmp_
     reg = Registry(registry)
     specs = reg.manifest("mlp", 1)["training"]["parameters"]
     database = str(tmp_path / "rounds.sqlite")
-    service = FederatedService(SqliteStore(database), FederatedSettings(min_clients=3), [load_model(registry, "mlp")],
-                               RegistryPublisher(registry))  # fmt: skip
+    service = FederatedService(
+        SqliteStore(database), FederatedSettings(min_clients=3), [load_model(registry, "mlp")], RegistryPublisher(registry)
+    )
     sent = []
     for client in ("client-aaaa", "client-bbbb", "client-cccc"):
         samples, delta = aggregator_load.delta_of(client, "1", specs)

@@ -50,8 +50,7 @@ def test_wrk_output_is_read_with_units_and_errors():
 
 
 def test_bad_usage_exits_2():
-    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--no-such-flag"], cwd=REPO,
-                          capture_output=True, text=True, env=_env())  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--no-such-flag"], cwd=REPO, capture_output=True, text=True, env=_env())
     assert done.returncode == 2
     assert "--no-such-flag" in done.stderr
 
@@ -64,9 +63,13 @@ def _env() -> dict[str, str]:
 @pytest.mark.keras
 def test_smoke_run_writes_every_section_with_sane_figures(tmp_path):
     out = tmp_path / "results"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out),
-                           "--work", str(tmp_path / "work")], cwd=REPO, capture_output=True, text=True,
-                          env=_env())  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out), "--work", str(tmp_path / "work")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
     report = (out / "REPORT.md").read_text()
@@ -100,9 +103,13 @@ def test_smoke_run_writes_every_section_with_sane_figures(tmp_path):
 
     # The personalisation benchmark, on the demo model just exported (reused, not rebuilt): shape and
     # sanity only, never a gain (one epoch on 6 s of a one-epoch model proves the plumbing).
-    done = subprocess.run([sys.executable, "-m", "benchmarks.personalisation", "--smoke", "--out", str(out),
-                           "--work", str(tmp_path / "work")], cwd=REPO, capture_output=True, text=True,
-                          env=_env())  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.personalisation", "--smoke", "--out", str(out), "--work", str(tmp_path / "work")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     personal = json.loads((out / "personalisation.json").read_text())
     build = json.loads((tmp_path / "work" / "demo" / "build" / "report.json").read_text())
@@ -113,7 +120,10 @@ def test_smoke_run_writes_every_section_with_sane_figures(tmp_path):
     assert "| **mean** |" in (out / "PERSONALISATION.md").read_text()
     browser = personal["browser"]  # the Chromium half: every training runtime timed, one personalisation per run
     assert {(row["runtime"], row["backend"]) for row in browser["steps"]} == {
-        ("onnxjs", "cpu"), ("onnxjs", "wasm"), ("onnxruntime-web", "wasm")}
+        ("onnxjs", "cpu"),
+        ("onnxjs", "wasm"),
+        ("onnxruntime-web", "wasm"),
+    }
     assert all(row["median_ms"] > 0 and row["max_abs_diff"] <= 1e-5 for row in browser["steps"]), browser["steps"]
     trained = [run for run in browser["personalise"] if "policy" in run]
     assert len(trained) == 3 and all("error" not in run and run["steps"] >= 1 and run["wallMs"] > 0 for run in trained), trained

@@ -49,7 +49,10 @@ def _rows(b1_by_round: list[float]) -> list[CloudRow]:
 def test_ratios_are_taken_within_each_round_then_summarised():
     [summary] = cloud_ratios(_rows([90.0, 150.0, 120.0]))
     assert (summary["b1_over_flask"].median, summary["b1_over_flask"].low, summary["b1_over_flask"].high) == (
-        pytest.approx(1.2), pytest.approx(0.9), pytest.approx(1.5))  # fmt: skip
+        pytest.approx(1.2),
+        pytest.approx(0.9),
+        pytest.approx(1.5),
+    )
     assert summary["b8_over_b1"].low == summary["b8_over_b1"].high == pytest.approx(2.0)
     assert summary["b8_wait_over_b1"].median == pytest.approx(0.25)
     assert summary["b1_over_torchserve"] is None  # not measured
@@ -63,15 +66,21 @@ def test_a_stack_belongs_to_its_leaf_most_known_frame():
     root = "<module> (mms/model_service_worker.py:240);MXNetModelServiceWorker.handle_connection (mms/model_service_worker.py:141)"
     handle = root + ";Service.predict (mms/service.py:100);handle (mms_handlers/service.py:190)"
     batch = handle + ";ModelService.handle_batch (mms_handlers/service.py:84)"
-    assert hot_path.stage_of(batch + ";ModelService._prepare (mms_handlers/service.py:110);parse_json "
-                             "(mms_handlers/codecs.py:230)") == hot_path.DECODE  # fmt: skip
+    assert (
+        hot_path.stage_of(batch + ";ModelService._prepare (mms_handlers/service.py:110);parse_json (mms_handlers/codecs.py:230)")
+        == hot_path.DECODE
+    )
     assert hot_path.stage_of(batch + ";_json_array (mms_handlers/signature.py:107);asarray (numpy/core/x.py:1)") == hot_path.DECODE
     assert hot_path.stage_of(batch + ";run (mms_handlers/engines/ort.py:59);Session.run (onnxruntime/capi/x.py:3)") == hot_path.ORT
     assert hot_path.stage_of(batch + ";PlainJsonCodec.encode.<locals>.<dictcomp> (mms_handlers/codecs.py:74)") == hot_path.ENCODE
     assert hot_path.stage_of(batch) == hot_path.HANDLER
     assert hot_path.stage_of(root + ";emit_metrics (mms/service.py:150);Logger.info (logging/__init__.py:1489)") == hot_path.MMS_METRICS
-    assert hot_path.stage_of(root + ";retrieve_msg (mms/protocol/otf_message_handler.py:40);_retrieve_buffer "
-                             "(mms/protocol/otf_message_handler.py:160)") == hot_path.MMS_READ  # fmt: skip
+    assert (
+        hot_path.stage_of(
+            root + ";retrieve_msg (mms/protocol/otf_message_handler.py:40);_retrieve_buffer (mms/protocol/otf_message_handler.py:160)"
+        )
+        == hot_path.MMS_READ
+    )
     assert hot_path.stage_of(root) == hot_path.MMS_ANSWER  # the socket send in handle_connection itself
     assert hot_path.stage_of("f (elsewhere.py:1)") == hot_path.OTHER
     counts = hot_path.stage_samples(f"{batch} 3\n{root} 2\nnot a sample line\n")
@@ -83,8 +92,9 @@ def _env() -> dict[str, str]:
 
 
 def test_bad_rounds_exit_2():
-    done = subprocess.run([sys.executable, "-m", "benchmarks.cloud_rounds", "--rounds", "0"], cwd=REPO,
-                          capture_output=True, text=True, env=_env())  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cloud_rounds", "--rounds", "0"], cwd=REPO, capture_output=True, text=True, env=_env()
+    )
     assert done.returncode == 2 and "--rounds" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -92,15 +102,38 @@ def test_bad_rounds_exit_2():
 @pytest.mark.keras
 def test_smoke_runs_measure_every_peer_in_every_round_then_profile_the_stages(tmp_path):
     out = tmp_path / "results"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.cloud_rounds", "--smoke", "--out", str(out),
-                           "--work", str(tmp_path / "work")], cwd=REPO, capture_output=True, text=True,
-                          env=_env())  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cloud_rounds", "--smoke", "--out", str(out), "--work", str(tmp_path / "work")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     _check_rounds(out)
 
-    done = subprocess.run([sys.executable, "-m", "benchmarks.hot_path", "--reuse", "--models", "mlp", "--concurrency",
-                           "1", "--seconds", "1", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "profile")],
-                          cwd=REPO, capture_output=True, text=True, env=_env())  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.hot_path",
+            "--reuse",
+            "--models",
+            "mlp",
+            "--concurrency",
+            "1",
+            "--seconds",
+            "1",
+            "--work",
+            str(tmp_path / "work"),
+            "--out",
+            str(tmp_path / "profile"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "building" not in done.stderr  # --reuse: the smoke run's models
     [profile] = json.loads((tmp_path / "profile" / "hot_path.json").read_text())["profiles"]

@@ -20,8 +20,12 @@ def test_late_clients_count_only_in_buffered_rounds(tmp_path: Path) -> None:
     version_dir = write_version(tmp_path, "fc", "1", model)
     make_trainable(version_dir)
     clients = [person(seed) for seed in (2, 3, 4)]
-    runs = {mode: simulate(version_dir, clients, {2}, person(9, 40), mode=mode, buffer=2, max_staleness=2, updates=6,
-                           epochs=1, learning_rate=0.05) for mode in ("synchronous", "buffered")}  # fmt: skip
+    runs = {
+        mode: simulate(
+            version_dir, clients, {2}, person(9, 40), mode=mode, buffer=2, max_staleness=2, updates=6, epochs=1, learning_rate=0.05
+        )
+        for mode in ("synchronous", "buffered")
+    }
     synchronous, buffered = runs["synchronous"], runs["buffered"]
     assert (synchronous.accepted, synchronous.versions, buffered.accepted, buffered.versions) == (6, 3, 6, 3)
     assert synchronous.late_accepted == 0 and synchronous.refused.get("stale-base", 0) >= 1

@@ -29,8 +29,15 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("reliability")
     store = root / "store"
     build_archive(models.mlp(root / "registry"), store)
-    config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
-                          workers=WORKERS, batch_size=1, job_queue_size=256, runtime_dir=root / "mms")  # fmt: skip
+    config = ServerConfig(
+        model_store=store,
+        inference_port=free_port(),
+        management_port=free_port(),
+        workers=WORKERS,
+        batch_size=1,
+        job_queue_size=256,
+        runtime_dir=root / "mms",
+    )
     with MmsServer(config) as server:
         server.register("mlp.mar")
         yield server
@@ -38,9 +45,11 @@ def served(tmp_path_factory):
 
 def test_sustained_load_has_no_errors_and_flat_memory(served):
     report = soak(served, "mlp", BODY, seconds=8.0, concurrency=32, warmup_fraction=0.4)
-    print(f"\nsoak 8 s at c=32: {report.requests} requests, {report.requests_per_s} req/s, errors {report.errors}, "
-          f"Java {report.java_mb_after_warmup} MB ({report.java_growth_pct:+} %), "
-          f"workers {report.workers_mb_after_warmup} MB ({report.workers_growth_pct:+} %)")  # fmt: skip
+    print(
+        f"\nsoak 8 s at c=32: {report.requests} requests, {report.requests_per_s} req/s, errors {report.errors}, "
+        f"Java {report.java_mb_after_warmup} MB ({report.java_growth_pct:+} %), "
+        f"workers {report.workers_mb_after_warmup} MB ({report.workers_growth_pct:+} %)"
+    )
     assert report.requests > 100
     assert report.errors == 0 and report.statuses == {"200": report.requests}
     assert len(report.samples) >= 8 and all(s.java_kb > 0 and s.workers_kb > 0 for s in report.samples)
@@ -53,8 +62,10 @@ def test_a_worker_killed_under_load_is_replaced_and_only_its_request_fails(serve
     forks_before = served.handler_pids()
     assert len(forks_before) == WORKERS
     report = kill_under_load(served, "mlp", BODY, concurrency=16, target="worker", timeout_s=10.0)
-    print(f"\nkill -9 at c=16: {report.requests} requests, {report.failures} failed of {report.in_flight_at_kill} "
-          f"in flight, worker replaced after {report.restarted_s} s, new worker answering after {report.recovered_s} s")  # fmt: skip
+    print(
+        f"\nkill -9 at c=16: {report.requests} requests, {report.failures} failed of {report.in_flight_at_kill} "
+        f"in flight, worker replaced after {report.restarted_s} s, new worker answering after {report.recovered_s} s"
+    )
     assert report.unfinished == 0 and report.longest_request_s <= report.timeout_s
     # MMS fails only what the dead process held: at batch size 1, one request at most, with MMS's JSON message.
     # Which one is the kernel's timing: the process may still take a request sent after os.kill() returned
@@ -71,8 +82,10 @@ def test_a_killed_backend_is_started_again_by_the_supervisor_and_its_queue_serve
     """MMS 1.1.11 alone would retry the dead backend's socket with a growing back-off while /ping says Healthy."""
     recoveries = len(served.supervisor.recoveries)
     report = kill_under_load(served, "mlp", BODY, concurrency=16, target="backend", timeout_s=10.0)
-    print(f"\nbackend kill -9 at c=16: {report.requests} requests, {report.failures} failed of {report.in_flight_at_kill} "
-          f"in flight ({report.failure_statuses}), serving again after {report.recovered_s} s")  # fmt: skip
+    print(
+        f"\nbackend kill -9 at c=16: {report.requests} requests, {report.failures} failed of {report.in_flight_at_kill} "
+        f"in flight ({report.failure_statuses}), serving again after {report.recovered_s} s"
+    )
     assert [r.model for r in served.supervisor.recoveries[recoveries:]] == ["mlp"]
     assert served.supervisor.recoveries[-1].error is None
     assert report.unfinished == 0 and report.longest_request_s <= report.timeout_s
@@ -88,8 +101,9 @@ def test_a_flood_past_the_queue_gets_quick_503s_and_leaves_the_workers_alone(tmp
     """64 clients against a queue of 2: the excess is refused at once with MMS's JSON 503, nothing dies."""
     store = tmp_path / "store"
     build_archive(models.mlp(tmp_path / "registry"), store)
-    config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
-                          job_queue_size=2, runtime_dir=tmp_path / "mms")  # fmt: skip
+    config = ServerConfig(
+        model_store=store, inference_port=free_port(), management_port=free_port(), job_queue_size=2, runtime_dir=tmp_path / "mms"
+    )
     with MmsServer(config) as server:
         server.register("mlp.mar")
         pids = server.worker_pids()

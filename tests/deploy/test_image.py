@@ -32,8 +32,9 @@ EXIT_LIMIT_S = DRAIN_S + 20.0  # drain, then MMS's own stop; Kubernetes' grace p
 
 def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, CONTAINERS_CONF=str(CONF))
-    return subprocess.run(["podman", "--runtime", "/usr/sbin/runc", *args], env=env, capture_output=True, text=True,
-                          check=check, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        ["podman", "--runtime", "/usr/sbin/runc", *args], env=env, capture_output=True, text=True, check=check, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,7 @@ def image() -> str:
     if shutil.which("podman") is None:
         pytest.fail("podman is not installed: `make system` installs it (APT_PACKAGES)")
     env = dict(os.environ, PYTHON=os.environ.get("PYTHON", str(Path(os.sys.executable))))
-    built = subprocess.run([str(REPO / "deploy" / "container" / "build-image.sh")], env=env, capture_output=True,
-                           text=True, timeout=900)  # fmt: skip
+    built = subprocess.run([str(REPO / "deploy" / "container" / "build-image.sh")], env=env, capture_output=True, text=True, timeout=900)
     assert built.returncode == 0, built.stderr[-2000:]
     return built.stdout.strip().splitlines()[-1]
 
@@ -62,10 +62,27 @@ def test_image_watching_a_mounted_registry_follows_a_new_version(image, tmp_path
     registry = tmp_path / "registry"
     publish(registry, "plus", 1)
     port = free_port()
-    run = podman("run", "-d", "--network", "host", "-v", f"{registry}:/models/registry:ro",
-                 "-e", "EDGECLOUD_REGISTRY=/models/registry", "-e", f"EDGECLOUD_PORT={port}",
-                 "-e", f"EDGECLOUD_MMS_INFERENCE_PORT={free_port()}", "-e", f"EDGECLOUD_MMS_MANAGEMENT_PORT={free_port()}",
-                 "-e", "EDGECLOUD_JAVA_HEAP=256", "-e", "EDGECLOUD_DRAIN_SECONDS=0", image)  # fmt: skip
+    run = podman(
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "-v",
+        f"{registry}:/models/registry:ro",
+        "-e",
+        "EDGECLOUD_REGISTRY=/models/registry",
+        "-e",
+        f"EDGECLOUD_PORT={port}",
+        "-e",
+        f"EDGECLOUD_MMS_INFERENCE_PORT={free_port()}",
+        "-e",
+        f"EDGECLOUD_MMS_MANAGEMENT_PORT={free_port()}",
+        "-e",
+        "EDGECLOUD_JAVA_HEAP=256",
+        "-e",
+        "EDGECLOUD_DRAIN_SECONDS=0",
+        image,
+    )
     container = run.stdout.strip()
     base = f"http://127.0.0.1:{port}"
     try:
@@ -83,10 +100,25 @@ def test_image_watching_a_mounted_registry_follows_a_new_version(image, tmp_path
 def test_image_predicts_and_drains_on_sigterm(image, tmp_path):
     build_archive(models.mlp(tmp_path / "registry"), tmp_path / "store")
     port = free_port()
-    run = podman("run", "-d", "--network", "host", "-v", f"{tmp_path / 'store'}:/models:ro",
-                 "-e", f"EDGECLOUD_PORT={port}", "-e", f"EDGECLOUD_MMS_INFERENCE_PORT={free_port()}",
-                 "-e", f"EDGECLOUD_MMS_MANAGEMENT_PORT={free_port()}", "-e", "EDGECLOUD_JAVA_HEAP=256",
-                 "-e", f"EDGECLOUD_DRAIN_SECONDS={DRAIN_S}", image)  # fmt: skip
+    run = podman(
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "-v",
+        f"{tmp_path / 'store'}:/models:ro",
+        "-e",
+        f"EDGECLOUD_PORT={port}",
+        "-e",
+        f"EDGECLOUD_MMS_INFERENCE_PORT={free_port()}",
+        "-e",
+        f"EDGECLOUD_MMS_MANAGEMENT_PORT={free_port()}",
+        "-e",
+        "EDGECLOUD_JAVA_HEAP=256",
+        "-e",
+        f"EDGECLOUD_DRAIN_SECONDS={DRAIN_S}",
+        image,
+    )
     container = run.stdout.strip()
     base = f"http://127.0.0.1:{port}"
     try:
@@ -132,9 +164,29 @@ def test_image_runs_the_aggregator_with_its_own_entrypoint(image, tmp_path):
         os.chown(path, 10001, 10001)
     tmp_path.chmod(0o755)
     port = free_port()
-    run = podman("run", "-d", "--network", "host", "-v", f"{registry}:/registry", "--entrypoint", "/usr/local/bin/edgecloud-aggregate",
-                 image, "--registry", "/registry", "--federated", "mlp", "--port", str(port), "--database", "/tmp/rounds.sqlite",
-                 "--min-clients", "1", "--drain-seconds", "1")  # fmt: skip
+    run = podman(
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "-v",
+        f"{registry}:/registry",
+        "--entrypoint",
+        "/usr/local/bin/edgecloud-aggregate",
+        image,
+        "--registry",
+        "/registry",
+        "--federated",
+        "mlp",
+        "--port",
+        str(port),
+        "--database",
+        "/tmp/rounds.sqlite",
+        "--min-clients",
+        "1",
+        "--drain-seconds",
+        "1",
+    )
     container = run.stdout.strip()
     base = f"http://127.0.0.1:{port}"
     try:

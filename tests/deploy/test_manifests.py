@@ -61,14 +61,19 @@ def test_the_kserve_check_refuses_unknown_fields_and_wrong_types():
     (service,) = by_kind(render("overlays/kserve"))["InferenceService"]
     predictor = service["spec"]["predictor"]
     container = {**predictor["containers"][0], "imagez": "x", "ports": [{"containerPort": "8080"}]}
-    broken = {**service, "spec": {"predictr": {}, "predictor": {**predictor, "minReplica": 1, "scaleTarget": "8",
-                                                                "containers": [container]}}}  # fmt: skip
+    broken = {
+        **service,
+        "spec": {"predictr": {}, "predictor": {**predictor, "minReplica": 1, "scaleTarget": "8", "containers": [container]}},
+    }
     code, problems = kserve_sdk.run("validate_inference_service.py", [broken])
     assert code == 1
-    for expected in ("spec.predictr: unknown field of V1beta1InferenceServiceSpec",
-                     "spec.predictor.minReplica: unknown field of V1beta1PredictorSpec",
-                     "spec.predictor.scaleTarget: expected int", "containers[0].imagez: Extra inputs are not permitted",
-                     "containers[0].ports.0.containerPort: Input should be a valid integer"):  # fmt: skip
+    for expected in (
+        "spec.predictr: unknown field of V1beta1InferenceServiceSpec",
+        "spec.predictor.minReplica: unknown field of V1beta1PredictorSpec",
+        "spec.predictor.scaleTarget: expected int",
+        "containers[0].imagez: Extra inputs are not permitted",
+        "containers[0].ports.0.containerPort: Input should be a valid integer",
+    ):
         assert expected in problems, problems
 
 
@@ -136,8 +141,9 @@ def test_aggregator_deployment_rules():
     registry_pod = registry["spec"]["template"]["spec"]
     (registry_mount,) = [m for m in registry_pod["containers"][0]["volumeMounts"] if m["name"] == "models"]
     assert registry_mount["subPath"] == "registry"
-    assert claim[mount["name"]] == next(v["persistentVolumeClaim"]["claimName"] for v in registry_pod["volumes"]
-                                        if v["name"] == registry_mount["name"])  # fmt: skip
+    assert claim[mount["name"]] == next(
+        v["persistentVolumeClaim"]["claimName"] for v in registry_pod["volumes"] if v["name"] == registry_mount["name"]
+    )
     (pvc,) = kinds["PersistentVolumeClaim"]
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
     (service,) = [s for s in kinds["Service"] if s["metadata"]["name"] == "edgecloud-aggregator"]
@@ -159,8 +165,7 @@ def test_image_requirements_carry_pyprojects_pins():
             name, version = line.split("==")
             pinned[name] = version
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    declared = dict(item.split("==") for item in project["dependencies"] + project["optional-dependencies"]["mxnet"]
-                    if "==" in item)  # fmt: skip
+    declared = dict(item.split("==") for item in project["dependencies"] + project["optional-dependencies"]["mxnet"] if "==" in item)
     for name, version in pinned.items():
         assert declared.get(name) == version, f"{name}: image {version}, pyproject {declared.get(name)}"
 
@@ -168,10 +173,18 @@ def test_image_requirements_carry_pyprojects_pins():
 # The first-party packages the image carries (build-image.sh copies them); the aggregator's included.
 SERVING_PACKAGES = ("mms_handlers", "registry", "aggregation")
 # Distributions the image's third-party imports come from (mxnet is best effort, never in the image).
-IMPORT_TO_DISTRIBUTION = {"numpy": "numpy", "onnx": "onnx", "onnxruntime": "onnxruntime", "orjson": "orjson",
-                          "prometheus_client": "prometheus-client", "model_archiver": "model-archiver",
-                          "mms": "multi-model-server", "jsonschema": "jsonschema", "psycopg": "psycopg[binary]",
-                          "psycopg_pool": "psycopg-pool"}  # fmt: skip
+IMPORT_TO_DISTRIBUTION = {
+    "numpy": "numpy",
+    "onnx": "onnx",
+    "onnxruntime": "onnxruntime",
+    "orjson": "orjson",
+    "prometheus_client": "prometheus-client",
+    "model_archiver": "model-archiver",
+    "mms": "multi-model-server",
+    "jsonschema": "jsonschema",
+    "psycopg": "psycopg[binary]",
+    "psycopg_pool": "psycopg-pool",
+}
 OPTIONAL_IMPORTS = {"mxnet"}
 
 

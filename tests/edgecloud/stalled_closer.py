@@ -36,8 +36,9 @@ class StallingPublisher:
 def main() -> None:
     registry, database, name, port, min_clients = sys.argv[1:]
     store = open_store(database)
-    service = FederatedService(store, FederatedSettings(min_clients=int(min_clients)), [load_model(Path(registry), name)],
-                               StallingPublisher(Path(registry)))  # fmt: skip
+    service = FederatedService(
+        store, FederatedSettings(min_clients=int(min_clients)), [load_model(Path(registry), name)], StallingPublisher(Path(registry))
+    )
     server = AggregatorServer(service, port=int(port)).start()
     print(f"ready {server.url}", flush=True)
     run_ticker(service, threading.Event(), every=0.2)

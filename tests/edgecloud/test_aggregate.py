@@ -33,8 +33,14 @@ def delta() -> dict[str, np.ndarray]:
 
 
 def update_body(client: str, samples: int, values: dict[str, np.ndarray], base: str) -> bytes:
-    return json.dumps({"client": client, "base_version": base, "samples": samples,
-                       "delta": {n: {"shape": list(v.shape), "data": v.ravel().tolist()} for n, v in values.items()}}).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "client": client,
+            "base_version": base,
+            "samples": samples,
+            "delta": {n: {"shape": list(v.shape), "data": v.ravel().tolist()} for n, v in values.items()},
+        }
+    ).encode()
 
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None):
@@ -58,10 +64,26 @@ class Aggregate:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "edgecloud", "aggregate", "--registry", str(registry), "--federated", "mlp",
-             "--database", database, "--port", str(self.port), *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "edgecloud",
+                "aggregate",
+                "--registry",
+                str(registry),
+                "--federated",
+                "mlp",
+                "--database",
+                database,
+                "--port",
+                str(self.port),
+                *flags,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         for line in self.process.stdout:
             if line.startswith("Press Ctrl-C"):
                 return
@@ -116,8 +138,18 @@ def folders(registry: Path) -> list[str]:
 
 def test_one_process_on_sqlite_serves_the_api_health_metrics_cors_limits_and_drains(tmp_path: Path) -> None:
     registry = make_registry(tmp_path)
-    aggregator = Aggregate(registry, str(tmp_path / "rounds.sqlite"), "--min-clients", "2", "--max-update-bytes", "4096",
-                           "--cors-origin", "http://page.example", "--drain-seconds", "30")  # fmt: skip
+    aggregator = Aggregate(
+        registry,
+        str(tmp_path / "rounds.sqlite"),
+        "--min-clients",
+        "2",
+        "--max-update-bytes",
+        "4096",
+        "--cors-origin",
+        "http://page.example",
+        "--drain-seconds",
+        "30",
+    )
     try:
         assert http("GET", f"{aggregator.url}/live")[::2] == (200, {"live": True})
         assert http("GET", f"{aggregator.url}/ready")[::2] == (200, {"ready": True})
@@ -126,7 +158,11 @@ def test_one_process_on_sqlite_serves_the_api_health_metrics_cors_limits_and_dra
         status, head, _ = http("GET", f"{aggregator.url}/federated/mlp", headers={"Origin": "http://elsewhere.example"})
         assert status == 200 and "Access-Control-Allow-Origin" not in head
         status, head, _ = http("OPTIONS", f"{aggregator.url}/federated/mlp/updates", headers={"Origin": "http://page.example"})
-        assert status == 204 and head["Access-Control-Allow-Origin"] == "http://page.example" and "POST" in head["Access-Control-Allow-Methods"]
+        assert (
+            status == 204
+            and head["Access-Control-Allow-Origin"] == "http://page.example"
+            and "POST" in head["Access-Control-Allow-Methods"]
+        )
 
         status, _, answer = http("POST", f"{aggregator.url}/federated/mlp/updates", b"x" * 5000)
         assert (status, answer["error"]) == (413, "too-large")
@@ -163,10 +199,9 @@ def test_two_replicas_on_postgres_close_each_round_exactly_once(tmp_path: Path, 
             sent = [(n, delta()) for n in (1, 2, 3, 4)]
             answers: list[int] = []
             threads = [
-                threading.Thread(target=lambda i=i: answers.append(
-                    replicas[i % 2].post(f"client-{base}-{i:04d}", *sent[i], base=base)[0]))
+                threading.Thread(target=lambda i=i: answers.append(replicas[i % 2].post(f"client-{base}-{i:04d}", *sent[i], base=base)[0]))
                 for i in range(4)
-            ]  # fmt: skip
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -184,8 +219,9 @@ def test_two_replicas_on_postgres_close_each_round_exactly_once(tmp_path: Path, 
         for replica in replicas:
             replica.stop()
     with psycopg.connect(postgres_url) as conn:
-        rounds = conn.execute("SELECT id, base_version, new_version, (SELECT COUNT(*) FROM updates u WHERE u.round_id = r.id) "
-                              "FROM rounds r ORDER BY id").fetchall()  # fmt: skip
+        rounds = conn.execute(
+            "SELECT id, base_version, new_version, (SELECT COUNT(*) FROM updates u WHERE u.round_id = r.id) FROM rounds r ORDER BY id"
+        ).fetchall()
     assert rounds == [(1, "1", "2", 4), (2, "2", "3", 4), (3, "3", None, 0)]
 
 
@@ -194,15 +230,19 @@ def test_a_replica_killed_while_closing_leaves_the_round_to_another(tmp_path: Pa
     closer_port = free_port()
     closer = subprocess.Popen(
         [sys.executable, "-m", "tests.edgecloud.stalled_closer", str(registry), postgres_url, "mlp", str(closer_port), "2"],
-        stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     other = None
     try:
         assert closer.stdout.readline().startswith("ready")
         sent = [(2, delta()), (6, delta())]
         for i, (n, values) in enumerate(sent):
-            status, _, _ = http("POST", f"http://127.0.0.1:{closer_port}/federated/mlp/updates",
-                                update_body(f"client-{i:04d}", n, values, "1"))  # fmt: skip
+            status, _, _ = http(
+                "POST", f"http://127.0.0.1:{closer_port}/federated/mlp/updates", update_body(f"client-{i:04d}", n, values, "1")
+            )
             assert status == 200
         assert closer.stdout.readline().strip() == "written 2"  # version 2 is on disk, latest.json not moved yet
         assert latest(registry) == "1"
@@ -229,12 +269,16 @@ def test_a_replica_killed_while_closing_leaves_the_round_to_another(tmp_path: Pa
         if other is not None:
             other.stop()
     with psycopg.connect(postgres_url) as conn:
-        rounds = conn.execute("SELECT id, new_version, (SELECT COUNT(*) FROM updates u WHERE u.round_id = r.id) FROM rounds r ORDER BY id").fetchall()
+        rounds = conn.execute(
+            "SELECT id, new_version, (SELECT COUNT(*) FROM updates u WHERE u.round_id = r.id) FROM rounds r ORDER BY id"
+        ).fetchall()
     assert rounds == [(1, "2", 2), (2, "3", 2), (3, None, 0)]
 
 
 def test_database_down_or_read_only_is_503_with_retry_after_and_loses_nothing(
-    tmp_path: Path, postgres: PostgresCluster, postgres_url: str  # noqa: F811
+    tmp_path: Path,
+    postgres: PostgresCluster,  # noqa: F811
+    postgres_url: str,  # noqa: F811
 ) -> None:
     registry = make_registry(tmp_path)
     aggregator = Aggregate(registry, postgres_url, "--min-clients", "5")
@@ -306,6 +350,9 @@ def test_client_secret_takes_only_signed_updates_and_counts_the_others(tmp_path:
         status, _, answer = http("POST", f"{aggregator.url}/federated/mlp/updates", json.dumps({**body, "token": token}).encode())
         assert (status, answer["accepted"]) == (200, True)
         metrics = http("GET", f"{aggregator.url}/metrics")[2]
-        assert "edgecloud_federated_updates_unauthorized_total" in metrics and 'edgecloud_federated_updates_accepted_total{model="mlp"} 1.0' in metrics
+        assert (
+            "edgecloud_federated_updates_unauthorized_total" in metrics
+            and 'edgecloud_federated_updates_accepted_total{model="mlp"} 1.0' in metrics
+        )
     finally:
         aggregator.stop()

@@ -18,8 +18,21 @@ from edgecloud.cli import main as cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.keras]
 
-TINY = ["--trials", "2", "--epochs", "1", "--people", "3", "--validation-people", "1",
-        "--seconds-per-person", "12", "--stride", "10", "--allow-worse"]  # fmt: skip
+TINY = [
+    "--trials",
+    "2",
+    "--epochs",
+    "1",
+    "--people",
+    "3",
+    "--validation-people",
+    "1",
+    "--seconds-per-person",
+    "12",
+    "--stride",
+    "10",
+    "--allow-worse",
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +78,9 @@ def test_built_model_exports_archives_and_mms_answers_like_keras(tiny_build, reg
     import keras
 
     out, _ = tiny_build
-    assert cli(["export", str(out / "model.keras"), "--sample", str(out / "sample.npy"), "--name", "builder_ecg",
-                "--out", str(registry)]) == 0  # fmt: skip
+    assert (
+        cli(["export", str(out / "model.keras"), "--sample", str(out / "sample.npy"), "--name", "builder_ecg", "--out", str(registry)]) == 0
+    )
     manifest = json.loads((registry / "builder_ecg" / "1" / "model.json").read_text())
     assert manifest["inputs"] == [{"name": "window", "dtype": "float32", "shape": [None, 250, 1]}]
     assert manifest["outputs"] == [{"name": "forecast", "dtype": "float32", "shape": [None, 25]}]

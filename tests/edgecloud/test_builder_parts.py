@@ -236,8 +236,20 @@ def test_bad_build_options_exit_2_with_one_line(tmp_path, capsys, options, messa
 @pytest.mark.keras
 def test_a_search_where_every_trial_fails_exits_1_naming_the_error(user_templates, tmp_path, capsys):
     tiny = ["--people", "2", "--validation-people", "1", "--seconds-per-person", "4", "--stride", "50"]
-    code = cli(["build", "--template", "user_ecg_templates:fails_to_train", "--trials", "2", "--epochs", "1",
-                "--out", str(tmp_path / "out"), *tiny])  # fmt: skip
+    code = cli(
+        [
+            "build",
+            "--template",
+            "user_ecg_templates:fails_to_train",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+            *tiny,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert [line.split("  ")[0] for line in err if line.startswith("build: trial")] == ["build: trial 1/2", "build: trial 2/2"]

@@ -43,7 +43,10 @@ def one_error_line(capsys) -> str:
         (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--inference-port", "40000"], "--inference-port 40000"),
         (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--java-heap", "64"], "--java-heap must be at least 128 MB, got 64"),
         (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--web-port", "70000"], "--web-port 70000: not a TCP port"),
-        (["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--host", "0.0.0.0"], "--host 0.0.0.0 listens on every address, so the page's origin is not known here: give --cors-origin"),
+        (
+            ["serve", "--model-store", "{tmp}", "--registry", "{tmp}", "--host", "0.0.0.0"],
+            "--host 0.0.0.0 listens on every address, so the page's origin is not known here: give --cors-origin",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, fragment):
@@ -102,10 +105,27 @@ def _spawn_serve(tmp_path: Path) -> tuple[subprocess.Popen, list[int], Path]:
     ports = [free_port() for _ in range(3)]
     runtime_tmp = Path(tempfile.mkdtemp(prefix="ect-", dir="/tmp"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "edgecloud", "serve", "--model-store", str(store), "--registry", str(registry),
-         "--inference-port", str(ports[0]), "--management-port", str(ports[1]), "--web-port", str(ports[2])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(runtime_tmp)},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "edgecloud",
+            "serve",
+            "--model-store",
+            str(store),
+            "--registry",
+            str(registry),
+            "--inference-port",
+            str(ports[0]),
+            "--management-port",
+            str(ports[1]),
+            "--web-port",
+            str(ports[2]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(runtime_tmp)},
+    )
     return process, ports, runtime_tmp
 
 

@@ -47,8 +47,7 @@ def site(tmp_path: Path):
 
 
 def post(url: str, client: str, base: str, value: float, samples: int) -> tuple[int, dict]:
-    body = {"client": f"client-{client}", "base_version": base, "samples": samples,
-            "delta": {"w": {"shape": [2, 2], "data": [value] * 4}}}  # fmt: skip
+    body = {"client": f"client-{client}", "base_version": base, "samples": samples, "delta": {"w": {"shape": [2, 2], "data": [value] * 4}}}
     request = urllib.request.Request(f"{url}/federated/m/updates", json.dumps(body).encode(), {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
@@ -63,8 +62,10 @@ def test_stale_updates_within_the_bound_count_with_their_weight_and_older_ones_a
     assert post(url, "a0000002", "1", 0.0, 1)[0] == 200
     service.tick()  # version 2
     version_2 = publisher.published[-1]["w"]
-    assert post(url, "b0000001", "2", 4.0, 1) == (200, {"accepted": True, "round": 2, "base_version": "2", "norm": 8.0,
-                                                     "clipped": False, "staleness": 0, "weight": 1.0})  # fmt: skip
+    assert post(url, "b0000001", "2", 4.0, 1) == (
+        200,
+        {"accepted": True, "round": 2, "base_version": "2", "norm": 8.0, "clipped": False, "staleness": 0, "weight": 1.0},
+    )
     status, answer = post(url, "b0000002", "1", 8.0, 3)  # computed on version 1, one behind
     assert (status, answer["staleness"], answer["weight"]) == (200, 1, 0.5)
     service.tick()  # version 3 = version 2 + (1·4 + 3·0.5·8) / 4

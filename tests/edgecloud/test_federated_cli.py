@@ -46,10 +46,14 @@ def folders(tmp_path: Path) -> tuple[Path, Path]:
         (["--federated", "mlp", "--rounds", "buffered"], "--buffer must be at least 1 update with --rounds buffered"),
         (["--federated", "mlp", "--buffer", "4"], "--buffer applies to buffered rounds only: add --rounds buffered"),
         (["--federated", "mlp", "--max-staleness", "2"], "--max-staleness applies to buffered rounds only"),
-        (["--federated", "mlp", "--rounds", "buffered", "--buffer", "4", "--max-staleness", "-1"],
-         "--max-staleness must be a number of versions >= 0"),
-        (["--federated", "mlp", "--rounds", "buffered", "--buffer", "4", "--min-clients", "2"],
-         "--min-clients applies to synchronous rounds; buffered rounds close with --buffer K"),
+        (
+            ["--federated", "mlp", "--rounds", "buffered", "--buffer", "4", "--max-staleness", "-1"],
+            "--max-staleness must be a number of versions >= 0",
+        ),
+        (
+            ["--federated", "mlp", "--rounds", "buffered", "--buffer", "4", "--min-clients", "2"],
+            "--min-clients applies to synchronous rounds; buffered rounds close with --buffer K",
+        ),
         (["--federated", "mlp", "--client-secret", "/nonexistent/secret"], "--client-secret: cannot read the client secret"),
     ],
 )

@@ -30,8 +30,10 @@ from tests.builders import write_trainable_version_dir
 
 NAME = "mlp"
 RNG = np.random.default_rng(5)
-CLIENTS = [(f"client-{i:04d}", n, {"head.weight": RNG.normal(0, 0.1, (8, 2)), "head.bias": RNG.normal(0, 0.1, 2)})
-           for i, n in enumerate((10, 20, 30))]  # fmt: skip
+CLIENTS = [
+    (f"client-{i:04d}", n, {"head.weight": RNG.normal(0, 0.1, (8, 2)), "head.bias": RNG.normal(0, 0.1, 2)})
+    for i, n in enumerate((10, 20, 30))
+]
 
 # The child: three updates into round 1, then the close, killed at FAULT.
 CHILD = """
@@ -70,8 +72,12 @@ def test_a_publication_killed_midway_leaves_nothing_served_and_its_round_closes_
     build_archive(base_dir, store_dir)
     base = trainable_parameters(base_dir)
 
-    child = subprocess.run([sys.executable, "-c", CHILD, str(registry), str(store_dir), database, fault, _updates()],
-                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(registry), str(store_dir), database, fault, _updates()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert child.returncode == -9, child.stderr[-2000:]
     model_dir = registry / NAME
     left = sorted(p.name for p in model_dir.iterdir() if p.is_dir())
@@ -91,8 +97,7 @@ def test_a_publication_killed_midway_leaves_nothing_served_and_its_round_closes_
     mms = SimpleNamespace(config=SimpleNamespace(model_store=store_dir), register=registered.append)
     store = SqliteStore(database)
     try:
-        service = FederatedService(store, FederatedSettings(min_clients=3), [load_model(registry, NAME)],
-                                   ServingPublisher(registry, mms))  # fmt: skip
+        service = FederatedService(store, FederatedSettings(min_clients=3), [load_model(registry, NAME)], ServingPublisher(registry, mms))
         described = service.describe(NAME)
         assert (described["round"], described["base_version"], described["accepted"]) == (1, "1", 3)
         service.tick()
@@ -122,8 +127,7 @@ def test_a_publication_mms_refuses_leaves_no_version_behind(tmp_path: Path) -> N
     mms = SimpleNamespace(config=SimpleNamespace(model_store=store_dir), register=refuse)
     store = SqliteStore(tmp_path / "federated.sqlite")
     try:
-        service = FederatedService(store, FederatedSettings(min_clients=3), [load_model(registry, NAME)],
-                                   ServingPublisher(registry, mms))  # fmt: skip
+        service = FederatedService(store, FederatedSettings(min_clients=3), [load_model(registry, NAME)], ServingPublisher(registry, mms))
         for client, samples, delta in CLIENTS:
             service.submit(NAME, Update(client, "1", samples, delta))
         service.tick()

@@ -31,8 +31,10 @@ from tests.builders import write_trainable_version_dir
 from tests.conftest import free_port
 
 RNG = np.random.default_rng(11)
-CLIENTS = [(f"client-{i:04d}", samples, {"head.weight": RNG.normal(0, 0.1, (8, 2)), "head.bias": RNG.normal(0, 0.1, 2)})
-           for i, samples in enumerate((10, 20, 30))]  # fmt: skip
+CLIENTS = [
+    (f"client-{i:04d}", samples, {"head.weight": RNG.normal(0, 0.1, (8, 2)), "head.bias": RNG.normal(0, 0.1, 2)})
+    for i, samples in enumerate((10, 20, 30))
+]
 
 
 def _http(method: str, url: str, body: dict | bytes | None = None) -> tuple[int, dict]:
@@ -46,8 +48,12 @@ def _http(method: str, url: str, body: dict | bytes | None = None) -> tuple[int,
 
 
 def _update(client: str, samples: int, delta: dict, base: str = "1") -> dict:
-    return {"client": client, "base_version": base, "samples": samples,
-            "delta": {n: {"shape": list(v.shape), "data": v.ravel().tolist()} for n, v in delta.items()}}  # fmt: skip
+    return {
+        "client": client,
+        "base_version": base,
+        "samples": samples,
+        "delta": {n: {"shape": list(v.shape), "data": v.ravel().tolist()} for n, v in delta.items()},
+    }
 
 
 class Serve:
@@ -63,11 +69,31 @@ class Serve:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "edgecloud", "serve", "--model-store", str(self.store), "--registry", str(self.registry),
-             "--inference-port", str(self.ports[0]), "--management-port", str(self.ports[1]), "--web-port", str(self.ports[2]),
-             "--federated", "mlp", "--min-clients", "3"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(self.tmp)},
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "edgecloud",
+                "serve",
+                "--model-store",
+                str(self.store),
+                "--registry",
+                str(self.registry),
+                "--inference-port",
+                str(self.ports[0]),
+                "--management-port",
+                str(self.ports[1]),
+                "--web-port",
+                str(self.ports[2]),
+                "--federated",
+                "mlp",
+                "--min-clients",
+                "3",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "TMPDIR": str(self.tmp)},
+        )
         for line in self.process.stdout:
             if line.startswith("Press Ctrl-C"):
                 return
@@ -199,8 +225,9 @@ def test_round_survives_sigterm_and_sigkill_then_closes_into_a_served_fedavg_ver
     finally:
         serve.terminate()
 
-    result = subprocess.run([sys.executable, "-m", "edgecloud", "federated", "status", str(serve.store / "mlp")],
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "edgecloud", "federated", "status", str(serve.store / "mlp")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     first_round = result.stdout.splitlines()[1].split()
     assert first_round[:4] == ["1", "1", "3", "60"] and first_round[-2:] == ["2", "(fedavg)"], result.stdout

@@ -28,9 +28,15 @@ from tests.conftest import free_port
 
 
 def post(url: str, client: str, base: str, token: str | None, rng: np.random.Generator) -> tuple[int, dict]:
-    body = {"client": client, "base_version": base, "samples": 10,
-            "delta": {"head.weight": {"shape": [8, 2], "data": rng.normal(0, 0.1, 16).tolist()},
-                      "head.bias": {"shape": [2], "data": rng.normal(0, 0.1, 2).tolist()}}}  # fmt: skip
+    body = {
+        "client": client,
+        "base_version": base,
+        "samples": 10,
+        "delta": {
+            "head.weight": {"shape": [8, 2], "data": rng.normal(0, 0.1, 16).tolist()},
+            "head.bias": {"shape": [2], "data": rng.normal(0, 0.1, 2).tolist()},
+        },
+    }
     if token:
         body["token"] = token
     request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
@@ -52,13 +58,37 @@ def test_serve_runs_buffered_rounds_that_take_only_tokened_updates(tmp_path: Pat
     tokens = {client: issue(secret, client, expires) for client in ("client-0001", "client-0002", "client-0003")}
     ports = [free_port() for _ in range(3)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "edgecloud", "serve", "--model-store", str(store), "--registry", str(registry),
-         "--inference-port", str(ports[0]), "--management-port", str(ports[1]), "--web-port", str(ports[2]),
-         "--federated", "mlp", "--rounds", "buffered", "--buffer", "2", "--max-staleness", "1",
-         "--client-secret", str(secret_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "edgecloud",
+            "serve",
+            "--model-store",
+            str(store),
+            "--registry",
+            str(registry),
+            "--inference-port",
+            str(ports[0]),
+            "--management-port",
+            str(ports[1]),
+            "--web-port",
+            str(ports[2]),
+            "--federated",
+            "mlp",
+            "--rounds",
+            "buffered",
+            "--buffer",
+            "2",
+            "--max-staleness",
+            "1",
+            "--client-secret",
+            str(secret_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "TMPDIR": tempfile.mkdtemp(prefix="ecb-", dir="/tmp")},
-    )  # fmt: skip
+    )
     rng = np.random.default_rng(5)
     updates = f"http://127.0.0.1:{ports[2]}/federated/mlp/updates"
     try:

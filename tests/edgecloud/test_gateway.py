@@ -55,8 +55,14 @@ def stack(tmp_path_factory):
     base = consecutive_free_ports(4)  # the replicas' MMS ports are derived: base, base+1, base+2, base+3
     server = ServerConfig(model_store=root / "store", inference_port=base, management_port=base + 1, java_heap_mb=256)
     gateway_port = free_port()
-    options = GatewayOptions(server=server, registry=root / "registry", replicas=2, gateway_port=gateway_port,
-                             web_port=free_port(), settings=ServingSettings(drain_seconds=3.0))  # fmt: skip
+    options = GatewayOptions(
+        server=server,
+        registry=root / "registry",
+        replicas=2,
+        gateway_port=gateway_port,
+        web_port=free_port(),
+        settings=ServingSettings(drain_seconds=3.0),
+    )
     stack = GatewayStack(options, runtime_dir=root / "run").start()
     yield stack
     stack.stop()
@@ -118,8 +124,13 @@ def test_a_replica_lost_under_load_fails_no_request_and_comes_back(stack, mode, 
     assert len(report.outcomes) > 200, "the load never got going"
     # The only failures a balancer cannot retry: answers the killed replica had begun to send (HAProxy
     # passed them on, then the connection broke). They were in flight at the kill; a drain has none.
-    unretryable = [o for o in report.failures if mode == "kill" and o.status in ("IncompleteRead", "RemoteDisconnected")
-                   and o.started <= report.hit_at <= o.finished <= report.hit_at + 5.0]  # fmt: skip
+    unretryable = [
+        o
+        for o in report.failures
+        if mode == "kill"
+        and o.status in ("IncompleteRead", "RemoteDisconnected")
+        and o.started <= report.hit_at <= o.finished <= report.hit_at + 5.0
+    ]
     failed = [(o.status, o.body[:120]) for o in report.failures if o not in unretryable]
     assert failed == [], f"{len(failed)} of {len(report.outcomes)} requests failed after the {mode}: {failed[:5]}"
     assert len(unretryable) <= 32, f"{len(unretryable)} answers cut off: more than were in flight"

@@ -22,8 +22,10 @@ from tests.edgecloud.test_cli import one_error_line
         (["--replicas", "0", "--gateway-port", "9000"], "--replicas must be at least 1, got 0"),
         (["--replicas", "2", "--gateway-port", "70000"], "--gateway-port 70000: not a TCP port"),
         (["--replicas", "2", "--gateway-port", "8083"], "--gateway-port 8083: the replicas' derived ports overlap"),
-        (["--replicas", "3", "--gateway-port", "9000", "--inference-port", "32764", "--management-port", "100"],
-         "--inference-port needs ports up to 32768 for 3 replicas"),
+        (
+            ["--replicas", "3", "--gateway-port", "9000", "--inference-port", "32764", "--management-port", "100"],
+            "--inference-port needs ports up to 32768 for 3 replicas",
+        ),
         (["--replicas", "2", "--gateway-port", "9000", "--drain-seconds", "-1"], "--drain-seconds must be at least 0"),
         (["--replicas", "2", "--gateway-port", "9000", "--cors-origin", "*"], "--cors-origin: behind the gateway"),
         (["--replicas", "2", "--gateway-port", "9000", "--client-secret", "secret"], "--client-secret: behind the gateway"),
@@ -42,7 +44,8 @@ def test_replica_ports_follow_the_flags():
 
 
 def test_replica_refuses_a_missing_store_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "mms_handlers.replica", "--model-store", str(tmp_path / "none")],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "mms_handlers.replica", "--model-store", str(tmp_path / "none")], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [f"replica: error: model store {tmp_path / 'none'}: no such folder"]

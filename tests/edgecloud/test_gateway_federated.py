@@ -46,12 +46,40 @@ def test_serve_replicas_with_aggregators_on_postgres(tmp_path: Path, postgres_ur
     base, gateway_port = consecutive_free_ports(4), free_port()
     gateway = f"http://127.0.0.1:{gateway_port}"
     serve = subprocess.Popen(
-        [sys.executable, "-m", "edgecloud", "serve", "--model-store", str(store), "--registry", str(registry),
-         "--replicas", "2", "--gateway-port", str(gateway_port), "--inference-port", str(base),
-         "--management-port", str(base + 1), "--web-port", str(free_port()), "--java-heap", "256",
-         "--federated", "mlp", "--federated-db", postgres_url, "--min-clients", "2", "--drain-seconds", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "edgecloud",
+            "serve",
+            "--model-store",
+            str(store),
+            "--registry",
+            str(registry),
+            "--replicas",
+            "2",
+            "--gateway-port",
+            str(gateway_port),
+            "--inference-port",
+            str(base),
+            "--management-port",
+            str(base + 1),
+            "--web-port",
+            str(free_port()),
+            "--java-heap",
+            "256",
+            "--federated",
+            "mlp",
+            "--federated-db",
+            postgres_url,
+            "--min-clients",
+            "2",
+            "--drain-seconds",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         for line in serve.stdout:
             if line.startswith("Press Ctrl-C"):

@@ -41,8 +41,14 @@ def stack(tmp_path_factory):
     build_archive(publish(registry, NAME, 1), root / "store")
     base = consecutive_free_ports(4)
     server = ServerConfig(model_store=root / "store", inference_port=base, management_port=base + 1, java_heap_mb=256)
-    options = GatewayOptions(server=server, registry=registry, replicas=2, gateway_port=free_port(), web_port=free_port(),
-                             settings=ServingSettings(drain_seconds=1.0))  # fmt: skip
+    options = GatewayOptions(
+        server=server,
+        registry=registry,
+        replicas=2,
+        gateway_port=free_port(),
+        web_port=free_port(),
+        settings=ServingSettings(drain_seconds=1.0),
+    )
     stack = GatewayStack(options, runtime_dir=root / "run").start()
     stack.registry = registry
     yield stack
@@ -64,8 +70,10 @@ def test_a_version_published_under_load_reaches_every_replica_with_no_failed_req
             time.sleep(0.05)
     assert load.failed() == [], f"{len(load.failed())} of {load.count()} failed: {load.failed()[:3]}"
     assert {a.version for a in load.answers if a.started >= max([seen, *reached])} == {2}
-    print(f"\npublish → every replica answering version 2: {max(reached) - published:.2f} s "
-          f"(replicas {', '.join(f'{t - published:.2f}' for t in reached)} s); {load.count()} requests, 0 failed")  # fmt: skip
+    print(
+        f"\npublish → every replica answering version 2: {max(reached) - published:.2f} s "
+        f"(replicas {', '.join(f'{t - published:.2f}' for t in reached)} s); {load.count()} requests, 0 failed"
+    )
 
 
 def test_serve_stopping_leaves_no_process_after_restarts(stack):
@@ -98,8 +106,7 @@ def test_serve_stopping_leaves_no_process_after_restarts(stack):
 
 def _backends(replica) -> set[int]:
     """PIDs of the MMS model backends of one replica (processes running MMS's worker script)."""
-    return {pid for pid in processes_with_env(MMS_LOG_VARIABLE, replica.root)
-            if model_of(arguments(pid)) is not None and _is_backend(pid)}  # fmt: skip
+    return {pid for pid in processes_with_env(MMS_LOG_VARIABLE, replica.root) if model_of(arguments(pid)) is not None and _is_backend(pid)}
 
 
 def _is_backend(pid: int) -> bool:

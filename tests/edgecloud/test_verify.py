@@ -34,9 +34,7 @@ def write_version(registry: Path, name: str, lowered: bool, graph=edge_graphs.so
     folder.mkdir(parents=True)
     onnx.save(model, folder / "model.onnx")
     (folder / SAMPLE_FILE).write_text(json.dumps(sample_json(sample)))
-    files, edge = edge_variant(
-        model, sample, onnxruntime_runner(model), parity_inputs(sample), folder, "model.onnx", enabled=lowered
-    )
+    files, edge = edge_variant(model, sample, onnxruntime_runner(model), parity_inputs(sample), folder, "model.onnx", enabled=lowered)
     files = {"model.onnx": file_entry(folder / "model.onnx"), SAMPLE_FILE: file_entry(folder / SAMPLE_FILE), **files}
     manifest = describe(folder, name, model, files, edge)
     write_manifest(folder, manifest)
@@ -84,8 +82,7 @@ def test_verify_names_the_first_operator_that_differs(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "MISMATCH: first differs at Softmax 'the-softmax' (output 's'" in result.stdout, result.stdout
     assert "first at Softmax 'the-softmax'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    cpu = next(row for row in json.loads((folder / "model.json").read_text())["edge"]["verified"]["results"]
-               if row["backend"] == "cpu")  # fmt: skip
+    cpu = next(row for row in json.loads((folder / "model.json").read_text())["edge"]["verified"]["results"] if row["backend"] == "cpu")
     assert cpu["first_difference"].startswith("Softmax 'the-softmax'"), cpu
     assert sorted(path.name for path in folder.iterdir()) == ["model.json", "model.onnx", "sample.json"]  # nothing left behind
 
@@ -126,7 +123,8 @@ def test_verify_without_chromium_says_so(tmp_path):
     folder = write_version(tmp_path, "no_browser", lowered=True)
     env_chromium = str(tmp_path / "no-such-chromium")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "EDGECLOUD_CHROMIUM": env_chromium}
-    result = subprocess.run([sys.executable, "-m", "edgecloud", "verify", str(folder)], capture_output=True, text=True,
-                            env=env, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "edgecloud", "verify", str(folder)], capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 1 and "Chromium not found" in result.stderr
     assert "Traceback" not in result.stderr

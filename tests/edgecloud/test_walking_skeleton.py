@@ -29,8 +29,7 @@ def post(url: str, body: bytes, content_type: str = "application/json") -> tuple
 @pytest.fixture(scope="module")
 def served_dense(dense_keras_model, registry, model_store, mms):
     model_path, sample_path = dense_keras_model
-    assert cli(["export", str(model_path), "--sample", str(sample_path), "--name", "dense", "--version", "1",
-                "--out", str(registry)]) == 0  # fmt: skip
+    assert cli(["export", str(model_path), "--sample", str(sample_path), "--name", "dense", "--version", "1", "--out", str(registry)]) == 0
     assert cli(["archive", str(registry / "dense" / "1"), "--out", str(model_store)]) == 0
     mms.register("dense.mar")
     mms.wait_until_healthy()
@@ -57,8 +56,7 @@ def test_browser_equals_mms_equals_keras(served_dense, mms, site, page):
     for backend in ("cpu", "wasm"):
         result = page.evaluate(
             "(args) => window.harness.runOnnxjs(args)",
-            {"modelUrl": f"/models/dense/1/{manifest['edge']['file']}", "backend": backend, "feeds": feeds,
-             "inputNames": ["x"]},  # fmt: skip
+            {"modelUrl": f"/models/dense/1/{manifest['edge']['file']}", "backend": backend, "feeds": feeds, "inputNames": ["x"]},
         )
         assert "error" not in result, result
         edge = np.asarray(result["outputs"]["y"]["data"], dtype=np.float32).reshape(4, 3)

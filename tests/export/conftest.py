@@ -40,8 +40,19 @@ def zoo_export(zoo_model, workdir: Path) -> Callable[[str], tuple[int, str, Path
             registry = workdir / "zoo-registry"
             err = io.StringIO()
             with contextlib.redirect_stderr(err):
-                code = cli(["export", str(model_path), "--sample", str(sample_path), "--name", name, "--out", str(registry),
-                            *export_flags(ZOO[name].framework)])  # fmt: skip
+                code = cli(
+                    [
+                        "export",
+                        str(model_path),
+                        "--sample",
+                        str(sample_path),
+                        "--name",
+                        name,
+                        "--out",
+                        str(registry),
+                        *export_flags(ZOO[name].framework),
+                    ]
+                )
             done[name] = (code, err.getvalue(), registry / name / "1")
         return done[name]
 

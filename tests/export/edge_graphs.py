@@ -51,8 +51,12 @@ def recurrent(op: str, direction: str = "forward", **attrs) -> tuple[onnx.ModelP
     gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
     seq, batch_input, hidden = 5, 3, 4
     dirs = 2 if direction == "bidirectional" else 1
-    inits = {"W": _w(dirs, gates * hidden, batch_input), "R": _w(dirs, gates * hidden, hidden),
-             "B": _w(dirs, 2 * gates * hidden), "h0": _w(dirs, 1, hidden)}  # fmt: skip
+    inits = {
+        "W": _w(dirs, gates * hidden, batch_input),
+        "R": _w(dirs, gates * hidden, hidden),
+        "B": _w(dirs, 2 * gates * hidden),
+        "h0": _w(dirs, 1, hidden),
+    }
     inputs = ["x", "W", "R", "B", "", "h0"]
     outputs = [value("Y", [seq, dirs, 1, hidden]), value("Y_h", [dirs, 1, hidden])]
     if op == "LSTM":
@@ -70,8 +74,13 @@ def squeeze_split_slice() -> tuple[onnx.ModelProto, dict]:
         helper.make_node("Add", ["s", "b"], ["t"]),
         helper.make_node("Squeeze", ["t", "ax0"], ["y"]),
     ]
-    inits = {"ax0": np.array([0], np.int64), "sizes": np.array([3, 3], np.int64), "starts": np.array([0], np.int64),
-             "ends": np.array([np.iinfo(np.int64).max], np.int64), "axes": np.array([-1], np.int64)}  # fmt: skip
+    inits = {
+        "ax0": np.array([0], np.int64),
+        "sizes": np.array([3, 3], np.int64),
+        "starts": np.array([0], np.int64),
+        "ends": np.array([np.iinfo(np.int64).max], np.int64),
+        "axes": np.array([-1], np.int64),
+    }
     return _model(nodes, [value("x", [None, 6])], [value("y", [None, 3])], inits), {"x": _w(1, 6)}
 
 
@@ -120,8 +129,18 @@ def linear_classifier(labels, post_transform: str = "SOFTMAX", norm: str | None 
     classes = len(labels)
     label_attr = {"classlabels_strings": [str(v) for v in labels]} if strings else {"classlabels_ints": list(labels)}
     scores = "scores" if norm else "probabilities"
-    nodes = [_ml("LinearClassifier", ["x"], ["label", scores], coefficients=(_w(classes, 5) * 4).ravel().tolist(),
-                 intercepts=_w(classes).tolist(), multi_class=1, post_transform=post_transform, **label_attr)]  # fmt: skip
+    nodes = [
+        _ml(
+            "LinearClassifier",
+            ["x"],
+            ["label", scores],
+            coefficients=(_w(classes, 5) * 4).ravel().tolist(),
+            intercepts=_w(classes).tolist(),
+            multi_class=1,
+            post_transform=post_transform,
+            **label_attr,
+        )
+    ]
     if norm:
         nodes.append(_ml("Normalizer", ["scores"], ["probabilities"], norm=norm))
     label_type = TensorProto.STRING if strings else TensorProto.INT64
@@ -158,8 +177,13 @@ def last_of_lstm_stack() -> tuple[onnx.ModelProto, dict]:
         helper.make_node("Squeeze", ["last", "ax0"], ["y"]),
     ]
     inits = {f"t{t}": np.array(t, np.int64) for t in range(3)}
-    inits |= {"ax0": np.array([0], np.int64), "ax1": np.array([1], np.int64), "ax01": np.array([0, 1], np.int64),
-              "minus1": np.array([-1], np.int64), "big": np.array([2**62], np.int64)}  # fmt: skip
+    inits |= {
+        "ax0": np.array([0], np.int64),
+        "ax1": np.array([1], np.int64),
+        "ax01": np.array([0, 1], np.int64),
+        "minus1": np.array([-1], np.int64),
+        "big": np.array([2**62], np.int64),
+    }
     return _model(nodes, [value("x", [None, 3, 4])], [value("y", [None, 4])], inits), {"x": _w(1, 3, 4)}
 
 

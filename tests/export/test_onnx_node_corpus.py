@@ -19,14 +19,35 @@ from export.verify import accepted_inputs, parity_inputs
 # a traceback before), operators with a function body onnx's strict inference fails on (mvn), and
 # plain ones from every family.
 EXPORTS = [
-    "test_col2im", "test_reshape_reordered_all_dims", "test_reshape_negative_dim", "test_split_variable_parts_1d_opset13",
-    "test_nllloss_NCd1d2_reduction_mean", "test_resize_upsample_sizes_nearest", "test_resize_downsample_scales_nearest",
-    "test_nonmaxsuppression_suppress_by_IOU", "test_mvn", "test_gather_negative_indices", "test_scatter_elements_with_axis",
-    "test_tile", "test_expand_dim_changed", "test_constantofshape_int_zeros", "test_slice_negative_axes", "test_loop11",
-    "test_if", "test_lstm_defaults", "test_basic_conv_with_padding", "test_maxpool_2d_pads", "test_softmax_axis_1",
-    "test_gemm_default_scalar_bias", "test_argmax_default_axis_example", "test_cumsum_1d", "test_where_example",
-    "test_add_bcast", "test_matmul_2d", "test_relu",
-]  # fmt: skip
+    "test_col2im",
+    "test_reshape_reordered_all_dims",
+    "test_reshape_negative_dim",
+    "test_split_variable_parts_1d_opset13",
+    "test_nllloss_NCd1d2_reduction_mean",
+    "test_resize_upsample_sizes_nearest",
+    "test_resize_downsample_scales_nearest",
+    "test_nonmaxsuppression_suppress_by_IOU",
+    "test_mvn",
+    "test_gather_negative_indices",
+    "test_scatter_elements_with_axis",
+    "test_tile",
+    "test_expand_dim_changed",
+    "test_constantofshape_int_zeros",
+    "test_slice_negative_axes",
+    "test_loop11",
+    "test_if",
+    "test_lstm_defaults",
+    "test_basic_conv_with_padding",
+    "test_maxpool_2d_pads",
+    "test_softmax_axis_1",
+    "test_gemm_default_scalar_bias",
+    "test_argmax_default_axis_example",
+    "test_cumsum_1d",
+    "test_where_example",
+    "test_add_bcast",
+    "test_matmul_2d",
+    "test_relu",
+]
 REFUSALS = {
     "test_string_concat": "input 'x' holds STRING tensors",
     "test_equal_string": "input 'x' holds STRING tensors",
@@ -57,9 +78,11 @@ def test_node_model_is_refused_in_one_line(name, cases):
 
 def _model(input_type: onnx.TypeProto, opset: int, op: str = "Identity") -> onnx.ModelProto:
     graph = helper.make_graph(
-        [helper.make_node(op, ["x"], ["y"])], "g", [helper.make_value_info("x", input_type)],
+        [helper.make_node(op, ["x"], ["y"])],
+        "g",
+        [helper.make_value_info("x", input_type)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 10
     return model
@@ -86,8 +109,10 @@ def test_empty_integer_inputs_stay_empty_and_shape_inputs_keep_the_samples_value
     sample = {"x": np.ones((2, 3), np.float32), "shape": np.array([1, 6], np.int64), "none": np.zeros((0,), np.int64)}
     drawn = parity_inputs(sample, count=3)
     assert all(feeds["none"].shape == (0,) for feeds in drawn)
+
     def reshape(feeds):
         return {"y": feeds["x"].reshape(tuple(feeds["shape"]))}
+
     inputs, kind = accepted_inputs(reshape, sample, count=3)
     assert kind.startswith("random floats; integer") and len(inputs) == 4
     assert all(np.array_equal(feeds["shape"], [1, 6]) for feeds in inputs)

@@ -29,8 +29,9 @@ def test_integer_labels_must_match_exactly():
 
 def test_string_labels_compare_exactly():
     feeds = [{"x": np.zeros((2, 3), dtype="float32")}]
-    report = compare(constant_runner({"label": np.array(["a", "b"])}),
-                     constant_runner({"label": np.array(["a", "b"], dtype=object)}), feeds)  # fmt: skip
+    report = compare(
+        constant_runner({"label": np.array(["a", "b"])}), constant_runner({"label": np.array(["a", "b"], dtype=object)}), feeds
+    )
     assert report.passed and report.per_output == {"label": 0.0}
 
 
@@ -45,8 +46,9 @@ def test_float_failure_names_the_output_and_the_figure():
 @pytest.mark.torch
 def test_parity_failure_through_the_cli_is_exit_1_with_the_figure(zoo_model, tmp_path, capsys):
     model_path, sample_path = zoo_model("torch_conv1d_torchscript")
-    code = cli(["export", str(model_path), "--sample", str(sample_path), "--name", "strict", "--out", str(tmp_path),
-                "--atol", "0", "--rtol", "0"])  # fmt: skip
+    code = cli(
+        ["export", str(model_path), "--sample", str(sample_path), "--name", "strict", "--out", str(tmp_path), "--atol", "0", "--rtol", "0"]
+    )
     error = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("export: ")]
     assert code == 1
     assert len(error) == 1
@@ -71,14 +73,16 @@ def test_export_torch_module_writes_the_same_contract(tmp_path):
 
     torch.manual_seed(0)
     sample = (torch.randn(1, 4), torch.randn(1, 4))
-    result = export_torch_module(TwoInTwoOut(), sample, name="twoio", version="3", out=tmp_path,
-                                 input_names=["a", "b"], output_names=["mixed", "gate"])  # fmt: skip
+    result = export_torch_module(
+        TwoInTwoOut(), sample, name="twoio", version="3", out=tmp_path, input_names=["a", "b"], output_names=["mixed", "gate"]
+    )
     manifest = json.loads((tmp_path / "twoio" / "3" / "model.json").read_text())
     assert result.manifest == manifest
-    assert manifest["source"] == {"framework": "torch", "framework_version": torch.__version__,
-                                  "file": "TwoInTwoOut (nn.Module)"}  # fmt: skip
-    assert manifest["inputs"] == [{"name": "a", "dtype": "float32", "shape": [None, 4]},
-                                  {"name": "b", "dtype": "float32", "shape": [None, 4]}]  # fmt: skip
+    assert manifest["source"] == {"framework": "torch", "framework_version": torch.__version__, "file": "TwoInTwoOut (nn.Module)"}
+    assert manifest["inputs"] == [
+        {"name": "a", "dtype": "float32", "shape": [None, 4]},
+        {"name": "b", "dtype": "float32", "shape": [None, 4]},
+    ]
     assert [output["name"] for output in manifest["outputs"]] == ["mixed", "gate"]
     assert manifest["parity"]["source_vs_onnxruntime"]["passed"] is True
     assert json.loads((tmp_path / "twoio" / "latest.json").read_text())["version"] == "3"

@@ -30,16 +30,25 @@ REAL = {model.name: model for model in MODELS}
 def cnn_model() -> onnx.ModelProto:
     """Conv (bias) → Relu → Flatten → Gemm (bias) → Softmax, batch free."""
     rng = np.random.default_rng(1)
-    weights = {"conv.w": rng.normal(0, 0.5, (4, 3, 3, 3)), "conv.b": rng.normal(0, 0.5, 4),
-               "fc.w": rng.normal(0, 0.3, (5, 4 * 6 * 6)), "fc.b": rng.normal(0, 0.5, 5)}  # fmt: skip
+    weights = {
+        "conv.w": rng.normal(0, 0.5, (4, 3, 3, 3)),
+        "conv.b": rng.normal(0, 0.5, 4),
+        "fc.w": rng.normal(0, 0.3, (5, 4 * 6 * 6)),
+        "fc.b": rng.normal(0, 0.5, 5),
+    }
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "conv.w", "conv.b"], ["c"]), helper.make_node("Relu", ["c"], ["r"]),
-         helper.make_node("Flatten", ["r"], ["f"]), helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["z"], transB=1),
-         helper.make_node("Softmax", ["z"], ["y"], axis=-1)],
-        "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 8, 8])],
+        [
+            helper.make_node("Conv", ["x", "conv.w", "conv.b"], ["c"]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("Flatten", ["r"], ["f"]),
+            helper.make_node("Gemm", ["f", "fc.w", "fc.b"], ["z"], transB=1),
+            helper.make_node("Softmax", ["z"], ["y"], axis=-1),
+        ],
+        "cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 8, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5])],
         [numpy_helper.from_array(value.astype(np.float32), name) for name, value in weights.items()],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
@@ -178,8 +187,10 @@ def zeroed_batch_rows(run):
 
     def broken(feeds):
         outputs = run(feeds)
-        return {name: np.concatenate([value[:1], np.zeros_like(value[1:])]) if value.ndim and value.shape[0] > 1 else value
-                for name, value in outputs.items()}  # fmt: skip
+        return {
+            name: np.concatenate([value[:1], np.zeros_like(value[1:])]) if value.ndim and value.shape[0] > 1 else value
+            for name, value in outputs.items()
+        }
 
     return broken
 
@@ -236,8 +247,10 @@ def test_float32_against_a_float64_evaluation_passes(name):
     for value in [*wide.graph.input, *wide.graph.output]:
         value.type.tensor_type.elem_type = TensorProto.DOUBLE
     exact = ReferenceEvaluator(wide)
+
     def float64(feeds):
         return dict(zip(exact.output_names, exact.run(None, {k: v.astype(np.float64) for k, v in feeds.items()})))
+
     report = compare(float64, onnxruntime_runner(model), parity_inputs(sample, count=3), DEFAULT)
     assert report.passed and report.max_abs_diff > 0, report.as_json()
 

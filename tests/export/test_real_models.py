@@ -80,8 +80,11 @@ def verified_real_models(real_registry, browser_context) -> dict[str, dict]:
     for name in sorted(BY_NAME):
         version = exported(BY_NAME[name], real_registry)
         report = verify_version(version, random_inputs=1, repeats=3, context=browser_context, targets=TARGETS, cloud_file=False)
-        found[name] = {"rows": {(row["runtime"], row["backend"]): row for row in report.rows}, "failures": report.failures,
-                       "edge": json.loads((version / "model.json").read_text())["edge"]}  # fmt: skip
+        found[name] = {
+            "rows": {(row["runtime"], row["backend"]): row for row in report.rows},
+            "failures": report.failures,
+            "edge": json.loads((version / "model.json").read_text())["edge"],
+        }
     return found
 
 
@@ -138,8 +141,9 @@ def served_real_models(real_registry, model_store, mms):
 
 def predict(mms, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     body = json.dumps({"inputs": {key: value.tolist() for key, value in feeds.items()}}).encode()
-    request = urllib.request.Request(f"{mms.config.inference_url}/predictions/{name}", data=body,
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"{mms.config.inference_url}/predictions/{name}", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return {key: np.asarray(value) for key, value in json.loads(response.read())["outputs"].items()}
 
@@ -175,8 +179,7 @@ def test_real_model_serves_on_mms_as_onnxruntime(name, served_figures):
 def test_real_model_table(verified_real_models, served_figures):
     assert len({model.wheel.split("==")[0] for model in SUITE}) >= 4 and len(SUITE) >= 6
     assert len({model.exporter.split()[0] for model in SUITE}) >= 4
-    lines = [f"{'model':18} {'exporter':28} {'runtime':16} {'ran it (median ms)':60} {'max |diff|':>10}"
-             f" {'MMS |diff|':>10} {'MMS ms':>7}"]  # fmt: skip
+    lines = [f"{'model':18} {'exporter':28} {'runtime':16} {'ran it (median ms)':60} {'max |diff|':>10} {'MMS |diff|':>10} {'MMS ms':>7}"]
     on_onnxjs = 0
     for name in sorted(verified_real_models):
         rows, edge = verified_real_models[name]["rows"], verified_real_models[name]["edge"]
@@ -185,10 +188,14 @@ def test_real_model_table(verified_real_models, served_figures):
         on_onnxjs += best == "onnxjs" and all(rows[("onnxjs", b)]["passed"] for b in ONNXJS_BACKENDS)
         diff = max(row["max_abs_diff"] for row in rows.values() if row["passed"])
         served = served_figures[name]
-        lines.append(f"{name:18} {BY_NAME[name].exporter:28} {best:16} {', '.join(ran):60} {diff:10.2e}"
-                     f" {served['max_abs_diff']:10.2e} {served['median_ms']:7.1f}")  # fmt: skip
+        lines.append(
+            f"{name:18} {BY_NAME[name].exporter:28} {best:16} {', '.join(ran):60} {diff:10.2e}"
+            f" {served['max_abs_diff']:10.2e} {served['median_ms']:7.1f}"
+        )
         if best != "onnxjs":
             lines.append(f"{'':18} blocked on ONNX.js cpu by: {'; '.join(edge['blockers']['cpu'])[:150]}")
-    lines.append(f"on ONNX.js (cpu+wasm): {on_onnxjs}/{len(verified_real_models)}; on onnxruntime-web: {len(verified_real_models)}/{len(verified_real_models)};"
-                 f" on MMS (= onnxruntime ≤ 1e-5): {len(served_figures)}/{len(verified_real_models)}")
+    lines.append(
+        f"on ONNX.js (cpu+wasm): {on_onnxjs}/{len(verified_real_models)}; on onnxruntime-web: {len(verified_real_models)}/{len(verified_real_models)};"
+        f" on MMS (= onnxruntime ≤ 1e-5): {len(served_figures)}/{len(verified_real_models)}"
+    )
     print("\n" + "\n".join(lines))

@@ -83,8 +83,16 @@ def test_every_framework_has_a_converter_picked_by_file_type():
     from export.converter import framework_names, pick
 
     assert framework_names() == ["keras", "mxnet", "onnx", "sklearn", "torch"]
-    expected = {"m.keras": "keras", "m.pt2": "torch", "m.pt": "torch", "m.pth": "torch", "m.joblib": "sklearn",
-                "m.pkl": "sklearn", "net-symbol.json": "mxnet", "m.onnx": "onnx"}  # fmt: skip
+    expected = {
+        "m.keras": "keras",
+        "m.pt2": "torch",
+        "m.pt": "torch",
+        "m.pth": "torch",
+        "m.joblib": "sklearn",
+        "m.pkl": "sklearn",
+        "net-symbol.json": "mxnet",
+        "m.onnx": "onnx",
+    }
     assert {name: pick("auto", Path(name)).name for name in expected} == expected
 
 

@@ -230,9 +230,7 @@ def mxnet_dense(folder: Path) -> tuple[Path, Path]:
 
 
 def mxnet_conv2d(folder: Path) -> tuple[Path, Path]:
-    return _gluon(
-        folder, lambda nn: [nn.Conv2D(4, 3, activation="relu"), nn.MaxPool2D(2), nn.Flatten(), nn.Dense(3)], (1, 8, 8)
-    )
+    return _gluon(folder, lambda nn: [nn.Conv2D(4, 3, activation="relu"), nn.MaxPool2D(2), nn.Flatten(), nn.Dense(3)], (1, 8, 8))
 
 
 ZOO: dict[str, ZooEntry] = {

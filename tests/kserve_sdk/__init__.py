@@ -20,8 +20,7 @@ def run(script: str, document: object) -> tuple[int, str]:
     """Run `script` (a file beside this one) under the kserve venv with `document` as JSON on stdin."""
     if not VENV_PYTHON.exists():
         pytest.fail(f"the kserve SDK venv is missing ({VENV_PYTHON}): run `make kserve-client` (part of make setup)")
-    done = subprocess.run([str(VENV_PYTHON), str(HERE / script)], input=json.dumps(document), capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run([str(VENV_PYTHON), str(HERE / script)], input=json.dumps(document), capture_output=True, text=True, timeout=120)
     if done.returncode not in (0, 1):
         sys.stderr.write(done.stderr)
         pytest.fail(f"{script} crashed under the kserve venv (exit {done.returncode}): {done.stderr.strip()[-400:]}")

@@ -18,8 +18,11 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
 async def probe(url: str, model: str, inputs: dict[str, list]) -> dict:
     async with InferenceRESTClient(RESTConfig(protocol="v2", retries=0, timeout=30)) as client:
-        report = {"live": await client.is_server_live(url), "ready": await client.is_server_ready(url),
-                  "model_ready": await client.is_model_ready(url, model)}  # fmt: skip
+        report = {
+            "live": await client.is_server_live(url),
+            "ready": await client.is_server_ready(url),
+            "model_ready": await client.is_model_ready(url, model),
+        }
         tensors = []
         for name, value in inputs.items():
             array = np.asarray(value, dtype=np.float32)

@@ -21,8 +21,14 @@ import kserve.models
 import kubernetes.client
 import pydantic
 
-PRIMITIVES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,), "float": (int, float),
-                                           "object": (object,), "datetime": (str,)}  # fmt: skip
+PRIMITIVES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "float": (int, float),
+    "object": (object,),
+    "datetime": (str,),
+}
 CUSTOM_RESOURCES = {("serving.kserve.io/v1beta1", "InferenceService"): "V1beta1InferenceService"}
 
 

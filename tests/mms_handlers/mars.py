@@ -15,8 +15,9 @@ EVIL = "../evil.txt"
 MAR_MANIFEST = "MAR-INF/MANIFEST.json"
 
 
-def remade(good: Path, target: Path, changes: dict[str, bytes | None] | None = None,
-           extra: list[tuple[zipfile.ZipInfo, bytes]] | None = None) -> Path:  # fmt: skip
+def remade(
+    good: Path, target: Path, changes: dict[str, bytes | None] | None = None, extra: list[tuple[zipfile.ZipInfo, bytes]] | None = None
+) -> Path:
     """`good`'s entries, with `changes` (name → new bytes, or None to drop) and `extra` entries added.
 
     Unless `changes` says otherwise, MANIFEST.json names the model after `target`'s stem, as archive does.

@@ -51,11 +51,14 @@ def mlp(root: Path, name: str = "mlp", serving: dict[str, Any] | None = None) ->
     """y = tanh(x @ W + b): float32[?, 4] → float32[?, 3]; batchable along axis 0."""
     weights, bias = mlp_weights()
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]),
-         helper.make_node("Tanh", ["a"], ["y"])],  # fmt: skip
-        name, [_value("x", "float32", [None, 4])], [_value("y", "float32", [None, 3])],
-        [helper.make_tensor("W", TensorProto.FLOAT, weights.shape, weights.ravel()),
-         helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias)],  # fmt: skip
+        [helper.make_node("MatMul", ["x", "W"], ["h"]), helper.make_node("Add", ["h", "b"], ["a"]), helper.make_node("Tanh", ["a"], ["y"])],
+        name,
+        [_value("x", "float32", [None, 4])],
+        [_value("y", "float32", [None, 3])],
+        [
+            helper.make_tensor("W", TensorProto.FLOAT, weights.shape, weights.ravel()),
+            helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     return _write(root, name, model, serving)
@@ -72,9 +75,11 @@ def two_in_two_out(root: Path, name: str = "pair") -> Path:
     two = helper.make_tensor("two", TensorProto.INT64, [], [2])
     graph = helper.make_graph(
         [helper.make_node("Add", ["a", "one"], ["sum"]), helper.make_node("Mul", ["n", "two"], ["twice"])],
-        name, [_value("a", "float32", [None, 2]), _value("n", "int64", [None, 1])],
-        [_value("sum", "float32", [None, 2]), _value("twice", "int64", [None, 1])], [one, two],
-    )  # fmt: skip
+        name,
+        [_value("a", "float32", [None, 2]), _value("n", "int64", [None, 1])],
+        [_value("sum", "float32", [None, 2]), _value("twice", "int64", [None, 1])],
+        [one, two],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     return _write(root, name, model)
 
@@ -82,8 +87,9 @@ def two_in_two_out(root: Path, name: str = "pair") -> Path:
 def fixed_batch(root: Path, name: str = "fixed") -> Path:
     """x float32[2, 3] → y = x * 3 (no free batch dimension: requests run one by one)."""
     three = helper.make_tensor("three", TensorProto.FLOAT, [], [3.0])
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "three"], ["y"])], name,
-                              [_value("x", "float32", [2, 3])], [_value("y", "float32", [2, 3])], [three])  # fmt: skip
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "three"], ["y"])], name, [_value("x", "float32", [2, 3])], [_value("y", "float32", [2, 3])], [three]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     return _write(root, name, model)
 
@@ -91,9 +97,11 @@ def fixed_batch(root: Path, name: str = "fixed") -> Path:
 def not_for_mxnet(root: Path, name: str = "nomx") -> Path:
     """Shape → ConstantOfShape: onnxruntime runs it, MXNet 1.9's importer has no ConstantOfShape."""
     graph = helper.make_graph(
-        [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("ConstantOfShape", ["s"], ["y"])], name,
-        [_value("x", "float32", [None, 4])], [_value("y", "float32", [None, 4])],
-    )  # fmt: skip
+        [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("ConstantOfShape", ["s"], ["y"])],
+        name,
+        [_value("x", "float32", [None, 4])],
+        [_value("y", "float32", [None, 4])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     return _write(root, name, model)
 
@@ -107,9 +115,12 @@ def external_data_model(location: str) -> onnx.ModelProto:
     for key, value in (("location", location), ("offset", "0"), ("length", str(EXTERNAL_WEIGHTS.nbytes))):
         weights.external_data.add(key=key, value=value)
     graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "W"], ["y"])], "external",
-        [_value("x", "float32", [None, 4])], [_value("y", "float32", [None, 4])], [weights],
-    )  # fmt: skip
+        [helper.make_node("Add", ["x", "W"], ["y"])],
+        "external",
+        [_value("x", "float32", [None, 4])],
+        [_value("y", "float32", [None, 4])],
+        [weights],
+    )
     return helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 13)])
 
 

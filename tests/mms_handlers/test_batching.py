@@ -92,7 +92,7 @@ def test_handler_batch_mixes_formats_and_fails_one_request_alone(mlp_service, mo
         (json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": x[1].tolist()}]}).encode(), "application/json"),
         (npy(x[2:3]), "application/x-npy"),
         (b"[[1, 2, 3, 4]]", "text/csv"),  # 415
-    ]  # fmt: skip
+    ]
     context = StubContext(version_dir, [content_type for _, content_type in bodies])
     answers = service.handle_batch([{"body": body} for body, _ in bodies], context)
     want = models.mlp_reference(x)

@@ -32,7 +32,8 @@ def test_plain_json_object_and_bare_list():
     assert decoded.codec.name == "json" and decoded.values == {"x": [[1, 2, 3, 4]]}
     assert decode(b"[[1, 2, 3, 4]]", "application/json; charset=utf-8").values == {"x": [[1, 2, 3, 4]]}
     assert json.loads(decoded.codec.encode({"y": np.array([[0.5, 1.0, 2.0]], np.float32)})) == {
-        "outputs": {"y": [[0.5, 1.0, 2.0]]}, "model_version": "1"  # the version named by model.json
+        "outputs": {"y": [[0.5, 1.0, 2.0]]},
+        "model_version": "1",  # the version named by model.json
     }
 
 
@@ -42,26 +43,37 @@ def test_bare_list_needs_a_single_input_model():
 
 
 def test_v2_request_becomes_typed_arrays_and_answers_v2():
-    body = {"id": "r-7", "inputs": [
-        {"name": "a", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]},
-        {"name": "n", "shape": [2, 1], "datatype": "INT64", "data": [[5], [6]]},
-    ]}  # fmt: skip
+    body = {
+        "id": "r-7",
+        "inputs": [
+            {"name": "a", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]},
+            {"name": "n", "shape": [2, 1], "datatype": "INT64", "data": [[5], [6]]},
+        ],
+    }
     decoded = decode(json.dumps(body).encode(), "application/json", TWO)
     assert decoded.codec.name == "v2"
     assert decoded.values["a"].dtype == np.float32 and decoded.values["a"].shape == (2, 2)
     assert decoded.values["n"].dtype == np.int64 and decoded.values["n"].tolist() == [[5], [6]]
     answer = json.loads(decoded.codec.encode({"sum": np.ones((2, 2), np.float32), "twice": np.array([[10], [12]])}))
     assert answer == {
-        "model_name": "mlp", "model_version": "1", "id": "r-7",
-        "outputs": [{"name": "sum", "shape": [2, 2], "datatype": "FP32", "data": [1.0, 1.0, 1.0, 1.0]},
-                    {"name": "twice", "shape": [2, 1], "datatype": "INT64", "data": [10, 12]}],
-    }  # fmt: skip
+        "model_name": "mlp",
+        "model_version": "1",
+        "id": "r-7",
+        "outputs": [
+            {"name": "sum", "shape": [2, 2], "datatype": "FP32", "data": [1.0, 1.0, 1.0, 1.0]},
+            {"name": "twice", "shape": [2, 1], "datatype": "INT64", "data": [10, 12]},
+        ],
+    }
 
 
 def test_v2_requested_outputs_filter_the_answer():
-    body = {"inputs": [{"name": "a", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]},
-                       {"name": "n", "shape": [1, 1], "datatype": "INT64", "data": [1]}],
-            "outputs": [{"name": "twice"}]}  # fmt: skip
+    body = {
+        "inputs": [
+            {"name": "a", "shape": [1, 2], "datatype": "FP32", "data": [1, 2]},
+            {"name": "n", "shape": [1, 1], "datatype": "INT64", "data": [1]},
+        ],
+        "outputs": [{"name": "twice"}],
+    }
     decoded = decode(json.dumps(body).encode(), "application/json", TWO)
     answer = json.loads(decoded.codec.encode({"sum": np.ones((1, 2), np.float32), "twice": np.array([[2]])}))
     assert [o["name"] for o in answer["outputs"]] == ["twice"]
@@ -186,10 +198,8 @@ def test_json_answers_give_back_the_same_float32_values():
 
 def test_json_answers_of_any_output_shape_or_kind():
     strided = np.arange(12, dtype=np.int64).reshape(3, 4)[:, ::2]  # not contiguous: written through tolist()
-    encoded = codecs.PlainJsonCodec().encode({"a": strided, "b": np.float32(2.5), "c": np.array(["x", "y"]),
-                                              "d": [{1: 0.25, 2: 0.75}]})  # fmt: skip
-    assert json.loads(encoded)["outputs"] == {"a": [[0, 2], [4, 6], [8, 10]], "b": 2.5, "c": ["x", "y"],
-                                              "d": [{"1": 0.25, "2": 0.75}]}  # fmt: skip
+    encoded = codecs.PlainJsonCodec().encode({"a": strided, "b": np.float32(2.5), "c": np.array(["x", "y"]), "d": [{1: 0.25, 2: 0.75}]})
+    assert json.loads(encoded)["outputs"] == {"a": [[0, 2], [4, 6], [8, 10]], "b": 2.5, "c": ["x", "y"], "d": [{"1": 0.25, "2": 0.75}]}
 
 
 def test_bodies_orjson_refuses_are_read_as_the_stdlib_reads_them():

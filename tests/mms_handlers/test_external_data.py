@@ -61,7 +61,9 @@ def test_archive_refuses_external_data_outside_the_folder(tmp_path, how, capsys)
 def test_archive_refuses_external_data_inside_the_folder_as_the_mar_would_lack_it(tmp_path):
     folder = external_data_version(tmp_path / "reg", "weights.bin")
     (folder / "weights.bin").write_bytes(EXTERNAL_WEIGHTS.tobytes())
-    with pytest.raises(ArchiveError, match=r"tensor 'W' keeps its data in 'weights.bin' beside the file, and the \.mar carries only model\.onnx"):
+    with pytest.raises(
+        ArchiveError, match=r"tensor 'W' keeps its data in 'weights.bin' beside the file, and the \.mar carries only model\.onnx"
+    ):
         build_archive(folder, tmp_path / "store")
 
 

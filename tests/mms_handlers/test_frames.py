@@ -18,6 +18,7 @@ from mms_handlers import frames
 
 def _status_offsets(reply: bytes) -> list[int]:
     """Where each answer's status code starts, walking the reply as ModelResponseDecoder does."""
+
     def length(at: int) -> tuple[int, int]:
         return struct.unpack_from("!i", reply, at)[0], at + 4
 

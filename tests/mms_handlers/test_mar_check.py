@@ -46,24 +46,47 @@ BAD = {
     "zip-slip": (lambda good, t: remade(good, t, extra=[(entry(EVIL), b"x")]), "entry '../evil.txt' escapes the model folder"),
     "slip inside a folder": (lambda good, t: remade(good, t, extra=[(entry("a/../../evil.txt"), b"x")]), "escapes the model folder"),
     "absolute path": (lambda good, t: remade(good, t, extra=[(entry("/tmp/evil.txt"), b"x")]), "entry '/tmp/evil.txt' is an absolute path"),
-    "symbolic link": (lambda good, t: remade(good, t, extra=[(entry("link", stat.S_IFLNK | 0o777), b"/etc/passwd")]),
-                      "entry 'link' is a symbolic link"),
-    "python code": (lambda good, t: remade(good, t, extra=[(entry("sitecustomize.py"), b"import os")]), "entry 'sitecustomize.py' is Python code"),
+    "symbolic link": (
+        lambda good, t: remade(good, t, extra=[(entry("link", stat.S_IFLNK | 0o777), b"/etc/passwd")]),
+        "entry 'link' is a symbolic link",
+    ),
+    "python code": (
+        lambda good, t: remade(good, t, extra=[(entry("sitecustomize.py"), b"import os")]),
+        "entry 'sitecustomize.py' is Python code",
+    ),
     "hidden local entry": (with_hidden_entry, "bytes at offset 0 belong to no listed entry"),
     "truncated": (_truncated, "not a readable zip archive"),
     "garbage": (lambda good, t: t.write_bytes(b"\x00garbage, not a zip\n" * 64) and t, "not a readable zip archive"),
     "flipped byte": (_flipped, "model.onnx"),
     "no MANIFEST.json": (lambda good, t: remade(good, t, {"MAR-INF/MANIFEST.json": None}), "has no MAR-INF/MANIFEST.json"),
-    "MANIFEST.json not JSON": (lambda good, t: remade(good, t, {"MAR-INF/MANIFEST.json": b"{nope"}), "MAR-INF/MANIFEST.json is not valid JSON"),
-    "no handler": (lambda good, t: remade(good, t, {"MAR-INF/MANIFEST.json": json.dumps({"model": {"modelName": "m"}}).encode()}),
-                   "MAR-INF/MANIFEST.json names no handler"),
-    "another handler": (lambda good, t: remade(good, t, {"MAR-INF/MANIFEST.json": json.dumps({"model": {"modelName": "m", "handler": "evil:handle"}}).encode()}),
-                        "names handler 'evil:handle', not mms_handlers.service:handle"),
-    "bad model name": (lambda good, t: remade(good, t, {"MAR-INF/MANIFEST.json": json.dumps({"model": {"modelName": "../m", "handler": "mms_handlers.service:handle"}}).encode()}),
-                       "model name '../m' must start with a letter"),
+    "MANIFEST.json not JSON": (
+        lambda good, t: remade(good, t, {"MAR-INF/MANIFEST.json": b"{nope"}),
+        "MAR-INF/MANIFEST.json is not valid JSON",
+    ),
+    "no handler": (
+        lambda good, t: remade(good, t, {"MAR-INF/MANIFEST.json": json.dumps({"model": {"modelName": "m"}}).encode()}),
+        "MAR-INF/MANIFEST.json names no handler",
+    ),
+    "another handler": (
+        lambda good, t: remade(
+            good, t, {"MAR-INF/MANIFEST.json": json.dumps({"model": {"modelName": "m", "handler": "evil:handle"}}).encode()}
+        ),
+        "names handler 'evil:handle', not mms_handlers.service:handle",
+    ),
+    "bad model name": (
+        lambda good, t: remade(
+            good,
+            t,
+            {"MAR-INF/MANIFEST.json": json.dumps({"model": {"modelName": "../m", "handler": "mms_handlers.service:handle"}}).encode()},
+        ),
+        "model name '../m' must start with a letter",
+    ),
     "no model.json": (lambda good, t: remade(good, t, {"model.json": None}), "has no model.json"),
-    "model file missing": (lambda good, t: remade(good, t, {"model.onnx": None}), "model.json names 'model.onnx', which the archive does not hold"),
-}  # fmt: skip
+    "model file missing": (
+        lambda good, t: remade(good, t, {"model.onnx": None}),
+        "model.json names 'model.onnx', which the archive does not hold",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

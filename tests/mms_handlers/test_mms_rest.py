@@ -63,9 +63,12 @@ def served(tmp_path_factory):
     build_archive(models.mlp(root / "registry"), store)
     build_archive(models.two_in_two_out(root / "registry"), store)
     config = ServerConfig(
-        model_store=store, inference_port=free_port(), management_port=free_port(),
-        max_request_size=MAX_REQUEST, runtime_dir=root / "mms",
-    )  # fmt: skip
+        model_store=store,
+        inference_port=free_port(),
+        management_port=free_port(),
+        max_request_size=MAX_REQUEST,
+        runtime_dir=root / "mms",
+    )
     with MmsServer(config) as server:
         server.register("mlp.mar", batch_size=BATCH, max_batch_delay_ms=100)
         server.register("pair.mar", batch_size=1)
@@ -81,8 +84,11 @@ def test_every_form_gets_the_same_numbers_in_its_own_form(served):
 
     plain = post(served, "mlp", json.dumps({"inputs": {"x": x.tolist()}}).encode())
     bare = post(served, "mlp", json.dumps(x.tolist()).encode())
-    v2 = post(served, "mlp", json.dumps({"id": "q1", "inputs": [
-        {"name": "x", "shape": [2, 4], "datatype": "FP32", "data": x.reshape(-1).tolist()}]}).encode())  # fmt: skip
+    v2 = post(
+        served,
+        "mlp",
+        json.dumps({"id": "q1", "inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": x.reshape(-1).tolist()}]}).encode(),
+    )
     as_npy = post(served, "mlp", npy(x), "application/x-npy")
     assert [a.status for a in (plain, bare, v2, as_npy)] == [200] * 4
 
@@ -104,9 +110,18 @@ def test_every_form_gets_the_same_numbers_in_its_own_form(served):
 def test_two_inputs_two_outputs_in_v2_and_npz(served):
     a = np.array([[1.5, 2.5]], np.float32)
     n = np.array([[4]], np.int64)
-    v2 = post(served, "pair", json.dumps({"inputs": [
-        {"name": "a", "shape": [1, 2], "datatype": "FP32", "data": [1.5, 2.5]},
-        {"name": "n", "shape": [1, 1], "datatype": "INT64", "data": [4]}]}).encode())  # fmt: skip
+    v2 = post(
+        served,
+        "pair",
+        json.dumps(
+            {
+                "inputs": [
+                    {"name": "a", "shape": [1, 2], "datatype": "FP32", "data": [1.5, 2.5]},
+                    {"name": "n", "shape": [1, 1], "datatype": "INT64", "data": [4]},
+                ]
+            }
+        ).encode(),
+    )
     assert v2.status == 200
     outputs = {o["name"]: o for o in v2.json()["outputs"]}
     assert outputs["sum"]["data"] == [2.5, 3.5] and outputs["twice"] == {"name": "twice", "shape": [1, 1], "datatype": "INT64", "data": [8]}
@@ -133,10 +148,20 @@ ERROR_MATRIX = [
     ("mlp", b'{"inputs": {"x": [["a", "b", "c", "d"]]}}', "application/json", 400, "input 'x': expected float32[?, 4], got text"),
     ("mlp", b'{"inputs": {"z": [[1, 2, 3, 4]]}}', "application/json", 400, "missing input 'x': expected inputs ['x']"),
     ("mlp", b'{"inputs": {"x": [[1, 2, 3, 4]], "z": [1]}}', "application/json", 400, "unexpected input 'z'"),
-    ("mlp", json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}).encode(),
-     "application/json", 400, "input 'x': expected float32[?, 4], got dtype float64"),
-    ("mlp", json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": [1, 2, 3, 4]}]}).encode(),
-     "application/json", 400, "unsupported datatype 'BYTES'"),
+    (
+        "mlp",
+        json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]}).encode(),
+        "application/json",
+        400,
+        "input 'x': expected float32[?, 4], got dtype float64",
+    ),
+    (
+        "mlp",
+        json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "BYTES", "data": [1, 2, 3, 4]}]}).encode(),
+        "application/json",
+        400,
+        "unsupported datatype 'BYTES'",
+    ),
     ("mlp", npy(np.zeros((1, 4))), "application/x-npy", 400, "input 'x': expected float32[?, 4], got dtype float64"),
     ("mlp", b"\x93NUMPY garbage", "application/x-npy", 400, "not a readable .npy/.npz file"),
     ("pair", npy(np.zeros((1, 2), np.float32)), "application/x-npy", 400, "carries one array but the model has inputs ['a', 'n']"),
@@ -146,21 +171,43 @@ ERROR_MATRIX = [
     ("mlp", GARBAGE, "application/octet-stream", 400, "body is not a readable .npy/.npz file"),
     ("pair", GARBAGE, "application/x-npz", 400, "body is not a readable .npy/.npz file"),
     ("mlp", b"[" * 50_00 + b"]" * 50_00, "application/json", 400, "JSON nested too deeply"),
-    ("mlp", rb'{"inputs": {"x": [[1, 2, 3, 4]], "\u1e8b\ud83d\ude00": [1]}}', "application/json", 400, "unexpected input '\u1e8b\U0001f600'"),
-    ("mlp", b'{"inputs": {"x": [[1, -Infinity, 3, 4]]}}', "application/json", 400, "expected finite values, got NaN or Inf at index [0, 1]"),
+    (
+        "mlp",
+        rb'{"inputs": {"x": [[1, 2, 3, 4]], "\u1e8b\ud83d\ude00": [1]}}',
+        "application/json",
+        400,
+        "unexpected input '\u1e8b\U0001f600'",
+    ),
+    (
+        "mlp",
+        b'{"inputs": {"x": [[1, -Infinity, 3, 4]]}}',
+        "application/json",
+        400,
+        "expected finite values, got NaN or Inf at index [0, 1]",
+    ),
     ("mlp", b'{"inputs": {"x": null}}', "application/json", 400, "input 'x': expected float32[?, 4], got null"),
     ("mlp", b'{"inputs": {"x": [[1e999999, 2, 3, 4]]}}', "application/json", 400, "expected finite values"),
-    ("mlp", json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}).encode(),
-     "application/json", 400, "input 'x': shape [2, 4] needs 8 values, data holds 4"),
-    ("mlp", json.dumps({"inputs": [{"name": ["x"], "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}).encode(),
-     "application/json", 400, "inputs[0]: name must be a string, got a JSON list"),
+    (
+        "mlp",
+        json.dumps({"inputs": [{"name": "x", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}).encode(),
+        "application/json",
+        400,
+        "input 'x': shape [2, 4] needs 8 values, data holds 4",
+    ),
+    (
+        "mlp",
+        json.dumps({"inputs": [{"name": ["x"], "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}).encode(),
+        "application/json",
+        400,
+        "inputs[0]: name must be a string, got a JSON list",
+    ),
     ("mlp", npy(np.array([{"a": 1}, 2], dtype=object)), "application/x-npy", 400, "Object arrays cannot be loaded when allow_pickle=False"),
     ("mlp", npy(np.zeros((1, 4), np.complex64)), "application/x-npy", 400, "input 'x': expected float32[?, 4], got dtype complex64"),
     ("pair", NPZ_WITH_OBJECTS, "application/x-npz", 400, "not a readable .npz file"),
     ("nosuch", b"[[1, 2, 3, 4]]", "application/json", 404, "Model not found: nosuch"),
     ("\u00e9\U0001f600", b"[[1, 2, 3, 4]]", "application/json", 404, "Model not found: \u00e9\U0001f600"),
     ("pair", b'{"inputs": {"a": [[1, 2]], "n": [[1.5]]}}', "application/json", 400, "input 'n': expected int64[?, 1], got float64 values"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("model, body, content_type, status, fragment", ERROR_MATRIX)
@@ -175,8 +222,9 @@ def test_body_over_max_request_size_is_413(served):
     may then see a connection reset instead of the answer, so send the head and a first chunk only."""
     body = json.dumps([[0.5] * 4] * 1200).encode()
     assert len(body) > MAX_REQUEST
-    head = (f"POST /predictions/mlp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+    head = (
+        f"POST /predictions/mlp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", served.config.inference_port), timeout=30) as sock:
         sock.sendall(head + body[:4096])
         status_line = sock.makefile("rb").readline()

@@ -46,9 +46,10 @@ def secured(tmp_path_factory):
 
 def predict(mms: MmsServer, origin: str | None = None) -> tuple[int, np.ndarray, str | None]:
     request = urllib.request.Request(
-        f"{mms.config.inference_url}/predictions/mlp", data=json.dumps(X.tolist()).encode(),
+        f"{mms.config.inference_url}/predictions/mlp",
+        data=json.dumps(X.tolist()).encode(),
         headers={"Content-Type": "application/json", **({"Origin": origin} if origin else {})},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         body = json.loads(response.read())
         return response.status, np.asarray(body["outputs"]["y"]), response.headers.get("Access-Control-Allow-Origin")
@@ -144,8 +145,11 @@ def test_only_the_configured_origin_may_read_mms_from_a_browser(secured, page):
         status, outputs, allow_origin = predict(mms, origin)
         assert status == 200 and allow_origin == secured.page.url
         np.testing.assert_allclose(outputs, models.mlp_reference(X), atol=1e-6)
-    preflight = urllib.request.Request(url, method="OPTIONS", headers={
-        "Origin": secured.other.url, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"})  # fmt: skip
+    preflight = urllib.request.Request(
+        url,
+        method="OPTIONS",
+        headers={"Origin": secured.other.url, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+    )
     with urllib.request.urlopen(preflight, timeout=30) as response:
         assert response.headers.get("Access-Control-Allow-Origin") == secured.page.url
 
@@ -188,7 +192,7 @@ REFUSED = {
     "truncated": (_truncated, "not a readable zip archive"),
     "zip-slip": (lambda good, t: remade(good, t, extra=[(entry(EVIL), b"x")]), "entry '../evil.txt' escapes the model folder"),
     "hidden entry": (with_hidden_entry, "bytes at offset 0 belong to no listed entry"),
-}  # fmt: skip
+}
 
 
 def _registration_error(secured, make, mar: str) -> str:
@@ -224,10 +228,13 @@ def _model_reading_outside(good: Path, target: Path) -> Path:
     "make, reason",
     [
         (_garbage_model, "EngineLoadError: model.onnx is not a readable ONNX model"),
-        (_model_reading_outside, "EngineLoadError: model.onnx: tensor 'W' keeps its data at '../secret.bin', not a file inside the model's folder"),
+        (
+            _model_reading_outside,
+            "EngineLoadError: model.onnx: tensor 'W' keeps its data at '../secret.bin', not a file inside the model's folder",
+        ),
     ],
     ids=["garbage model.onnx", "external data outside"],
-)  # fmt: skip
+)
 def test_a_sound_archive_with_a_bad_model_fails_registration_naming_why(secured, make, reason):
     """These pass the archive check (the zip is sound): the worker's engine refuses them, and registration says why."""
     message = _registration_error(secured, make, "badmodel.mar")

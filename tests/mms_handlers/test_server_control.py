@@ -38,9 +38,10 @@ def stores(tmp_path_factory):
 
 def predict(url: str, model: str, x: np.ndarray, headers: dict[str, str] | None = None):
     request = urllib.request.Request(
-        f"{url}/predictions/{model}", data=json.dumps(x.tolist()).encode(),
+        f"{url}/predictions/{model}",
+        data=json.dumps(x.tolist()).encode(),
         headers={"Content-Type": "application/json", **(headers or {})},
-    )  # fmt: skip
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return np.asarray(json.loads(response.read())["outputs"]["y"]), response.headers
 
@@ -109,13 +110,23 @@ def test_register_refuses_anything_outside_the_model_store(stores, mar):
 
 def test_generated_config_keeps_management_on_loopback():
     config = ServerConfig(
-        model_store=Path("/tmp/store"), host="0.0.0.0", inference_port=8080, management_port=8081,
-        cors_origins=["http://a.test", "http://a.test"], job_queue_size=7, max_request_size=1234,
-    )  # fmt: skip
+        model_store=Path("/tmp/store"),
+        host="0.0.0.0",
+        inference_port=8080,
+        management_port=8081,
+        cors_origins=["http://a.test", "http://a.test"],
+        job_queue_size=7,
+        max_request_size=1234,
+    )
     lines = config_properties(config).splitlines()
-    for line in ("inference_address=http://0.0.0.0:8080", "management_address=http://127.0.0.1:8081",
-                 "decode_input_request=false", "job_queue_size=7", "max_request_size=1234",
-                 "cors_allowed_origin=http://a.test"):  # fmt: skip
+    for line in (
+        "inference_address=http://0.0.0.0:8080",
+        "management_address=http://127.0.0.1:8081",
+        "decode_input_request=false",
+        "job_queue_size=7",
+        "max_request_size=1234",
+        "cors_allowed_origin=http://a.test",
+    ):
         assert line in lines
     config.cors_origins = ["http://a.test", "http://b.test"]  # MMS can answer one: never silently '*'
     with pytest.raises(ServerError, match="one allowed origin"):
@@ -140,9 +151,11 @@ def test_threads_split_the_cores_between_workers():
         (["--model-option", "batch_size=8"], "expected NAME:KEY=VALUE"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--max-batch-delay", "-5"], "--max-batch-delay must be at least 0 ms"),
-        (["--cors-origin", "http://a.test", "--cors-origin", "http://b.test"],
-         "CORS: Multi Model Server answers every request with one allowed origin, got http://a.test, http://b.test: "
-         "allow one origin, or '*' explicitly to allow any"),
+        (
+            ["--cors-origin", "http://a.test", "--cors-origin", "http://b.test"],
+            "CORS: Multi Model Server answers every request with one allowed origin, got http://a.test, http://b.test: "
+            "allow one origin, or '*' explicitly to allow any",
+        ),
         (["--cors-origin", "http://client.test/"], "CORS origin 'http://client.test/' is not scheme://host[:port]"),
         (["--host", "127.0.0.1\nmanagement_address=http://0.0.0.0:1"], "host '127.0.0.1\\nmanagement_address"),
         (["--management-host", "a b"], "management host 'a b' is not a host name"),
@@ -166,11 +179,35 @@ def test_edgecloud_serve_applies_batching_workers_cors_and_stops_clean(stores):
     registry, store = stores
     inference, management, web = free_port(), free_port(), free_port()
     command = [
-        sys.executable, "-m", "edgecloud", "serve", "--model-store", str(store), "--registry", str(registry),
-        "--inference-port", str(inference), "--management-port", str(management), "--web-port", str(web),
-        "--workers", "2", "--batch-size", "4", "--max-batch-delay", "20", "--model-option", "mlp:batch_size=8",
-        "--model-option", "pair:workers=1", "--register", "mlp.mar", "--register", "pair.mar",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "edgecloud",
+        "serve",
+        "--model-store",
+        str(store),
+        "--registry",
+        str(registry),
+        "--inference-port",
+        str(inference),
+        "--management-port",
+        str(management),
+        "--web-port",
+        str(web),
+        "--workers",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-batch-delay",
+        "20",
+        "--model-option",
+        "mlp:batch_size=8",
+        "--model-option",
+        "pair:workers=1",
+        "--register",
+        "mlp.mar",
+        "--register",
+        "pair.mar",
+    ]
     serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         for line in serve.stdout:

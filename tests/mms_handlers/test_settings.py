@@ -40,12 +40,15 @@ def test_arguments_round_trip_through_the_flags() -> None:
     assert parse(chosen.arguments()) == chosen
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("keep_versions", 0, "keep versions must be at least 1, got 0"),
-    ("drain_seconds", -1.0, "drain seconds must be at least 0 s, got -1.0"),
-    ("java_heap_mb", 64, "Java heap must be at least 128 MB, got 64"),
-    ("max_batch_delay_ms", -1, "max batch delay must be at least 0 ms, got -1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("keep_versions", 0, "keep versions must be at least 1, got 0"),
+        ("drain_seconds", -1.0, "drain seconds must be at least 0 s, got -1.0"),
+        ("java_heap_mb", 64, "Java heap must be at least 128 MB, got 64"),
+        ("max_batch_delay_ms", -1, "max batch delay must be at least 0 ms, got -1"),
+    ],
+)
 def test_check_names_the_setting_in_one_line(field: str, value: float, message: str) -> None:
     with pytest.raises(SettingError) as caught:
         ServingSettings(**{field: value}).check()
@@ -60,10 +63,13 @@ def test_a_bad_environment_value_is_one_usage_line(capsys) -> None:
     assert "argument --workers: invalid int value: 'two'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, line", [
-    (["--keep-versions", "0"], "edgecloud serve: error: --keep-versions must be at least 1, got 0"),
-    (["--drain-seconds", "-1"], "edgecloud serve: error: --drain-seconds must be at least 0 s, got -1.0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "flags, line",
+    [
+        (["--keep-versions", "0"], "edgecloud serve: error: --keep-versions must be at least 1, got 0"),
+        (["--drain-seconds", "-1"], "edgecloud serve: error: --drain-seconds must be at least 0 s, got -1.0"),
+    ],
+)
 def test_serve_refuses_a_bad_setting_in_one_line_before_starting(tmp_path, capsys, flags, line) -> None:
     from edgecloud.cli import main as cli
 

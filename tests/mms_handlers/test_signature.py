@@ -55,6 +55,7 @@ def test_nan_allowed_when_model_json_says_so():
 
 def test_batchable_needs_a_free_first_dim_everywhere():
     assert SIGNATURE.batchable
-    fixed = Signature.from_manifest({"inputs": [{"name": "x", "dtype": "float32", "shape": [2, 3]}],
-                                     "outputs": [{"name": "y", "dtype": "float32", "shape": [None, 3]}]})  # fmt: skip
+    fixed = Signature.from_manifest(
+        {"inputs": [{"name": "x", "dtype": "float32", "shape": [2, 3]}], "outputs": [{"name": "y", "dtype": "float32", "shape": [None, 3]}]}
+    )
     assert not fixed.batchable

@@ -24,8 +24,7 @@ pytestmark = pytest.mark.integration
 def start(tmp_path) -> MmsServer:
     store = tmp_path / "store"
     build_archive(models.mlp(tmp_path / "registry"), store)
-    config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
-                          runtime_dir=tmp_path / "mms")  # fmt: skip
+    config = ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(), runtime_dir=tmp_path / "mms")
     server = MmsServer(config).start()
     server.register("mlp.mar")
     return server
@@ -33,8 +32,9 @@ def start(tmp_path) -> MmsServer:
 
 def predict(server: MmsServer) -> int:
     """The HTTP status of one prediction (0 when no answer came), so a caller can wait for a 200."""
-    request = urllib.request.Request(f"{server.config.inference_url}/predictions/mlp", data=b"[[1, 2, 3, 4]]",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    request = urllib.request.Request(
+        f"{server.config.inference_url}/predictions/mlp", data=b"[[1, 2, 3, 4]]", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status

@@ -59,14 +59,16 @@ text = st.text(max_size=12)
 blob = st.binary(max_size=300)
 content_types = st.sampled_from(["application/json", "application/octet-stream", "text/plain", "", "image/png"])
 requests = st.lists(
-    st.fixed_dictionaries({
-        "id": st.binary(min_size=0, max_size=40),
-        "headers": st.lists(st.tuples(blob, blob), max_size=3),
-        "parameters": st.lists(st.tuples(text, content_types, blob), max_size=3),
-    }),
+    st.fixed_dictionaries(
+        {
+            "id": st.binary(min_size=0, max_size=40),
+            "headers": st.lists(st.tuples(blob, blob), max_size=3),
+            "parameters": st.lists(st.tuples(text, content_types, blob), max_size=3),
+        }
+    ),
     max_size=5,
-)  # fmt: skip
-loads = st.builds(load_frame, blob, blob, st.integers(-2**31, 2**31 - 1), blob, st.integers(-5, 5), blob)
+)
+loads = st.builds(load_frame, blob, blob, st.integers(-(2**31), 2**31 - 1), blob, st.integers(-5, 5), blob)
 frames_ = st.lists(st.one_of(requests.map(predict_frame), loads), min_size=1, max_size=3)
 DECODE_ENV = "MMS_DECODE_INPUT_REQUEST"
 read_sizes = st.lists(st.integers(1, 4096), min_size=1, max_size=8)
@@ -121,8 +123,15 @@ def test_json_and_text_parameters_are_decoded_as_mms_decodes_them(requests, size
 
 
 def test_a_frame_is_read_in_one_socket_read_when_the_socket_has_it():
-    frame = predict_frame([{"id": b"x" * 36, "headers": [(b"Content-Type", b"application/json")],
-                            "parameters": [("body", "application/json", b'{"inputs": [1]}')]}])  # fmt: skip
+    frame = predict_frame(
+        [
+            {
+                "id": b"x" * 36,
+                "headers": [(b"Content-Type", b"application/json")],
+                "parameters": [("body", "application/json", b'{"inputs": [1]}')],
+            }
+        ]
+    )
     ours, theirs = Chunked(frame, [10**6]), Chunked(frame, [10**6])
     assert wire.retrieve_msg(ours) == otf.retrieve_msg(theirs)
     assert ours.calls == 1 and theirs.calls > 10

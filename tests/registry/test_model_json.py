@@ -21,18 +21,32 @@ SHA = "0" * 64
 
 def good() -> dict:
     """A manifest made by the builders (no file on disk needed: `files` entries are given)."""
-    files = {"model.onnx": {"sha256": SHA, "size": 10, "role": "cloud"},
-             "model.edge.onnx": {"sha256": SHA, "size": 12, "role": "edge", "opset": 9}}  # fmt: skip
-    edge = model_json.edge(file="model.edge.onnx", runtime="onnxjs", lowered=True,
-                           passes=[{"name": "opset-down", "applied": True, "max_abs_diff": 0.0}],
-                           blockers={"cpu": [], "wasm": [], "webgl": []}, backends=["cpu", "wasm", "webgl"])  # fmt: skip
+    files = {
+        "model.onnx": {"sha256": SHA, "size": 10, "role": "cloud"},
+        "model.edge.onnx": {"sha256": SHA, "size": 12, "role": "edge", "opset": 9},
+    }
+    edge = model_json.edge(
+        file="model.edge.onnx",
+        runtime="onnxjs",
+        lowered=True,
+        passes=[{"name": "opset-down", "applied": True, "max_abs_diff": 0.0}],
+        blockers={"cpu": [], "wasm": [], "webgl": []},
+        backends=["cpu", "wasm", "webgl"],
+    )
     return model_json.manifest(
-        name="m", version=3, source=model_json.source("torch", "2.13.0", "m.pt"), opset=13, ir_version=8,
-        inputs=[model_json.tensor("x", "float32", [None, 4])], outputs=[model_json.tensor("y", "float32", [None, 2])],
-        files=files, cloud_file="model.onnx", edge=edge,
+        name="m",
+        version=3,
+        source=model_json.source("torch", "2.13.0", "m.pt"),
+        opset=13,
+        ir_version=8,
+        inputs=[model_json.tensor("x", "float32", [None, 4])],
+        outputs=[model_json.tensor("y", "float32", [None, 2])],
+        files=files,
+        cloud_file="model.onnx",
+        edge=edge,
         parity={"source_vs_onnxruntime": {"max_abs_diff": 1e-7, "inputs_compared": 3, "tolerance": 1e-5, "passed": True}},
         serving=model_json.serving(allow_nan=True),
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("file", ["model.schema.json", "latest.schema.json"])
@@ -45,8 +59,22 @@ def test_committed_schemas_are_draft_2020_12(file: str) -> None:
 def test_builders_make_what_the_schema_accepts_in_the_written_key_order() -> None:
     manifest = good()
     assert manifest["schema"] == 1 and manifest["version"] == "3" and manifest["created"]
-    assert list(manifest) == ["schema", "name", "version", "created", "source", "opset", "ir_version", "inputs",
-                              "outputs", "files", "cloud", "edge", "parity", "serving"]  # fmt: skip
+    assert list(manifest) == [
+        "schema",
+        "name",
+        "version",
+        "created",
+        "source",
+        "opset",
+        "ir_version",
+        "inputs",
+        "outputs",
+        "files",
+        "cloud",
+        "edge",
+        "parity",
+        "serving",
+    ]
     assert model_json.validate(json.loads(json.dumps(manifest))) == manifest
 
 
@@ -69,7 +97,7 @@ CASES = {
     "unknown runtime": (lambda m: m["edge"].update(runtime="tfjs"), "edge.runtime: 'tfjs' is not one of"),
     "allow_nan as text": (lambda m: m["serving"].update(allow_nan="yes"), "serving.allow_nan: 'yes' is not of type 'boolean'"),
     "parity without verdict": (lambda m: m["parity"]["source_vs_onnxruntime"].pop("passed"), "parity.source_vs_onnxruntime"),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -83,8 +111,11 @@ def test_a_wrong_manifest_is_refused_in_one_line_naming_why(case: str) -> None:
 
 def test_training_locations_must_name_listed_files() -> None:
     manifest = good()
-    manifest["training"] = {"parameters": [{"name": "w", "shape": [2], "locations": {"model.onnx": {"offset": 0, "length": 8},
-                                                                                   "gone.onnx": {"offset": 0, "length": 8}}}]}  # fmt: skip
+    manifest["training"] = {
+        "parameters": [
+            {"name": "w", "shape": [2], "locations": {"model.onnx": {"offset": 0, "length": 8}, "gone.onnx": {"offset": 0, "length": 8}}}
+        ]
+    }
     with pytest.raises(ManifestError, match=r"training.parameters\[0\].locations names 'gone.onnx'"):
         model_json.validate(manifest)
 

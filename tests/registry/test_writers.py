@@ -26,8 +26,10 @@ def read(version_dir: Path) -> dict:
     path = version_dir / model_json.MANIFEST_NAME
     node = shutil.which("node")
     assert node, "node is part of the setup (make web)"
-    script = (f"import {{ checkManifest }} from {str(CHECK)!r}; import {{ readFileSync }} from 'node:fs';"
-              f"checkManifest(JSON.parse(readFileSync({str(path)!r}, 'utf8')));")  # fmt: skip
+    script = (
+        f"import {{ checkManifest }} from {str(CHECK)!r}; import {{ readFileSync }} from 'node:fs';"
+        f"checkManifest(JSON.parse(readFileSync({str(path)!r}, 'utf8')));"
+    )
     result = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"the page refuses {path}: {result.stderr.strip()[-400:]}"
     return model_json.read(path)
@@ -43,8 +45,9 @@ def lowered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model, sample = onnx_graphs.hard_activations()
     onnx.save(model, folder / "hard.onnx")
     np.save(folder / "x.npy", sample["x"])
-    result = export_model(folder / "hard.onnx", name="hard", version="1", out=folder / "registry", framework="onnx",
-                          sample=folder / "x.npy")  # fmt: skip
+    result = export_model(
+        folder / "hard.onnx", name="hard", version="1", out=folder / "registry", framework="onnx", sample=folder / "x.npy"
+    )
     return result.version_dir
 
 
@@ -58,8 +61,9 @@ def trainable(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(5, 12), torch.nn.ReLU(), torch.nn.Linear(12, 3))
     out = tmp_path_factory.mktemp("writers-trainable")
-    return export_torch_module(module, torch.randn(1, 5), name="mlp", version="1", out=out / "registry",
-                               trainable="last:2", train_batch=4).version_dir  # fmt: skip
+    return export_torch_module(
+        module, torch.randn(1, 5), name="mlp", version="1", out=out / "registry", trainable="last:2", train_batch=4
+    ).version_dir
 
 
 def test_export_and_lowering_write_a_valid_manifest(lowered: Path) -> None:

@@ -50,8 +50,14 @@ def web_models(registry: Path, model_store: Path, mms) -> WebModels:
     """Every model the browser tests use, in the session registry; the cloud ones also in MMS."""
     model, weights, bias = fitted_forecaster()
     write_version(registry, FORECASTER, "1", model)
-    write_version(registry, LSTM_MARKED_ORT, "1", lstm_model(), runtime="onnxruntime-web",
-                  verified=verified_table("model.onnx", runtime="onnxruntime-web", wasm=True))  # fmt: skip
+    write_version(
+        registry,
+        LSTM_MARKED_ORT,
+        "1",
+        lstm_model(),
+        runtime="onnxruntime-web",
+        verified=verified_table("model.onnx", runtime="onnxruntime-web", wasm=True),
+    )
     # Wrongly marked for ONNX.js: the browser must find out at load time and let the cloud answer.
     write_version(registry, LSTM_MARKED_ONNXJS, "1", lstm_model())
     write_version(registry, HEAVY, "1", heavy_model(), verified=verified_table("model.onnx", cpu=True))

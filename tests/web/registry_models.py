@@ -166,8 +166,10 @@ def write_version(
     if edge_model is not None:
         edge_file = "model.edge.onnx"
         onnx.save(edge_model, version_dir / edge_file)
-        files = {"model.onnx": file_entry(version_dir / "model.onnx", role="cloud"),
-                 edge_file: file_entry(version_dir / edge_file, role="edge")}  # fmt: skip
+        files = {
+            "model.onnx": file_entry(version_dir / "model.onnx", role="cloud"),
+            edge_file: file_entry(version_dir / edge_file, role="edge"),
+        }
         if tensor_specs(graph_inputs(edge_model)) != tensor_specs(graph_inputs(model)):
             pinned = tensor_specs(graph_inputs(edge_model))  # as export/edge/artifact.py records pinning
     edge = edge_entry(edge_file, runtime, verified=verified, inputs=pinned)

@@ -52,7 +52,7 @@ def _cloud_url(way: str, mms: MmsServer, stack: ExitStack) -> tuple[str, Preflig
 def _sent(driver, origin: str) -> list[tuple[str, str]]:
     """(method, path) of every request the page sends to `origin` from now on."""
     seen: list[tuple[str, str]] = []
-    driver.page.on("request", lambda r: r.url.startswith(origin) and seen.append((r.method, r.url[len(origin):])))
+    driver.page.on("request", lambda r: r.url.startswith(origin) and seen.append((r.method, r.url[len(origin) :])))
     return seen
 
 
@@ -120,8 +120,7 @@ def swapping_mms(web_models, model_store):
     """A separate MMS serving web_fc, which each test unregisters and registers again."""
     store = Path(tempfile.mkdtemp(prefix="edgecloud-swap-store-"))
     shutil.copy(model_store / f"{FORECASTER}.mar", store)
-    server = MmsServer(ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
-                                    cors_origins=["*"]))  # fmt: skip
+    server = MmsServer(ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(), cors_origins=["*"]))
     server.start()
     server.register(f"{FORECASTER}.mar")
     yield server
@@ -192,4 +191,3 @@ def test_a_model_unregistered_and_registered_again_while_the_page_runs(driver, s
         assert "expected finite values" in sent_anyway["message"] and "400 BadRequest" in sent_anyway["message"]
         assert driver.predict(x.tolist(), "prefer-cloud")["ranOn"] == "cloud"  # and it did not count against the cloud
     assert _page_errors(driver) == []
-

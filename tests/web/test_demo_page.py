@@ -83,11 +83,15 @@ def test_served_on_every_address_the_page_finds_the_cloud_at_its_own_host(page, 
     from mms_handlers.server import ServerConfig
 
     web_port = free_port()
-    server = ServerConfig(model_store=model_store, host="0.0.0.0", inference_port=free_port(),
-                          management_port=free_port(), cors_origins=[f"http://127.0.0.1:{web_port}"],
-                          runtime_dir=tmp_path / "mms")  # fmt: skip
-    stack = Stack(StackOptions(server=server, registry=web_models.registry, web_port=web_port,
-                               register=[f"{FORECASTER}.mar"])).start()  # fmt: skip
+    server = ServerConfig(
+        model_store=model_store,
+        host="0.0.0.0",
+        inference_port=free_port(),
+        management_port=free_port(),
+        cors_origins=[f"http://127.0.0.1:{web_port}"],
+        runtime_dir=tmp_path / "mms",
+    )
+    stack = Stack(StackOptions(server=server, registry=web_models.registry, web_port=web_port, register=[f"{FORECASTER}.mar"])).start()
     try:
         config = page.request.get(f"http://127.0.0.1:{web_port}/config.json").json()
         assert config == {"cloudPort": server.inference_port, "models": [FORECASTER], "signals": {}}
@@ -122,7 +126,9 @@ def test_personalise_on_this_persons_data_then_reset(page, web_models, mms, trai
         assert chart["labels"][1] == f"shared model (MAE {before:.4f})" and chart["labels"][2] == f"personalised (MAE {after:.4f})"
         assert len(xs) > 0 and all(v is not None for v in [*truth, *shared_line, *personal_line])
         assert max(abs(a - b) for a, b in zip(shared_line, personal_line)) > 1e-6  # the two forecasts differ
-        personalized = page.evaluate("window.demo.handler.predict(window.demo.input(), {privacy: 'local-only'}).then((a) => a.personalized)")
+        personalized = page.evaluate(
+            "window.demo.handler.predict(window.demo.input(), {privacy: 'local-only'}).then((a) => a.personalized)"
+        )
         assert personalized
         # Edge and cloud now differ by design: said beside the figure, which is not marked as a fault.
         page.click("#next")

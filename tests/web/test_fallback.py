@@ -154,8 +154,7 @@ def own_mms(web_models, model_store):
     shutil.copy(model_store / f"{FORECASTER}.mar", store)
     # A sound archive around a file that is no ONNX model (edgecloud archive itself refuses to write one).
     remade(model_store / f"{FORECASTER}.mar", store / "web_broken.mar", {"model.onnx": b"not an onnx file"})
-    server = MmsServer(ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(),
-                                    cors_origins=["*"]))  # fmt: skip
+    server = MmsServer(ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port(), cors_origins=["*"]))
     server.start()
     server.register(f"{FORECASTER}.mar")
     yield server

@@ -67,9 +67,18 @@ def export_trainable(registry: Path) -> Path:
 
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(FEATURES, 16), torch.nn.Tanh(), torch.nn.Linear(16, OUTPUTS))
-    result = export_torch_module(module, torch.randn(1, FEATURES), name=NAME, version="1", out=registry,
-                                 input_names=["x"], output_names=["y"], trainable="head", optimizer="adam",
-                                 train_batch=8)  # fmt: skip
+    result = export_torch_module(
+        module,
+        torch.randn(1, FEATURES),
+        name=NAME,
+        version="1",
+        out=registry,
+        input_names=["x"],
+        output_names=["y"],
+        trainable="head",
+        optimizer="adam",
+        train_batch=8,
+    )
     return result.version_dir
 
 
@@ -81,9 +90,10 @@ def stack(tmp_path: Path):
     build_archive(version_dir, store)
     options = StackOptions(
         server=ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port()),
-        registry=registry, web_port=free_port(),
+        registry=registry,
+        web_port=free_port(),
         federated=FederatedOptions([NAME], FederatedSettings(min_clients=3)),
-    )  # fmt: skip
+    )
     running = Stack(options).start()
     yield running
     running.stop()
@@ -103,15 +113,23 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
             page.on("request", lambda r: r.method == "POST" and requests.append((r.url, r.post_data or "")))
             page.goto(f"{stack.site.url}/harness/index.html")
             page.wait_for_function("window.harnessReady === true")
-            result = page.evaluate(CREATE_AND_SHARE, {"model": NAME, "cloud": config["cloud"],
-                                                      "federated": config["federated"], "data": person(seed, count), "rate": RATE})  # fmt: skip
+            result = page.evaluate(
+                CREATE_AND_SHARE,
+                {"model": NAME, "cloud": config["cloud"], "federated": config["federated"], "data": person(seed, count), "rate": RATE},
+            )
             assert "error" not in result, result
             assert result["shared"]["accepted"] is True and result["shared"]["round"] == 1, result["shared"]
             assert result["reported"]["samples"] == count
             # What the page trained is what the exporter's train.onnx computes under onnxruntime.
             data = person(seed, count)
-            want = train(registry / "1", np.asarray(data["inputs"], np.float32), np.asarray(data["targets"], np.float32),
-                         epochs=2, learning_rate=RATE, shuffle=False)  # fmt: skip
+            want = train(
+                registry / "1",
+                np.asarray(data["inputs"], np.float32),
+                np.asarray(data["targets"], np.float32),
+                epochs=2,
+                learning_rate=RATE,
+                shuffle=False,
+            )
             for name, value in want.parameters.items():
                 got = np.asarray(result["reported"]["parameters"][name]["data"], np.float32).reshape(value.shape)
                 assert np.abs(got - value).max() <= 1e-5, name
@@ -122,8 +140,10 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
         quiet = browser.new_context().new_page()
         quiet.goto(f"{stack.site.url}/harness/index.html")
         quiet.wait_for_function("window.harnessReady === true")
-        refused = quiet.evaluate(CREATE_AND_SHARE, {"model": NAME, "cloud": None, "federated": config["federated"],
-                                                    "data": person(4, 10), "privacy": "local-only", "rate": RATE})  # fmt: skip
+        refused = quiet.evaluate(
+            CREATE_AND_SHARE,
+            {"model": NAME, "cloud": None, "federated": config["federated"], "data": person(4, 10), "privacy": "local-only", "rate": RATE},
+        )
         assert refused["code"] == "not-allowed" and "local-only" in refused["error"]
 
         latest = registry / "latest.json"
@@ -144,8 +164,11 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
 
         # MMS serves version 2 and answers as onnxruntime on the new file.
         x = np.asarray(person(5, 2)["inputs"], np.float32)
-        request = urllib.request.Request(f"{config['cloud']}/predictions/{NAME}-v2", data=json.dumps({"inputs": {"x": x.tolist()}}).encode(),
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{config['cloud']}/predictions/{NAME}-v2",
+            data=json.dumps({"inputs": {"x": x.tolist()}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request) as response:
             answer = json.loads(response.read())
         expected = onnxruntime.InferenceSession(str(registry / "2" / "model.onnx")).run(None, {"x": x})[0]

@@ -16,9 +16,7 @@ GOOD_NETWORK = {"onLine": True, "connection": {"effectiveType": "4g", "saveData"
 
 
 def cached(driver, url: str) -> bool:
-    return driver.page.evaluate(
-        "async (url) => Boolean(await (await caches.open('edgecloud-models-v1')).match(url))", url
-    )
+    return driver.page.evaluate("async (url) => Boolean(await (await caches.open('edgecloud-models-v1')).match(url))", url)
 
 
 def test_a_new_version_is_picked_up_in_the_background_once_verified(driver, site, web_models):
@@ -90,7 +88,9 @@ def test_update_checks_wait_for_a_device_that_allows_them(driver, environment, b
 
 def test_conditions_are_options(driver):
     """A forced condition wins over what the device says (how a page or a test overrides them)."""
-    driver.create(FORECASTER, update={"enabled": False, "environment": {"onLine": True, "connection": {"saveData": True}},
-                                      "conditions": {"saveData": True}})  # fmt: skip
+    driver.create(
+        FORECASTER,
+        update={"enabled": False, "environment": {"onLine": True, "connection": {"saveData": True}}, "conditions": {"saveData": True}},
+    )
     result = driver.page.evaluate("() => window.handler.updater.check()")
     assert result["checked"] is True and result["reason"] == "up to date"

@@ -28,8 +28,16 @@ def test_the_training_modules_never_import_the_handler_or_the_cloud_client():
 
 
 def test_the_workers_import_only_runtimes_and_pure_modules():
-    allowed = {"onnxjs-runtime.js", "ortweb-runtime.js", "tensors.js", "feeds.js", "train-data.js", "assets.js", "errors.js",
-               "worker-channel.js"}  # the message protocol, both ends (a leaf)
+    allowed = {
+        "onnxjs-runtime.js",
+        "ortweb-runtime.js",
+        "tensors.js",
+        "feeds.js",
+        "train-data.js",
+        "assets.js",
+        "errors.js",
+        "worker-channel.js",
+    }  # the message protocol, both ends (a leaf)
     assert reachable("train-worker.js") <= allowed
     assert reachable("edge-worker.js") <= allowed
 

@@ -97,8 +97,19 @@ def consumer_site(package, tmp_path_factory):
     run(["npm", "install", str(package["tarball"]), "--offline", "--no-audit", "--no-fund"], project)
     dist = project / "dist"
     esbuild = str(node_modules() / ".bin" / "esbuild")
-    run([esbuild, "src/main.js", "src/edge-worker.js", "src/train-worker.js", "--bundle", "--format=esm",
-         "--outdir=dist", "--log-level=warning"], project)  # fmt: skip
+    run(
+        [
+            esbuild,
+            "src/main.js",
+            "src/edge-worker.js",
+            "src/train-worker.js",
+            "--bundle",
+            "--format=esm",
+            "--outdir=dist",
+            "--log-level=warning",
+        ],
+        project,
+    )
     run([str(project / "node_modules" / ".bin" / "onnx-edgecloud-web-assets"), str(dist / "runtimes")], project)
     shutil.copy(project / "index.html", dist / "index.html")
     paths: list[str] = []
@@ -117,8 +128,7 @@ def declared(*names: str) -> dict[str, list[str]]:
 
 def test_the_tarball_holds_the_package_and_installs_with_its_runtimes(package, consumer_site):
     files = {entry["path"] for entry in package["files"]}
-    assert {"package.json", "src/index.js", "src/edge-worker.js", "src/train-worker.js", "types/index.d.ts",
-            "bin/copy-assets.js"} <= files  # fmt: skip
+    assert {"package.json", "src/index.js", "src/edge-worker.js", "src/train-worker.js", "types/index.d.ts", "bin/copy-assets.js"} <= files
     assert not [f for f in files if f.startswith(("demo/", "harness/", "bench/", "test/", "types/check/", "node_modules/"))]
     _, _, project = consumer_site
     installed = json.loads((project / "node_modules" / PACKAGE / "package.json").read_text())
@@ -139,8 +149,9 @@ def app(page, consumer_site, site, mms, web_models, trainable):
     page.requests, page.failed = requests, failed  # type: ignore[attr-defined]
 
     def start(model: str, **options):
-        return page.evaluate("(o) => window.app.start(o)",
-                             {"registry": f"{site.url}/models", "model": model, "cloud": mms.config.inference_url, **options})  # fmt: skip
+        return page.evaluate(
+            "(o) => window.app.start(o)", {"registry": f"{site.url}/models", "model": model, "cloud": mms.config.inference_url, **options}
+        )
 
     page.start = start  # type: ignore[attr-defined]
     page.predict = lambda x, privacy="auto": page.evaluate("([x, p]) => window.app.predict(x, p)", [x, privacy])  # type: ignore[attr-defined]
@@ -176,8 +187,10 @@ def test_the_bundled_page_predicts_on_the_edge_falls_back_to_the_cloud_and_perso
     assert app.start(LSTM_MARKED_ORT)["backend"] == "onnxruntime-web/wasm"
 
     assert app.start(TRAINABLE)["state"] == "ready"
-    trained = app.evaluate("(d) => window.app.personalize(d, {epochs: 2, batchSize: 6, learningRate: 0.05, seed: 1})",
-                           {"inputs": x[:12].tolist(), "targets": y[:12].tolist()})  # fmt: skip
+    trained = app.evaluate(
+        "(d) => window.app.personalize(d, {epochs: 2, batchSize: 6, learningRate: 0.05, seed: 1})",
+        {"inputs": x[:12].tolist(), "targets": y[:12].tolist()},
+    )
     assert trained.get("personalized") is True, trained
     assert sorted(trained) == types["PersonalizeResult"]
     mine = app.evaluate("() => window.app.personalization()")
@@ -193,7 +206,13 @@ def test_the_bundled_page_predicts_on_the_edge_falls_back_to_the_cloud_and_perso
     assert from_site and all(urlsplit(u).path.startswith("/models/") for u in from_site), from_site
     elsewhere = [u for u in app.requests if not u.startswith((f"{url}/", f"{site.url}/", f"{mms.config.inference_url}/"))]
     assert elsewhere == []
-    assert {"/edge-worker.js", "/train-worker.js", "/runtimes/onnxjs/onnx.min.js", "/runtimes/onnxjs/onnx-wasm.wasm",
-            "/runtimes/onnxruntime-web/ort.wasm.min.mjs", "/runtimes/onnxruntime-web/ort-wasm-simd-threaded.wasm"} <= set(served)  # fmt: skip
+    assert {
+        "/edge-worker.js",
+        "/train-worker.js",
+        "/runtimes/onnxjs/onnx.min.js",
+        "/runtimes/onnxjs/onnx-wasm.wasm",
+        "/runtimes/onnxruntime-web/ort.wasm.min.mjs",
+        "/runtimes/onnxruntime-web/ort-wasm-simd-threaded.wasm",
+    } <= set(served)
     assert "/onnx-wasm.wasm" not in served
     assert app.failed == [] and app.errors == [], (app.failed, app.errors, served)

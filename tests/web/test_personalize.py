@@ -46,11 +46,19 @@ def onnxruntime_steps(version_dir: Path, weights, bias, x, y, *, epochs, batch_s
             rows = order[start : start + batch_size]
             xb, yb, w = np.zeros((BATCH, 64), np.float32), np.zeros((BATCH, 8), np.float32), np.zeros(BATCH, np.float32)
             xb[: len(rows)], yb[: len(rows)], w[: len(rows)] = x[rows], y[rows], 1
-            loss, new_w, new_b, v_w, v_b = session.run(None, {
-                "window": xb, "target.forecast": yb, "example_weight": w,
-                "learning_rate": np.array([learning_rate], np.float32),
-                "param.W": params["W"], "param.b": params["b"], "state.v.W": state["W"], "state.v.b": state["b"],
-            })  # fmt: skip
+            loss, new_w, new_b, v_w, v_b = session.run(
+                None,
+                {
+                    "window": xb,
+                    "target.forecast": yb,
+                    "example_weight": w,
+                    "learning_rate": np.array([learning_rate], np.float32),
+                    "param.W": params["W"],
+                    "param.b": params["b"],
+                    "state.v.W": state["W"],
+                    "state.v.b": state["b"],
+                },
+            )
             params, state = {"W": new_w, "b": new_b}, {"W": v_w, "b": v_b}
             losses.append(float(loss[0]))
     return params["W"], params["b"], losses
@@ -69,10 +77,10 @@ def test_personalize_matches_numpy_and_onnxruntime_and_predicts_with_it(trainer,
     steps = 3 * 4  # ceil(20 / 6) per epoch
     assert (result["steps"], result["epochs"], result["samples"], result["personalized"]) == (steps, 3, 20, True)
     assert result["backend"].startswith(backend)
-    want_w, want_b, want_losses = reference_steps(weights, bias, x, y, epochs=3, batch_size=6, learning_rate=0.05,
-                                                  shuffle=True, seed=11)  # fmt: skip
-    ort_w, ort_b, ort_losses = onnxruntime_steps(version_dir, weights, bias, x, y, epochs=3, batch_size=6,
-                                                 learning_rate=0.05, shuffle=True, seed=11)  # fmt: skip
+    want_w, want_b, want_losses = reference_steps(weights, bias, x, y, epochs=3, batch_size=6, learning_rate=0.05, shuffle=True, seed=11)
+    ort_w, ort_b, ort_losses = onnxruntime_steps(
+        version_dir, weights, bias, x, y, epochs=3, batch_size=6, learning_rate=0.05, shuffle=True, seed=11
+    )
     got = trainer.parameters()
     for name, numpy_value, ort_value in (("W", want_w, ort_w), ("b", want_b, ort_b)):
         assert np.abs(got[name] - numpy_value).max() <= 1e-5
@@ -180,7 +188,7 @@ def test_no_request_carries_the_examples_while_personalising_and_predicting_loca
     assert requests, "the recorder saw nothing"
     assert all(method == "GET" and body in (None, b"") for method, _, body in requests), requests
     assert all(url.startswith(site.url + "/") for _, url, _ in requests), requests
-    paths = {url[len(site.url):] for _, url, _ in requests}
+    paths = {url[len(site.url) :] for _, url, _ in requests}
     assert all(p.startswith(("/models/", "/src/", "/vendor/", "/onnx-wasm.wasm")) and "?" not in p for p in paths), paths
     # The recorder sees the workers' requests too (the training worker's module and ONNX.js).
     assert {"/src/train-worker.js", "/vendor/onnxjs/onnx.min.js", f"/models/{TRAINABLE}/1/train.onnx"} <= paths
@@ -213,8 +221,9 @@ def test_the_personalisation_survives_a_reload(trainer):
     answer = trainer.predict(x[:2], "local-only")
     params = trainer.parameters()
     assert answer["personalized"] is True
-    np.testing.assert_allclose(np.asarray(answer["outputs"]["forecast"]["data"]).reshape(2, 8),
-                               x[:2] @ params["W"] + params["b"], atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(answer["outputs"]["forecast"]["data"]).reshape(2, 8), x[:2] @ params["W"] + params["b"], atol=1e-5
+    )
 
 
 BAD = [
@@ -223,9 +232,21 @@ BAD = [
     ("NaN in the targets", lambda x, y: ({"inputs": x[:1].tolist(), "targets": [[float("nan")] * 8]}, {}), "NaN or Inf"),
     ("no examples", lambda x, y: ({"inputs": [], "targets": []}, {}), "at least one example"),
     ("fewer targets than inputs", lambda x, y: ({"inputs": x[:3].tolist(), "targets": y[:2].tolist()}, {}), "2 rows but the inputs have 3"),
-    ("a batch above the step's", lambda x, y: ({"inputs": x[:3].tolist(), "targets": y[:3].tolist()}, {"batchSize": BATCH + 1}), "from 1 to 8"),
-    ("an unknown option", lambda x, y: ({"inputs": x[:3].tolist(), "targets": y[:3].tolist()}, {"epoch": 2}), "unknown personalize() option 'epoch'"),
-    ("a zero learning rate", lambda x, y: ({"inputs": x[:3].tolist(), "targets": y[:3].tolist()}, {"learningRate": 0}), "learningRate must be"),
+    (
+        "a batch above the step's",
+        lambda x, y: ({"inputs": x[:3].tolist(), "targets": y[:3].tolist()}, {"batchSize": BATCH + 1}),
+        "from 1 to 8",
+    ),
+    (
+        "an unknown option",
+        lambda x, y: ({"inputs": x[:3].tolist(), "targets": y[:3].tolist()}, {"epoch": 2}),
+        "unknown personalize() option 'epoch'",
+    ),
+    (
+        "a zero learning rate",
+        lambda x, y: ({"inputs": x[:3].tolist(), "targets": y[:3].tolist()}, {"learningRate": 0}),
+        "learningRate must be",
+    ),
     ("no targets", lambda x, y: ({"inputs": x[:3].tolist()}, {}), "takes {inputs, targets}"),
 ]
 

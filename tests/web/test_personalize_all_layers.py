@@ -26,8 +26,7 @@ def all_layers(registry: Path, workdir: Path) -> Path:
     from export.pipeline import export_model
 
     source = cnn(workdir / "all-layers-cnn.keras")
-    return export_model(source, name=NAME, version="1", out=registry, trainable="all", learning_rate=RATE,
-                        train_batch=BATCH).version_dir  # fmt: skip
+    return export_model(source, name=NAME, version="1", out=registry, trainable="all", learning_rate=RATE, train_batch=BATCH).version_dir
 
 
 @pytest.fixture

@@ -31,8 +31,9 @@ def exported(registry: Path, model_store: Path, mms, web_models):
 
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
-    result = export_torch_module(module, torch.randn(1, 6), name=EXPORTED, version="1", out=registry,
-                                 trainable="head", optimizer="adam", train_batch=8)  # fmt: skip
+    result = export_torch_module(
+        module, torch.randn(1, 6), name=EXPORTED, version="1", out=registry, trainable="head", optimizer="adam", train_batch=8
+    )
     build_archive(result.version_dir, model_store)
     mms.register(f"{EXPORTED}.mar")
     mms.wait_until_healthy()
@@ -66,8 +67,9 @@ def torch_reference(module, x, y, *, epochs: int, batch: int):
     for _ in range(epochs):
         for start in range(0, len(x), batch):
             optimizer.zero_grad()
-            loss = torch.nn.functional.mse_loss(trained(torch.from_numpy(x[start : start + batch])),
-                                                torch.from_numpy(y[start : start + batch]))  # fmt: skip
+            loss = torch.nn.functional.mse_loss(
+                trained(torch.from_numpy(x[start : start + batch])), torch.from_numpy(y[start : start + batch])
+            )
             loss.backward()
             optimizer.step()
             losses.append(float(loss))

@@ -35,20 +35,22 @@ TABLE = {
         ({"file": "model.onnx", "runtime": "onnxjs", "verified": {}}, {"runtime": "onnxjs", "backends": ["wasm", "cpu", "webgl"]}),
         ({"file": "model.onnx", "runtime": "onnxruntime-web", "verified": {}}, {"runtime": "onnxruntime-web", "backends": ["wasm"]}),
         # only the backends that passed, in the policy's order
-        ({"file": "model.onnx", "runtime": "onnxjs", "verified": verified_table("model.onnx", cpu=True, webgl=False)},
-         {"runtime": "onnxjs", "backends": ["cpu"]}),
+        (
+            {"file": "model.onnx", "runtime": "onnxjs", "verified": verified_table("model.onnx", cpu=True, webgl=False)},
+            {"runtime": "onnxjs", "backends": ["cpu"]},
+        ),
         # the table `edgecloud verify` records
         ({"file": "model.edge.onnx", "runtime": "onnxjs", "verified": TABLE}, {"runtime": "onnxjs", "backends": ["wasm", "cpu"]}),
         # a table about another file says nothing; the static check's backends decide
-        ({"file": "model.onnx", "runtime": "onnxjs", "backends": ["cpu"], "verified": TABLE},
-         {"runtime": "onnxjs", "backends": ["cpu"]}),
+        ({"file": "model.onnx", "runtime": "onnxjs", "backends": ["cpu"], "verified": TABLE}, {"runtime": "onnxjs", "backends": ["cpu"]}),
         # every ONNX.js backend failed in the browser: onnxruntime-web runs it
-        ({"file": "model.onnx", "runtime": "onnxjs",
-          "verified": verified_table("model.onnx", cpu=False, wasm=False, webgl=False)},
-         {"runtime": "onnxruntime-web", "backends": ["wasm"]}),
+        (
+            {"file": "model.onnx", "runtime": "onnxjs", "verified": verified_table("model.onnx", cpu=False, wasm=False, webgl=False)},
+            {"runtime": "onnxruntime-web", "backends": ["wasm"]},
+        ),
         ({"runtime": "onnxjs"}, {"error": "model.json of m v1 names no edge file"}),
     ],
-)  # fmt: skip
+)
 def test_runtime_and_backends_follow_model_json(page, site, edge, expected):
     page.goto(f"{site.url}/harness/index.html")
     assert page.evaluate(CHOOSE, edge) == expected

@@ -40,8 +40,9 @@ def write_ranked(registry: Path, name: str, order: list[tuple]) -> None:
         on = {"file": other_file[0]} if other_file else {}
         if runtime == "onnxruntime-web":
             table["results"].append({"runtime": runtime, "backend": backend, "passed": True, **on})
-        manifest["edge"]["ranking"].append({"runtime": runtime, "backend": backend, "median_ms": ms,
-                                            "download_bytes": download_bytes(runtime), **on})  # fmt: skip
+        manifest["edge"]["ranking"].append(
+            {"runtime": runtime, "backend": backend, "median_ms": ms, "download_bytes": download_bytes(runtime), **on}
+        )
     manifest["edge"]["verified"] = table
     write_manifest(version_dir, manifest)
 
@@ -119,8 +120,10 @@ def test_policy_edge_runtime_forces_one_and_refuses_what_is_not_verified(driver,
         }""",
         [{"edgeRuntime": "onnxjs/webgl"}, {"edgeRuntime": "tfjs"}],
     )
-    assert refused[0] == ["bad-input", 'policy.edgeRuntime "onnxjs/webgl" is not verified for web_rank_ort v1; '
-                          "verified: onnxruntime-web/wasm, onnxjs/wasm, onnxjs/cpu"]  # fmt: skip
+    assert refused[0] == [
+        "bad-input",
+        'policy.edgeRuntime "onnxjs/webgl" is not verified for web_rank_ort v1; verified: onnxruntime-web/wasm, onnxjs/wasm, onnxjs/cpu',
+    ]
     assert refused[1][0] == "bad-input" and refused[1][1].startswith('policy.edgeRuntime "tfjs" is not a browser runtime')
 
 

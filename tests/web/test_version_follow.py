@@ -49,9 +49,11 @@ def stack(tmp_path: Path):
     build_archive(export_trainable(registry), store)
     options = StackOptions(
         server=ServerConfig(model_store=store, inference_port=free_port(), management_port=free_port()),
-        registry=registry, web_port=free_port(), settings=ServingSettings(keep_versions=2),
+        registry=registry,
+        web_port=free_port(),
+        settings=ServingSettings(keep_versions=2),
         federated=FederatedOptions([NAME], FederatedSettings(min_clients=1)),
-    )  # fmt: skip
+    )
     running = Stack(options).start()
     yield running
     running.stop()
@@ -83,8 +85,9 @@ def test_the_page_names_its_version_falls_back_when_it_is_gone_and_agrees_after_
     assert posted == [NAME, f"{NAME}-v1"]
 
     copy_version(stack.options.registry / NAME, 2, 3)  # version 3 published: version 1 is retired (keep 2)
-    wait_until(lambda: cloud_version(config["cloud"], x) == "3"
-               and {m["modelName"] for m in stack.mms.models()} == {f"{NAME}-v2", f"{NAME}-v3"})  # fmt: skip
+    wait_until(
+        lambda: cloud_version(config["cloud"], x) == "3" and {m["modelName"] for m in stack.mms.models()} == {f"{NAME}-v2", f"{NAME}-v3"}
+    )
     mismatch = {"ranOn": "cloud", "modelVersion": "3", "versionMismatch": "the cloud answered with version 3; the edge runs version 1"}
     assert page.evaluate(PREDICT_IN_CLOUD, x) == mismatch  # version 1 is gone: the newest answered, and says so
     posted.clear()

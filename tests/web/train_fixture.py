@@ -103,34 +103,51 @@ def make_trainable(version_dir: Path, batch: int = BATCH) -> dict[str, Any]:
     models = {name: onnx.load(version_dir / name) for name in inference_files}
     shapes = {"W": [WINDOW, HORIZON], "b": [HORIZON]}
     manifest["files"]["train.onnx"] = file_entry(version_dir / "train.onnx", role="train")
-    edge = model_json.edge(file="train.onnx", runtime="onnxjs", lowered=False, passes=[], blockers={},
-                           backends=["cpu", "wasm"])  # fmt: skip
+    edge = model_json.edge(file="train.onnx", runtime="onnxjs", lowered=False, passes=[], blockers={}, backends=["cpu", "wasm"])
     names = {
         "parameters": [
-            {"name": n, "shape": shapes[n], "dtype": "float32", "input": f"param.{n}", "output": f"new.{n}",
-             "locations": {f: locate(version_dir / f, models[f], n) for f in inference_files}}  # fmt: skip
+            {
+                "name": n,
+                "shape": shapes[n],
+                "dtype": "float32",
+                "input": f"param.{n}",
+                "output": f"new.{n}",
+                "locations": {f: locate(version_dir / f, models[f], n) for f in inference_files},
+            }
             for n in PARAMETERS
         ],
         "state": [
-            {"name": f"sgd.v.{n}", "parameter": n, "shape": shapes[n], "dtype": "float32",
-             "input": f"state.v.{n}", "output": f"new.v.{n}", "init": 0.0}  # fmt: skip
+            {
+                "name": f"sgd.v.{n}",
+                "parameter": n,
+                "shape": shapes[n],
+                "dtype": "float32",
+                "input": f"state.v.{n}",
+                "output": f"new.v.{n}",
+                "init": 0.0,
+            }
             for n in PARAMETERS
         ],
         "inputs": {
             "data": [{"name": "window", "input": "window", "dtype": "float32", "shape": [batch, WINDOW]}],
-            "targets": [{"output": "forecast", "input": "target.forecast", "dtype": "float32",
-                         "shape": [batch, HORIZON], "encoding": "value"}],  # fmt: skip
+            "targets": [
+                {"output": "forecast", "input": "target.forecast", "dtype": "float32", "shape": [batch, HORIZON], "encoding": "value"}
+            ],
             "example_weight": "example_weight",
             "learning_rate": "learning_rate",
         },
         "outputs": {"loss": "loss"},
     }
     manifest["training"] = model_json.training(
-        file="train.onnx", edge=edge, trainable="head", batch_size=batch, names=names,
+        file="train.onnx",
+        edge=edge,
+        trainable="head",
+        batch_size=batch,
+        names=names,
         loss={"kind": "mse", "inferred": True},
         optimizer={"kind": "sgd", "flavor": "numpy", "learning_rate": LEARNING_RATE, "momentum": MOMENTUM},
         parity={"against": "plumbing fixture (tests/web/train_fixture.py)", "passed": True},
-    )  # fmt: skip
+    )
     write_manifest(version_dir, manifest)
     return manifest
 

@@ -65,25 +65,31 @@ class TrainerDriver:
     def reload(self) -> "TrainerDriver":
         return self.open(clear=False)
 
-    def create(self, model: str, *, cloud: bool = True, policy: dict | None = None, chunk_steps: int = 2,
-               conditions: dict | None = None) -> dict[str, Any]:  # fmt: skip
-        return self.page.evaluate(CREATE, {
-            "model": model, "cloud": self.mms.config.inference_url if cloud else None, "policy": policy or {},
-            "chunkSteps": chunk_steps, "conditions": {"pollMs": 50, **(conditions or {})},
-        })  # fmt: skip
+    def create(
+        self, model: str, *, cloud: bool = True, policy: dict | None = None, chunk_steps: int = 2, conditions: dict | None = None
+    ) -> dict[str, Any]:
+        return self.page.evaluate(
+            CREATE,
+            {
+                "model": model,
+                "cloud": self.mms.config.inference_url if cloud else None,
+                "policy": policy or {},
+                "chunkSteps": chunk_steps,
+                "conditions": {"pollMs": 50, **(conditions or {})},
+            },
+        )
 
     def battery(self, charging: bool, level: float) -> None:
         self.page.evaluate("(b) => { window.fakeBattery = b; }", {"charging": charging, "level": level})
 
-    def personalize(self, x: Any, y: Any, pause_at_step: int | None = None, stop_at_step: int | None = None,
-                    **options: Any) -> dict[str, Any]:  # fmt: skip
+    def personalize(
+        self, x: Any, y: Any, pause_at_step: int | None = None, stop_at_step: int | None = None, **options: Any
+    ) -> dict[str, Any]:
         data = {"inputs": _plain(x), "targets": _plain(y)}
-        return self.page.evaluate(PERSONALIZE, {"data": data, "options": options, "pauseAtStep": pause_at_step,
-                                                "stopAtStep": stop_at_step})  # fmt: skip
+        return self.page.evaluate(PERSONALIZE, {"data": data, "options": options, "pauseAtStep": pause_at_step, "stopAtStep": stop_at_step})
 
     def start(self, x: Any, y: Any, pause_at_step: int | None = None, **options: Any) -> None:
-        self.page.evaluate(START, {"data": {"inputs": _plain(x), "targets": _plain(y)}, "options": options,
-                                   "pauseAtStep": pause_at_step})  # fmt: skip
+        self.page.evaluate(START, {"data": {"inputs": _plain(x), "targets": _plain(y)}, "options": options, "pauseAtStep": pause_at_step})
 
     def finish(self) -> dict[str, Any]:
         return self.page.evaluate("() => window.running")

@@ -23,8 +23,10 @@ def _fits(node: onnx.NodeProto, weight: np.ndarray) -> bool:
     kernel = list(weight.shape[2:])
     strides = attribute(node, "strides", [1] * len(kernel))
     plain = {
-        "pads": [0] * 2 * len(kernel), "dilations": [1] * len(kernel), "output_padding": [0] * len(kernel),
-    }  # fmt: skip
+        "pads": [0] * 2 * len(kernel),
+        "dilations": [1] * len(kernel),
+        "output_padding": [0] * len(kernel),
+    }
     return (
         len(kernel) == 2
         and list(strides) == kernel
@@ -37,10 +39,13 @@ def _fits(node: onnx.NodeProto, weight: np.ndarray) -> bool:
 def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     known = constants(model.graph)
     nodes = [
-        node for node in model.graph.node
-        if node.op_type == "ConvTranspose" and node.input[1] in known and _fits(node, known[node.input[1]])
+        node
+        for node in model.graph.node
+        if node.op_type == "ConvTranspose"
+        and node.input[1] in known
+        and _fits(node, known[node.input[1]])
         and (len(node.input) < 3 or not node.input[2] or node.input[2] in known)
-    ]  # fmt: skip
+    ]
     if not nodes:
         return None
     shapes = probe_shapes(model, sample)

@@ -15,11 +15,7 @@ from ..graph import Builder, attribute, constants, probe_shapes
 
 def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     known = constants(model.graph)
-    targets = [
-        node
-        for node in model.graph.node
-        if node.op_type == "Gather" and node.input[1] in known and known[node.input[1]].ndim == 0
-    ]
+    targets = [node for node in model.graph.node if node.op_type == "Gather" and node.input[1] in known and known[node.input[1]].ndim == 0]
     if not targets:
         return None
     shapes = probe_shapes(model, sample)

@@ -28,4 +28,3 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
             model.graph.initializer[index].CopyFrom(numpy_helper.from_array(clamped, init.name))
             changed = True
     return model if changed else None
-

@@ -54,10 +54,12 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
             consumers.setdefault(name, []).append(node)
     outputs = {value.name for value in model.graph.output}
     pairs = [
-        (node, consumers[node.output[0]][0]) for node in model.graph.node
-        if node.op_type == "Equal" and node.output[0] not in outputs
+        (node, consumers[node.output[0]][0])
+        for node in model.graph.node
+        if node.op_type == "Equal"
+        and node.output[0] not in outputs
         and [user.op_type for user in consumers.get(node.output[0], [])] == ["Cast"]
-    ]  # fmt: skip
+    ]
     if not pairs:
         return None
     values = {**constants(model.graph), **probe_values(model, sample)}

@@ -20,8 +20,7 @@ def run(model: onnx.ModelProto, sample: Feeds) -> onnx.ModelProto | None:
     targets = [
         node
         for node in model.graph.node
-        if node.domain in ("", "ai.onnx")
-        and (node.op_type == "LogSoftmax" or (node.op_type == "Softmax" and opset >= 13))
+        if node.domain in ("", "ai.onnx") and (node.op_type == "LogSoftmax" or (node.op_type == "Softmax" and opset >= 13))
     ]
     if not targets:
         return None

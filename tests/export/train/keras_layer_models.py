@@ -14,14 +14,16 @@ def cnn(path: Path) -> Path:
     import keras
 
     keras.utils.set_random_seed(2)
-    model = keras.Sequential([
-        keras.Input((SERIES, 1), name="series"),
-        keras.layers.Conv1D(4, 5, activation="relu", name="c1"),
-        keras.layers.MaxPooling1D(2),
-        keras.layers.Conv1D(6, 3, padding="same", activation="relu", name="c2"),
-        keras.layers.GlobalAveragePooling1D(),
-        keras.layers.Dense(3, name="out"),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((SERIES, 1), name="series"),
+            keras.layers.Conv1D(4, 5, activation="relu", name="c1"),
+            keras.layers.MaxPooling1D(2),
+            keras.layers.Conv1D(6, 3, padding="same", activation="relu", name="c2"),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(3, name="out"),
+        ]
+    )
     rng = np.random.default_rng(1)
     for layer in model.layers:
         if getattr(layer, "bias", None) is not None:
@@ -35,16 +37,18 @@ def conv2d_batchnorm_classifier(path: Path) -> Path:
     import keras
 
     keras.utils.set_random_seed(6)
-    model = keras.Sequential([
-        keras.Input((8, 8, 2), name="image"),
-        keras.layers.Conv2D(4, 3, padding="same", name="conv"),
-        keras.layers.BatchNormalization(name="norm"),
-        keras.layers.ReLU(),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.DepthwiseConv2D(3, padding="valid", name="depthwise"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3, activation="softmax", name="label"),
-    ])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 2), name="image"),
+            keras.layers.Conv2D(4, 3, padding="same", name="conv"),
+            keras.layers.BatchNormalization(name="norm"),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.DepthwiseConv2D(3, padding="valid", name="depthwise"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax", name="label"),
+        ]
+    )
     rng = np.random.default_rng(2)
     norm = model.get_layer("norm")
     norm.moving_mean.assign(rng.normal(0, 0.1, 4).astype("float32"))

@@ -61,8 +61,7 @@ def save_program(kind: str, folder: Path, batch: int = 1) -> Path:
     return path
 
 
-def per_example_adam(kind: str, program_path: Path, x: np.ndarray, y: np.ndarray, *, batch: int,
-                     rate: float) -> dict[str, np.ndarray]:  # fmt: skip
+def per_example_adam(kind: str, program_path: Path, x: np.ndarray, y: np.ndarray, *, batch: int, rate: float) -> dict[str, np.ndarray]:
     """torch.optim.Adam on the program's head, each batch's gradient summed over its examples / count."""
     import torch
 

@@ -34,8 +34,14 @@ def forecaster(workdir: Path) -> Path:
     head.bias.assign(np.linspace(-0.1, 0.1, HORIZON).astype("float32"))
     np.save(workdir / "fc-sample.npy", np.sin(np.linspace(0, 6, WINDOW)).reshape(1, WINDOW, 1).astype("float32"))
     model.save(workdir / "fc.keras")
-    result = export_model(workdir / "fc.keras", name="train-fc", version="1", out=workdir / "train-registry",
-                          sample=workdir / "fc-sample.npy", train_batch=BATCH)  # fmt: skip
+    result = export_model(
+        workdir / "fc.keras",
+        name="train-fc",
+        version="1",
+        out=workdir / "train-registry",
+        sample=workdir / "fc-sample.npy",
+        train_batch=BATCH,
+    )
     return result.version_dir
 
 
@@ -48,8 +54,16 @@ def classifier(workdir: Path) -> Path:
     hidden = keras.layers.Dense(10, activation="tanh", name="hidden")(inputs)
     outputs = keras.layers.Dense(4, activation="softmax", name="label")(hidden)
     keras.Model(inputs, outputs).save(workdir / "clf.keras")
-    result = export_model(workdir / "clf.keras", name="train-clf", version="1", out=workdir / "train-registry",
-                          trainable="head", optimizer="sgd", learning_rate=0.1, train_batch=BATCH)  # fmt: skip
+    result = export_model(
+        workdir / "clf.keras",
+        name="train-clf",
+        version="1",
+        out=workdir / "train-registry",
+        trainable="head",
+        optimizer="sgd",
+        learning_rate=0.1,
+        train_batch=BATCH,
+    )
     return result.version_dir
 
 
@@ -63,8 +77,14 @@ def test_forecaster_gets_a_head_step_by_default_proven_against_keras(forecaster:
     training = manifest(forecaster)["training"]
     assert training["trainable"] == "head" and training["batch_size"] == BATCH
     assert training["loss"] == {"kind": "mse", "inferred": True}
-    assert training["optimizer"] == {"kind": "adam", "flavor": "keras", "learning_rate": 0.001,
-                                     "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-07}  # fmt: skip
+    assert training["optimizer"] == {
+        "kind": "adam",
+        "flavor": "keras",
+        "learning_rate": 0.001,
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "epsilon": 1e-07,
+    }
     parity = training["parity"]
     assert parity["passed"] and parity["against"].startswith("keras ") and "Adam" in parity["against"]
     assert set(parity["steps"]) == {"1", "10"} and max(parity["steps"].values()) <= 1e-5
@@ -79,11 +99,19 @@ def test_forecaster_gets_a_head_step_by_default_proven_against_keras(forecaster:
     step = onnx.load(forecaster / "train.onnx")
     assert {node.domain for node in step.graph.node} <= {"", "ai.onnx"}
     assert [v.name for v in step.graph.input] == [
-        "window", inputs["targets"][0]["input"], "example_weight", "learning_rate", "step",
-        *names, *(s["input"] for s in training["state"]),
-    ]  # fmt: skip
-    assert [v.name for v in step.graph.output] == ["loss", *(p["output"] for p in training["parameters"]),
-                                                   *(s["output"] for s in training["state"])]  # fmt: skip
+        "window",
+        inputs["targets"][0]["input"],
+        "example_weight",
+        "learning_rate",
+        "step",
+        *names,
+        *(s["input"] for s in training["state"]),
+    ]
+    assert [v.name for v in step.graph.output] == [
+        "loss",
+        *(p["output"] for p in training["parameters"]),
+        *(s["output"] for s in training["state"]),
+    ]
 
 
 def test_forecaster_step_is_lowered_for_onnxjs_and_matches_train_onnx(forecaster: Path) -> None:

@@ -21,40 +21,127 @@ OPSET = 18
 # (id, op, attributes, float inputs {name: shape}, constant inputs {name: array}, input order, outputs)
 F = np.float32
 CASES = [
-    ("conv1d", "Conv", {"pads": [1, 2], "strides": [2], "dilations": [2]}, {"x": [2, 4, 11], "w": [6, 4, 3], "b": [6]}, {}, ["x", "w", "b"], 1),
+    (
+        "conv1d",
+        "Conv",
+        {"pads": [1, 2], "strides": [2], "dilations": [2]},
+        {"x": [2, 4, 11], "w": [6, 4, 3], "b": [6]},
+        {},
+        ["x", "w", "b"],
+        1,
+    ),
     ("conv2d-groups", "Conv", {"pads": [1, 0, 1, 0], "group": 2}, {"x": [2, 4, 6, 5], "w": [6, 2, 3, 2]}, {}, ["x", "w"], 1),
-    ("conv2d-depthwise-same", "Conv", {"auto_pad": "SAME_UPPER", "group": 4, "strides": [2, 1]}, {"x": [1, 4, 7, 6], "w": [4, 1, 3, 3]}, {}, ["x", "w"], 1),
-    ("conv-transpose", "ConvTranspose", {"strides": [2], "pads": [1, 0], "output_padding": [1]}, {"x": [2, 3, 5], "w": [3, 4, 3], "b": [4]}, {}, ["x", "w", "b"], 1),
-    ("conv-transpose-groups", "ConvTranspose", {"group": 2, "dilations": [2, 1]}, {"x": [1, 4, 4, 4], "w": [4, 3, 2, 2]}, {}, ["x", "w"], 1),
+    (
+        "conv2d-depthwise-same",
+        "Conv",
+        {"auto_pad": "SAME_UPPER", "group": 4, "strides": [2, 1]},
+        {"x": [1, 4, 7, 6], "w": [4, 1, 3, 3]},
+        {},
+        ["x", "w"],
+        1,
+    ),
+    (
+        "conv-transpose",
+        "ConvTranspose",
+        {"strides": [2], "pads": [1, 0], "output_padding": [1]},
+        {"x": [2, 3, 5], "w": [3, 4, 3], "b": [4]},
+        {},
+        ["x", "w", "b"],
+        1,
+    ),
+    (
+        "conv-transpose-groups",
+        "ConvTranspose",
+        {"group": 2, "dilations": [2, 1]},
+        {"x": [1, 4, 4, 4], "w": [4, 3, 2, 2]},
+        {},
+        ["x", "w"],
+        1,
+    ),
     ("maxpool1d", "MaxPool", {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}, {"x": [2, 3, 9]}, {}, ["x"], 1),
     ("maxpool2d", "MaxPool", {"kernel_shape": [2, 2], "strides": [2, 2]}, {"x": [1, 2, 6, 6]}, {}, ["x"], 1),
     ("avgpool1d-excluding-pads", "AveragePool", {"kernel_shape": [3], "strides": [2], "pads": [1, 1]}, {"x": [2, 3, 9]}, {}, ["x"], 1),
     ("avgpool2d", "AveragePool", {"kernel_shape": [2, 3], "count_include_pad": 1, "pads": [1, 1, 1, 1]}, {"x": [1, 2, 5, 6]}, {}, ["x"], 1),
     ("global-average-pool", "GlobalAveragePool", {}, {"x": [2, 3, 5, 4]}, {}, ["x"], 1),
     ("global-max-pool", "GlobalMaxPool", {}, {"x": [2, 3, 7]}, {}, ["x"], 1),
-    ("batch-norm", "BatchNormalization", {"epsilon": 1e-3}, {"x": [2, 3, 5], "scale": [3], "bias": [3]},
-     {"mean": np.array([0.1, -0.2, 0.3], F), "var": np.array([0.5, 1.5, 2.0], F)}, ["x", "scale", "bias", "mean", "var"], 1),
+    (
+        "batch-norm",
+        "BatchNormalization",
+        {"epsilon": 1e-3},
+        {"x": [2, 3, 5], "scale": [3], "bias": [3]},
+        {"mean": np.array([0.1, -0.2, 0.3], F), "var": np.array([0.5, 1.5, 2.0], F)},
+        ["x", "scale", "bias", "mean", "var"],
+        1,
+    ),
     ("layer-norm", "LayerNormalization", {"axis": -1}, {"x": [2, 3, 5], "scale": [5], "bias": [5]}, {}, ["x", "scale", "bias"], 1),
-    ("gather-embedding", "Gather", {"axis": 0}, {"table": [7, 4]}, {"ids": np.array([[1, 6, 2], [0, -1, 3]], np.int64)}, ["table", "ids"], 1),
+    (
+        "gather-embedding",
+        "Gather",
+        {"axis": 0},
+        {"table": [7, 4]},
+        {"ids": np.array([[1, 6, 2], [0, -1, 3]], np.int64)},
+        ["table", "ids"],
+        1,
+    ),
     ("concat", "Concat", {"axis": 1}, {"a": [2, 3], "b": [2, 4]}, {}, ["a", "b"], 1),
     ("split", "Split", {"axis": 1}, {"x": [2, 5]}, {"sizes": np.array([2, 3], np.int64)}, ["x", "sizes"], 2),
-    ("slice", "Slice", {}, {"x": [3, 8]}, {"starts": np.array([1, -6], np.int64), "ends": np.array([3, 100], np.int64),
-                                           "axes": np.array([0, 1], np.int64), "steps": np.array([1, 2], np.int64)},
-     ["x", "starts", "ends", "axes", "steps"], 1),
-    ("pad-constant", "Pad", {"mode": "constant"}, {"x": [2, 3, 4]}, {"pads": np.array([0, 1, 2, 0, 0, 1], np.int64), "value": np.array(0.5, F)}, ["x", "pads", "value"], 1),
+    (
+        "slice",
+        "Slice",
+        {},
+        {"x": [3, 8]},
+        {
+            "starts": np.array([1, -6], np.int64),
+            "ends": np.array([3, 100], np.int64),
+            "axes": np.array([0, 1], np.int64),
+            "steps": np.array([1, 2], np.int64),
+        },
+        ["x", "starts", "ends", "axes", "steps"],
+        1,
+    ),
+    (
+        "pad-constant",
+        "Pad",
+        {"mode": "constant"},
+        {"x": [2, 3, 4]},
+        {"pads": np.array([0, 1, 2, 0, 0, 1], np.int64), "value": np.array(0.5, F)},
+        ["x", "pads", "value"],
+        1,
+    ),
     ("pad-reflect", "Pad", {"mode": "reflect"}, {"x": [1, 2, 5]}, {"pads": np.array([0, 0, 2, 0, 0, 1], np.int64)}, ["x", "pads"], 1),
     ("clip", "Clip", {}, {"x": [3, 4]}, {"low": np.array(-0.5, F), "high": np.array(0.7, F)}, ["x", "low", "high"], 1),
     ("hard-sigmoid", "HardSigmoid", {"alpha": 0.3, "beta": 0.4}, {"x": [3, 4]}, {}, ["x"], 1),
     ("erf", "Erf", {}, {"x": [3, 4]}, {}, ["x"], 1),
     ("expand", "Expand", {}, {"x": [3, 1]}, {"dims": np.array([2, 3, 4], np.int64)}, ["x", "dims"], 1),
-    ("lstm-forward", "LSTM", {"hidden_size": 3}, {"x": [4, 2, 5], "W": [1, 12, 5], "R": [1, 12, 3], "B": [1, 24]}, {}, ["x", "W", "R", "B"], 3),
-    ("lstm-bidirectional-initial-state", "LSTM", {"hidden_size": 2, "direction": "bidirectional"},
-     {"x": [3, 2, 4], "W": [2, 8, 4], "R": [2, 8, 2], "B": [2, 16], "h0": [2, 2, 2], "c0": [2, 2, 2]}, {},
-     ["x", "W", "R", "B", "", "h0", "c0"], 3),
+    (
+        "lstm-forward",
+        "LSTM",
+        {"hidden_size": 3},
+        {"x": [4, 2, 5], "W": [1, 12, 5], "R": [1, 12, 3], "B": [1, 24]},
+        {},
+        ["x", "W", "R", "B"],
+        3,
+    ),
+    (
+        "lstm-bidirectional-initial-state",
+        "LSTM",
+        {"hidden_size": 2, "direction": "bidirectional"},
+        {"x": [3, 2, 4], "W": [2, 8, 4], "R": [2, 8, 2], "B": [2, 16], "h0": [2, 2, 2], "c0": [2, 2, 2]},
+        {},
+        ["x", "W", "R", "B", "", "h0", "c0"],
+        3,
+    ),
     ("gru", "GRU", {"hidden_size": 3}, {"x": [4, 2, 5], "W": [1, 9, 5], "R": [1, 9, 3], "B": [1, 18]}, {}, ["x", "W", "R", "B"], 2),
-    ("gru-reverse-linear-before-reset", "GRU", {"hidden_size": 3, "direction": "reverse", "linear_before_reset": 1},
-     {"x": [3, 2, 4], "W": [1, 9, 4], "R": [1, 9, 3], "B": [1, 18]}, {}, ["x", "W", "R", "B"], 2),
-]  # fmt: skip
+    (
+        "gru-reverse-linear-before-reset",
+        "GRU",
+        {"hidden_size": 3, "direction": "reverse", "linear_before_reset": 1},
+        {"x": [3, 2, 4], "W": [1, 9, 4], "R": [1, 9, 3], "B": [1, 18]},
+        {},
+        ["x", "W", "R", "B"],
+        2,
+    ),
+]
 GELU = ("gelu", "Gelu", {"approximate": "tanh"}, {"x": [3, 4]}, {}, ["x"], 1)  # opset 20
 
 
@@ -62,8 +149,13 @@ def node_model(op, attributes, floats, constants, order, outputs, opset=OPSET) -
     names = [f"y{i}" for i in range(outputs)]
     node = helper.make_node(op, order, names, name=op.lower(), **attributes)
     inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in floats.items()]
-    graph = helper.make_graph([node], op, inputs, [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names],
-                              initializer=[numpy_helper.from_array(v, n) for n, v in constants.items()])  # fmt: skip
+    graph = helper.make_graph(
+        [node],
+        op,
+        inputs,
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names],
+        initializer=[numpy_helper.from_array(v, n) for n, v in constants.items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 10
     return model
@@ -101,8 +193,9 @@ def test_the_translation_computes_what_onnxruntime_computes_and_its_gradient_is_
     assert torch.autograd.gradcheck(function, tuple(doubles.values()), eps=1e-6, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("transposed, groups, stride, padding, dilation, spatial",
-                         list(itertools.product([False, True], [1, 2], [1, 2], [0, 1], [1, 2], [1, 2])))  # fmt: skip
+@pytest.mark.parametrize(
+    "transposed, groups, stride, padding, dilation, spatial", list(itertools.product([False, True], [1, 2], [1, 2], [0, 1], [1, 2], [1, 2]))
+)
 def test_the_exported_convolution_backward_equals_torchs(transposed, groups, stride, padding, dilation, spatial) -> None:
     import torch
 

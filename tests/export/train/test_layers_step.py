@@ -30,8 +30,9 @@ def zero_bias_regressor(path: Path) -> Path:
     import keras
 
     keras.utils.set_random_seed(4)
-    model = keras.Sequential([keras.Input((6,), name="features"), keras.layers.Dense(8, activation="tanh", name="hidden"),
-                              keras.layers.Dense(2, name="out")])  # fmt: skip
+    model = keras.Sequential(
+        [keras.Input((6,), name="features"), keras.layers.Dense(8, activation="tanh", name="hidden"), keras.layers.Dense(2, name="out")]
+    )
     model.get_layer("hidden").bias.assign(np.full(8, 0.05, "float32"))  # only the head's bias is zero
     model.save(path)
     return path
@@ -44,8 +45,16 @@ def exported(workdir: Path) -> dict[str, tuple[Path, Path]]:
     found = {}
     for name, build, trainable in [("cnn", cnn, "all"), ("zero-bias", zero_bias_regressor, "head")]:
         source = build(folder / f"{name}.keras")
-        result = export_model(source, name=name, version="1", out=folder / "registry", trainable=trainable,
-                              optimizer="sgd", learning_rate=RATE, train_batch=BATCH)  # fmt: skip
+        result = export_model(
+            source,
+            name=name,
+            version="1",
+            out=folder / "registry",
+            trainable=trainable,
+            optimizer="sgd",
+            learning_rate=RATE,
+            train_batch=BATCH,
+        )
         found[name] = (result.version_dir, source)
     return found
 
@@ -106,14 +115,33 @@ def test_a_zero_head_bias_stays_an_initializer_and_is_trained_like_keras(exporte
     np.testing.assert_allclose(predictions(version_dir, ours.parameters, probe), np.asarray(theirs(probe)), atol=1e-5)
 
 
-@pytest.mark.parametrize("trainable, says", [
-    ("last:0", "--trainable 'last:0': choose one of head, last:N (N >= 1), all, none"),
-    ("last:4", "--trainable last:4: the model has only 3 layers with parameters"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "trainable, says",
+    [
+        ("last:0", "--trainable 'last:0': choose one of head, last:N (N >= 1), all, none"),
+        ("last:4", "--trainable last:4: the model has only 3 layers with parameters"),
+    ],
+)
 def test_bad_trainable_values_are_one_line_exit_2_nothing_written(exported, tmp_path: Path, trainable, says) -> None:
     _, source = exported["cnn"]
-    done = subprocess.run([sys.executable, "-m", "edgecloud", "export", str(source), "--name", "bad", "--out",
-                           str(tmp_path / "out"), "--trainable", trainable], capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgecloud",
+            "export",
+            str(source),
+            "--name",
+            "bad",
+            "--out",
+            str(tmp_path / "out"),
+            "--trainable",
+            trainable,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("edgecloud export: error")]
     assert len(lines) == 1 and says in lines[0] and "Traceback" not in done.stderr
@@ -140,8 +168,16 @@ def test_the_demo_forecaster_trains_all_its_layers_like_keras_adam(forecaster, w
     Adam parity at 1 and 10 steps ≤ 1e-5."""
     model = forecaster
     lines: list[str] = []
-    result = export_model(workdir / "fc-all.keras", name="fc-all", version="1", out=workdir / "fc-all-registry",
-                          sample=workdir / "fc-all.npy", trainable="all", train_batch=BATCH, progress=lines.append)  # fmt: skip
+    result = export_model(
+        workdir / "fc-all.keras",
+        name="fc-all",
+        version="1",
+        out=workdir / "fc-all-registry",
+        sample=workdir / "fc-all.npy",
+        trainable="all",
+        train_batch=BATCH,
+        progress=lines.append,
+    )
     entry = result.manifest["training"]
     assert entry["trained"]["tensors"] == 7
     assert entry["trained"]["parameters"] == sum(int(np.prod(v.shape)) for v in model.trainable_variables)
@@ -196,8 +232,15 @@ def test_all_on_a_keras_conv2d_batchnorm_model_names_the_folded_variable(tmp_pat
 def test_last_2_of_the_demo_forecaster_starts_at_its_time_major_lstm(forecaster, workdir: Path) -> None:
     """last:2 = LSTM + Dense: the step's first input is the LSTM's time-major sequence [T, B, C]
     (the example weights once took their length from it: T rows instead of B)."""
-    result = export_model(workdir / "fc-all.keras", name="fc-last2", version="1", out=workdir / "fc-all-registry",
-                          sample=workdir / "fc-all.npy", trainable="last:2", train_batch=BATCH)  # fmt: skip
+    result = export_model(
+        workdir / "fc-all.keras",
+        name="fc-last2",
+        version="1",
+        out=workdir / "fc-all-registry",
+        sample=workdir / "fc-all.npy",
+        trainable="last:2",
+        train_batch=BATCH,
+    )
     entry = result.manifest["training"]
     assert entry["trained"]["tensors"] == 5  # LSTM W, R, input-half bias; Dense kernel, bias
     assert entry["parity"]["passed"] and max(entry["parity"]["steps"].values()) <= 1e-5

@@ -48,8 +48,9 @@ def test_all_trains_a_conv_gru_regressor_like_torch_adam(tmp_path: Path) -> None
     from export.torch_module import export_torch_module
 
     module = conv_gru_regressor()
-    result = export_torch_module(module, torch.randn(1, 1, SERIES), name="gru", version="1", out=tmp_path,
-                                 trainable="all", learning_rate=RATE, train_batch=BATCH)  # fmt: skip
+    result = export_torch_module(
+        module, torch.randn(1, 1, SERIES), name="gru", version="1", out=tmp_path, trainable="all", learning_rate=RATE, train_batch=BATCH
+    )
     entry = json.loads((result.version_dir / "model.json").read_text())["training"]
     assert entry["trained"]["tensors"] == 8  # conv W, b; GRU W, R, bias_ih, bias_hh; head W, b
     assert entry["trained"]["parameters"] == sum(p.numel() for p in module.parameters())
@@ -86,8 +87,9 @@ def test_batch_normalization_trains_scale_and_bias_with_frozen_statistics(tmp_pa
     from export.torch_module import export_torch_module
 
     module = batchnorm_mlp()
-    result = export_torch_module(module, torch.randn(1, 5), name="bn", version="1", out=tmp_path, trainable="all",
-                                 learning_rate=RATE, train_batch=BATCH)  # fmt: skip
+    result = export_torch_module(
+        module, torch.randn(1, 5), name="bn", version="1", out=tmp_path, trainable="all", learning_rate=RATE, train_batch=BATCH
+    )
     entry = json.loads((result.version_dir / "model.json").read_text())["training"]
     assert entry["trained"]["tensors"] == 6 and entry["parity"]["passed"]
     frozen = entry["trained"]["frozen"]

@@ -34,8 +34,9 @@ def exported(workdir: Path) -> dict[str, Path]:
     folder = workdir / "static-programs"
     folder.mkdir()
     return {
-        kind: export_model(save_program(kind, folder), name=f"static-{kind}", version="1", out=folder / "registry",
-                           train_batch=BATCH).version_dir  # fmt: skip
+        kind: export_model(
+            save_program(kind, folder), name=f"static-{kind}", version="1", out=folder / "registry", train_batch=BATCH
+        ).version_dir
         for kind in ("mlp", "conv-lstm")
     }
 
@@ -73,8 +74,9 @@ def test_a_program_fixed_at_another_batch_exports_without_a_step(tmp_path: Path)
     from export.pipeline import export_model
 
     lines: list[str] = []
-    result = export_model(save_program("mlp", tmp_path, batch=2), name="static2", version="1", out=tmp_path / "r",
-                          train_batch=BATCH, progress=lines.append)  # fmt: skip
+    result = export_model(
+        save_program("mlp", tmp_path, batch=2), name="static2", version="1", out=tmp_path / "r", train_batch=BATCH, progress=lines.append
+    )
     assert "training" not in result.manifest and not (result.version_dir / "train.onnx").exists()
     (why,) = [line for line in lines if line.startswith("no training step: ")]
     assert "\n" not in why and "Guard failed" in why

@@ -32,9 +32,16 @@ def exported(workdir: Path) -> dict[str, tuple[Path, object]]:
     found = {}
     for version, (trainable, optimizer) in enumerate([("last:2", "sgd"), ("all", "adam")], start=1):
         module = mlp()
-        result = export_torch_module(module, torch.randn(1, 5), name="train-mlp", version=str(version),
-                                     out=workdir / "train-registry", trainable=trainable, optimizer=optimizer,
-                                     train_batch=BATCH)  # fmt: skip
+        result = export_torch_module(
+            module,
+            torch.randn(1, 5),
+            name="train-mlp",
+            version=str(version),
+            out=workdir / "train-registry",
+            trainable=trainable,
+            optimizer=optimizer,
+            train_batch=BATCH,
+        )
         found[f"{trainable} {optimizer}"] = (result.version_dir, module)
     return found
 

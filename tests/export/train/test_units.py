@@ -36,9 +36,12 @@ def mlp(final: str | None = "Softmax", bias_values: float = 0.0) -> onnx.ModelPr
     if final:
         nodes.append(helper.make_node(final, ["z"], ["y"]))
     graph = helper.make_graph(
-        nodes, "mlp", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 4])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 3])], initializer=inits,
-    )  # fmt: skip
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 3])],
+        initializer=inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
@@ -130,9 +133,11 @@ def test_equal_zero_biases_are_told_apart_by_layer() -> None:
     rng = np.random.default_rng(0)
     k1, k2 = rng.normal(size=(4, 5)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
     variables = [
-        Variable("dense/kernel", "dense", k1), Variable("dense/bias", "dense", np.zeros(3, np.float32)),
-        Variable("out/kernel", "out", k2), Variable("out/bias", "out", np.zeros(3, np.float32)),
-    ]  # fmt: skip
+        Variable("dense/kernel", "dense", k1),
+        Variable("dense/bias", "dense", np.zeros(3, np.float32)),
+        Variable("out/kernel", "out", k2),
+        Variable("out/bias", "out", np.zeros(3, np.float32)),
+    ]
     onnx_names = {"model/out_1/MatMul/ReadVariableOp:0": k2, "model/out_1/BiasAdd/ReadVariableOp:0": np.zeros(3, np.float32)}
     found = match(onnx_names, variables)
     assert found["model/out_1/BiasAdd/ReadVariableOp:0"].key == "out/bias"
@@ -154,12 +159,10 @@ def test_the_default_goes_on_without_a_step_where_none_can_be_built(tmp_path: Pa
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
     conversion = Conversion(model, lambda feeds: {}, {"x": np.zeros((1, 4), np.float32)}, "torch", "test", trainer=object())
     said: list[str] = []
-    assert training_variant(conversion, TrainingOptions(), tmp_path, ["model.onnx"], tolerance=1e-5,
-                            progress=said.append) == ({}, None)  # fmt: skip
+    assert training_variant(conversion, TrainingOptions(), tmp_path, ["model.onnx"], tolerance=1e-5, progress=said.append) == ({}, None)
     assert any("no training step" in line and "fixed batch" in line for line in said)
     with pytest.raises(UnsupportedModelError, match="--train-batch 1"):
-        training_variant(conversion, TrainingOptions(trainable="head"), tmp_path, ["model.onnx"], tolerance=1e-5,
-                         progress=said.append)  # fmt: skip
+        training_variant(conversion, TrainingOptions(trainable="head"), tmp_path, ["model.onnx"], tolerance=1e-5, progress=said.append)
 
 
 def test_kernels_match_up_to_axes_and_recurrent_weights_up_to_gate_blocks() -> None:
@@ -186,8 +189,11 @@ def test_kernels_match_up_to_axes_and_recurrent_weights_up_to_gate_blocks() -> N
 def test_a_chosen_layer_missing_a_framework_variable_fails_naming_it() -> None:
     from export.train.reference import complete
 
-    variables = [Variable("out/kernel", "out", np.ones((2, 2), np.float32)), Variable("out/bias", "out", np.zeros(2, np.float32)),
-                 Variable("hidden/kernel", "hidden", np.full((2, 2), 2, np.float32))]  # fmt: skip
+    variables = [
+        Variable("out/kernel", "out", np.ones((2, 2), np.float32)),
+        Variable("out/bias", "out", np.zeros(2, np.float32)),
+        Variable("hidden/kernel", "hidden", np.full((2, 2), 2, np.float32)),
+    ]
     head = {"MatMul:0": match({"MatMul:0": np.ones((2, 2), np.float32)}, variables[:1])["MatMul:0"]}
     with pytest.raises(ExportError, match="'out/bias' \\[2\\] of layer 'out'"):
         complete(head, variables, "head")

@@ -17,9 +17,15 @@ def check(descriptions, backends=("mlp",), **flags):
 
 def test_ready_only_when_every_rule_holds():
     assert check({"mlp": READY}).ok
-    for health in (check({"mlp": READY}, loading=True), check({"mlp": READY}, draining=True),
-                   check({"mlp": READY}, mms_running=False), check({"mlp": LOADING}),
-                   check({"mlp": UNKNOWN}), check({}), check({"mlp": READY}, backends=())):  # fmt: skip
+    for health in (
+        check({"mlp": READY}, loading=True),
+        check({"mlp": READY}, draining=True),
+        check({"mlp": READY}, mms_running=False),
+        check({"mlp": LOADING}),
+        check({"mlp": UNKNOWN}),
+        check({}),
+        check({"mlp": READY}, backends=()),
+    ):
         assert not health.ok and health.reasons
 
 

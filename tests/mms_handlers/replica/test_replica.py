@@ -45,16 +45,20 @@ def post(url: str, document) -> tuple[int, dict]:
 def scrape(base: str) -> dict[tuple[str, tuple], float]:
     with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}  # fmt: skip
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 @pytest.fixture(scope="module")
 def replica(tmp_path_factory):
     root = tmp_path_factory.mktemp("replica")
     build_archive(models.mlp(root / "registry"), root / "store")
-    server = ServerConfig(model_store=root / "store", inference_port=free_port(), management_port=free_port(),
-                          java_heap_mb=256, runtime_dir=root / "mms")  # fmt: skip
+    server = ServerConfig(
+        model_store=root / "store", inference_port=free_port(), management_port=free_port(), java_heap_mb=256, runtime_dir=root / "mms"
+    )
     settings = ReplicaSettings(server=server, port=free_port(), drain_seconds=1.0)
     replica = Replica(settings)
     base = f"http://127.0.0.1:{settings.port}"
@@ -82,8 +86,9 @@ def replica(tmp_path_factory):
 def test_not_ready_while_the_model_loads_then_ready(replica):
     statuses = [status for status, _ in replica.seen_at_start]
     assert statuses[-1] == 200 and 503 in statuses
-    assert any("loaded" in reason or "not registered" in reason for status, reasons in replica.seen_at_start
-               if status == 503 for reason in reasons)  # fmt: skip
+    assert any(
+        "loaded" in reason or "not registered" in reason for status, reasons in replica.seen_at_start if status == 503 for reason in reasons
+    )
     assert get(f"{replica.base}/v2/health/live")[:2] == (200, {"live": True})
     assert get(f"{replica.base}/v2/models/mlp/ready")[:2] == (200, {"name": "mlp", "ready": True})
 
@@ -144,8 +149,16 @@ def test_a_worker_killed_under_load_fails_no_request_through_the_front_door(repl
     once more and MMS's replacement worker answers it."""
     retried = ("edgecloud_worker_died_retries_total", (("model", "mlp"),))
     before = scrape(replica.base).get(retried, 0.0)
-    report = kill_under_load(replica.mms, "mlp", json.dumps({"inputs": {"x": [[0.5, -1.0, 2.0, 0.25]]}}).encode(),
-                             concurrency=8, target="worker", before_s=1.0, after_s=2.0, base_url=replica.base)  # fmt: skip
+    report = kill_under_load(
+        replica.mms,
+        "mlp",
+        json.dumps({"inputs": {"x": [[0.5, -1.0, 2.0, 0.25]]}}).encode(),
+        concurrency=8,
+        target="worker",
+        before_s=1.0,
+        after_s=2.0,
+        base_url=replica.base,
+    )
     retries = scrape(replica.base).get(retried, 0.0) - before
     print(f"\nkill -9 through the front door at c=8: {report.requests} requests, {report.failures} failed, {retries:.0f} retried")
     # Straight to MMS the same kill fails the request the process held (tests/benchmarks/test_reliability.py);

@@ -43,8 +43,9 @@ def replica(tmp_path_factory):
     root = tmp_path_factory.mktemp("versions")
     registry = root / "registry"
     publish(registry, NAME, 1)
-    server = ServerConfig(model_store=root / "unused", inference_port=free_port(), management_port=free_port(),
-                          java_heap_mb=256, runtime_dir=root / "mms")  # fmt: skip
+    server = ServerConfig(
+        model_store=root / "unused", inference_port=free_port(), management_port=free_port(), java_heap_mb=256, runtime_dir=root / "mms"
+    )
     settings = ReplicaSettings(server=server, port=free_port(), drain_seconds=0.0, registry=registry, keep_versions=2)
     replica = Replica(settings)
     replica.lines = []
@@ -137,11 +138,14 @@ def break_missing_file(registry, version):
     (folder / "model.json").write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("version, breaks, expected", [
-    (4, break_missing_manifest, "version 4 of plus has no model.json"),
-    (5, break_hash, "/plus/5/model.onnx: SHA-256"),
-    (6, break_missing_file, "names 'extra.bin', which is not in the folder"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "version, breaks, expected",
+    [
+        (4, break_missing_manifest, "version 4 of plus has no model.json"),
+        (5, break_hash, "/plus/5/model.onnx: SHA-256"),
+        (6, break_missing_file, "names 'extra.bin', which is not in the folder"),
+    ],
+)
 def test_a_broken_version_is_logged_in_one_line_and_never_served(replica, version, breaks, expected):
     before = registered(replica)
     breaks(replica.registry, version)
@@ -173,8 +177,13 @@ def wait_for_line(replica, fragment: str, limit_s: float = 60.0) -> str:
 
 
 def test_keep_versions_zero_is_refused_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "mms_handlers.replica", "--registry", str(tmp_path), "--keep-versions", "0"],
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "mms_handlers.replica", "--registry", str(tmp_path), "--keep-versions", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["replica: error: --keep-versions must be at least 1, got 0"]
 
@@ -186,9 +195,11 @@ def test_edgecloud_versions_serve_rolls_back_under_load_and_refuses_bad_versions
     load, _ = switch_under_load(replica, lambda: cli(["versions", NAME, "--registry", registry, "--serve", "2"]), 2)
     assert load.failed() == []
     assert capsys.readouterr().out.splitlines()[:3] == ["1", "2  ← latest.json (served)", "3"]
-    for value, message in [("x", "--serve 'x': a version is a number"),
-                           ("99", f"--serve 99: {NAME} has no complete version 99"),
-                           ("5", "/plus/5/model.onnx: SHA-256")]:  # fmt: skip
+    for value, message in [
+        ("x", "--serve 'x': a version is a number"),
+        ("99", f"--serve 99: {NAME} has no complete version 99"),
+        ("5", "/plus/5/model.onnx: SHA-256"),
+    ]:
         assert cli(["versions", NAME, "--registry", registry, "--serve", value]) == 2
         error = capsys.readouterr().err.strip()
         assert len(error.splitlines()) == 1 and message in error and error.startswith("edgecloud versions: error: ")
@@ -203,8 +214,7 @@ def test_a_version_written_by_edgecloud_export_is_served(replica, tmp_path):
     from tests.mms_handlers.replica.rollout import plus_model
 
     onnx.save(plus_model(7), tmp_path / "plus7.onnx")
-    assert cli(["export", str(tmp_path / "plus7.onnx"), "--name", NAME, "--version", "7", "--out", str(replica.registry),
-                "--no-edge"]) == 0  # fmt: skip
+    assert cli(["export", str(tmp_path / "plus7.onnx"), "--name", NAME, "--version", "7", "--out", str(replica.registry), "--no-edge"]) == 0
     wait_for_version(replica.base, NAME_PATHS, 7)
     assert ask(replica.base, f"/v2/models/{NAME}/infer").model_version == "7"
 
@@ -216,8 +226,7 @@ def test_a_model_the_registry_lacks_is_served_from_its_archive(tmp_path):
     registry = tmp_path / "registry"
     publish(registry, NAME, 1)
     build_archive(models.mlp(tmp_path / "elsewhere"), tmp_path / "store")  # mlp: in the store only
-    server = ServerConfig(model_store=tmp_path / "store", inference_port=free_port(), management_port=free_port(),
-                          java_heap_mb=256)  # fmt: skip
+    server = ServerConfig(model_store=tmp_path / "store", inference_port=free_port(), management_port=free_port(), java_heap_mb=256)
     settings = ReplicaSettings(server=server, port=free_port(), drain_seconds=0.0, registry=registry, register=[NAME, "mlp"])
     replica = Replica(settings).start()
     try:

@@ -11,6 +11,7 @@ in the trained part is named in a one-line error.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -105,7 +106,9 @@ def _ops() -> dict[str, Callable[..., Any]]:
     }
 
 
-SUPPORTED_OPS = frozenset(
+# The element-wise and shape ops evaluated here; torch_layers.ops() adds the layers (it imports torch,
+# so the full set is only built where a step is built: the serving image has no torch).
+_ELEMENTWISE_OPS = frozenset(
     [
         "Gemm",
         "MatMul",
@@ -127,7 +130,12 @@ SUPPORTED_OPS = frozenset(
         "Squeeze",
         "Unsqueeze",
     ]
-) | frozenset(torch_layers.ops())
+)
+
+
+@functools.cache
+def supported_ops() -> frozenset[str]:
+    return _ELEMENTWISE_OPS | frozenset(torch_layers.ops())
 
 
 @dataclass
@@ -140,12 +148,12 @@ class TorchTail:
 
     def __post_init__(self) -> None:
         unsupported = sorted(
-            {node.op_type for node in self.nodes if node.op_type not in SUPPORTED_OPS or node.domain not in ("", "ai.onnx")}
+            {node.op_type for node in self.nodes if node.op_type not in supported_ops() or node.domain not in ("", "ai.onnx")}
         )
         if unsupported:
             raise UnsupportedModelError(
                 f"the trainable part uses {', '.join(unsupported)}, which the training step cannot differentiate yet "
-                f"(supported: {', '.join(sorted(SUPPORTED_OPS))}); train fewer layers (--trainable head or last:N)"
+                f"(supported: {', '.join(sorted(supported_ops()))}); train fewer layers (--trainable head or last:N)"
             )
 
     def __call__(self, values: Values) -> Values:

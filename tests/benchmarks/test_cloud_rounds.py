@@ -139,7 +139,9 @@ def test_smoke_runs_measure_every_peer_in_every_round_then_profile_the_stages(tm
     [profile] = json.loads((tmp_path / "profile" / "hot_path.json").read_text())["profiles"]
     assert profile["requests"] > 0 and profile["samples"] > 0 and profile["handler_cpu_us"] > 0, profile
     assert set(profile["python_stages_us"]) == set(hot_path.PYTHON_ORDER)
-    assert profile["python_stages_us"][hot_path.ORT] > 0 and profile["backend_response_ms"] is not None
+    assert profile["python_stages_us"][hot_path.ORT] > 0
+    # The server is profiled as shipped: MMS writes no per-request "Backend response time" line.
+    assert profile["backend_response_ms"] is None
     assert "| onnxruntime |" in (tmp_path / "profile" / "HOT_PATH.md").read_text()
 
 

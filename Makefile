@@ -91,7 +91,7 @@ check: python web real-models
 # The fast lane first (it fails fast), then every other test: together, the whole suite once.
 test: setup
 	$(MAKE) check
-	$(PY) -m pytest -ra -m "$(SLOW_MARKS)"
+	$(PY) -m pytest -ra --durations=25 -m "$(SLOW_MARKS)"
 
 bench: setup torchserve
 	$(PY) -m benchmarks.run

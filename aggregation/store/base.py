@@ -55,6 +55,25 @@ class StoredUpdate:
     staleness: int = 0  # versions between that base and the round's (buffered rounds; 0 when fresh)
     weight: float = 1.0  # how much it counts in the aggregate: (1 + staleness) ** -a, see settings.py
 
+    @classmethod
+    def from_rows(cls, rows: list[tuple[Any, ...]], tensors: dict[int, dict[str, np.ndarray]]) -> list[StoredUpdate]:
+        """The SQL stores' `updates()`: rows of (id, client, samples, norm, clipped, received_at, base_version,
+        staleness, weight) with each update's tensors by id."""
+        return [
+            cls(
+                client=c,
+                samples=n,
+                delta=tensors[i],
+                norm=norm,
+                clipped=bool(clipped),
+                received_at=at,
+                base_version=base,
+                staleness=staleness,
+                weight=weight,
+            )
+            for i, c, n, norm, clipped, at, base, staleness, weight in rows
+        ]
+
 
 @dataclass(frozen=True)
 class Refusal:

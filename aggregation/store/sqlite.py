@@ -211,20 +211,7 @@ class SqliteStore:
                 (round_id,),
             ):
                 tensors[update_id][name] = np.frombuffer(data, dtype="<f4").reshape(json.loads(shape)).astype(np.float32)
-        return [
-            StoredUpdate(
-                client=c,
-                samples=n,
-                delta=tensors[i],
-                norm=norm,
-                clipped=bool(clipped),
-                received_at=at,
-                base_version=base,
-                staleness=staleness,
-                weight=weight,
-            )
-            for i, c, n, norm, clipped, at, base, staleness, weight in rows
-        ]
+        return StoredUpdate.from_rows(rows, tensors)
 
     def close_round(self, round_id: int, new_version: str, summary: dict[str, Any], now: float) -> RoundRecord:
         with self._lock:

@@ -36,9 +36,9 @@ MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
 MIN_JAVA_HEAP_MB = 128
 # MMS batches what is already queued and, with a delay, waits that long for more: a lone request waits
-# it out in full. 0 ms forms batches under load only (up to 2 requests); batch size 8 at 0 ms costs a lone
-# request nothing and under load less CPU per request than batch size 1 (docs/benchmarks-hot-path.md).
-DEFAULT_BATCH_SIZE = 8
+# it out in full. On an idle 2-core machine batch size 1 met every goal of issue 26 where batch size 8
+# at 0 ms had 2-3x Flask's p99 at 32 clients (docs/benchmarks-hot-path.md, "On an idle machine").
+DEFAULT_BATCH_SIZE = 1
 DEFAULT_BATCH_DELAY_MS = 0
 # MMS's frontend threads (0 = netty's default, twice the cores: 4 + 4 here, with each model's worker threads on
 # top). Figures in docs/benchmarks-hot-path.md ("Server settings").

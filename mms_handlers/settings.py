@@ -5,10 +5,11 @@ One dataclass, one default per setting, filled from flags or `EDGECLOUD_*` envir
 their own argparse copy whose defaults drifted (batch delay 0 vs 100 ms, drain 3 vs 5 s). The
 defaults chosen, and why:
 
-- batch size 8 at a delay of 0 ms: MMS batches what is already queued (up to 2 requests) and a lone
-  request never waits; with a delay every lone request waits it out in full. Batch size 8 cost a lone
-  request nothing and needed less CPU per request than batch size 1 under load
-  (docs/benchmarks-hot-path.md, "Server settings (issue 26)", measures all three).
+- batch size 1 at a delay of 0 ms: no request ever waits for others. Measured side by side on an idle
+  2-core machine, batch size 1 beat Flask + gunicorn by 1.1x / 1.5x / 1.6x at 1 / 8 / 32 clients with a
+  lower p99, while batch size 8 at 0 ms had 2-3x Flask's p99 at 32 clients and a delay makes every
+  lone request wait it out (docs/benchmarks-hot-path.md, "Server settings (issue 26)"). Larger
+  machines that are never idle can choose `--batch-size 8 --max-batch-delay 1`.
 - drain 5 s: after SIGTERM a replica keeps answering while the balancer stops sending. HAProxy
   drops it after about 1 s of failed checks; Kubernetes' readiness probe runs every 2 s and the
   endpoint removal then has to reach every node, so 5 s covers both (the local gateway only

@@ -2,8 +2,8 @@
 
 The handler and the browser read the JSON directly (they never import this module). The schema,
 the section builders, validation and writing live in the leaf `registry.model_json`, which the
-serving side may import too; this module adds what needs onnx (signatures from a graph) and
-keeps the names the export side has always imported.
+serving side may import too; this module adds what needs onnx (signatures from a graph). The
+registry's layout (versions, latest.json) is `registry.Registry`'s alone: callers use it directly.
 """
 
 from __future__ import annotations
@@ -13,20 +13,16 @@ from typing import Any
 
 import onnx
 
-from registry import LATEST_NAME, MANIFEST_NAME, Registry, model_json, write_json_atomic
-from registry.model_json import SCHEMA_VERSION, file_entry
+from registry import MANIFEST_NAME, model_json
+from registry.model_json import file_entry
 
 __all__ = [
-    "LATEST_NAME",
     "MANIFEST_NAME",
-    "SCHEMA_VERSION",
     "default_opset",
     "file_entry",
     "graph_inputs",
     "read_manifest",
     "tensor_specs",
-    "update_latest",
-    "write_json_atomic",
     "write_manifest",
 ]
 
@@ -76,14 +72,3 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
 def write_manifest(version_dir: Path, manifest: dict[str, Any]) -> Path:
     """Validate, then write `VERSION_DIR/model.json` atomically; returns its path."""
     return model_json.write(Path(version_dir) / MANIFEST_NAME, manifest)
-
-
-def update_latest(model_dir: Path) -> Path:
-    """Point `NAME/latest.json` at the highest complete version (the registry's layout owns the file)."""
-    model_dir = Path(model_dir)
-    registry = Registry(model_dir.parent)
-    versions = registry.versions(model_dir.name)
-    if not versions:
-        raise ValueError(f"{model_dir} holds no exported version")
-    registry.set_latest(model_dir.name, versions[-1], check=False)
-    return model_dir / LATEST_NAME

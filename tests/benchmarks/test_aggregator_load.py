@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from benchmarks import aggregator_load
-from export.manifest import update_latest
 from registry import Registry
 from tests.builders import write_trainable_version_dir
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
     write_trainable_version_dir(tmp_path / "registry" / "mlp" / "1")
-    update_latest(tmp_path / "registry" / "mlp")
+    Registry(tmp_path / "registry").set_latest("mlp", 1)
     return tmp_path / "registry"
 
 

@@ -154,12 +154,12 @@ def test_image_predicts_and_drains_on_sigterm(image, tmp_path):
 def test_image_runs_the_aggregator_with_its_own_entrypoint(image, tmp_path):
     """The aggregator's entrypoint: non-root, takes an update, writes version 2 into the mounted
     registry (as the Kubernetes Deployment mounts it), drains and exits 0 on SIGTERM."""
-    from export.manifest import update_latest
+    from registry import Registry
     from tests.builders import write_trainable_version_dir
 
     registry = tmp_path / "registry"
     write_trainable_version_dir(registry / "mlp" / "1")
-    update_latest(registry / "mlp")
+    Registry(registry).set_latest("mlp", 1)
     for path in [registry, *registry.rglob("*")]:
         os.chown(path, 10001, 10001)
     tmp_path.chmod(0o755)

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from export.federated_version import trainable_parameters
-from export.manifest import update_latest
+from registry import Registry
 from tests.builders import write_trainable_version_dir
 from tests.conftest import free_port
 from tests.postgres import PostgresCluster, postgres, postgres_url  # noqa: F401 - pytest fixtures
@@ -105,7 +105,7 @@ class Aggregate:
 def make_registry(tmp_path: Path) -> Path:
     registry = tmp_path / "registry"
     write_trainable_version_dir(registry / "mlp" / "1")
-    update_latest(registry / "mlp")
+    Registry(registry).set_latest("mlp", 1)
     return registry
 
 

@@ -9,7 +9,7 @@ import pytest
 from aggregation.settings import FederatedSettings
 from edgecloud.cli import main
 from edgecloud.round_flags import add_round_options, round_settings_from, settings_flags
-from export.manifest import update_latest
+from registry import Registry
 from tests.builders import write_trainable_version_dir
 from tests.conftest import free_port
 from tests.edgecloud.test_cli import one_error_line
@@ -18,7 +18,7 @@ from tests.edgecloud.test_cli import one_error_line
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
     write_trainable_version_dir(tmp_path / "registry" / "mlp" / "1")
-    update_latest(tmp_path / "registry" / "mlp")
+    Registry(tmp_path / "registry").set_latest("mlp", 1)
     return tmp_path / "registry"
 
 

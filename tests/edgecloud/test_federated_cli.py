@@ -12,7 +12,7 @@ import pytest
 
 from edgecloud.cli import main as cli
 from edgecloud.webserver import StaticSite
-from export.manifest import update_latest
+from registry import Registry
 from tests.builders import write_trainable_version_dir, write_version_dir
 from tests.conftest import free_port
 
@@ -23,9 +23,9 @@ from .test_cli import one_error_line
 def folders(tmp_path: Path) -> tuple[Path, Path]:
     store, registry = tmp_path / "store", tmp_path / "registry"
     write_trainable_version_dir(registry / "mlp" / "1")
-    update_latest(registry / "mlp")
+    Registry(registry).set_latest("mlp", 1)
     write_version_dir(registry / "relu" / "1")
-    update_latest(registry / "relu")
+    Registry(registry).set_latest("relu", 1)
     for name in ("mlp", "relu"):
         assert cli(["archive", str(registry / name / "1"), "--out", str(store)]) == 0
     return store, registry

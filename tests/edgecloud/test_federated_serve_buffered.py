@@ -22,7 +22,7 @@ import pytest
 
 from aggregation.tokens import issue, read_secret
 from edgecloud.cli import main as cli
-from export.manifest import update_latest
+from registry import Registry
 from tests.builders import write_trainable_version_dir
 from tests.conftest import free_port
 
@@ -51,7 +51,7 @@ def post(url: str, client: str, base: str, token: str | None, rng: np.random.Gen
 def test_serve_runs_buffered_rounds_that_take_only_tokened_updates(tmp_path: Path) -> None:
     store, registry, secret_file = tmp_path / "store", tmp_path / "registry", tmp_path / "client-secret"
     write_trainable_version_dir(registry / "mlp" / "1")
-    update_latest(registry / "mlp")
+    Registry(registry).set_latest("mlp", 1)
     assert cli(["archive", str(registry / "mlp" / "1"), "--out", str(store)]) == 0
     secret_file.write_text("z" * 48 + "\n")
     secret, expires = read_secret(secret_file), int(time.time()) + 3600

@@ -10,7 +10,6 @@ import pytest
 
 from edgecloud.federation import RegistryPublisher, RoundLost, load_model
 from export.federated_version import trainable_parameters, write_federated_version
-from export.manifest import update_latest
 from registry import Registry
 from tests.builders import write_trainable_version_dir
 
@@ -22,7 +21,7 @@ def HELD() -> bool:  # noqa: N802 - a constant-like callable
 @pytest.fixture
 def registry(tmp_path: Path) -> Path:
     write_trainable_version_dir(tmp_path / "registry" / "mlp" / "1")
-    update_latest(tmp_path / "registry" / "mlp")
+    Registry(tmp_path / "registry").set_latest("mlp", 1)
     return tmp_path / "registry"
 
 

@@ -8,7 +8,8 @@ import json
 import onnx
 from onnx import TensorProto, helper
 
-from export.manifest import file_entry, graph_inputs, tensor_specs, update_latest
+from export.manifest import file_entry, graph_inputs, tensor_specs
+from registry import Registry
 from tests.builders import write_version_dir
 
 
@@ -33,5 +34,7 @@ def test_file_entry_and_latest(tmp_path):
     for version in ("1", "2", "10"):
         write_version_dir(tmp_path / "m" / version, name="m")
     (tmp_path / "m" / "11").mkdir()  # no model.json yet: not a version
-    latest = json.loads(update_latest(tmp_path / "m").read_text())
+    registry = Registry(tmp_path)
+    registry.set_latest("m", registry.versions("m")[-1])  # the newest by number, not by name
+    latest = json.loads((tmp_path / "m" / "latest.json").read_text())
     assert latest == {"name": "m", "version": "10", "manifest": "10/model.json", "versions": ["1", "2", "10"]}

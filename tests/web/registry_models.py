@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from export.manifest import file_entry, graph_inputs, tensor_specs, update_latest, write_manifest
+from export.manifest import file_entry, graph_inputs, tensor_specs, write_manifest
+from registry import Registry
 from tests.builders import describe, edge_entry
 
 OPSET = 13
@@ -175,7 +176,8 @@ def write_version(
     edge = edge_entry(edge_file, runtime, verified=verified, inputs=pinned)
     manifest = describe(version_dir, name, model, files, edge)
     write_manifest(version_dir, manifest)
-    update_latest(version_dir.parent)
+    versions = Registry(registry)
+    versions.set_latest(name, versions.versions(name)[-1])
     return version_dir
 
 

@@ -1,14 +1,18 @@
 """`edgecloud federated status MODEL_STORE/NAME`: rounds, accepted and refused updates, versions produced.
 `edgecloud federated token`: a client token for an aggregator started with `--client-secret FILE`.
 
-Status reads the aggregator's SQLite file directly (`MODEL_STORE/federated.sqlite`, or `--db`), so it
-works whether `serve` runs or not; SQLite's WAL lets it read while serve writes.
+Status reads the round store the aggregator writes, opened by the same factory as `edgecloud
+aggregate` (aggregation.store.open_store): `--database` (a SQLite file or postgresql://...), else
+$EDGECLOUD_AGGREGATOR_DATABASE as the aggregator reads it, else `serve`'s MODEL_STORE/federated.sqlite.
+It works whether an aggregator runs or not; SQLite's WAL and PostgreSQL's transactions let it read
+while one writes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -16,7 +20,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import CliError
+from ..errors import CliError, CommandFailed
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +37,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the version it produced, and the refused updates with their reasons.",
     )
     status.add_argument("target", metavar="MODEL_STORE/NAME", help="the serve model store and the model's name")
-    status.add_argument("--db", type=Path, help="the rounds database (default MODEL_STORE/federated.sqlite)")
+    status.add_argument(
+        "--database",
+        "--db",
+        metavar="URL",
+        help="the round store: a SQLite file or postgresql://USER:PASSWORD@HOST:PORT/DB, as `edgecloud aggregate --database` "
+        "takes it (default $EDGECLOUD_AGGREGATOR_DATABASE, else MODEL_STORE/federated.sqlite)",
+    )
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(run=run_status)
     token = actions.add_parser(
@@ -63,21 +73,29 @@ def _when(timestamp: float | None) -> str:
 def run_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from aggregation.store import SqliteStore
+    from aggregation.store import StoreUnavailable, is_shared, open_store
 
     from ..federation import DATABASE_FILE
+    from .aggregate import DATABASE_ENV
 
     target = Path(args.target)
-    name, database = target.name, args.db or target.parent / DATABASE_FILE
-    if not Path(database).is_file():
-        raise CliError(f"no rounds database at {database}: start `edgecloud serve --federated {name}` first, or give --db")
-    store = SqliteStore(database)
+    name = target.name
+    database = args.database or os.environ.get(DATABASE_ENV) or str(target.parent / DATABASE_FILE)
+    sqlite_file = None if is_shared(database) else database.removeprefix("sqlite://")
+    if sqlite_file is not None and "://" not in sqlite_file and not Path(sqlite_file).is_file():
+        raise CliError(f"no rounds database at {sqlite_file}: start `edgecloud serve --federated {name}` first, or give --database")
+    try:
+        store = open_store(database)
+    except StoreUnavailable as error:
+        raise CommandFailed(f"the round store cannot be reached: {error}") from None
+    except ValueError as error:  # an unknown database form, or a schema newer than this command
+        raise CliError(f"--database: {error}") from None
     try:
         rounds, refusals = store.rounds(name), store.refusals(name)
     finally:
         store.close()
     if not rounds:
-        raise CliError(f"{database} holds no rounds of model {name!r}")
+        raise CliError(f"{'the PostgreSQL store' if sqlite_file is None else sqlite_file} holds no rounds of model {name!r}")
     if args.json:
         print(json.dumps({"model": name, "rounds": [asdict(r) for r in rounds], "refusals": [asdict(r) for r in refusals]}, indent=2))
         return 0

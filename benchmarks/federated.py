@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from export.manifest import read_manifest
 from export.train.runner import train
 
 from .personalisation import DEFAULT_OUT, EPOCHS, FIRST_SECONDS, LEARNING_RATE, REPO, SEED, demo_registry, forecast_mae
+from .rerun import rerun_command
 
 Data = tuple[np.ndarray, np.ndarray]  # (inputs, targets), one example per row
 ROUNDS = 3
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     from .models import prepare_demo
 
     work = args.work or REPO / ".edgecloud" / "bench"
-    command = shlex.join(["python", "-m", "benchmarks.federated", *(argv if argv is not None else sys.argv[1:])])
+    command = rerun_command("benchmarks.federated", argv if argv is not None else sys.argv[1:])
     try:
         registry = demo_registry(work / "demo", prepare_demo)
         latest = json.loads((registry / DEMO_NAME / "latest.json").read_text())

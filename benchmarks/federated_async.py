@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from registry import Registry
 
 from .federated import COHORT_TITLES, Data, FilePublisher, cohorts, version_mae
 from .personalisation import DEFAULT_OUT, EPOCHS, FIRST_SECONDS, LEARNING_RATE, REPO, SEED, demo_registry
+from .rerun import rerun_command
 
 BUFFER = 4  # K: updates per version, in both modes (min_clients of a synchronous round)
 MAX_STALENESS = 2
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     from .models import prepare_demo
 
     work = args.work or REPO / ".edgecloud" / "bench"
-    command = shlex.join(["python", "-m", "benchmarks.federated_async", *(argv if argv is not None else sys.argv[1:])])
+    command = rerun_command("benchmarks.federated_async", argv if argv is not None else sys.argv[1:])
     results: dict[str, Any] = {}
     try:
         registry = demo_registry(work / "demo", prepare_demo)

@@ -1,28 +1,18 @@
-"""The federated loop's serving side: the registry's models as the aggregator sees them, and the
-publishers that turn a round's parameters into a version: `RegistryPublisher` (`edgecloud
-aggregate`: version N+1 into the registry folder, which the serving replicas watch) and
-`ServingPublisher` (`serve --federated`, development: also archived and registered with its MMS).
+"""The federated loop's serving side: the registry's models as the aggregator sees them, and
+`RegistryPublisher`, which turns a round's parameters into version N+1 of the registry.
 
-Multi Model Server 1.1.11 has no model versions and cannot swap the .mar behind a name without a
-gap (unregister, then register: requests meanwhile get 404). So each version a round produces is
-registered under its own name, `NAME-vN` (archive `NAME-vN.mar` in the model store, which
-`serve` registers again at its next start), while every name already registered keeps answering;
-only then does `latest.json` move. `/predictions/NAME` keeps the version `NAME.mar` holds; a page
-that runs version N on the edge asks `cloud_name(NAME, N)` for the same version (`/config.json`
-`cloudModels` lists what is served).
-
-Publication is crash-safe: the folder appears whole (renamed from a hidden staging sibling), a
-failed publication removes its folder and archive, and a process killed between writing version
-N+1 and moving latest.json leaves a folder and maybe an archive that `recover` removes at the next
-start, before MMS registers the store's archives: nothing half-published is ever served, and the
-round, still open in the database with every update, closes again into the same version number.
+Both `edgecloud aggregate` and `serve --federated` publish only into the registry: the version
+folder appears whole (renamed from a staging folder), then latest.json moves. Serving it is the
+registry watcher's job (mms_handlers/replica/watcher.py, in every replica front door, `serve`'s
+too): it checks the hashes, registers `NAME-vN` in MMS beside what is served, routes the name to
+it once a worker answers and retires old versions. So a publisher never talks to MMS, and what a
+killed publisher leaves (a staging folder, a version latest.json does not name) is never served;
+the next close clears or reuses it (`RegistryPublisher`).
 """
 
 from __future__ import annotations
 
-import shutil
 import threading
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -32,13 +22,11 @@ import numpy as np
 from aggregation.http import FederatedApi
 from aggregation.service import FederatedModel, FederatedService, ParameterSpec, Publisher, run_ticker
 from aggregation.settings import FederatedSettings
-from aggregation.store import RoundStore, open_store
+from aggregation.store import open_store
 from aggregation.tokens import TokenVerifier
 from export.federated_version import trainable_parameters, write_federated_version
-from export.manifest import LATEST_NAME, read_manifest, update_latest
-from mms_handlers.archive import build_archive
-from mms_handlers.server import MmsServer
-from registry import Registry, RegistryError, model_json
+from export.manifest import read_manifest
+from registry import LATEST_NAME, Registry, RegistryError, model_json
 
 from .errors import CliError
 
@@ -56,11 +44,6 @@ class FederatedOptions:
     client_secret: bytes | None = field(default=None, repr=False)  # --client-secret: updates need a token it signed
 
 
-def cloud_name(name: str, version: str) -> str:
-    """The MMS name of version `version` of `name` when a round produced it."""
-    return f"{name}-v{version}"
-
-
 def database_of(options: FederatedOptions, model_store: Path) -> str:
     return options.database or str(Path(model_store) / DATABASE_FILE)
 
@@ -71,58 +54,6 @@ def latest_version(registry: Path, name: str) -> str:
         return model_json.read_latest(latest)["version"]
     except (OSError, ValueError) as error:
         raise CliError(f"--federated {name}: no {latest} naming its current version ({error})") from None
-
-
-def discard_version(version_dir: Path, model_store: Path) -> None:
-    """Remove an unpublished version: its archive first, then its folder (renamed away in one step)."""
-    version_dir = Path(version_dir)
-    name = version_dir.parent.name
-    archive = cloud_name(name, version_dir.name)
-    for mar in (Path(model_store) / f"{archive}.mar", Path(model_store) / f".{archive}.mar.partial"):
-        mar.unlink(missing_ok=True)
-    if version_dir.is_dir():
-        doomed = version_dir.with_name(f".{name}-{version_dir.name}-discarded")
-        shutil.rmtree(doomed, ignore_errors=True)
-        version_dir.rename(doomed)
-        shutil.rmtree(doomed)
-
-
-def unpublished_versions(registry: Path, name: str, store: RoundStore) -> list[Path]:
-    """Version folders the open round wrote but never published (latest.json still names its base)."""
-    current = store.current_round(name)
-    latest = latest_version(registry, name)
-    if current is None or current.base_version != latest:
-        return []
-    found = []
-    for child in (Path(registry) / name).iterdir():
-        if child.is_dir() and child.name.isdigit() and int(child.name) > int(latest):
-            try:
-                provenance = read_manifest(child).get("federated") or {}
-            except Exception:  # noqa: BLE001 - an unreadable folder is no version of this round's
-                continue
-            if provenance.get("round") == current.id and str(provenance.get("base_version")) == latest:
-                found.append(child)
-    return sorted(found)
-
-
-def recover(options: FederatedOptions, registry: Path, model_store: Path) -> list[str]:
-    """Remove what a publication killed midway left (staging folders, unpublished versions and their
-    archives); call before MMS registers the store. Returns one line per thing removed."""
-    removed = []
-    store = open_store(database_of(options, model_store))
-    try:
-        for name in options.models:
-            for staging in Registry(registry).recover(name):
-                removed.append(f"federated: removed {staging}, a version of {name} half written when the process stopped")
-            for version_dir in unpublished_versions(registry, name, store):
-                discard_version(version_dir, model_store)
-                removed.append(
-                    f"federated: removed version {version_dir.name} of {name}, written but never published "
-                    f"when the process stopped; its round closes again"
-                )
-    finally:
-        store.close()
-    return removed
 
 
 def load_model(registry: Path, name: str, version: str | None = None) -> FederatedModel:
@@ -136,23 +67,6 @@ def load_model(registry: Path, name: str, version: str | None = None) -> Federat
     specs = tuple(ParameterSpec(p["name"], tuple(p["shape"]), p.get("dtype", "float32")) for p in manifest["training"]["parameters"])
     provenance = manifest.get("federated") or {}
     return FederatedModel(name, version, specs, base, provenance.get("round"), provenance.get("clients"))
-
-
-def served_versions(mms: MmsServer, names: list[str]) -> dict[str, dict[str, str]]:
-    """{model: {version: MMS name}} of what MMS serves now, read from each .mar's model.json."""
-    served: dict[str, dict[str, str]] = {name: {} for name in names}
-    for entry in mms.models():
-        mms_name = entry.get("modelName", "")
-        for name in names:
-            if mms_name == name or mms_name.startswith(f"{name}-v"):
-                mar = Path(mms.config.model_store) / f"{mms_name}.mar"
-                try:
-                    with zipfile.ZipFile(mar) as archive:
-                        version = model_json.parse(archive.read(model_json.MANIFEST_NAME), f"{mar.name}:model.json")["version"]
-                except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-                    continue
-                served[name][version] = mms_name
-    return served
 
 
 def written_by_round(registry: Registry, name: str, base_version: str, round_id: int) -> tuple[int, dict[str, Any]] | None:
@@ -175,8 +89,8 @@ class RoundLost(RuntimeError):
 
 
 class RegistryPublisher:
-    """`edgecloud aggregate`: writes version N+1 into the registry and moves latest.json; the serving
-    replicas that watch the registry serve it (the aggregator never talks to them).
+    """`edgecloud aggregate` and `serve --federated`: writes version N+1 into the registry and moves
+    latest.json; the serving replicas that watch the registry serve it (the publisher never talks to them).
 
     The service calls it while it holds the round's claim, so it is the model's one publisher, in
     whichever replica. First it clears what closers before it left: staging folders (they reserve
@@ -216,33 +130,6 @@ class RegistryPublisher:
         if reuse > (self.registry.latest(name) or 0):
             self.registry.set_latest(name, reuse)
         return load_model(self.root, name, str(reuse))
-
-
-class ServingPublisher:
-    """Writes version N+1, archives it, registers it with MMS beside what is served, moves latest.json."""
-
-    def __init__(self, registry: Path, mms: MmsServer, on_served: Callable[[str, str, str], None] = lambda *a: None) -> None:
-        self.registry, self.mms, self.on_served = Path(registry), mms, on_served
-        self._lock = threading.Lock()
-
-    def publish(
-        self, model: FederatedModel, parameters: dict[str, np.ndarray], provenance: dict[str, Any], held: Callable[[], bool] = lambda: True
-    ) -> FederatedModel:
-        """`held` is always true here: `serve` runs one aggregator on its own SQLite file."""
-        with self._lock:
-            version_dir = write_federated_version(self.registry / model.name, model.version, parameters, provenance)
-            name = cloud_name(model.name, version_dir.name)
-            try:
-                mar = build_archive(version_dir, self.mms.config.model_store, name=name)
-                self.mms.register(mar.name)  # synchronous: its workers are up when this returns
-                update_latest(self.registry / model.name)
-            except Exception:
-                # Not published: no folder or archive stays behind to be served or numbered over.
-                if latest_version(self.registry, model.name) != version_dir.name:
-                    discard_version(version_dir, self.mms.config.model_store)
-                raise
-            self.on_served(model.name, version_dir.name, name)
-            return load_model(self.registry, model.name)
 
 
 class Aggregator:

@@ -116,11 +116,6 @@ class Stack:
             progress(f"CORS: browsers may call MMS from {', '.join(origins)} only; the page opened as {page} gets no cloud answers")
         for warning in self.mms.config.exposure_warnings():
             progress(warning)
-        if self.options.federated is not None:  # before MMS sees the store: nothing half-published is served
-            from .federation import recover
-
-            for line in recover(self.options.federated, self.options.registry, self.options.server.model_store):
-                progress(line)
         progress(f"serving {', '.join(self.models) or 'no models'} (each the version its latest.json names)")
         self.replica.start()
         try:
@@ -134,7 +129,7 @@ class Stack:
                 self._start_aggregator(federated, progress)
             self.site.config = site_config(self.options.server, self.models, signals, self.federated_url() if federated else None)
             if self.aggregator is not None:
-                self.site.config["cloudModels"] = self._cloud_models
+                self.site.live_config["cloudModels"] = self.cloud_models
             self.site.start()
         except BaseException as error:
             # A failure's message points at MMS's logs: keep them (Ctrl-C is no failure).
@@ -143,25 +138,26 @@ class Stack:
         return self
 
     def _start_aggregator(self, federated: FederatedOptions, progress: Callable[[str], None]) -> None:
-        from .federation import PREFIX, Aggregator, ServingPublisher, database_of, served_versions
+        from .federation import PREFIX, Aggregator, RegistryPublisher, database_of
 
         missing = [name for name in federated.models if name not in self.models]
         if missing:
             raise ServerError(
                 f"--federated {missing[0]}: no {missing[0]}.mar is registered (registered: {', '.join(self.models) or 'none'})"
             )
-        self._cloud_models = served_versions(self.mms, federated.models)
         # Rounds are kept beside the user's archives (MMS's own store is the replica's, new at each start).
+        # The aggregator only publishes into the registry; the replica's watcher serves what it publishes.
         federated = replace(federated, database=database_of(federated, self.options.server.model_store))
-
-        def served(name: str, version: str, mms_name: str) -> None:
-            self._cloud_models[name][version] = mms_name
-            progress(f"federated: {name} version {version} is served as {mms_name}; latest.json names it")
-
-        publisher = ServingPublisher(self.options.registry, self.mms, served)
+        publisher = RegistryPublisher(self.options.registry)
         self.aggregator = Aggregator(federated, self.options.registry, publisher, database_of(federated, self.mms.config.model_store))
         self.site.apis[PREFIX] = self.aggregator.api
         progress(f"federated: {', '.join(federated.models)} take updates at {self.federated_url()} (rounds in {self.aggregator.database})")
+
+    def cloud_models(self) -> dict[str, dict[str, str]]:
+        """{model: {version: MMS name}} of the versions the replica serves now (`/config.json` `cloudModels`)."""
+        catalog = self.replica.catalog
+        names = self.options.federated.models if self.options.federated is not None else []
+        return {name: {v: info.mms_name for v in catalog.kept(name) if (info := catalog.version(name, v))} for name in names}
 
     def federated_url(self) -> str:
         """The aggregator's URL for the page: on the page's own site (relative on a wildcard host)."""

@@ -3,8 +3,8 @@
 Routes: `/demo/`, `/src/`, `/harness/`, `/bench/` from web_onnxjs; `/vendor/<pkg>/` from node_modules
 (nothing comes from a CDN); `/onnx-wasm.wasm` at the root because ONNX.js fetches it there;
 `/models/` is the registry (versioned files cached for good, latest.json never); `/config.json`
-tells the page where the cloud is; `StaticSite.apis` mounts JSON APIs under a prefix (the
-federated aggregator at `/federated`). Pages are cross-origin isolated (COOP/COEP) so timers are
+tells the page where the cloud is (`StaticSite.config`, plus `live_config` entries computed per
+request); `StaticSite.apis` mounts JSON APIs under a prefix (the federated aggregator at `/federated`). Pages are cross-origin isolated (COOP/COEP) so timers are
 precise and onnxruntime-web may use threads.
 """
 
@@ -105,7 +105,7 @@ class _Handler(SimpleHTTPRequestHandler):
             self.end_headers()
             return
         if path == "/config.json":
-            self._send_json(self.site.config)
+            self._send_json({**self.site.config, **{key: entry() for key, entry in self.site.live_config.items()}})
             return
         super().do_GET()
 
@@ -153,6 +153,7 @@ class StaticSite:
         self.registry = Path(registry).resolve()
         self.root = web_root().resolve()
         self.config = dict(config or {})
+        self.live_config: dict[str, Callable[[], Any]] = {}  # /config.json entries computed at each request
         self.host, self.port = host, port
         self.isolated = isolated
         self.verbose = verbose

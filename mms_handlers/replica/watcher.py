@@ -136,13 +136,10 @@ class VersionWatcher:
 
     def _load(self, name: str, version: int) -> ModelInfo:
         """Check, archive, register (with the model's own workers and batching) and wait for a READY
-        worker; nothing stays registered on failure. A version already registered under its MMS name
-        (`serve --federated` registers what a round publishes) is adopted as it is."""
+        worker; nothing stays registered on failure. The watcher is the one registrant of versions:
+        publishers (export, the federated aggregator) only write the registry."""
         manifest = self.registry.check(name, version)
         mms_name = version_name(name, version)
-        if any(model.get("modelName") == mms_name for model in self.mms.models()):
-            self._wait_until_ready(mms_name)
-            return model_info(manifest, mms_name)
         mar = build_archive(self.registry.version_dir(name, version), self.store, name=mms_name)
         workers, batch_size, delay = self.mms.config.options_for(name)
         try:

@@ -2,7 +2,8 @@
 updates over HTTP, serve stopped with SIGTERM and killed with SIGKILL mid-round and started again
 with every accepted update kept, the round closing into version 2 = FedAvg of what was sent, MMS
 serving it beside version 1 with no failed request meanwhile, latest.json moving last; and serve
-killed while it publishes version 2, started again with nothing half-published served."""
+started again over what a publication killed midway leaves (test_federated_publish_crash.py kills
+one at each step): none of it is served, and the round closes into version 2 written again."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ import pytest
 from onnx import numpy_helper
 
 from edgecloud.cli import main as cli
-from export.federated_version import trainable_parameters
-from export.manifest import update_latest
+from export.federated_version import trainable_parameters, write_federated_version
+from export.manifest import read_manifest
+from registry import Registry
 from tests.builders import write_trainable_version_dir
 from tests.conftest import free_port
 
@@ -147,7 +149,7 @@ def _load(url: str, stop: threading.Event, statuses: list[int]) -> None:
 def test_round_survives_sigterm_and_sigkill_then_closes_into_a_served_fedavg_version(tmp_path: Path) -> None:
     serve = Serve(tmp_path)
     base_dir = write_trainable_version_dir(serve.registry / "mlp" / "1")
-    update_latest(serve.registry / "mlp")
+    Registry(serve.registry).set_latest("mlp", 1)
     assert cli(["archive", str(base_dir), "--out", str(serve.store)]) == 0
     base = trainable_parameters(base_dir)
     updates = f"{serve.web}/federated/mlp/updates"
@@ -235,41 +237,48 @@ def test_round_survives_sigterm_and_sigkill_then_closes_into_a_served_fedavg_ver
 
 
 @pytest.mark.integration
-def test_serve_killed_while_publishing_starts_again_without_the_orphan_and_publishes_the_round(tmp_path: Path) -> None:
+def test_serve_started_over_a_killed_publications_leftovers_serves_none_of_them_and_publishes_the_round(tmp_path: Path) -> None:
     serve = Serve(tmp_path)
     base_dir = write_trainable_version_dir(serve.registry / "mlp" / "1")
-    update_latest(serve.registry / "mlp")
+    Registry(serve.registry).set_latest("mlp", 1)
     assert cli(["archive", str(base_dir), "--out", str(serve.store)]) == 0
     model_dir, latest = serve.registry / "mlp", serve.registry / "mlp" / "latest.json"
+    base, x = trainable_parameters(base_dir), {"inputs": {"x": [[0.5, -1.0, 2.0, 0.25]]}}
     try:
         serve.start()
         for client in CLIENTS[:2]:
             assert _http("POST", f"{serve.web}/federated/mlp/updates", _update(*client))[0] == 200
-        assert _http("POST", f"{serve.web}/federated/mlp/updates", _update(*CLIENTS[2]))[0] == 200
-        # Version 2's folder appears whole, then its archive is built and MMS starts its workers
-        # (seconds): kill everything as soon as the folder is there, before latest.json moves.
-        for _ in range(6000):
-            if (model_dir / "2" / "model.json").exists():
-                break
-            threading.Event().wait(0.01)
         serve.kill()
-        assert (model_dir / "2").is_dir() and json.loads(latest.read_text())["version"] == "1"
-        orphan = (model_dir / "2").stat().st_ino
+        # What a close killed after writing leaves, from the two updates it had then: a whole version 2
+        # latest.json does not name (a round closes only from its recorded updates, so not this one's
+        # aggregate once the third arrives), and a staging folder half written after it.
+        early = {name: base[name] + sum(n * d[name] for _, n, d in CLIENTS[:2]) / 30 for name in base}
+        provenance = {"round": 1, "base_version": "1", "clients": 2, "samples": 30, "aggregation": "fedavg"}
+        write_federated_version(model_dir, "1", early, provenance)
+        (model_dir / ".staging-3").mkdir()
 
-        serve.start()  # removes the orphan before MMS registers the store; the round closes again
+        serve.start()
+        assert json.loads(latest.read_text())["version"] == "1"
+        assert _http("POST", f"{serve.cloud}/predictions/mlp", x)[1]["model_version"] == "1"
+        assert _http("POST", f"{serve.cloud}/predictions/mlp-v2", x)[0] == 404  # never served: latest.json does not name it
+        assert _http("POST", f"{serve.web}/federated/mlp/updates", _update(*CLIENTS[2]))[0] == 200
         for _ in range(240):
             if json.loads(latest.read_text())["version"] == "2":
                 break
             threading.Event().wait(0.5)
         assert json.loads(latest.read_text())["version"] == "2", _http("GET", f"{serve.web}/federated/mlp")[1]
         assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["1", "2"]  # no version 3, no staging left
-        assert (model_dir / "2").stat().st_ino != orphan  # written again by the resumed round
-        base, total = trainable_parameters(base_dir), sum(n for _, n, _ in CLIENTS)
+        assert read_manifest(model_dir / "2")["federated"]["clients"] == 3  # written again from all three updates
+        total = sum(n for _, n, _ in CLIENTS)
         got = trainable_parameters(model_dir / "2")
         for name in base:
             expected = base[name].astype(np.float64) + sum(n * d[name] for _, n, d in CLIENTS) / total
             np.testing.assert_allclose(got[name], expected, rtol=0, atol=1e-6)
-        status, answer = _http("POST", f"{serve.cloud}/predictions/mlp-v2", {"inputs": {"x": [[0.5, -1.0, 2.0, 0.25]]}})
+        for _ in range(240):  # the replica's watcher registers version 2 once it sees latest.json move
+            status, answer = _http("POST", f"{serve.cloud}/predictions/mlp-v2", x)
+            if status == 200:
+                break
+            threading.Event().wait(0.5)
         assert (status, answer["model_version"]) == (200, "2")
         described = _http("GET", f"{serve.web}/federated/mlp")[1]
         assert (described["round"], described["base_version"], described["accepted"]) == (2, "2", 0)

@@ -1,8 +1,9 @@
 """The registry layout: versions, latest.json, staging, publish, recover, retire, check.
 
-The property test interleaves publishes with a crash injected at every filesystem step a
-publication takes (what a SIGKILL would leave: no cleanup runs) and recovery, and checks after
-every step that latest.json names a complete, hash-true version and that no number is reused.
+The property test interleaves publishes, unpublished writes and their discards with a crash
+injected at every filesystem step each takes (what a SIGKILL would leave: no cleanup runs) and
+recovery, and checks after every step that latest.json names a complete, hash-true version and
+that no number latest.json named is reused.
 """
 
 from __future__ import annotations
@@ -151,35 +152,54 @@ class CrashAt:
         return step
 
 
-def killed_publish(registry: Registry, payload: bytes) -> int | None:
+def killed_publish(registry: Registry, payload: bytes, make_latest: bool = True) -> int | None:
     """A publication that stops dead on `Crash` (bypassing the context manager's cleanup)."""
     staging = None
     try:
         staging = registry.stage("m")
         write_version(staging.path, payload)
-        return registry.publish(staging)
+        return registry.publish(staging, make_latest=make_latest)
     except Crash:
         return None
 
 
+ACTIONS = ["publish", "write", "discard", "recover", "rollback"]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(plan=st.lists(st.tuples(st.sampled_from(["publish", "recover", "rollback"]), st.integers(0, 9)), min_size=1, max_size=12))
+@given(plan=st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(0, 9)), min_size=1, max_size=12))
 def test_latest_always_names_a_complete_hash_true_version_and_numbers_never_repeat(
     tmp_path_factory: pytest.TempPathFactory, plan: list[tuple[str, int]]
 ) -> None:
+    """`write` publishes without moving latest.json (a federated round's output before its close is
+    recorded) and `discard` removes such an unpublished version (`remove_version`, as the federated
+    publisher clears what a killed closer left), both crashed at a step too: the number of a version
+    latest.json ever named never holds anything else, and a discarded one is gone whole."""
     root = tmp_path_factory.mktemp("registry")
     registry = Registry(root)
-    contents: dict[int, bytes] = {}  # every number ever published -> what it holds
+    contents: dict[int, bytes] = {}  # every number a version holds or held -> what it holds
+    named: set[int] = set()  # numbers latest.json named at some point: never rewritten, never discarded
     for index, (action, step) in enumerate(plan):
-        if action == "publish":
+        if action in ("publish", "write"):
             payload = f"version-{index}".encode()
             with pytest.MonkeyPatch.context() as monkeypatch:
                 if step:
                     CrashAt(monkeypatch, step)
-                number = killed_publish(registry, payload)
+                number = killed_publish(registry, payload, make_latest=action == "publish")
             if number is not None:
-                assert number not in contents, f"version {number} published twice"
+                assert number not in named, f"version {number} published twice"
                 contents[number] = payload
+        elif action == "discard":
+            latest = registry.latest("m") or 0
+            unpublished = [v for v in registry.versions("m") if v > latest and v not in named]
+            if unpublished:
+                with pytest.MonkeyPatch.context() as monkeypatch:
+                    if step:
+                        CrashAt(monkeypatch, step)
+                    try:
+                        registry.remove_version("m", unpublished[step % len(unpublished)])
+                    except Crash:
+                        pass
         elif action == "recover":
             registry.recover("m")
         elif action == "rollback" and registry.versions("m"):
@@ -191,3 +211,7 @@ def test_latest_always_names_a_complete_hash_true_version_and_numbers_never_repe
         latest = registry.latest("m")
         if latest is not None:
             assert registry.check("m", latest)
+            named.add(latest)
+        assert named <= set(registry.versions("m")), "a version latest.json named was removed"
+        for gone in set(contents) - set(registry.versions("m")):  # discarded: its number may hold a new version
+            del contents[gone]

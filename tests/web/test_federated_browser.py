@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -162,15 +163,13 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
             np.testing.assert_allclose(new[name], expected, rtol=0, atol=1e-6)
             assert not np.allclose(new[name], value)
 
-        # MMS serves version 2 and answers as onnxruntime on the new file.
+        # MMS serves version 2 (the replica's watcher registers it once latest.json moved) and answers
+        # as onnxruntime on the new file.
         x = np.asarray(person(5, 2)["inputs"], np.float32)
-        request = urllib.request.Request(
-            f"{config['cloud']}/predictions/{NAME}-v2",
-            data=json.dumps({"inputs": {"x": x.tolist()}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request) as response:
-            answer = json.loads(response.read())
+        deadline = time.monotonic() + 120
+        while (answer := served_answer(config["cloud"], f"{NAME}-v2", x)) is None and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert answer is not None, f"{NAME}-v2 is not served"
         expected = onnxruntime.InferenceSession(str(registry / "2" / "model.onnx")).run(None, {"x": x})[0]
         before = onnxruntime.InferenceSession(str(registry / "1" / "model.onnx")).run(None, {"x": x})[0]
         assert answer["model_version"] == "2" and np.abs(expected - before).max() > 1e-3
@@ -188,3 +187,16 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
     assert len(updates) == 3 and all(set(u) == {"client", "base_version", "samples", "delta"} for u in updates)
     assert len({u["client"] for u in updates}) == 3
     assert all(url.endswith("/updates") for url, _ in requests)
+
+
+def served_answer(cloud: str, mms_name: str, x: np.ndarray) -> dict | None:
+    """The plain JSON answer of `mms_name`, or None while the cloud does not serve it (404)."""
+    body = json.dumps({"inputs": {"x": x.tolist()}}).encode()
+    request = urllib.request.Request(f"{cloud}/predictions/{mms_name}", data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CliError, CommandFailed
+from .aggregate import DATABASE_ENV
 
 if TYPE_CHECKING:
     from ..federation import FederatedOptions
@@ -109,7 +111,8 @@ def add_federated_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="PATH|URL",
         help="rounds and updates: a SQLite file (MODEL_STORE/federated.sqlite; one aggregator) or "
-        "postgresql://... (with --replicas N, N aggregators share it); 'memory:' keeps nothing",
+        "postgresql://... (with --replicas N, N aggregators share it); 'memory:' keeps nothing. Default "
+        f"${DATABASE_ENV}, the aggregator's own variable: use it to keep a password out of `ps`",
     )
 
 
@@ -127,7 +130,10 @@ def federated_options_from(args: argparse.Namespace, model_store: Path, registry
             raise CliError(f"--federated {name}: {mar} is not among the models serve registers from {model_store}")
         load_model(Path(registry), name)  # CliError when it has no current version with a training entry
     return FederatedOptions(
-        models=names, settings=round_settings_from(args), database=args.federated_db, client_secret=client_secret_from(args.client_secret)
+        models=names,
+        settings=round_settings_from(args),
+        database=args.federated_db or os.environ.get(DATABASE_ENV),
+        client_secret=client_secret_from(args.client_secret),
     )
 
 

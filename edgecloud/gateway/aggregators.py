@@ -4,6 +4,7 @@ on 127.0.0.1, behind HAProxy's `/federated` route, started again when one dies.
 N of them on a shared PostgreSQL (`--federated-db postgresql://...`): they close each round once
 between them (the store's round claim). On SQLite only one process may write, so one aggregator
 runs whatever N is. Their versions go into the registry the MMS replicas are started from.
+The database reaches them in $EDGECLOUD_AGGREGATOR_DATABASE, never on their command line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from aggregation.store import is_shared
 from mms_handlers.server import free_port
 
+from ..commands.aggregate import DATABASE_ENV
 from ..federation import FederatedOptions
 from ..round_flags import settings_flags
 from .replicas import ProcessSet, Replica, ReplicaPorts
@@ -31,8 +33,6 @@ def aggregator_set(options: FederatedOptions, database: str, replicas: int, regi
         "aggregate",
         "--registry",
         str(Path(registry).resolve()),
-        "--database",
-        database,
         "--drain-seconds",
         str(drain_seconds),
         *settings_flags(options.settings),
@@ -50,6 +50,7 @@ def aggregator_set(options: FederatedOptions, database: str, replicas: int, regi
                 Path(root) / f"aggregator-{i}",
                 ready_path="/ready",
                 runtime_dir_flag=False,
+                env={DATABASE_ENV: database},  # not on the command line: a PostgreSQL URL's password would show in `ps`
             )
         )
     return ProcessSet(members, drain_seconds)

@@ -70,9 +70,11 @@ class Replica:
         *,
         ready_path: str = "/v2/health/ready",
         runtime_dir_flag: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.index, self.ports, self.command, self.root = index, ports, command, root
         self.ready_path, self.runtime_dir_flag = ready_path, runtime_dir_flag
+        self.env = dict(env or {})  # added to this process's environment (settings that must stay out of `ps`)
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.runtime_dir = root
@@ -85,7 +87,7 @@ class Replica:
         self.starts += 1
         self.runtime_dir = self.root / f"start-{self.starts}"
         self.runtime_dir.mkdir(parents=True)
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         with open(self.root / "replica.log", "ab") as log:

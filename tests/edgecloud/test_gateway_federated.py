@@ -1,7 +1,8 @@
-"""`edgecloud serve --replicas 2 --federated mlp --federated-db postgresql://...`: two MMS replicas and
-two `edgecloud aggregate` processes on a real PostgreSQL behind the real HAProxy. Updates sent to
-the gateway close rounds into registry versions; an aggregator SIGKILLed is routed around (no
-update fails) and started again; SIGTERM stops everything it started."""
+"""`edgecloud serve --replicas 2 --federated mlp` with EDGECLOUD_AGGREGATOR_DATABASE=postgresql://...: two
+MMS replicas and two `edgecloud aggregate` processes on a real PostgreSQL behind the real HAProxy,
+the URL's password on no process's command line. Updates sent to the gateway close rounds into
+registry versions; an aggregator SIGKILLed is routed around (no update fails) and started again;
+SIGTERM stops everything it started."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from edgecloud.cli import main as cli
-from export.manifest import update_latest
+from edgecloud.commands.aggregate import DATABASE_ENV
+from registry import Registry
 from tests.builders import write_trainable_version_dir
 from tests.conftest import free_port
 from tests.edgecloud.test_aggregate import assert_fedavg, delta, folders, http, update_body, wait_for_version
@@ -23,6 +25,7 @@ from tests.edgecloud.test_gateway import consecutive_free_ports
 from tests.postgres import postgres, postgres_url  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.integration
+PASSWORD = "not-for-ps-eyes"
 
 
 def aggregator_pids(registry: Path) -> list[int]:
@@ -40,8 +43,11 @@ def aggregator_pids(registry: Path) -> list[int]:
 
 def test_serve_replicas_with_aggregators_on_postgres(tmp_path: Path, postgres_url: str) -> None:  # noqa: F811
     registry, store = tmp_path / "registry", tmp_path / "store"
+    # A password the cluster does not ask for (trust authentication), so only where it shows is tested.
+    database = postgres_url.replace("postgresql://postgres@", f"postgresql://postgres:{PASSWORD}@")
+    assert PASSWORD in database
     write_trainable_version_dir(registry / "mlp" / "1")
-    update_latest(registry / "mlp")
+    Registry(registry).set_latest("mlp", 1)
     assert cli(["archive", str(registry / "mlp" / "1"), "--out", str(store)]) == 0
     base, gateway_port = consecutive_free_ports(4), free_port()
     gateway = f"http://127.0.0.1:{gateway_port}"
@@ -69,8 +75,6 @@ def test_serve_replicas_with_aggregators_on_postgres(tmp_path: Path, postgres_ur
             "256",
             "--federated",
             "mlp",
-            "--federated-db",
-            postgres_url,
             "--min-clients",
             "2",
             "--drain-seconds",
@@ -79,6 +83,7 @@ def test_serve_replicas_with_aggregators_on_postgres(tmp_path: Path, postgres_ur
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, DATABASE_ENV: database},
     )
     try:
         for line in serve.stdout:
@@ -88,6 +93,9 @@ def test_serve_replicas_with_aggregators_on_postgres(tmp_path: Path, postgres_ur
             pytest.fail(f"serve did not start: {serve.stderr.read()[-3000:]}")
         assert http("GET", f"{gateway}/config.json")[2]["federated"] == f"{gateway}/federated"
         assert len(aggregator_pids(registry)) == 2
+        for pid in [serve.pid, *aggregator_pids(registry)]:  # the URL reaches them in the environment, out of `ps`
+            assert PASSWORD.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert all(f"{DATABASE_ENV}={database}".encode() in Path(f"/proc/{pid}/environ").read_bytes() for pid in aggregator_pids(registry))
 
         def post(client: str, values, base_version: str) -> int:
             return http("POST", f"{gateway}/federated/mlp/updates", update_body(client, 1, values, base_version))[0]

@@ -96,10 +96,15 @@ def _relower(staging: Path, cloud_file: str, edge_file: str, base_dir: Path, tol
     base = onnx.load(str(base_dir / edge_file))
     backends = (read_manifest(base_dir).get("edge") or {}).get("backends", [])
     new_operators = sorted(_operators(lowering.model) - _operators(base))
-    if not lowering.changed or default_opset(lowering.model) != default_opset(base) or new_operators:
+    why = [f"it runs {', '.join(f'{op} ({domain})' for domain, op in new_operators)}, which that file does not"] if new_operators else []
+    if default_opset(lowering.model) != default_opset(base):
+        why.append(f"its opset is {default_opset(lowering.model)}, that file's {default_opset(base)}")
+    if not lowering.changed:
+        why.append("no lowering pass applied")
+    if why:
         raise ExportError(
-            f"lowering the new {cloud_file} does not give a graph like {base_dir.name}/{edge_file}, which the browser verified "
-            f"(opset {default_opset(lowering.model)} vs {default_opset(base)}, new operators {new_operators}): version not written"
+            f"lowering the new {cloud_file} does not give a graph like {base_dir.name}/{edge_file}, which the browser verified: "
+            f"{'; '.join(why)}; version not written"
         )
     if not set(backends) <= set(lowering.backends):
         raise ExportError(f"the new {edge_file} no longer runs on ONNX.js {sorted(set(backends) - set(lowering.backends))}")

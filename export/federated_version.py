@@ -6,7 +6,17 @@ verified about the structure are the base's. Then it proves what it wrote: each 
 still loads and checks, its trainable initializers equal the new values bit for bit and every
 other initializer equals the base's; the new cloud and edge files agree on the recorded sample
 and random inputs like it (onnxruntime, export's tolerance). `train.onnx` / `train.edge.onnx`
-take the parameters as inputs, so they are carried unchanged. model.json gets the new version,
+take the parameters as inputs, so they are carried unchanged.
+
+An edge file whose lowering rewrote a trained tensor has no byte range of it: `--trainable all`
+over an LSTM, which the edge lowering unrolls into per-gate weights and, once onnxsim has folded
+the tf2onnx bias halves and merged equal constants, into biases that no longer map to one piece of
+the parameter. That file is rebuilt by the same lowering (export/edge/lowering.py, every pass
+proven against onnxruntime as at export) from the patched cloud file, and kept only if it runs no
+operator the base's edge file (which the browser verified) does not, at the same opset, on the
+same ONNX.js backends; its structure may differ from the base's where the base's depended on
+values (an Add of an all-zero bias is folded away, equal constants are merged). The cloud-vs-edge
+proof below then holds it to the new cloud file like a patched one. model.json gets the new version,
 hashes and a `federated` provenance entry; the folder appears whole (staged and published by the
 registry, `registry.Registry`), and `latest.json` is left alone: the caller moves it once the
 version is served (edgecloud/federation.py removes what a process killed meanwhile left behind).
@@ -24,8 +34,9 @@ from onnx import numpy_helper
 
 from registry import Registry, model_json
 
+from .edge.lowering import lower
 from .errors import BadInputError, ExportError
-from .manifest import MANIFEST_NAME, file_entry, read_manifest, write_manifest
+from .manifest import MANIFEST_NAME, default_opset, file_entry, read_manifest, write_manifest
 from .parity import Criterion
 from .pipeline import load_feeds
 from .verify import DEFAULT_TOLERANCE, accepted_inputs, compare, onnxruntime_runner, remembered
@@ -74,6 +85,32 @@ def _prove_patched(path: Path, base_path: Path, parameters: Mapping[str, np.ndar
             raise ExportError(f"{path.name}: initializer {init.name!r} changed though it is not trainable")
 
 
+def _operators(model: onnx.ModelProto) -> set[tuple[str, str]]:
+    return {(node.domain or "ai.onnx", node.op_type) for node in model.graph.node}
+
+
+def _relower(staging: Path, cloud_file: str, edge_file: str, base_dir: Path, tolerance: Criterion | float) -> None:
+    """Write `edge_file` by lowering the patched cloud file; refused unless it runs only operators
+    the base's edge file runs, at its opset, on every ONNX.js backend the base had."""
+    lowering = lower(onnx.load(str(staging / cloud_file)), load_feeds(staging), tolerance)
+    base = onnx.load(str(base_dir / edge_file))
+    backends = (read_manifest(base_dir).get("edge") or {}).get("backends", [])
+    new_operators = sorted(_operators(lowering.model) - _operators(base))
+    why = [f"it runs {', '.join(f'{op} ({domain})' for domain, op in new_operators)}, which that file does not"] if new_operators else []
+    if default_opset(lowering.model) != default_opset(base):
+        why.append(f"its opset is {default_opset(lowering.model)}, that file's {default_opset(base)}")
+    if not lowering.changed:
+        why.append("no lowering pass applied")
+    if why:
+        raise ExportError(
+            f"lowering the new {cloud_file} does not give a graph like {base_dir.name}/{edge_file}, which the browser verified: "
+            f"{'; '.join(why)}; version not written"
+        )
+    if not set(backends) <= set(lowering.backends):
+        raise ExportError(f"the new {edge_file} no longer runs on ONNX.js {sorted(set(backends) - set(lowering.backends))}")
+    onnx.save(lowering.model, staging / edge_file)
+
+
 def write_federated_version(
     model_dir: Path,
     base_version: str,
@@ -112,6 +149,10 @@ def write_federated_version(
             _prove_patched(staging / file, base_dir / file, values)
 
         cloud_file, edge_file = manifest["cloud"]["file"], (manifest.get("edge") or {}).get("file")
+        relowered = []
+        if edge_file and edge_file != cloud_file and edge_file not in patched_files:
+            _relower(staging, cloud_file, edge_file, base_dir, tolerance)
+            relowered = [edge_file]
         parity = None
         if edge_file and edge_file != cloud_file:
             cloud = remembered(onnxruntime_runner(str(staging / cloud_file)))
@@ -128,7 +169,7 @@ def write_federated_version(
             manifest,
             version=version,
             files={file: {**entry, **file_entry(staging / file)} for file, entry in manifest["files"].items()},
-            federated=model_json.federated(provenance, patched=patched_files, browser_verified_on=str(base_version)),
+            federated=model_json.federated(provenance, patched=patched_files, relowered=relowered, browser_verified_on=str(base_version)),
             parity={"federated_cloud_vs_edge": parity},
         )
         write_manifest(staging, manifest)

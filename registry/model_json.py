@@ -128,10 +128,14 @@ def serving(*, allow_nan: bool) -> dict[str, Any]:
     return {"allow_nan": allow_nan}
 
 
-def federated(provenance: Mapping[str, Any], *, patched: list[str], browser_verified_on: str) -> dict[str, Any]:
-    """Provenance of a version a federated round wrote: the round's own keys, the files patched and
-    the version whose browser verification still holds (the structure is the base's)."""
-    return {**provenance, "patched": patched, "browser_verified_on": str(browser_verified_on)}
+def federated(
+    provenance: Mapping[str, Any], *, patched: list[str], browser_verified_on: str, relowered: list[str] | None = None
+) -> dict[str, Any]:
+    """Provenance of a version a federated round wrote: the round's own keys, the files patched, the
+    files rebuilt by lowering the patched cloud file (same operators as the base's), and the version
+    whose browser verification still holds (the structure is the base's)."""
+    entry = {**provenance, "patched": patched, "browser_verified_on": str(browser_verified_on)}
+    return {**entry, "relowered": relowered} if relowered else entry
 
 
 def now() -> str:

@@ -71,3 +71,40 @@ def test_a_location_that_misses_its_initializer_is_caught(tmp_path: Path) -> Non
     with pytest.raises(ExportError, match="model.edge.onnx"):
         write_federated_version(tmp_path / "mlp", "1", {n: v + 1 for n, v in base.items()}, PROVENANCE)
     assert sorted(p.name for p in (tmp_path / "mlp").iterdir()) == ["1"]
+
+
+def unlocated_edge_file(folder: Path) -> Path:
+    """The MLP version as `--trainable all` over an LSTM leaves it: no parameter located in model.edge.onnx."""
+    version = write_trainable_version_dir(folder)
+    manifest = json.loads((version / "model.json").read_text())
+    for parameter in manifest["training"]["parameters"]:
+        del parameter["locations"]["model.edge.onnx"]
+    (version / "model.json").write_text(json.dumps(manifest))
+    return version
+
+
+def test_an_edge_file_without_locations_is_lowered_again_from_the_new_cloud_file(tmp_path: Path) -> None:
+    base_dir = unlocated_edge_file(tmp_path / "mlp" / "1")
+    new = {name: (value + 0.25).astype(np.float32) for name, value in trainable_parameters(base_dir).items()}
+    new_dir = write_federated_version(tmp_path / "mlp", "1", new, PROVENANCE)
+    manifest = json.loads((new_dir / "model.json").read_text())
+    assert manifest["federated"]["patched"] == ["model.onnx"] and manifest["federated"]["relowered"] == ["model.edge.onnx"]
+    edge = onnx.load(str(new_dir / "model.edge.onnx"))
+    assert {n.op_type for n in edge.graph.node} <= {n.op_type for n in onnx.load(str(base_dir / "model.edge.onnx")).graph.node}
+    x = np.random.default_rng(5).normal(size=(3, 4)).astype(np.float32)
+    run = lambda path: ort.InferenceSession(str(path)).run(None, {"x": x})[0]  # noqa: E731
+    np.testing.assert_allclose(run(new_dir / "model.edge.onnx"), run(new_dir / "model.onnx"), rtol=1e-5, atol=1e-6)
+    assert np.abs(run(new_dir / "model.edge.onnx") - run(base_dir / "model.edge.onnx")).max() > 0.1
+
+
+def test_a_relowered_edge_file_with_an_operator_the_browser_never_ran_is_refused(tmp_path: Path) -> None:
+    base_dir = unlocated_edge_file(tmp_path / "mlp" / "1")
+    verified = onnx.load(str(base_dir / "model.edge.onnx"))
+    for node in verified.graph.node:
+        if node.op_type == "Relu":
+            node.op_type = "Sigmoid"  # what the browser verified had no Relu
+    onnx.save(verified, base_dir / "model.edge.onnx")
+    base = trainable_parameters(base_dir)
+    with pytest.raises(ExportError, match=r"verified: it runs Relu \(ai.onnx\), which that file does not; version not written"):
+        write_federated_version(tmp_path / "mlp", "1", {n: v + 1 for n, v in base.items()}, PROVENANCE)
+    assert sorted(p.name for p in (tmp_path / "mlp").iterdir()) == ["1"]

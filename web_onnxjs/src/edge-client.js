@@ -23,7 +23,7 @@ export class EdgeRunner {
    * (where the worker script and the runtimes are served).
    */
   constructor({ plan, inputs, modelFor, assets }) {
-    Object.assign(this, { candidates: plan.candidates, inputs, modelFor });
+    Object.assign(this, { candidates: plan.candidates, reason: plan.reason, inputs, modelFor });
     this.workerUrl = assets.edgeWorker;
     this.runtimeFolders = { onnxjs: assets.onnxjs, onnxruntimeWeb: assets.onnxruntimeWeb };
     this.channel = null;

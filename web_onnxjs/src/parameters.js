@@ -35,3 +35,20 @@ export function writeParameters(bytes, training, file, params) {
   }
   return copy.buffer;
 }
+
+/**
+ * The inference file the page reads the shared parameters from and writes personalised ones into:
+ * the edge file when model.json locates every trained parameter there, else the cloud file (the
+ * edge lowering rewrote one, e.g. folded a LayerNorm's scale), which onnxruntime-web runs.
+ */
+export function parameterFile(manifest) {
+  const inFile = (file) => file && manifest.training.parameters.every((p) => p.locations?.[file]);
+  return [manifest.edge?.file, manifest.cloud?.file].find(inFile) ?? manifest.edge?.file;
+}
+
+/** The edge plan, with onnxruntime-web/wasm on the parameter file last when no candidate runs that file. */
+export function planWithParameterFile(plan, manifest) {
+  const file = parameterFile(manifest);
+  if (plan.candidates.some((c) => c.file === file)) return plan;
+  return { ...plan, candidates: [...plan.candidates, { runtime: 'onnxruntime-web', backend: 'wasm', file }] };
+}

@@ -7,11 +7,11 @@
 // only on (version, examples, options): the fingerprint that keys its checkpoint.
 
 import { CODES, EdgecloudError } from './errors.js';
-import { readParameters } from './parameters.js';
+import { parameterFile, readParameters } from './parameters.js';
 import { chooseEdgeRuntime, rankedRuntimes } from './policy.js';
 import { seedState, shuffledOrder } from './prng.js';
 import { trainingBlocker, DEFAULT_CONDITIONS } from './train-conditions.js';
-import { trainingExamples, trainingOptions, trainingSpec } from './train-data.js';
+import { takesIds, trainingExamples, trainingOptions, trainingSpec } from './train-data.js';
 import { TrainRunner } from './trainer.js';
 import { dataFingerprint } from './training-store.js';
 
@@ -27,6 +27,10 @@ export const DEFAULT_CHUNK_STEPS = 4;
 export function chooseTrainRuntime(manifest, policy) {
   const training = trainingSpec(manifest);
   const edge = training.edge ?? { file: training.file, runtime: 'onnxruntime-web' };
+  if ((training.inputs?.data ?? []).some(takesIds)) {
+    // ONNX.js has no int64 tensors: a step on token ids trains on onnxruntime-web, whatever was marked.
+    return { runtime: 'onnxruntime-web', backends: ['wasm'], file: training.file };
+  }
   const ranked = (rankedRuntimes(edge, policy) ?? []).filter((row) => row.file === edge.file);
   if (ranked.length === 0) return { ...chooseEdgeRuntime({ ...manifest, edge }, policy), file: edge.file };
   const { runtime } = ranked[0];
@@ -61,8 +65,8 @@ export class Personalizer {
     if (rawOptions === null || typeof rawOptions !== 'object') throw new Error('personalize() options must be an object');
     const examples = trainingExamples(data, manifest);
     const options = trainingOptions(rawOptions, training);
-    const edgeFile = manifest.edge.file;
-    const base = readParameters(await this.store.verifiedFile(version, manifest, edgeFile), training, edgeFile);
+    const file = parameterFile(manifest);
+    const base = readParameters(await this.store.verifiedFile(version, manifest, file), training, file);
     const fingerprint = await dataFingerprint(version, examples, options);
     return { version, manifest, training, examples, options, base, fingerprint,
              onProgress: rawOptions.onProgress, signal: rawOptions.signal }; // fmt: skip

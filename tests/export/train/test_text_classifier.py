@@ -2,7 +2,8 @@
 self-attention → mean → Linear): `--trainable all` trains every module parameter, the embedding
 table included, equal to torch.optim.Adam after 1 and 10 steps (≤ 1e-5) and on the personalised
 model's predictions; the default head step trains on ids with SGD; ids outside the vocabulary or
-that are not whole numbers are one-line errors; the step's edge entry says why ONNX.js cannot run it."""
+that are not whole numbers are one-line errors; the step's edge entry says why ONNX.js cannot run it;
+`edgecloud verify` feeds the step ids from the vocabulary."""
 
 from __future__ import annotations
 
@@ -128,3 +129,16 @@ def test_the_step_edge_entry_says_onnxjs_cannot_take_ids(exported) -> None:
     assert edge["runtime"] == "onnxruntime-web" and edge["file"] == "train.onnx" and edge["backends"] == []
     for reasons in edge["blockers"].values():
         assert reasons == ["integer input(s) input: ONNX.js has no int64 tensors, the step runs on onnxruntime-web"]
+
+
+def test_verify_feeds_the_step_ids_from_the_vocabulary(exported) -> None:
+    from edgecloud.train_verify import step_feeds
+    from export.verify import onnxruntime_runner
+
+    version_dir = exported["all"][0]
+    manifest = json.loads((version_dir / "model.json").read_text())
+    run = onnxruntime_runner(str(version_dir / "train.onnx"))
+    for feeds in step_feeds(version_dir, manifest, count=3):
+        ids = feeds["input"]
+        assert ids.dtype == np.int64 and ids.shape == (BATCH, TOKENS) and 0 <= ids.min() and ids.max() <= VOCAB - 1
+        assert np.isfinite(run(feeds)["loss"]).all()

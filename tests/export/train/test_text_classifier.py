@@ -3,7 +3,8 @@ self-attention → mean → Linear): `--trainable all` trains every module param
 table included, equal to torch.optim.Adam after 1 and 10 steps (≤ 1e-5) and on the personalised
 model's predictions; the default head step trains on ids with SGD; ids outside the vocabulary or
 that are not whole numbers are one-line errors; the step's edge entry says why ONNX.js cannot run it;
-`edgecloud verify` feeds the step ids from the vocabulary."""
+`edgecloud verify` feeds the step ids from the vocabulary; an op the step cannot differentiate in
+`all` is one line, exit 2, nothing written."""
 
 from __future__ import annotations
 
@@ -142,3 +143,33 @@ def test_verify_feeds_the_step_ids_from_the_vocabulary(exported) -> None:
         ids = feeds["input"]
         assert ids.dtype == np.int64 and ids.shape == (BATCH, TOKENS) and 0 <= ids.min() and ids.max() <= VOCAB - 1
         assert np.isfinite(run(feeds)["loss"]).all()
+
+
+def test_an_op_the_step_cannot_differentiate_is_one_line_exit_2_nothing_written(tmp_path: Path) -> None:
+    """The same ids through an embedding, pooled by a max over tokens (ReduceMax, which the step has no
+    gradient for), exported from a TorchScript file by the CLI with --trainable all."""
+    import subprocess
+    import sys
+
+    import torch
+
+    class MaxPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding, self.head = torch.nn.Embedding(VOCAB, 4), torch.nn.Linear(4, CLASSES)
+
+        def forward(self, ids):
+            return self.head(self.embedding(ids).amax(dim=1))
+
+    torch.manual_seed(0)
+    sample = np.random.default_rng(0).integers(0, VOCAB, (1, TOKENS))
+    torch.jit.trace(MaxPooled().eval(), torch.from_numpy(sample)).save(str(tmp_path / "max.pt"))
+    np.save(tmp_path / "ids.npy", sample)
+    command = [sys.executable, "-m", "edgecloud", "export", str(tmp_path / "max.pt"), "--sample", str(tmp_path / "ids.npy")]
+    done = subprocess.run(
+        [*command, "--name", "max", "--out", str(tmp_path / "out"), "--trainable", "all"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("edgecloud export: error")]
+    assert len(lines) == 1 and "uses ReduceMax, which the training step cannot differentiate" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and not any((tmp_path / "out").rglob("model.json"))

@@ -86,10 +86,11 @@ RECURRENT = ("LSTM", "GRU")
 _LAYOUT = ("Squeeze", "Unsqueeze", "Reshape", "Transpose", "Identity")
 
 
-def _spelt_out_layer_norm(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto]) -> bool:
+def _spelt_out_layer_norm(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], floats: dict[str, onnx.TensorProto]) -> bool:
     """The scale Mul of a LayerNorm as exporters spell it below opset 17 (no LayerNormalization op):
-    `(x - mean) / Sqrt(var + eps) * weight (+ bias)`; its weight and bias are the layer's parameters."""
-    if node.op_type != "Mul":
+    `(x - mean) / Sqrt(var + eps) * weight (+ bias)`; its weight (a vector, never a scalar constant)
+    and bias are the layer's parameters."""
+    if node.op_type != "Mul" or not any(name in floats and int(np.prod(floats[name].dims)) > 1 for name in node.input):
         return False
     for name in node.input:
         divide = producers.get(name)
@@ -108,7 +109,7 @@ def layers(model: onnx.ModelProto) -> list[Layer]:
     found = []
     for position, node in enumerate(model.graph.node):
         slots = PARAMETER_SLOTS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ()
-        layer_norm = not slots and _spelt_out_layer_norm(node, producers)
+        layer_norm = not slots and _spelt_out_layer_norm(node, producers, floats)
         slots = (0, 1) if layer_norm else slots
         parameters = []
         for name in (node.input[i] for i in slots if i < len(node.input)):

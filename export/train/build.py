@@ -152,21 +152,21 @@ def build_step(conversion: Conversion, plan_: Plan, optimizer: Optimizer, batch:
     cut_values = compose.evaluate_cut(model, parts.cut, feeds)
     # Fed to the step: float cut tensors, and integer model inputs the tail reads (token ids into an
     # embedding table). Other integer cut tensors are shape plumbing: constant at batch B, frozen.
-    float_cut = [name for name in parts.cut if cut_values[name].dtype == np.float32 or name in ranges]
-    frozen = {name: cut_values[name] for name in parts.cut if name not in float_cut}
+    fed_cut = [name for name in parts.cut if cut_values[name].dtype == np.float32 or name in ranges]
+    frozen = {name: cut_values[name] for name in parts.cut if name not in fed_cut}
     params = initial_values(model, parts.parameters)
     constants = {**tail_constants(model, parts.tail, set(parts.parameters)), **frozen}
     tail = TorchTail(parts.tail, constants, default_opset(model))
     with torch.no_grad():
         known = tail(
-            {**{k: torch.from_numpy(cut_values[k]) for k in float_cut}, **{k: torch.from_numpy(v.copy()) for k, v in params.items()}}
+            {**{k: torch.from_numpy(cut_values[k]) for k in fed_cut}, **{k: torch.from_numpy(v.copy()) for k, v in params.items()}}
         )
     output_shapes = {o: list(known[o].shape) for o in parts.outputs}
     for output, logits in plan_.logits.items():
         if plan_.loss.kind == "cross-entropy" and known[logits].dim() < 2:
             raise UnsupportedModelError(f"--loss cross-entropy: output {output!r} has no class axis")
     io = steps.StepIO(
-        cut=float_cut,
+        cut=fed_cut,
         targets=[steps.target_name(o) for o in parts.outputs],
         parameters=list(parts.parameters),
         state=steps.state_names(optimizer, len(parts.parameters)),
@@ -175,16 +175,16 @@ def build_step(conversion: Conversion, plan_: Plan, optimizer: Optimizer, batch:
     function = steps.step_function(tail, io, parts.outputs, plan_.logits, plan_.loss, optimizer)
     example = steps.example_args(
         io,
-        {k: cut_values[k] for k in float_cut},
+        {k: cut_values[k] for k in fed_cut},
         [np.zeros(output_shapes[o], np.float32) for o in parts.outputs],
         [params[name] for name in parts.parameters],
         optimizer,
     )
     step_model = steps.export_step(function, io, example)
-    train = compose.compose(model, step_model, float_cut, batch)
+    train = compose.compose(model, step_model, fed_cut, batch)
     data = [entry for entry in data if entry["name"] in {v.name for v in train.graph.input}]
     fed = [entry["name"] for entry in data]
-    compose.order_inputs(train, [*fed, *(n for n in io.inputs if n not in set(float_cut) | set(fed))])
+    compose.order_inputs(train, [*fed, *(n for n in io.inputs if n not in set(fed_cut) | set(fed))])
     try:
         onnx.checker.check_model(train, full_check=True)
     except Exception as error:

@@ -3,9 +3,10 @@ on ONNX.js (cpu, wasm) and onnxruntime-web in Chromium, against onnxruntime in P
 `training.file` on the same feeds: loss, new parameters and new optimizer state must all agree.
 The table is recorded in `training.edge.verified` (the shape of `edge.verified`).
 
-The feeds are what a browser step sees: data rows drawn like the recorded sample, targets, an
-example_weight with padded (zero) rows, the optimizer's learning rate, the model's own parameter
-values and optimizer state (the init first, then small positive values as after some steps).
+The feeds are what a browser step sees: data rows drawn like the recorded sample (token ids
+uniformly from the vocabulary model.json's `range` names), targets, an example_weight with padded
+(zero) rows, the optimizer's learning rate, the model's own parameter values and optimizer state
+(the init first, then small positive values as after some steps).
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def step_feeds(version_dir: Path, manifest: dict[str, Any], count: int, seed: in
         feeds: dict[str, np.ndarray] = {}
         for spec in training["inputs"]["data"]:
             like = sample.get(spec["name"])
+            if "range" in spec:  # token ids: inside the vocabulary, as the page checks
+                feeds[spec["input"]] = rng.integers(spec["range"][0], spec["range"][1], spec["shape"], endpoint=True).astype(
+                    _DTYPES[spec["dtype"]]
+                )
+                continue
             mean, std = (float(np.mean(like)), float(np.std(like)) or 1.0) if like is not None else (0.0, 1.0)
             feeds[spec["input"]] = rng.normal(mean, std, spec["shape"]).astype(_DTYPES[spec["dtype"]])
         for spec in training["inputs"]["targets"]:

@@ -93,6 +93,15 @@ def edge(
     return entry
 
 
+def training_data(name: str, dtype: str, shape: Iterable[int], value_range: tuple[int, int] | None = None) -> dict[str, Any]:
+    """One `training.inputs.data` entry: the model input fed to the step under its own name, float32 values
+    or integer ids; `range` (ids only, when the model says): the smallest and largest id it takes."""
+    entry: dict[str, Any] = {"name": name, "input": name, "dtype": dtype, "shape": list(shape)}
+    if value_range is not None:
+        entry["range"] = [int(value_range[0]), int(value_range[1])]
+    return entry
+
+
 def training(
     *,
     file: str,

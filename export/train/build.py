@@ -19,12 +19,12 @@ from registry import model_json
 
 from ..conversion import Conversion
 from ..edge.lowering import lower
-from ..edge.rules import blocker_summary
+from ..edge.rules import BACKENDS, blocker_summary
 from ..errors import ExportError, ParityError, UnsupportedModelError, one_line
-from ..manifest import default_opset, file_entry, graph_inputs, tensor_specs
+from ..manifest import default_opset, file_entry
 from ..parity import Criterion, Figure, as_criterion
 from ..verify import onnxruntime_runner
-from . import compose, step as steps
+from . import compose, data_inputs, step as steps
 from .biases import restore_zero_biases
 from .locations import locate
 from .recurrent import gates_of, split_recurrent_biases
@@ -110,22 +110,6 @@ def trained_summary(model: onnx.ModelProto, parts: Split) -> dict[str, Any]:
     return {"tensors": len(values), "parameters": int(sum(v.size for v in values.values())), "frozen": frozen}
 
 
-def _rows_spec(model: onnx.ModelProto, batch: int) -> dict[str, list[int]]:
-    shapes = {}
-    for spec in tensor_specs(graph_inputs(model)):
-        if spec["dtype"] != "float32":  # the contract's data inputs, the runner and the page feed float32
-            raise UnsupportedModelError(f"input {spec['name']!r} is {spec['dtype']}: the training step takes float32 inputs only")
-        shape = list(spec["shape"])
-        if shape and shape[0] is None:
-            shape[0] = batch
-        elif shape and shape[0] != batch:
-            raise UnsupportedModelError(f"input {spec['name']!r} has a fixed batch of {shape[0]}: export with --train-batch {shape[0]}")
-        if any(dim is None for dim in shape):
-            raise UnsupportedModelError(f"input {spec['name']!r} has a free axis besides the batch: {spec['shape']}")
-        shapes[spec["name"]] = shape
-    return shapes
-
-
 def _targets_for(plan_: Plan, predictions: dict[str, np.ndarray], rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     found = {}
     for output in plan_.split.outputs:
@@ -143,10 +127,11 @@ def _parity_batches(conversion: Conversion, plan_: Plan, batch: int, count: int)
     """`count` batches of real rows; the last is shorter (padded in the step)."""
     rng = np.random.default_rng(1)
     run = onnxruntime_runner(conversion.model)
+    ranges = data_inputs.ranges(conversion.model, conversion.sample)
     found = []
     for index in range(count):
         rows = batch if index < count - 1 or batch == 1 else max(1, batch // 2 - 1)
-        inputs = {k: v[:rows] for k, v in compose.batch_feeds(conversion.sample, rows, rng).items()}
+        inputs = {k: v[:rows] for k, v in compose.batch_feeds(conversion.sample, rows, rng, ranges).items()}
         found.append((inputs, _targets_for(plan_, run(inputs), rows, rng)))
     return found
 
@@ -161,24 +146,27 @@ def build_step(conversion: Conversion, plan_: Plan, optimizer: Optimizer, batch:
 
     model = conversion.model
     parts = plan_.split
-    shapes = _rows_spec(model, batch)
-    feeds = compose.batch_feeds(conversion.sample, batch, np.random.default_rng(0))
+    data = data_inputs.data_entries(model, batch)
+    ranges = data_inputs.ranges(model, conversion.sample)
+    feeds = compose.batch_feeds(conversion.sample, batch, np.random.default_rng(0), ranges)
     cut_values = compose.evaluate_cut(model, parts.cut, feeds)
-    float_cut = [name for name in parts.cut if cut_values[name].dtype == np.float32]
-    frozen = {name: cut_values[name] for name in parts.cut if name not in float_cut}  # shapes: constant at batch B
+    # Fed to the step: float cut tensors, and integer model inputs the tail reads (token ids into an
+    # embedding table). Other integer cut tensors are shape plumbing: constant at batch B, frozen.
+    fed_cut = [name for name in parts.cut if cut_values[name].dtype == np.float32 or name in ranges]
+    frozen = {name: cut_values[name] for name in parts.cut if name not in fed_cut}
     params = initial_values(model, parts.parameters)
     constants = {**tail_constants(model, parts.tail, set(parts.parameters)), **frozen}
     tail = TorchTail(parts.tail, constants, default_opset(model))
     with torch.no_grad():
         known = tail(
-            {**{k: torch.from_numpy(cut_values[k]) for k in float_cut}, **{k: torch.from_numpy(v.copy()) for k, v in params.items()}}
+            {**{k: torch.from_numpy(cut_values[k]) for k in fed_cut}, **{k: torch.from_numpy(v.copy()) for k, v in params.items()}}
         )
     output_shapes = {o: list(known[o].shape) for o in parts.outputs}
     for output, logits in plan_.logits.items():
         if plan_.loss.kind == "cross-entropy" and known[logits].dim() < 2:
             raise UnsupportedModelError(f"--loss cross-entropy: output {output!r} has no class axis")
     io = steps.StepIO(
-        cut=float_cut,
+        cut=fed_cut,
         targets=[steps.target_name(o) for o in parts.outputs],
         parameters=list(parts.parameters),
         state=steps.state_names(optimizer, len(parts.parameters)),
@@ -187,21 +175,22 @@ def build_step(conversion: Conversion, plan_: Plan, optimizer: Optimizer, batch:
     function = steps.step_function(tail, io, parts.outputs, plan_.logits, plan_.loss, optimizer)
     example = steps.example_args(
         io,
-        {k: cut_values[k] for k in float_cut},
+        {k: cut_values[k] for k in fed_cut},
         [np.zeros(output_shapes[o], np.float32) for o in parts.outputs],
         [params[name] for name in parts.parameters],
         optimizer,
     )
     step_model = steps.export_step(function, io, example)
-    train = compose.compose(model, step_model, float_cut, batch)
-    data_inputs = [name for name in shapes if name in {v.name for v in train.graph.input}]
-    compose.order_inputs(train, [*data_inputs, *(n for n in io.inputs if n not in set(float_cut) | set(data_inputs))])
+    train = compose.compose(model, step_model, fed_cut, batch)
+    data = [entry for entry in data if entry["name"] in {v.name for v in train.graph.input}]
+    fed = [entry["name"] for entry in data]
+    compose.order_inputs(train, [*fed, *(n for n in io.inputs if n not in set(fed_cut) | set(fed))])
     try:
         onnx.checker.check_model(train, full_check=True)
     except Exception as error:
         raise ExportError(f"train.onnx is not valid ONNX: {str(error).splitlines()[0]}") from None
     names = {
-        "data": [{"name": n, "input": n, "dtype": "float32", "shape": shapes[n]} for n in data_inputs],
+        "data": data,
         "targets": [
             {
                 "output": o,
@@ -305,7 +294,16 @@ def lower_step(
     folder: Path,
     tolerance: Criterion | float,
 ) -> tuple[dict, dict]:
-    """train.edge.onnx when ONNX.js cannot run train.onnx as exported; (files, training.edge entry)."""
+    """train.edge.onnx when ONNX.js cannot run train.onnx as exported; (files, training.edge entry).
+
+    A step that takes integer ids runs on onnxruntime-web only: ONNX.js 0.1.8 has no int64 tensors
+    (and the embedding's gradient scatters), so nothing is lowered and every backend says why.
+    """
+    ids = [entry["name"] for entry in names["inputs"]["data"] if entry["dtype"] != data_inputs.FLOAT]
+    if ids:
+        why = f"integer input(s) {', '.join(ids)}: ONNX.js has no int64 tensors, the step runs on onnxruntime-web"
+        blocked = {backend: [why] for backend in BACKENDS}
+        return {}, model_json.edge(file=TRAIN_FILE, runtime="onnxruntime-web", lowered=False, passes=[], blockers=blocked, backends=[])
     blockers = blocker_summary(train)
     if not any(blockers.values()):
         return {}, model_json.edge(

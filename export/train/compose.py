@@ -159,11 +159,16 @@ def order_inputs(model: onnx.ModelProto, names: list[str]) -> None:
     model.graph.input.extend(ordered)
 
 
-def batch_feeds(sample: Feeds, batch: int, rng: np.random.Generator) -> Feeds:
-    """Model inputs of batch `batch`, random around the sample's values (for tracing and parity)."""
+def batch_feeds(sample: Feeds, batch: int, rng: np.random.Generator, ranges: dict[str, tuple[int, int]] | None = None) -> Feeds:
+    """Model inputs of batch `batch`, random around the sample's values (for tracing and parity);
+    integer inputs named in `ranges` (token ids) are drawn uniformly from their [low, high]."""
     feeds = {}
     for name, array in sample.items():
-        scale = float(np.std(array)) or 1.0
         shape = (batch, *array.shape[1:])
+        if ranges and name in ranges:
+            low, high = ranges[name]
+            feeds[name] = rng.integers(low, high, size=shape, endpoint=True).astype(array.dtype)
+            continue
+        scale = float(np.std(array)) or 1.0
         feeds[name] = rng.normal(float(np.mean(array)), scale, size=shape).astype(array.dtype)
     return feeds

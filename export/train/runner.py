@@ -26,6 +26,8 @@ import onnxruntime as ort
 
 from registry import model_json
 
+from .data_inputs import checked
+
 MANIFEST = "model.json"
 Arrays = Mapping[str, np.ndarray] | np.ndarray
 
@@ -78,7 +80,7 @@ class TrainingStep:
         step: int,
     ) -> tuple[float, dict[str, np.ndarray], dict[str, np.ndarray]]:
         names = self.training["inputs"]
-        feeds = {entry["input"]: np.asarray(inputs[entry["name"]], np.float32) for entry in names["data"]}
+        feeds = {entry["input"]: np.asarray(inputs[entry["name"]], entry.get("dtype", "float32")) for entry in names["data"]}
         feeds.update({entry["input"]: np.asarray(targets[entry["output"]], np.float32) for entry in names["targets"]})
         feeds[names["example_weight"]] = np.asarray(weights, np.float32)
         feeds[names["learning_rate"]] = np.array([learning_rate], np.float32)
@@ -109,8 +111,10 @@ def _by_name(arrays: Arrays, names: list[str], what: str) -> dict[str, np.ndarra
 
 
 def prepare(training: dict[str, Any], inputs: Arrays, targets: Arrays) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Inputs and targets by name, as float32, class indices turned one-hot; all with the same rows."""
+    """Inputs by name in their dtype (float32, or checked integer ids), targets as float32 with class
+    indices turned one-hot; all with the same rows."""
     data = _by_name(inputs, [entry["name"] for entry in training["inputs"]["data"]], "inputs")
+    data = {entry["name"]: checked(entry, data[entry["name"]]) for entry in training["inputs"]["data"]}
     target_specs = training["inputs"]["targets"]
     wanted = _by_name(targets, [entry["output"] for entry in target_specs], "targets")
     for spec in target_specs:
@@ -121,7 +125,7 @@ def prepare(training: dict[str, Any], inputs: Arrays, targets: Arrays) -> tuple[
     rows = {len(array) for array in [*data.values(), *wanted.values()]}
     if len(rows) != 1 or 0 in rows:
         raise ValueError(f"inputs and targets must have the same, non-zero number of rows (got {sorted(rows)})")
-    return {k: v.astype(np.float32) for k, v in data.items()}, wanted
+    return data, wanted
 
 
 def batches(
@@ -141,7 +145,7 @@ def batches(
         weights[: len(rows)] = 1.0
 
         def padded(array: np.ndarray) -> np.ndarray:
-            out = np.zeros((batch_size, *array.shape[1:]), np.float32)
+            out = np.zeros((batch_size, *array.shape[1:]), array.dtype)  # float32 values; id 0 pads integer inputs
             out[: len(rows)] = array[rows]
             return out
 

@@ -3,7 +3,8 @@
 A *layer* is a node with float initializers in its parameter slots (`PARAMETER_SLOTS`): Gemm, a
 MatMul on a weight (with the bias Add right after it), Conv and ConvTranspose (with a bias Add
 after a bias-less one), BatchNormalization (scale and bias; the running statistics stay frozen),
-LayerNormalization, Gather on an embedding table, LSTM and GRU (W, R, B). `head` is the last
+LayerNormalization (or its scale Mul and bias Add where an exporter below opset 17 spells it
+out), Gather on an embedding table, LSTM and GRU (W, R, B). `head` is the last
 Gemm/MatMul layer when it feeds a graph output through at most one activation; `last:N` the last
 N layers; `all` every layer. Whether those are all the framework's variables is checked against
 the framework (reference.py), not here: a converter may have folded one away. The nodes that
@@ -85,14 +86,31 @@ RECURRENT = ("LSTM", "GRU")
 _LAYOUT = ("Squeeze", "Unsqueeze", "Reshape", "Transpose", "Identity")
 
 
+def _spelt_out_layer_norm(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], floats: dict[str, onnx.TensorProto]) -> bool:
+    """The scale Mul of a LayerNorm as exporters spell it below opset 17 (no LayerNormalization op):
+    `(x - mean) / Sqrt(var + eps) * weight (+ bias)`; its weight (a vector, never a scalar constant)
+    and bias are the layer's parameters."""
+    if node.op_type != "Mul" or not any(name in floats and int(np.prod(floats[name].dims)) > 1 for name in node.input):
+        return False
+    for name in node.input:
+        divide = producers.get(name)
+        root = producers.get(divide.input[1]) if divide is not None and divide.op_type == "Div" else None
+        if root is not None and root.op_type == "Sqrt":
+            return True
+    return False
+
+
 def layers(model: onnx.ModelProto) -> list[Layer]:
-    """Nodes with parameters (see PARAMETER_SLOTS; + the bias Add after a MatMul or bias-less Conv), in graph order."""
+    """Nodes with parameters (see PARAMETER_SLOTS; + the bias Add after a MatMul, a bias-less Conv or a
+    spelt-out LayerNorm's scale), in graph order."""
     floats = _float_initializers(model)
     consumers = _consumers(model)
     producers = {name: node for node in model.graph.node for name in node.output}
     found = []
     for position, node in enumerate(model.graph.node):
         slots = PARAMETER_SLOTS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ()
+        layer_norm = not slots and _spelt_out_layer_norm(node, producers, floats)
+        slots = (0, 1) if layer_norm else slots
         parameters = []
         for name in (node.input[i] for i in slots if i < len(node.input)):
             joined = producers.get(name)  # a recurrent bias split in halves (recurrent.py)
@@ -101,8 +119,8 @@ def layers(model: onnx.ModelProto) -> list[Layer]:
         if not parameters:
             continue
         after = consumers.get(node.output[0], [])
-        bias_less = node.op_type == "MatMul" or (node.op_type in _BIAS_AFTER and len(node.input) < 3)
-        while node.op_type != "MatMul" and len(after) == 1 and after[0].op_type in _LAYOUT:
+        bias_less = node.op_type == "MatMul" or layer_norm or (node.op_type in _BIAS_AFTER and len(node.input) < 3)
+        while node.op_type not in ("MatMul", "Mul") and len(after) == 1 and after[0].op_type in _LAYOUT:
             after = consumers.get(after[0].output[0], [])  # tf2onnx's Conv1D: Conv → Squeeze → bias Add
         if bias_less and len(after) == 1 and after[0].op_type == "Add":
             bias = [name for name in after[0].input if name in floats and name not in parameters]

@@ -3,7 +3,7 @@
 // checkpoint after every chunk. Adopting the result (the personalised edge file) is the handler's.
 //
 // A run always starts from the shared model's parameters (read from the verified edge file at
-// the byte ranges model.json records; parameters.js personalizedFile) with the optimizer state at its init, so its result depends
+// the byte ranges model.json records) with the optimizer state at its init, so its result depends
 // only on (version, examples, options): the fingerprint that keys its checkpoint.
 
 import { CODES, EdgecloudError } from './errors.js';
@@ -11,7 +11,7 @@ import { personalizedFile, readParameters } from './parameters.js';
 import { chooseEdgeRuntime, rankedRuntimes } from './policy.js';
 import { seedState, shuffledOrder } from './prng.js';
 import { trainingBlocker, DEFAULT_CONDITIONS } from './train-conditions.js';
-import { trainingExamples, trainingOptions, trainingSpec } from './train-data.js';
+import { takesIds, trainingExamples, trainingOptions, trainingSpec } from './train-data.js';
 import { TrainRunner } from './trainer.js';
 import { dataFingerprint } from './training-store.js';
 
@@ -27,6 +27,10 @@ export const DEFAULT_CHUNK_STEPS = 4;
 export function chooseTrainRuntime(manifest, policy) {
   const training = trainingSpec(manifest);
   const edge = training.edge ?? { file: training.file, runtime: 'onnxruntime-web' };
+  if ((training.inputs?.data ?? []).some(takesIds)) {
+    // ONNX.js has no int64 tensors: a step on token ids trains on onnxruntime-web, whatever was marked.
+    return { runtime: 'onnxruntime-web', backends: ['wasm'], file: training.file };
+  }
   const ranked = (rankedRuntimes(edge, policy) ?? []).filter((row) => row.file === edge.file);
   if (ranked.length === 0) return { ...chooseEdgeRuntime({ ...manifest, edge }, policy), file: edge.file };
   const { runtime } = ranked[0];

@@ -28,6 +28,37 @@ function rowsOf(name, tensor, count) {
   return values;
 }
 
+const IDS = { int64: BigInt64Array, int32: Int32Array };
+
+/** True when the step takes `spec` as integer ids (token ids into an embedding table), not float32 values. */
+export function takesIds(spec) {
+  return spec.dtype in IDS;
+}
+
+/**
+ * Token ids as the step takes them (BigInt64Array for int64): whole numbers only, and inside
+ * the vocabulary where model.json's `range` names it (onnxruntime would fail on the Gather).
+ */
+function idsOf(spec, tensor, count) {
+  if (tensor.shape[0] !== count) {
+    throw new Error(`'${spec.name}' has ${tensor.shape[0]} rows but the inputs have ${count} examples`);
+  }
+  const width = tensor.data.length / count;
+  const [low, high] = spec.range ?? [null, null];
+  const ids = new IDS[spec.dtype](tensor.data.length);
+  tensor.data.forEach((value, i) => {
+    const whole = typeof value === 'bigint' || Number.isSafeInteger(value);
+    if (!whole) {
+      throw new Error(`input '${spec.name}' takes ${spec.dtype} ids: row ${Math.floor(i / width)} holds ${value}, not a whole number`);
+    }
+    if (low !== null && (value < low || value > high)) {
+      throw new Error(`input '${spec.name}': id ${value} (row ${Math.floor(i / width)}) is outside the vocabulary [${low}, ${high}]`);
+    }
+    ids[i] = spec.dtype === 'int64' ? BigInt(value) : Number(value);
+  });
+  return ids;
+}
+
 /** Class indices (one per example) or one-hot rows → one-hot rows of `classes` columns. */
 function oneHot(name, value, count, classes) {
   const flat = Array.isArray(value) || ArrayBuffer.isView(value) ? Array.from(value) : null;
@@ -62,7 +93,8 @@ export function trainingExamples(data, manifest) {
     if (tensor.shape.slice(1).join() !== rowShape.join()) {
       throw new Error(`input '${spec.name}': training takes rows of [${rowShape}], got [${tensor.shape.slice(1)}]`);
     }
-    examples.data[spec.input] = { rowShape, values: rowsOf(spec.name, tensor, count) };
+    const dtype = spec.dtype ?? 'float32';
+    examples.data[spec.input] = { rowShape, dtype, values: takesIds(spec) ? idsOf(spec, tensor, count) : rowsOf(spec.name, tensor, count) };
   }
   const targetSpecs = training.inputs.targets;
   let byOutput = data.targets;
@@ -123,14 +155,15 @@ export function trainingOptions(options, training) {
   return { epochs, batchSize, learningRate, shuffle, seed };
 }
 
-function padded({ rowShape, values }, rows, batch) {
+function padded({ rowShape, dtype = 'float32', values }, rows, batch) {
   const width = product(rowShape);
-  const out = new Float32Array(batch * width);
+  const out = new values.constructor(batch * width);
   rows.forEach((row, i) => out.set(values.subarray(row * width, (row + 1) * width), i * width));
-  return { dtype: 'float32', shape: [batch, ...rowShape], data: out };
+  return { dtype, shape: [batch, ...rowShape], data: out };
 }
 
-/** Step-graph feeds for the examples `rows` (≤ batch of them): zero rows of weight 0 pad the rest. */
+/** Step-graph feeds for the examples `rows` (≤ batch of them): zero rows of weight 0 pad the rest
+ * (id 0 for integer inputs, as the exporter's parity check pads). */
 export function batchFeeds(examples, rows, training) {
   const batch = training.batch_size;
   const feeds = {};

@@ -142,6 +142,16 @@ CASES = [
         2,
     ),
 ]
+# The attention and spelt-out LayerNorm ops of the text classifier (test_text_classifier.py).
+ATTENTION = [
+    ("softmax-last-axis", "Softmax", {"axis": -1}, {"x": [2, 3, 4]}, {}, ["x"], 1),
+    ("matmul-two-variables", "MatMul", {}, {"a": [2, 3, 4], "b": [2, 4, 3]}, {}, ["a", "b"], 1),
+    ("transpose", "Transpose", {"perm": [0, 2, 1]}, {"x": [2, 3, 4]}, {}, ["x"], 1),
+    ("reduce-mean-axes-input", "ReduceMean", {"keepdims": 0}, {"x": [2, 3, 4]}, {"axes": np.array([1], np.int64)}, ["x", "axes"], 1),
+    ("div", "Div", {}, {"a": [2, 3], "b": [2, 3]}, {}, ["a", "b"], 1),
+    ("sqrt", "Sqrt", {}, {"positive": [2, 3]}, {}, ["positive"], 1),
+    ("pow-square", "Pow", {}, {"x": [2, 3]}, {"two": np.array(2.0, F)}, ["x", "two"], 1),
+]
 GELU = ("gelu", "Gelu", {"approximate": "tanh"}, {"x": [3, 4]}, {}, ["x"], 1)  # opset 20
 
 
@@ -162,11 +172,13 @@ def node_model(op, attributes, floats, constants, order, outputs, opset=OPSET) -
 
 
 def values(floats, seed=0) -> dict[str, np.ndarray]:
+    """Magnitudes in [0.2, 1], random signs (an input named "positive" keeps them positive: Sqrt's domain)."""
     rng = np.random.default_rng(seed)
-    return {n: rng.uniform(0.2, 1.0, s).astype(F) * rng.choice([-1, 1], s).astype(F) for n, s in floats.items()}
+    found = {n: rng.uniform(0.2, 1.0, s).astype(F) * rng.choice([-1, 1], s).astype(F) for n, s in floats.items()}
+    return {n: np.abs(v) if n == "positive" else v for n, v in found.items()}
 
 
-@pytest.mark.parametrize("case", [*CASES, GELU], ids=lambda c: c[0])
+@pytest.mark.parametrize("case", [*CASES, *ATTENTION, GELU], ids=lambda c: c[0])
 def test_the_translation_computes_what_onnxruntime_computes_and_its_gradient_is_finite_differences(case) -> None:
     import torch
 

@@ -1,8 +1,7 @@
 """Issue 28 on PyTorch: a Conv1d → GRU → Linear regressor with `--trainable all` trains every
 parameter (the GRU's gates reordered and its bias split into PyTorch's two), proven against
-torch.optim.Adam and equal to it on the personalised model's predictions; an embedding +
-LayerNorm + attention classifier reads int64 token ids, which the step's float32 data contract
-cannot take: refused in one line, nothing written."""
+torch.optim.Adam and equal to it on the personalised model's predictions; BatchNorm trains its scale
+and bias with frozen statistics. The embedding + attention text classifier is test_text_classifier.py."""
 
 from __future__ import annotations
 
@@ -14,10 +13,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from export.errors import UnsupportedModelError
 from export.train.runner import personalized_model, train
 
-from .torch_layer_models import SERIES, TOKENS, VOCAB, attention_classifier, batchnorm_mlp, conv_gru_regressor
+from .torch_layer_models import SERIES, batchnorm_mlp, conv_gru_regressor
 
 pytestmark = pytest.mark.torch
 BATCH, RATE = 4, 0.01
@@ -66,19 +64,6 @@ def test_all_trains_a_conv_gru_regressor_like_torch_adam(tmp_path: Path) -> None
     got = predictions(result.version_dir, ours.parameters, probe)
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert np.abs(got - before).max() > 1e-3  # it moved
-
-
-def test_an_attention_classifier_on_token_ids_is_refused_in_one_line(tmp_path: Path) -> None:
-    import torch
-
-    from export.torch_module import export_torch_module
-
-    module = attention_classifier()
-    sample = torch.randint(0, VOCAB, (1, TOKENS))
-    for trainable in ("all", "last:2"):
-        with pytest.raises(UnsupportedModelError, match="input 'input' is int64: the training step takes float32 inputs only"):
-            export_torch_module(module, sample, name="att", version="1", out=tmp_path, trainable=trainable)
-    assert not any(tmp_path.rglob("model.json"))
 
 
 def test_batch_normalization_trains_scale_and_bias_with_frozen_statistics(tmp_path: Path) -> None:

@@ -200,3 +200,41 @@ def test_a_chosen_layer_missing_a_framework_variable_fails_naming_it() -> None:
     complete({**head, "b": match({"b": np.zeros(2, np.float32)}, variables[1:2])["b"]}, variables, "head")
     with pytest.raises(ExportError, match="--trainable all: the framework variable 'hidden/kernel'"):
         complete({**head, "b": match({"b": np.zeros(2, np.float32)}, variables[1:2])["b"]}, variables, "all")
+
+
+@pytest.mark.parametrize("scale, layers_found", [([1.0, 2.0, 3.0], [["gamma", "beta"], ["W"]]), (2.0, [["W"]])])
+def test_a_layer_norm_spelt_out_below_opset_17_is_a_layer_with_its_scale_and_bias(scale, layers_found) -> None:
+    """torch.onnx at opset 13: (x - mean) / Sqrt(var + eps) * gamma + beta; a scalar factor there is a constant, not a layer."""
+    from export.train.trainable import layers
+
+    def const(name: str, value) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(value, np.float32), name)
+
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[-1]),
+        helper.make_node("Sub", ["x", "mean"], ["centred"]),
+        helper.make_node("Pow", ["centred", "two"], ["squared"]),
+        helper.make_node("ReduceMean", ["squared"], ["var"], axes=[-1]),
+        helper.make_node("Add", ["var", "eps"], ["var_eps"]),
+        helper.make_node("Sqrt", ["var_eps"], ["std"]),
+        helper.make_node("Div", ["centred", "std"], ["normed"]),
+        helper.make_node("Mul", ["normed", "gamma"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "beta"], ["shifted"]),
+        helper.make_node("MatMul", ["shifted", "W"], ["y"]),
+    ]
+    initializers = [
+        const("two", 2.0),
+        const("eps", 1e-5),
+        const("gamma", scale),
+        const("beta", [0.1, 0.2, 0.3]),
+        const("W", np.ones((3, 2))),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "norm",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [None, 2])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    assert [layer.parameters for layer in layers(model)] == layers_found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 SERIES, CHANNELS, HIDDEN = 16, 3, 5
-VOCAB, TOKENS, WIDTH, CLASSES = 11, 6, 8, 3
+VOCAB, TOKENS, WIDTH, CLASSES = 50, 6, 16, 3
 
 
 def conv_gru_regressor():
@@ -25,27 +25,29 @@ def conv_gru_regressor():
     return Regressor().eval()
 
 
-def attention_classifier():
-    """Embedding → LayerNorm → one self-attention head (softmax of QKᵀ/√d) → GELU → mean → Linear."""
+def text_classifier():
+    """Embedding → LayerNorm → one self-attention head (softmax of QKᵀ/√d, V) → mean over tokens → Linear
+    (logits). The key projection has no bias: a key bias adds the same q·b to every score of a row,
+    which the softmax cancels, so its gradient is float32 noise that Adam would amplify to ±lr."""
     import torch
 
-    class Classifier(torch.nn.Module):
+    class TextClassifier(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.embedding = torch.nn.Embedding(VOCAB, WIDTH)
             self.norm = torch.nn.LayerNorm(WIDTH)
             self.query = torch.nn.Linear(WIDTH, WIDTH)
-            self.key = torch.nn.Linear(WIDTH, WIDTH)
+            self.key = torch.nn.Linear(WIDTH, WIDTH, bias=False)
             self.value = torch.nn.Linear(WIDTH, WIDTH)
             self.head = torch.nn.Linear(WIDTH, CLASSES)
 
         def forward(self, ids):
             x = self.norm(self.embedding(ids))
             scores = torch.softmax(self.query(x) @ self.key(x).transpose(1, 2) / WIDTH**0.5, dim=-1)
-            return self.head(torch.nn.functional.gelu(scores @ self.value(x)).mean(dim=1))
+            return self.head((scores @ self.value(x)).mean(dim=1))
 
     torch.manual_seed(2)
-    return Classifier().eval()
+    return TextClassifier().eval()
 
 
 def batchnorm_mlp():

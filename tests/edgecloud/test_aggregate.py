@@ -92,6 +92,16 @@ class Aggregate:
     def post(self, client: str, samples: int, values: dict[str, np.ndarray], base: str):
         return http("POST", f"{self.url}/federated/mlp/updates", update_body(client, samples, values, base))
 
+    def wait_for_round_on(self, version: str) -> None:
+        """Until GET /federated/mlp names `version` as the open round's base: what a client asks before
+        it trains. latest.json moves before the next round opens in the store, so an update sent on
+        latest.json's word alone may still meet the closing round (409)."""
+        for _ in range(300):
+            if http("GET", f"{self.url}/federated/mlp")[2]["base_version"] == version:
+                return
+            threading.Event().wait(0.1)
+        pytest.fail(f"the open round's base is still {http('GET', f'{self.url}/federated/mlp')[2]['base_version']}, not {version}")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -210,10 +220,7 @@ def test_two_replicas_on_postgres_close_each_round_exactly_once(tmp_path: Path, 
             wait_for_version(registry, version)
             assert_fedavg(registry, version, base, sent)
             for replica in replicas:  # the replica that did not close follows the store's new round
-                for _ in range(100):
-                    if http("GET", f"{replica.url}/federated/mlp")[2]["base_version"] == version:
-                        break
-                    threading.Event().wait(0.1)
+                replica.wait_for_round_on(version)
         assert folders(registry) == ["1", "2", "3"]
     finally:
         for replica in replicas:
@@ -256,6 +263,7 @@ def test_a_replica_killed_while_closing_leaves_the_round_to_another(tmp_path: Pa
         assert_fedavg(registry, "2", "1", sent)
         assert folders(registry) == ["1", "2"]  # version 2 published as written, not written again as 3
 
+        other.wait_for_round_on("2")
         again = [(1, delta()), (1, delta())]
         assert other.post("client-0000", *again[0], base="2")[0] == 200
         assert other.post("client-0001", *again[1], base="2")[0] == 200

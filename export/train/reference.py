@@ -19,13 +19,16 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ..errors import ExportError
 from ..verify import Feeds
 from .spec import Loss, Optimizer
+
+if TYPE_CHECKING:
+    from .batch_norm import Normalisation
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Trainer(Protocol):
     description: str  # e.g. "keras 3.15.1 Adam (GradientTape, training=False)", filled per optimizer
 
     def variables(self) -> list[Variable]: ...
+
+    def normalisations(self) -> list[Normalisation]: ...  # folded by the converter, for batch_norm.py to unfold
 
     def train(
         self, keys: list[str], loss: Loss, optimizer: Optimizer, logits: bool, batches: list[Batch]

@@ -78,6 +78,7 @@ class _Graph:
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model = model
         self.values = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+        self.detached: list[str] = []  # initializers a folded constant lived in, dropped when nothing reads them
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
         for node in model.graph.node:
             for name in node.input:
@@ -89,6 +90,13 @@ class _Graph:
         if len(names) != 2 or (names[0] in self.values) == (names[1] in self.values):
             return None
         return (names[1], names[0]) if names[0] in self.values else (names[0], names[1])
+
+    def drop_detached(self) -> None:
+        read = {name for node in self.model.graph.node for name in node.input} | {o.name for o in self.model.graph.output}
+        unused = set(self.detached) - read
+        kept = [init for init in self.model.graph.initializer if init.name not in unused]
+        del self.model.graph.initializer[:]
+        self.model.graph.initializer.extend(kept)
 
     def add_initializer(self, wanted: str, value: np.ndarray) -> str:
         name = unique_name(self.model, wanted)
@@ -133,6 +141,7 @@ def _unfold_mul_add(graph: _Graph, norm: Normalisation) -> list[str] | None:
             last = node
         else:
             continue
+        graph.detached += [pair[1], *(shift_pair[1:] if last is add else [])]
         nodes = graph.model.graph.node
         index = list(nodes).index(node)
         replacement = graph.batch_norm(norm, pair[0], last.output[0])
@@ -176,6 +185,7 @@ def _unfold_conv(graph: _Graph, norm: Normalisation, kernels: list[tuple[Variabl
             if laid_out is None or not _close(fused_bias.astype(np.float64), plain_bias * norm.inv + norm.shift):
                 continue
             graph.set_initializer(node.input[1], laid_out)
+            graph.detached += list(node.input[2:3])
             del node.input[2:]
             if bias is not None:
                 node.input.append(graph.add_initializer(bias.key, bias.value))
@@ -208,4 +218,5 @@ def unfold_batch_norms(model: onnx.ModelProto, norms: list[Normalisation], varia
         written = _unfold_mul_add(graph, norm) or _unfold_conv(graph, norm, kernels)
         if written:
             found[norm.layer] = written
+    graph.drop_detached()
     return found

@@ -16,7 +16,7 @@ import { EdgeRunner } from './edge-client.js';
 import { CODES, EdgecloudError, asEdgecloudError } from './errors.js';
 import { elementCount, pinnedShapeProblem, toFeeds } from './feeds.js';
 import { ModelStore } from './model-store.js';
-import { readParameters, writeParameters } from './parameters.js';
+import { parametersFile, personalisedPlan, readParameters, writeParameters } from './parameters.js';
 import { Personalizer } from './personalizer.js';
 import { DEFAULT_POLICY, decideRoute, deviceCapability, parseEdgeRuntime, planEdgeRuntime, runtimesToProbe } from './policy.js';
 import { cachedRuntimes, noteRuntimeLoaded } from './runtime-cache.js';
@@ -243,7 +243,9 @@ export class PredictionHandler {
       }
       return files.get(file);
     };
-    return new EdgeRunner({ plan: loaded.plan, inputs: manifest.inputs, modelFor, assets: this.assets });
+    // A forced edge runtime (policy.edgeRuntime) stays the only choice, personalised or not.
+    const plan = record && this.policy.edgeRuntime == null ? personalisedPlan(loaded.plan, manifest) : loaded.plan;
+    return new EdgeRunner({ plan, inputs: manifest.inputs, modelFor, assets: this.assets });
   }
 
   /** A new edge runner for `loaded` (personalised with `record`, or the shared model); switch to it only once it loads. */
@@ -314,11 +316,12 @@ export class PredictionHandler {
     return { baseVersion: record.baseVersion, steps: record.steps, samples: record.samples, loss: [...record.loss], parameters };
   }
 
-  /** The shared model's trainable parameters (from the verified edge file), named as in personalization(). */
+  /** The shared model's trainable parameters (from a verified inference file), named as in personalization(). */
   async baseParameters() {
     const { current } = this;
-    const bytes = await this.store.verifiedFile(current.version, current.manifest, current.manifest.edge.file);
-    const values = readParameters(bytes, current.manifest.training, current.manifest.edge.file);
+    const file = parametersFile(current.manifest);
+    const bytes = await this.store.verifiedFile(current.version, current.manifest, file);
+    const values = readParameters(bytes, current.manifest.training, file);
     return Object.fromEntries(current.manifest.training.parameters.map((p) => [p.name, { shape: [...p.shape], data: Array.from(values[p.name]) }]));
   }
 

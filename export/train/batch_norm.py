@@ -22,8 +22,9 @@ makes every other Keras graph convertible (it cannot be turned off for one layer
 fusion is one entry of an optimizer that also removes the layout Transposes; an export without a
 training step over a BatchNormalization keeps today's fused graph (pipeline: only `all` and
 `last:N` that reach such a layer unfold). Not covered (left folded, so `all` fails naming γ):
-a BatchNormalization with `center=False` or `scale=False`, one on a non-channel axis in ONNX's
-layout, or one whose folded constants were merged further (into a following MatMul).
+a BatchNormalization with `center=False` or `scale=False`, one inside a nested Keras model, one
+on a non-channel axis in ONNX's layout, or one whose folded constants were merged further (into a
+following MatMul).
 """
 
 from __future__ import annotations

@@ -78,10 +78,10 @@ def _unfold_trained_normalisations(
     unfolded.CopyFrom(conversion.model)
     written = unfold_batch_norms(unfolded, norms, variables)
     try:
-        chosen = set(choose(unfolded, options.trainable))
+        chosen: set[str] | None = set(choose(unfolded, options.trainable))
     except ExportError:
-        return  # the plan names the problem on the graph as converted
-    if chosen & {name for names in written.values() for name in names}:
+        chosen = None  # the plan fails on it too, counting the framework's layers (last:6 of 5)
+    if written and (chosen is None or chosen & {name for names in written.values() for name in names}):
         conversion.model.CopyFrom(unfolded)
         progress(
             f"kept {len(written)} BatchNormalization layer(s) the converter had folded, to train their scale and bias: {', '.join(written)}"

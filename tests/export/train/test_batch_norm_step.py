@@ -159,3 +159,12 @@ def test_a_depthwise_classifier_with_batchnorm_trains_all_its_variables(tmp_path
     training = json.loads((version_dir / "model.json").read_text())["training"]
     assert training["trained"]["tensors"] == len(keras.saving.load_model(source).trainable_variables) == 8
     assert training["parity"]["passed"] and max(training["parity"]["steps"].values()) <= 1e-5
+
+
+def test_last_n_beyond_the_keras_layers_counts_them_and_writes_nothing(source: Path, tmp_path: Path) -> None:
+    """Five layers with parameters in Keras (two convs, two BatchNormalizations, Dense), not tf2onnx's three."""
+    from export.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="--trainable last:6: the model has only 5 layers with parameters"):
+        export(source, tmp_path / "out", "bn-last6", "last:6")
+    assert not any((tmp_path / "out").rglob("model.json"))

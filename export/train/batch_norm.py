@@ -30,38 +30,15 @@ following MatMul).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from .biases import unique_name
-from .reference import Variable
+from .reference import Normalisation, Variable
 
 RTOL, ATOL = 1e-5, 1e-6
-
-
-@dataclass(frozen=True)
-class Normalisation:
-    """A framework BatchNormalization in inference mode, with its variables' keys and values."""
-
-    layer: str
-    gamma: Variable
-    beta: Variable
-    mean: np.ndarray
-    variance: np.ndarray
-    epsilon: float
-    mean_key: str
-    variance_key: str
-
-    @property
-    def inv(self) -> np.ndarray:
-        return self.gamma.value.astype(np.float64) / np.sqrt(self.variance.astype(np.float64) + self.epsilon)
-
-    @property
-    def shift(self) -> np.ndarray:
-        return self.beta.value.astype(np.float64) - self.mean.astype(np.float64) * self.inv
 
 
 def _close(value: np.ndarray, want: np.ndarray) -> bool:

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .batch_norm import Normalisation
-from .reference import Batch, Variable
+from .reference import Batch, Normalisation, Variable
 from .spec import Loss, Optimizer
 
 

@@ -19,16 +19,13 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import ExportError
 from ..verify import Feeds
 from .spec import Loss, Optimizer
-
-if TYPE_CHECKING:
-    from .batch_norm import Normalisation
 
 
 @dataclass(frozen=True)
@@ -38,6 +35,28 @@ class Variable:
     key: str  # keras: variable path ("head/kernel"); torch: state_dict name ("fc.weight")
     layer: str  # keras: layer name; torch: module path
     value: np.ndarray
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """A framework BatchNormalization in inference mode, which a converter may fold (batch_norm.py unfolds it)."""
+
+    layer: str
+    gamma: Variable
+    beta: Variable
+    mean: np.ndarray
+    variance: np.ndarray
+    epsilon: float
+    mean_key: str
+    variance_key: str
+
+    @property
+    def inv(self) -> np.ndarray:
+        return self.gamma.value.astype(np.float64) / np.sqrt(self.variance.astype(np.float64) + self.epsilon)
+
+    @property
+    def shift(self) -> np.ndarray:
+        return self.beta.value.astype(np.float64) - self.mean.astype(np.float64) * self.inv
 
 
 @dataclass(frozen=True)

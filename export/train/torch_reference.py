@@ -20,8 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..conversion import flat_outputs
-from .batch_norm import Normalisation
-from .reference import Batch, Variable
+from .reference import Batch, Normalisation, Variable
 from .spec import Loss, Optimizer
 
 

@@ -10,8 +10,8 @@ import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
 
-from export.train.batch_norm import Normalisation, unfold_batch_norms
-from export.train.reference import Variable
+from export.train.batch_norm import unfold_batch_norms
+from export.train.reference import Normalisation, Variable
 
 C, EPS = 3, 1e-3
 RNG = np.random.default_rng(0)

@@ -36,7 +36,7 @@ def _output_channels(node: onnx.NodeProto, weight: np.ndarray) -> int:
     return int(weight.shape[1] * group)
 
 
-def _unique(model: onnx.ModelProto, wanted: str) -> str:
+def unique_name(model: onnx.ModelProto, wanted: str) -> str:
     taken = {i.name for i in model.graph.initializer} | {o for n in model.graph.node for o in n.output}
     name, count = wanted, 1
     while name in taken:
@@ -75,12 +75,12 @@ def restore_zero_biases(model: onnx.ModelProto, variables: list[Variable]) -> li
         bias = next((v for v in zero if v.layer == layer and v.value.shape == (channels,)), None)
         if bias is None or bias.key in restored:
             continue
-        name = _unique(model, re.sub(r"[^A-Za-z0-9_./]", "_", bias.key))
+        name = unique_name(model, re.sub(r"[^A-Za-z0-9_./]", "_", bias.key))
         model.graph.initializer.append(numpy_helper.from_array(np.zeros(channels, np.float32), name))
         if node.op_type == "MatMul":
-            product = _unique(model, f"{node.output[0]}/without_bias")
+            product = unique_name(model, f"{node.output[0]}/without_bias")
             index = list(model.graph.node).index(node)
-            add = helper.make_node("Add", [product, name], [node.output[0]], name=_unique(model, f"{name}/Add"))
+            add = helper.make_node("Add", [product, name], [node.output[0]], name=unique_name(model, f"{name}/Add"))
             node.output[0] = product
             model.graph.node.insert(index + 1, add)
         else:

@@ -25,10 +25,11 @@ from ..manifest import default_opset, file_entry
 from ..parity import Criterion, Figure, as_criterion
 from ..verify import onnxruntime_runner
 from . import compose, data_inputs, step as steps
+from .batch_norm import unfold_batch_norms
 from .biases import restore_zero_biases
 from .locations import locate
 from .recurrent import gates_of, split_recurrent_biases
-from .reference import Match, complete, match
+from .reference import Match, Variable, complete, match
 from .runner import TrainingStep, batches
 from .spec import Loss, Optimizer, TrainingOptions
 from .torch_graph import TorchTail, tail_constants
@@ -52,10 +53,39 @@ def keep_framework_variables(conversion: Conversion, options: TrainingOptions, p
     if conversion.trainer is None or options.trainable == "none" or conversion.framework in NOT_SUPPORTED:
         return
     variables = conversion.trainer.variables()
+    _unfold_trained_normalisations(conversion, options, variables, progress)
     restored = restore_zero_biases(conversion.model, variables)
     if restored:
         progress(f"kept {len(restored)} zero bias(es) the converter had folded as initializers: {', '.join(restored)}")
     split_recurrent_biases(conversion.model, variables)
+
+
+def _unfold_trained_normalisations(
+    conversion: Conversion, options: TrainingOptions, variables: list[Variable], progress: Callable[[str], None]
+) -> None:
+    """Unfold the BatchNormalizations the converter folded (batch_norm.py), only when the step trains one.
+
+    `head` never reaches one and an export without a step keeps the fused graph as before; `all`
+    and `last:N` (counted on the unfolded graph, so in the framework's layers) keep the unfolded
+    graph when the chosen set holds a tensor the unfolding wrote (γ, β, a fused conv's kernel).
+    """
+    if options.trainable in (None, "head"):
+        return
+    norms = conversion.trainer.normalisations()
+    if not norms:
+        return
+    unfolded = onnx.ModelProto()
+    unfolded.CopyFrom(conversion.model)
+    written = unfold_batch_norms(unfolded, norms, variables)
+    try:
+        chosen: set[str] | None = set(choose(unfolded, options.trainable))
+    except ExportError:
+        chosen = None  # the plan fails on it too, counting the framework's layers (last:6 of 5)
+    if written and (chosen is None or chosen & {name for names in written.values() for name in names}):
+        conversion.model.CopyFrom(unfolded)
+        progress(
+            f"kept {len(written)} BatchNormalization layer(s) the converter had folded, to train their scale and bias: {', '.join(written)}"
+        )
 
 
 @dataclass

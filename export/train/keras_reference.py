@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .reference import Batch, Variable
+from .reference import Batch, Normalisation, Variable
 from .spec import Loss, Optimizer
 
 
@@ -31,6 +31,30 @@ class KerasTrainer:
         return [
             Variable(v.path, v.path.rsplit("/", 1)[0] if "/" in v.path else "", np.array(v.numpy())) for v in self.model.trainable_variables
         ]
+
+    def normalisations(self) -> list[Normalisation]:
+        """The model's BatchNormalization layers over the channel (last) axis with γ and β (top-level layers)."""
+        import keras
+
+        found = []
+        for layer in self.model.layers:
+            if not isinstance(layer, keras.layers.BatchNormalization) or not (layer.center and layer.scale):
+                continue
+            if layer.axis not in (-1, len(layer.input.shape) - 1):
+                continue
+            found.append(
+                Normalisation(
+                    layer=layer.name,
+                    gamma=Variable(layer.gamma.path, layer.name, np.array(layer.gamma.numpy())),
+                    beta=Variable(layer.beta.path, layer.name, np.array(layer.beta.numpy())),
+                    mean=np.array(layer.moving_mean.numpy()),
+                    variance=np.array(layer.moving_variance.numpy()),
+                    epsilon=float(layer.epsilon),
+                    mean_key=layer.moving_mean.path,
+                    variance_key=layer.moving_variance.path,
+                )
+            )
+        return found
 
     def _optimizer(self, optimizer: Optimizer) -> Any:
         import keras

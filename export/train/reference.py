@@ -38,6 +38,28 @@ class Variable:
 
 
 @dataclass(frozen=True)
+class Normalisation:
+    """A framework BatchNormalization in inference mode, which a converter may fold (batch_norm.py unfolds it)."""
+
+    layer: str
+    gamma: Variable
+    beta: Variable
+    mean: np.ndarray
+    variance: np.ndarray
+    epsilon: float
+    mean_key: str
+    variance_key: str
+
+    @property
+    def inv(self) -> np.ndarray:
+        return self.gamma.value.astype(np.float64) / np.sqrt(self.variance.astype(np.float64) + self.epsilon)
+
+    @property
+    def shift(self) -> np.ndarray:
+        return self.beta.value.astype(np.float64) - self.mean.astype(np.float64) * self.inv
+
+
+@dataclass(frozen=True)
 class Match:
     key: str
     permutation: tuple[int, ...] | None  # of the variable's non-unit axes; None: same layout
@@ -67,6 +89,8 @@ class Trainer(Protocol):
     description: str  # e.g. "keras 3.15.1 Adam (GradientTape, training=False)", filled per optimizer
 
     def variables(self) -> list[Variable]: ...
+
+    def normalisations(self) -> list[Normalisation]: ...  # folded by the converter, for batch_norm.py to unfold
 
     def train(
         self, keys: list[str], loss: Loss, optimizer: Optimizer, logits: bool, batches: list[Batch]

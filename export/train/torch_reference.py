@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..conversion import flat_outputs
-from .reference import Batch, Variable
+from .reference import Batch, Normalisation, Variable
 from .spec import Loss, Optimizer
 
 
@@ -37,6 +37,10 @@ class TorchTrainer:
         name = {"sgd": "SGD", "adam": "Adam"}[optimizer.kind]
         how = ", one example at a time, gradients averaged" if self.per_example else ""
         return f"torch {torch.__version__} torch.optim.{name} (eval mode{how})"
+
+    def normalisations(self) -> list[Normalisation]:
+        """None to unfold: torch's exporters keep BatchNormalization nodes (batch_norm.py)."""
+        return []
 
     def variables(self) -> list[Variable]:
         return [

@@ -2,7 +2,9 @@
 exported with `--trainable all` personalises in Chromium on onnxruntime-web (wasm), every tensor
 of it, and the browser's parameters and losses equal onnxruntime running train.onnx in Python.
 ONNX.js cannot run this step (MaxPool's backward is a ScatterElements, the input gradient a
-ConvTranspose: listed in `training.edge.blockers`), so the page picks onnxruntime-web by itself."""
+ConvTranspose: listed in `training.edge.blockers`), so the page picks onnxruntime-web by itself.
+The same for a Keras Conv2D → BatchNormalization CNN classifier: its BatchNormalization's γ and β
+train in the page (running statistics frozen) as train.onnx trains them under onnxruntime."""
 
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.export.train.keras_layer_models import SERIES, cnn
+from tests.export.train.keras_layer_models import SERIES, batchnorm_cnn, cnn
 
 from .trainer_driver import TrainerDriver
 
 pytestmark = [pytest.mark.integration, pytest.mark.keras]
 
 NAME, BATCH, RATE = "all-layers-cnn", 4, 0.01
+BN_NAME = "all-layers-bn-cnn"
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +30,14 @@ def all_layers(registry: Path, workdir: Path) -> Path:
 
     source = cnn(workdir / "all-layers-cnn.keras")
     return export_model(source, name=NAME, version="1", out=registry, trainable="all", learning_rate=RATE, train_batch=BATCH).version_dir
+
+
+@pytest.fixture(scope="session")
+def batchnorm_all(registry: Path, workdir: Path) -> Path:
+    from export.pipeline import export_model
+
+    source = batchnorm_cnn(workdir / "all-layers-bn-cnn.keras")
+    return export_model(source, name=BN_NAME, version="1", out=registry, trainable="all", learning_rate=RATE, train_batch=BATCH).version_dir
 
 
 @pytest.fixture
@@ -50,6 +61,31 @@ def test_all_layers_personalise_on_onnxruntime_web_like_onnxruntime(trainer, all
     ours = train(all_layers, x, y, epochs=2, learning_rate=RATE)
     base = base_parameters(all_layers)
     assert set(got) == set(ours.parameters) and len(got) == 6
+    for name in got:
+        assert np.abs(got[name] - ours.parameters[name]).max() <= 1e-5, name
+        assert np.abs(got[name] - base[name]).max() > 1e-4, name  # every tensor moved
+    np.testing.assert_allclose(result["loss"], ours.losses, atol=1e-5)
+    assert trainer.page.errors == []
+
+
+def test_batchnorm_cnn_trains_gamma_and_beta_on_onnxruntime_web_like_onnxruntime(page, site, mms, batchnorm_all: Path) -> None:
+    from export.train.runner import base_parameters, train
+
+    entry = json.loads((batchnorm_all / "model.json").read_text())["training"]
+    assert entry["edge"]["backends"] == [] and entry["edge"]["blockers"]  # why ONNX.js cannot run it, per backend
+    trainer = TrainerDriver(page, site, mms).open()
+    assert trainer.create(BN_NAME, cloud=False)["state"] == "ready"
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((10, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 10)  # class indices: the page makes the one-hot rows
+    result = trainer.personalize(x, y, epochs=2, learningRate=RATE, shuffle=False)
+    assert "error" not in result, result
+    assert result["backend"].startswith("onnxruntime-web/wasm") and result["steps"] == 6
+    got = trainer.parameters()
+    ours = train(batchnorm_all, x, y, epochs=2, learning_rate=RATE)
+    base = base_parameters(batchnorm_all)
+    assert set(got) == set(ours.parameters) and len(got) == 10
+    assert {"norm1/gamma", "norm1/beta", "norm2/gamma", "norm2/beta"} <= set(got)
     for name in got:
         assert np.abs(got[name] - ours.parameters[name]).max() <= 1e-5, name
         assert np.abs(got[name] - base[name]).max() > 1e-4, name  # every tensor moved

@@ -59,3 +59,38 @@ def conv2d_batchnorm_classifier(path: Path) -> Path:
         bias.assign(rng.normal(0, 0.1, bias.shape).astype("float32"))
     model.save(path)
     return path
+
+
+def batchnorm_cnn(path: Path) -> Path:
+    """Conv2D → BatchNormalization → ReLU → MaxPool → Conv2D → BatchNormalization → GlobalAveragePooling2D → Dense softmax.
+
+    The first conv has a bias and tf2onnx keeps its BatchNormalization as a Mul and an Add; the
+    second has a zero bias (a fresh layer) and tf2onnx fuses its BatchNormalization into its
+    weights: the two folds batch_norm.py undoes. Running statistics are not the fresh 0 and 1.
+    """
+    import keras
+
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1), name="image"),
+            keras.layers.Conv2D(4, 3, padding="same", name="conv1"),
+            keras.layers.BatchNormalization(name="norm1"),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(8, 3, padding="same", name="conv2"),
+            keras.layers.BatchNormalization(name="norm2"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3, activation="softmax", name="label"),
+        ]
+    )
+    rng = np.random.default_rng(3)
+    model.get_layer("conv1").bias.assign(rng.normal(0, 0.1, 4).astype("float32"))
+    for name, channels in (("norm1", 4), ("norm2", 8)):
+        norm = model.get_layer(name)
+        norm.moving_mean.assign(rng.normal(0, 0.2, channels).astype("float32"))
+        norm.moving_variance.assign(rng.uniform(0.5, 1.5, channels).astype("float32"))
+        norm.gamma.assign(rng.uniform(0.8, 1.2, channels).astype("float32"))
+        norm.beta.assign(rng.normal(0, 0.1, channels).astype("float32"))
+    model.save(path)
+    return path

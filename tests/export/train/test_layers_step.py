@@ -20,7 +20,7 @@ import pytest
 from export.pipeline import export_model
 from export.train.runner import personalized_model, train
 
-from .keras_layer_models import SERIES, cnn, conv2d_batchnorm_classifier
+from .keras_layer_models import SERIES, cnn
 
 pytestmark = pytest.mark.keras
 BATCH, RATE = 8, 0.05
@@ -216,17 +216,6 @@ def test_a_federated_round_over_all_layers_publishes_the_averaged_model(exported
     for file in ("model.onnx", "model.edge.onnx"):
         session = ort.InferenceSession(str(new_dir / file), providers=["CPUExecutionProvider"])
         np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: probe})[0], want, atol=1e-5)
-
-
-def test_all_on_a_keras_conv2d_batchnorm_model_names_the_folded_variable(tmp_path: Path) -> None:
-    """tf2onnx fuses BatchNormalization into the Conv before it: gamma and beta have no tensor of
-    their own, so `all` fails naming the first instead of training fewer tensors than Keras."""
-    from export.errors import ExportError
-
-    source = conv2d_batchnorm_classifier(tmp_path / "bn.keras")
-    with pytest.raises(ExportError, match="--trainable all: the framework variable 'norm/gamma' \\[4\\] of the model"):
-        export_model(source, name="bn", version="1", out=tmp_path / "out", trainable="all", train_batch=BATCH)
-    assert not any((tmp_path / "out").rglob("model.json"))
 
 
 def test_last_2_of_the_demo_forecaster_starts_at_its_time_major_lstm(forecaster, workdir: Path) -> None:

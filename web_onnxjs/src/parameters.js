@@ -19,29 +19,6 @@ function rangeOf(parameter, file, size) {
   return where;
 }
 
-/**
- * The inference file to read the shared parameters from: the edge file, or, when its lowering
- * rewrote a trained tensor (model.json then locates them in the cloud file only), the first file
- * that locates them all. The values are the same in every file; only where they sit differs.
- */
-export function parametersFile(manifest) {
-  const { parameters } = manifest.training;
-  const locatesAll = (file) => parameters.every((p) => p.locations?.[file]);
-  if (locatesAll(manifest.edge.file)) return manifest.edge.file;
-  return Object.keys(parameters[0]?.locations ?? {}).find(locatesAll) ?? manifest.edge.file;
-}
-
-/**
- * The plan a personalised model runs by: `plan`'s candidates, then onnxruntime-web (wasm) on the
- * file that locates every parameter when no candidate runs that file (the edge file's lowering
- * rewrote a trained tensor, so the personalised parameters fit only the cloud file).
- */
-export function personalisedPlan(plan, manifest) {
-  const file = parametersFile(manifest);
-  if (plan.candidates.some((c) => c.file === file)) return plan;
-  return { ...plan, candidates: [...plan.candidates, { runtime: 'onnxruntime-web', backend: 'wasm', file }] };
-}
-
 /** {NAME: Float32Array} of every trainable parameter, read from `bytes` of inference file `file`. */
 export function readParameters(bytes, training, file) {
   const out = {};

@@ -88,10 +88,14 @@ check: python web real-models
 	cd web_onnxjs && node_modules/.bin/tsc --noEmit -p types/check
 	$(PY) -m pytest -q -m "not ($(SLOW_MARKS))"
 
-# The fast lane first (it fails fast), then every other test: together, the whole suite once.
+# The fast lane first (it fails fast), then every other test: together, the whole suite once. The
+# slow part waits on Java, Chromium and subprocesses half of its time, so it runs on TEST_WORKERS
+# workers (pytest-xdist; a file's tests stay on one worker, the longest files start first:
+# tests/conftest.py). `make test TEST_WORKERS=0` runs it in this process.
+TEST_WORKERS ?= 2
 test: setup
 	$(MAKE) check
-	$(PY) -m pytest -ra --durations=25 -m "$(SLOW_MARKS)"
+	$(PY) -m pytest -ra --durations=25 -n $(TEST_WORKERS) --dist loadfile -m "$(SLOW_MARKS)"
 
 bench: setup torchserve
 	$(PY) -m benchmarks.run

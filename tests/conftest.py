@@ -118,3 +118,31 @@ def page(browser_context):
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     yield page
     page.close()
+
+
+# `make test` runs the slow part on two workers (pytest-xdist, `--dist loadfile`: a file's tests stay
+# on one worker, so its module fixtures start once). A worker takes the next file when it is done,
+# in collection order, so a long file collected last would end the run alone: these, the longest
+# files by `--durations`, are collected first. Order within a file is kept.
+LONGEST_FIRST = (
+    "tests/benchmarks/test_bench_smoke.py",
+    "tests/web/test_federated_all_layers.py",
+    "tests/export/train/test_layers_step.py",
+    "tests/export/train/test_batch_norm_step.py",
+    "tests/export/test_edge_zoo.py",
+    "tests/export/train/test_layers_torch.py",
+    "tests/export/test_real_models.py",
+    "tests/edgecloud/test_demo_end_to_end.py",
+    "tests/edgecloud/test_aggregate.py",
+    "tests/benchmarks/test_cloud_rounds.py",
+    "tests/edgecloud/test_federated_serve.py",
+    "tests/export/train/test_text_classifier.py",
+    "tests/edgecloud/test_build_to_mms.py",
+    "tests/export/test_zoo_export.py",
+    "tests/edgecloud/test_gateway.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: place for place, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

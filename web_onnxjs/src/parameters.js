@@ -13,6 +13,17 @@ function rangeOf(parameter, file, size) {
   return where;
 }
 
+/**
+ * The inference file to read the shared model's parameters from: the edge file, or the cloud file
+ * when the edge lowering rewrote a trained tensor (an LSTM unrolled per gate for `--trainable all`,
+ * whose `locations` then list the cloud file only). The same values either way: both files hold them.
+ */
+export function parameterFile(manifest) {
+  const holds = (file) => manifest.training.parameters.every((p) => p.locations?.[file]);
+  const cloud = manifest.cloud?.file;
+  return !holds(manifest.edge.file) && cloud && holds(cloud) ? cloud : manifest.edge.file;
+}
+
 /** {NAME: Float32Array} of every trainable parameter, read from `bytes` of inference file `file`. */
 export function readParameters(bytes, training, file) {
   const out = {};

@@ -7,7 +7,7 @@
 // only on (version, examples, options): the fingerprint that keys its checkpoint.
 
 import { CODES, EdgecloudError } from './errors.js';
-import { readParameters } from './parameters.js';
+import { parameterFile, readParameters } from './parameters.js';
 import { chooseEdgeRuntime, rankedRuntimes } from './policy.js';
 import { seedState, shuffledOrder } from './prng.js';
 import { trainingBlocker, DEFAULT_CONDITIONS } from './train-conditions.js';
@@ -61,8 +61,8 @@ export class Personalizer {
     if (rawOptions === null || typeof rawOptions !== 'object') throw new Error('personalize() options must be an object');
     const examples = trainingExamples(data, manifest);
     const options = trainingOptions(rawOptions, training);
-    const edgeFile = manifest.edge.file;
-    const base = readParameters(await this.store.verifiedFile(version, manifest, edgeFile), training, edgeFile);
+    const baseFile = parameterFile(manifest);
+    const base = readParameters(await this.store.verifiedFile(version, manifest, baseFile), training, baseFile);
     const fingerprint = await dataFingerprint(version, examples, options);
     return { version, manifest, training, examples, options, base, fingerprint,
              onProgress: rawOptions.onProgress, signal: rawOptions.signal }; // fmt: skip

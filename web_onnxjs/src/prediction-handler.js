@@ -16,7 +16,7 @@ import { EdgeRunner } from './edge-client.js';
 import { CODES, EdgecloudError, asEdgecloudError } from './errors.js';
 import { elementCount, pinnedShapeProblem, toFeeds } from './feeds.js';
 import { ModelStore } from './model-store.js';
-import { readParameters, writeParameters } from './parameters.js';
+import { parameterFile, readParameters, writeParameters } from './parameters.js';
 import { Personalizer } from './personalizer.js';
 import { DEFAULT_POLICY, decideRoute, deviceCapability, parseEdgeRuntime, planEdgeRuntime, runtimesToProbe } from './policy.js';
 import { cachedRuntimes, noteRuntimeLoaded } from './runtime-cache.js';
@@ -161,8 +161,8 @@ export class PredictionHandler {
       const record = await this.#storedPersonalization(loaded);
       if (record) {
         try {
-          const edgeBytes = await this.store.verifiedFile(version, manifest, manifest.edge.file);
-          writeParameters(edgeBytes, manifest.training, manifest.edge.file, record.parameters);
+          const baseFile = parameterFile(manifest);
+          writeParameters(await this.store.verifiedFile(version, manifest, baseFile), manifest.training, baseFile, record.parameters);
           loaded.personalized = record;
         } catch (error) {
           this.personalizationNote = `the saved personalisation of v${version} no longer fits its edge file: ${error.message}`;
@@ -314,11 +314,12 @@ export class PredictionHandler {
     return { baseVersion: record.baseVersion, steps: record.steps, samples: record.samples, loss: [...record.loss], parameters };
   }
 
-  /** The shared model's trainable parameters (from the verified edge file), named as in personalization(). */
+  /** The shared model's trainable parameters (from the verified edge file, or the cloud file: parameterFile), named as in personalization(). */
   async baseParameters() {
     const { current } = this;
-    const bytes = await this.store.verifiedFile(current.version, current.manifest, current.manifest.edge.file);
-    const values = readParameters(bytes, current.manifest.training, current.manifest.edge.file);
+    const baseFile = parameterFile(current.manifest);
+    const bytes = await this.store.verifiedFile(current.version, current.manifest, baseFile);
+    const values = readParameters(bytes, current.manifest.training, baseFile);
     return Object.fromEntries(current.manifest.training.parameters.map((p) => [p.name, { shape: [...p.shape], data: Array.from(values[p.name]) }]));
   }
 

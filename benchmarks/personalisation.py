@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.personalisation", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a tiny demo build and 1 epoch (for make test)")
     parser.add_argument("--out", type=Path, help="report folder (default benchmarks/results; smoke: WORK/results)")
-    parser.add_argument("--work", type=Path, help="demo build cache (default .edgecloud/bench[-smoke])")
+    parser.add_argument("--work", type=Path, help="demo build cache and the set exports (default .edgecloud/bench[-smoke])")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"default {EPOCHS}")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help=f"default {LEARNING_RATE:g}")
     parser.add_argument(

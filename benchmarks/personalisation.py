@@ -11,12 +11,18 @@ In the browser (`benchmarks.personalisation_browser`, headless Chromium): the tr
 time on ONNX.js (cpu, wasm) and onnxruntime-web, and one whole `handler.personalize` on the first
 validation person's first part (wall time, the page's worst timer lateness meanwhile, and that
 person's MAE after with the browser's parameters). `--no-browser` leaves it out, and says so.
+
+Which layers to train (`benchmarks.trainable_sets`): the same build exported with `--trainable`
+head, last:2 and all, compared on MAE (Python at `--rates`, and in Chromium), browser time per
+step and per personalisation, timer lateness and the step's memory, over `--rounds` interleaved
+rounds. `--sets none` leaves it out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
@@ -26,6 +32,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from export.errors import BadInputError
+from export.train.trainable import check_spec
+
+from .trainable_sets import SETS, compare_sets, export_sets
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -39,6 +50,12 @@ FIRST_SECONDS = 30.0
 EPOCHS = 3
 LEARNING_RATE = 0.003
 SEED = 0
+# Smoke mode compares only the whole model (the new path; the head is the demo's own export above):
+# each set is one more export of a minute or so.
+SMOKE_SETS = ("all",)
+ROUNDS = 3
+# The learning rates the Python runner tries on every trainable set (the browser runs LEARNING_RATE).
+RATES = (0.001, 0.003, 0.01)
 
 
 @dataclass
@@ -203,7 +220,16 @@ def _browser_lines(browser: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def write_report(out: Path, rows: list[PersonRow], settings: dict[str, Any], command: str, browser: dict[str, Any] | None = None) -> Path:
+def write_report(
+    out: Path,
+    rows: list[PersonRow],
+    settings: dict[str, Any],
+    command: str,
+    browser: dict[str, Any] | None = None,
+    sets: dict[str, Any] | None = None,
+) -> Path:
+    from .trainable_sets import report_lines, verdict
+
     out.mkdir(parents=True, exist_ok=True)
     total = summary(rows)
     data = {
@@ -212,6 +238,7 @@ def write_report(out: Path, rows: list[PersonRow], settings: dict[str, Any], com
         "summary": total,
         "people": [{**asdict(r), "change_percent": r.change_percent} for r in rows],
         "browser": browser,
+        "sets": None if sets is None else {**sets, "verdict": verdict(sets, WALL_GOAL_S, LATENESS_GOAL_MS)},
     }
     (out / "personalisation.json").write_text(json.dumps(data, indent=1))
     lines = [
@@ -238,6 +265,7 @@ def write_report(out: Path, rows: list[PersonRow], settings: dict[str, Any], com
         f"Goal ({total['goal']}): **{'met' if total['goal_met'] else 'NOT met'}**.",
         "",
         *_browser_lines(browser),
+        *([] if sets is None else ["", *report_lines(sets, WALL_GOAL_S, LATENESS_GOAL_MS)]),
     ]
     path = out / "PERSONALISATION.md"
     path.write_text("\n".join(lines) + "\n")
@@ -260,11 +288,39 @@ def demo_registry(cache: Path, prepare: Callable[[Path], tuple[Path, Path]]) -> 
     return prepare(cache)[0]
 
 
+def say(line: str) -> None:
+    print(f"personalisation: {line}", file=sys.stderr, flush=True)
+
+
+def _sets(text: str) -> tuple[str, ...]:
+    if text == "none":
+        return ()
+    chosen = tuple(part.strip() for part in text.split(","))
+    for part in chosen:
+        try:
+            check_spec(part)
+        except BadInputError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        if part == "none":
+            raise argparse.ArgumentTypeError("'none' trains nothing: pass --sets none alone to leave the comparison out")
+    return chosen
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give learning rates as numbers, comma-separated") from None
+    if not all(rate > 0 and math.isfinite(rate) for rate in rates):
+        raise argparse.ArgumentTypeError(f"{text!r}: every learning rate must be positive")
+    return rates
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.personalisation", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a tiny demo build and 1 epoch (for make test)")
     parser.add_argument("--out", type=Path, help="report folder (default benchmarks/results; smoke: WORK/results)")
-    parser.add_argument("--work", type=Path, help="demo build cache (default .edgecloud/bench[-smoke])")
+    parser.add_argument("--work", type=Path, help="demo build cache and the set exports (default .edgecloud/bench[-smoke])")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"default {EPOCHS}")
     parser.add_argument("--learning-rate", type=float, default=LEARNING_RATE, help=f"default {LEARNING_RATE:g}")
     parser.add_argument(
@@ -274,9 +330,22 @@ def main(argv: list[str] | None = None) -> int:
         help=f"seconds of each person's recording trained on (default {FIRST_SECONDS:g})",
     )
     parser.add_argument("--no-browser", action="store_true", help="leave out the Chromium measurements")
+    parser.add_argument(
+        "--sets",
+        type=_sets,
+        default=SETS,
+        help=f"trainable sets to compare, comma-separated, or none (default {','.join(SETS)}; smoke: all)",
+    )
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"browser rounds of the set comparison (default {ROUNDS}; smoke: 1)")
+    parser.add_argument(
+        "--rates",
+        type=_rates,
+        default=RATES,
+        help=f"learning rates the Python runner tries per set (default {','.join(map(str, RATES))}; smoke: the --learning-rate)",
+    )
     args = parser.parse_args(argv)
-    if args.epochs < 1 or not args.learning_rate > 0 or not args.first_seconds > 0:
-        parser.error("--epochs must be at least 1, --learning-rate and --first-seconds positive")
+    if args.epochs < 1 or not args.learning_rate > 0 or not args.first_seconds > 0 or args.rounds < 1:
+        parser.error("--epochs and --rounds must be at least 1, --learning-rate and --first-seconds positive")
     from edgecloud.builder.report import read_report
     from edgecloud.commands.demo import DEMO_NAME
 
@@ -293,11 +362,27 @@ def main(argv: list[str] | None = None) -> int:
         version_dir, build = registry / DEMO_NAME / str(latest["version"]), read_report(work / "demo" / "build")
         rows = personalise_people(version_dir, build, first_seconds, epochs, args.learning_rate)
         browser = None if args.no_browser else browser_figures(version_dir, build, first_seconds, epochs, args.learning_rate)
+        sets = None
+        if args.sets:
+            smoke_sets = tuple(s for s in args.sets if s in SMOKE_SETS) or args.sets[:1]
+            folders = export_sets(work / "demo" / "build", work / "sets", DEMO_NAME, smoke_sets if args.smoke else args.sets, progress=say)
+            sets = compare_sets(
+                folders,
+                build,
+                first_seconds=first_seconds,
+                epochs=epochs,
+                learning_rate=args.learning_rate,
+                rates=(args.learning_rate,) if args.smoke else args.rates,
+                rounds=1 if args.smoke else args.rounds,
+                seed=SEED,
+                browser=not args.no_browser,
+                progress=say,
+            )
     except Exception as error:  # noqa: BLE001 - one clear line, exit 1
         print(f"personalisation: failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     settings = {"first_seconds": first_seconds, "epochs": epochs, "learning_rate": args.learning_rate, "seed": SEED}
-    path = write_report(out, rows, settings, command, browser)
+    path = write_report(out, rows, settings, command, browser, sets)
     print(f"personalisation: wrote {path}", file=sys.stderr)
     return 0
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks.cloud import PEERS, TORCHSERVE
@@ -128,3 +129,23 @@ def test_smoke_run_writes_every_section_with_sane_figures(tmp_path):
     trained = [run for run in browser["personalise"] if "policy" in run]
     assert len(trained) == 3 and all("error" not in run and run["steps"] >= 1 and run["wallMs"] > 0 for run in trained), trained
     assert browser["personalise"][-1]["run"].startswith("control") and browser["personalise"][-1]["maxLatenessMs"] >= 0
+
+    # The trainable-set comparison (smoke: `all` only, one round): its own export, memory, Python and Chromium.
+    sets = personal["sets"]
+    assert sets["sets"] == ["all"]
+    memory = sets["memory"]["all"]
+    demo = json.loads((tmp_path / "work" / "demo" / "registry" / "forecaster" / "1" / "model.json").read_text())
+    head_values = sum(int(np.prod(p["shape"])) for p in demo["training"]["parameters"])  # the demo's default: head
+    assert memory["parameters"] > head_values and memory["state_bytes"] == 2 * memory["parameter_bytes"]  # Adam: m and v
+    assert memory["train_onnx_bytes"] > 0
+    (python,) = sets["python"]
+    assert all(p["mae_after"] > 0 and p["mae_after"] != p["mae_before"] for p in python["people"]), python
+    runs = sets["browser"]["runs"]
+    assert [(r["set"], r["person"]) for r in runs] == [("all", p["id"]) for p in build["data"]["validation_people"]]
+    for run in runs:
+        assert "error" not in run and run["backend"].startswith("onnxruntime-web") and run["wallMs"] > 0, run
+        # The page's own forecasts and onnxruntime's on model.onnx with the browser's parameters by name agree.
+        assert run["mae_after_page"] == pytest.approx(run["mae_after"], rel=1e-4), run
+    (step,) = sets["browser"]["steps"]
+    assert step["median_ms"] > 0 and step["max_abs_diff"] <= 1e-5, step
+    assert "## Which layers to train: head vs last:2 vs all" in (out / "PERSONALISATION.md").read_text()

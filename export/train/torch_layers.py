@@ -9,8 +9,8 @@ Gather (an embedding table, or shape plumbing), Concat, Split, Slice (positive s
 (constant/reflect/edge), Clip, HardSigmoid, Gelu, Erf, a few element-wise and reduce ops, the Shape/Cast/Expand/
 ConstantOfShape plumbing converters put before a recurrent layer's initial state, and the
 ONNX LSTM and GRU ops (default activations, any direction, no peepholes, no clip, full-length
-sequences) unrolled over time. Not covered, each one error naming it: Loop and Scan (the
-recurrent forms some converters emit), MaxPool's indices output, AveragePool with ceil_mode,
+sequences) unrolled over time; Loop bodies are run by torch_control.py. Not covered, each one
+error naming it: Scan (a recurrent form some converters emit), MaxPool's indices output, AveragePool with ceil_mode,
 negative Slice steps, LSTM peepholes/clip/custom activations, recurrent layout=1.
 
 Why not onnx2torch (1.5.15, the last release, 2024-08): it has no LSTM, GRU, Loop or Scan

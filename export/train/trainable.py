@@ -3,7 +3,9 @@
 A *layer* is a node with float initializers in its parameter slots (`PARAMETER_SLOTS`): Gemm, a
 MatMul on a weight (with the bias Add right after it), Conv and ConvTranspose (with a bias Add
 after a bias-less one), BatchNormalization (scale and bias; the running statistics stay frozen),
-LayerNormalization, Gather on an embedding table, LSTM and GRU (W, R, B). `head` is the last
+LayerNormalization, Gather on an embedding table, LSTM and GRU (W, R, B), and a Loop (a recurrent
+layer tf2onnx left as TensorFlow's while loop: the float initializers it carries or its body reads,
+see torch_control.py). `head` is the last
 Gemm/MatMul layer when it feeds a graph output through at most one activation; `last:N` the last
 N layers; `all` every layer. Whether those are all the framework's variables is checked against
 the framework (reference.py), not here: a converter may have folded one away. The nodes that
@@ -22,6 +24,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import BadInputError, UnsupportedModelError
+from .subgraphs import reads
 
 CHOICES = ("head", "last:N", "all", "none")
 ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Identity"}
@@ -93,11 +96,14 @@ def layers(model: onnx.ModelProto) -> list[Layer]:
     found = []
     for position, node in enumerate(model.graph.node):
         slots = PARAMETER_SLOTS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ()
+        inputs = reads(node) if node.op_type == "Loop" and node.domain in ("", "ai.onnx") else list(node.input)
+        if node.op_type == "Loop":
+            slots = tuple(range(2, len(inputs)))  # after the trip count and the condition
         parameters = []
-        for name in (node.input[i] for i in slots if i < len(node.input)):
+        for name in (inputs[i] for i in slots if i < len(inputs)):
             joined = producers.get(name)  # a recurrent bias split in halves (recurrent.py)
             parts = joined.input if joined is not None and joined.op_type == "Concat" and node.op_type in RECURRENT else [name]
-            parameters += [part for part in parts if part in floats]
+            parameters += [part for part in parts if part in floats and part not in parameters]
         if not parameters:
             continue
         after = consumers.get(node.output[0], [])
@@ -169,14 +175,14 @@ def split(model: onnx.ModelProto, spec: str, parameters: list[str]) -> Split:
     tainted = set(parameters)
     tail = []
     for node in model.graph.node:
-        if any(name in tainted for name in node.input):
+        if any(name in tainted for name in reads(node)):
             tail.append(node)
             tainted.update(name for name in node.output if name)
     produced = {name for node in tail for name in node.output}
     constant = {init.name for init in model.graph.initializer} | {node.output[0] for node in model.graph.node if node.op_type == "Constant"}
     cut: list[str] = []
     for node in tail:
-        for name in node.input:
+        for name in reads(node):
             if name and name not in produced and name not in tainted and name not in constant and name not in cut:
                 cut.append(name)
     outputs = [value.name for value in model.graph.output if value.name in produced]

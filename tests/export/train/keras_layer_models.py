@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 SERIES = 40
+RECURRENT_STEPS = 10
 
 
 def cnn(path: Path) -> Path:
@@ -57,5 +58,28 @@ def conv2d_batchnorm_classifier(path: Path) -> Path:
     for layer in ("conv", "depthwise", "label"):
         bias = model.get_layer(layer).bias
         bias.assign(rng.normal(0, 0.1, bias.shape).astype("float32"))
+    model.save(path)
+    return path
+
+
+def conv_gru_regressor(path: Path, *, bidirectional_lstm: bool = False) -> Path:
+    """Conv1D → GRU (Keras's default reset_after=True: tf2onnx leaves it a Loop) → Dense; or a
+    Bidirectional LSTM in the GRU's place (tf2onnx: one bidirectional ONNX LSTM)."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    recurrent = keras.layers.Bidirectional(keras.layers.LSTM(3), name="rnn") if bidirectional_lstm else keras.layers.GRU(4, name="rnn")
+    model = keras.Sequential(
+        [
+            keras.Input((RECURRENT_STEPS, 1), name="series"),
+            keras.layers.Conv1D(3, 3, activation="relu", name="conv"),
+            recurrent,
+            keras.layers.Dense(2, name="out"),
+        ]
+    )
+    rng = np.random.default_rng(3)
+    for variable in model.trainable_variables:
+        if "bias" in variable.path:  # non-zero biases: each variable is told apart by its values, and moves visibly
+            variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
     model.save(path)
     return path

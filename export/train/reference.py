@@ -5,7 +5,8 @@ them (a MatMul on a Linear's weight; tf2onnx's Conv1D kernel [k, in, out] become
 so a variable is found by its values: equal up to a permutation of its axes, unit axes aside
 (`Match.onnx_layout` maps the framework's value to the initializer's layout). Values alone are ambiguous for equal tensors (two all-zero biases): then the
 candidate whose name the initializer's name contains (torch keeps state_dict names; tf2onnx
-keeps layer names), else the one of the same layer as the weight already matched, decides;
+keeps layer names), else the one of the same layer as the weight already matched, else (a
+bidirectional layer's fresh, equal biases) the one of the direction the part is split for, decides;
 a tie left after that fails the export rather than training the wrong variable.
 
 `complete` then holds the chosen set to the framework's layers: every trainable variable of a
@@ -130,6 +131,18 @@ def _is_gated(order: object) -> bool:
     return isinstance(order, tuple) and len(order) == 2 and isinstance(order[0], tuple)
 
 
+_BACKWARD = re.compile(r"reverse|backward")
+
+
+def _same_direction(name: str, candidates: list) -> list:
+    """The candidates of the direction a split recurrent part names (recurrent.py: `…/forward`, `…/reverse`):
+    PyTorch's `…_reverse` and Keras's `backward_…` variables are the reverse direction."""
+    parts = set(name.split("/"))
+    if not parts & {"forward", "reverse"}:
+        return []
+    return [c for c in candidates if bool(_BACKWARD.search(c[0].key)) == ("reverse" in parts)]
+
+
 def match(parameters: dict[str, np.ndarray], variables: list[Variable], recurrent: dict[str, int] | None = None) -> dict[str, Match]:
     """ONNX initializer name → the framework variable it holds (see the module docstring).
 
@@ -159,6 +172,7 @@ def match(parameters: dict[str, np.ndarray], variables: list[Variable], recurren
     layers_of = {}
     for name in sorted(pending, key=lambda n: len(pending[n])):
         candidates = [c for c in pending[name] if c[0].key not in {m.key for m in found.values()}]
+        candidates = _same_direction(name, candidates) or candidates
         if len(candidates) > 1 and len({c[0].key for c in candidates}) == 1 and _is_gated(candidates[0][1]):
             # One variable, several gate orders (equal blocks): the order of its layer's other tensors decides.
             siblings = {found[n].gates for n, layer in layers_of.items() if layer == candidates[0][0].layer}

@@ -88,6 +88,14 @@ RECURRENT = ("LSTM", "GRU")
 _LAYOUT = ("Squeeze", "Unsqueeze", "Reshape", "Transpose", "Identity")
 
 
+def concat_parts(name: str, producers: dict[str, onnx.NodeProto]) -> list[str]:
+    """The tensors a chain of Concats joins into `name` (a recurrent parameter split per direction and half)."""
+    node = producers.get(name)
+    if node is None or node.op_type != "Concat":
+        return [name]
+    return [part for joined in node.input for part in concat_parts(joined, producers)]
+
+
 def layers(model: onnx.ModelProto) -> list[Layer]:
     """Nodes with parameters (see PARAMETER_SLOTS; + the bias Add after a MatMul or bias-less Conv), in graph order."""
     floats = _float_initializers(model)
@@ -101,8 +109,7 @@ def layers(model: onnx.ModelProto) -> list[Layer]:
             slots = tuple(range(2, len(inputs)))  # after the trip count and the condition
         parameters = []
         for name in (inputs[i] for i in slots if i < len(inputs)):
-            joined = producers.get(name)  # a recurrent bias split in halves (recurrent.py)
-            parts = joined.input if joined is not None and joined.op_type == "Concat" and node.op_type in RECURRENT else [name]
+            parts = concat_parts(name, producers) if node.op_type in RECURRENT else [name]  # split in recurrent.py
             parameters += [part for part in parts if part in floats and part not in parameters]
         if not parameters:
             continue

@@ -48,6 +48,22 @@ def keras_gru(workdir: Path) -> tuple[Path, Path, list[str]]:
     return result.version_dir, source, lines
 
 
+def test_a_keras_bidirectional_lstm_trains_each_direction_like_keras_adam(tmp_path: Path) -> None:
+    """tf2onnx emits one bidirectional ONNX LSTM: W, R and B stack both directions, which are two
+    Keras layers (forward_lstm, backward_lstm): each direction's kernel, recurrent kernel and bias
+    is its own tensor (tf2onnx's zero recurrent bias halves stay constants)."""
+    import keras
+
+    source = conv_gru_regressor(tmp_path / "bilstm.keras", bidirectional_lstm=True)
+    result = export_model(source, name="bilstm", version="1", out=tmp_path / "out", trainable="all", learning_rate=RATE, train_batch=BATCH)
+    entry = result.manifest["training"]
+    variables = keras.models.load_model(source).trainable_variables
+    assert {"forward_lstm", "backward_lstm"} <= {v.path.split("/")[0] for v in variables}
+    assert entry["trained"]["tensors"] == len(variables) == 10
+    assert entry["trained"]["parameters"] == sum(int(np.prod(v.shape)) for v in variables)
+    assert entry["parity"]["passed"] and max(entry["parity"]["steps"].values()) <= 1e-5
+
+
 def keras_adam(source: Path, x: np.ndarray, y: np.ndarray, steps: int):
     import keras
     import tensorflow as tf

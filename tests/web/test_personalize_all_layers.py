@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.export.train.keras_layer_models import SERIES, cnn
+from tests.export.train.keras_layer_models import RECURRENT_STEPS, SERIES, cnn, conv_gru_regressor
 
 from .trainer_driver import TrainerDriver
 
@@ -50,6 +50,44 @@ def test_all_layers_personalise_on_onnxruntime_web_like_onnxruntime(trainer, all
     ours = train(all_layers, x, y, epochs=2, learning_rate=RATE)
     base = base_parameters(all_layers)
     assert set(got) == set(ours.parameters) and len(got) == 6
+    for name in got:
+        assert np.abs(got[name] - ours.parameters[name]).max() <= 1e-5, name
+        assert np.abs(got[name] - base[name]).max() > 1e-4, name  # every tensor moved
+    np.testing.assert_allclose(result["loss"], ours.losses, atol=1e-5)
+    assert trainer.page.errors == []
+
+
+GRU_NAME = "all-layers-keras-gru"
+
+
+@pytest.fixture(scope="session")
+def keras_gru_all(registry: Path, workdir: Path) -> Path:
+    """Keras Conv1D → GRU (reset_after=True: an ONNX Loop in model.onnx) → Dense, `--trainable all`."""
+    from export.pipeline import export_model
+
+    source = conv_gru_regressor(workdir / "all-layers-keras-gru.keras")
+    return export_model(
+        source, name=GRU_NAME, version="1", out=registry, trainable="all", learning_rate=RATE, train_batch=BATCH
+    ).version_dir
+
+
+def test_a_keras_gru_loop_personalises_on_onnxruntime_web_like_onnxruntime(page, site, mms, keras_gru_all: Path) -> None:
+    """The step of the GRU's Loop (unrolled over its 8 time steps) runs in the page: every one of the
+    7 tensors moves, and parameters and losses equal onnxruntime's in Python."""
+    from export.train.runner import base_parameters, train
+
+    trainer = TrainerDriver(page, site, mms).open()
+    assert trainer.create(GRU_NAME, cloud=False)["state"] == "ready"
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((6, RECURRENT_STEPS, 1)).astype(np.float32)
+    y = rng.standard_normal((6, 2)).astype(np.float32)
+    result = trainer.personalize(x, y, epochs=2, learningRate=RATE, shuffle=False)
+    assert "error" not in result, result
+    assert result["backend"].startswith("onnxruntime-web/wasm") and result["steps"] == 4
+    got = trainer.parameters()
+    ours = train(keras_gru_all, x, y, epochs=2, learning_rate=RATE)
+    base = base_parameters(keras_gru_all)
+    assert set(got) == set(ours.parameters) and len(got) == 7
     for name in got:
         assert np.abs(got[name] - ours.parameters[name]).max() <= 1e-5, name
         assert np.abs(got[name] - base[name]).max() > 1e-4, name  # every tensor moved

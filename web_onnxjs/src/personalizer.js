@@ -2,12 +2,13 @@
 // graph in the training worker chunk by chunk, pausing while the device's conditions say no, and
 // checkpoint after every chunk. Adopting the result (the personalised edge file) is the handler's.
 //
-// A run always starts from the shared model's parameters (read from the verified edge file at
+// A run always starts from the shared model's parameters (read from the verified edge file, or the
+// cloud file when the lowering rewrote a trained tensor, at
 // the byte ranges model.json records) with the optimizer state at its init, so its result depends
 // only on (version, examples, options): the fingerprint that keys its checkpoint.
 
 import { CODES, EdgecloudError } from './errors.js';
-import { readParameters } from './parameters.js';
+import { parameterFile, readParameters } from './parameters.js';
 import { chooseEdgeRuntime, rankedRuntimes } from './policy.js';
 import { seedState, shuffledOrder } from './prng.js';
 import { trainingBlocker, DEFAULT_CONDITIONS } from './train-conditions.js';
@@ -61,8 +62,8 @@ export class Personalizer {
     if (rawOptions === null || typeof rawOptions !== 'object') throw new Error('personalize() options must be an object');
     const examples = trainingExamples(data, manifest);
     const options = trainingOptions(rawOptions, training);
-    const edgeFile = manifest.edge.file;
-    const base = readParameters(await this.store.verifiedFile(version, manifest, edgeFile), training, edgeFile);
+    const file = parameterFile(training, manifest.edge.file);
+    const base = readParameters(await this.store.verifiedFile(version, manifest, file), training, file);
     const fingerprint = await dataFingerprint(version, examples, options);
     return { version, manifest, training, examples, options, base, fingerprint,
              onProgress: rawOptions.onProgress, signal: rawOptions.signal }; // fmt: skip

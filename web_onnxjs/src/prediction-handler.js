@@ -16,12 +16,25 @@ import { EdgeRunner } from './edge-client.js';
 import { CODES, EdgecloudError, asEdgecloudError } from './errors.js';
 import { elementCount, pinnedShapeProblem, toFeeds } from './feeds.js';
 import { ModelStore } from './model-store.js';
-import { readParameters, writeParameters } from './parameters.js';
+import { parameterFile, readParameters, writeParameters } from './parameters.js';
 import { Personalizer } from './personalizer.js';
 import { DEFAULT_POLICY, decideRoute, deviceCapability, parseEdgeRuntime, planEdgeRuntime, runtimesToProbe } from './policy.js';
 import { cachedRuntimes, noteRuntimeLoaded } from './runtime-cache.js';
 import { TrainingStore } from './training-store.js';
 import { BackgroundUpdater } from './updater.js';
+
+/**
+ * The plan's candidates on files that hold every trainable parameter; when none does (the lowering
+ * rewrote a trained tensor in the edge file, as when it unrolls an LSTM or a Loop), onnxruntime-web
+ * on the file that holds them (the cloud file, which it runs as exported).
+ */
+function personalizedPlan(plan, training) {
+  const holdsAll = (file) => training.parameters.every((parameter) => parameter.locations?.[file]);
+  const candidates = plan.candidates.filter((candidate) => holdsAll(candidate.file));
+  if (candidates.length) return { ...plan, candidates };
+  const file = parameterFile(training, plan.candidates[0]?.file);
+  return { candidates: [{ runtime: 'onnxruntime-web', backend: 'wasm', file }], reason: `personalised: ${file} holds the trained parameters` };
+}
 
 const RETIRE_GRACE_MS = 1000; // a replaced runner lives this long, so a request already on it finishes
 
@@ -243,7 +256,8 @@ export class PredictionHandler {
       }
       return files.get(file);
     };
-    return new EdgeRunner({ plan: loaded.plan, inputs: manifest.inputs, modelFor, assets: this.assets });
+    const plan = record ? personalizedPlan(loaded.plan, manifest.training) : loaded.plan;
+    return new EdgeRunner({ plan, inputs: manifest.inputs, modelFor, assets: this.assets });
   }
 
   /** A new edge runner for `loaded` (personalised with `record`, or the shared model); switch to it only once it loads. */
@@ -317,8 +331,9 @@ export class PredictionHandler {
   /** The shared model's trainable parameters (from the verified edge file), named as in personalization(). */
   async baseParameters() {
     const { current } = this;
-    const bytes = await this.store.verifiedFile(current.version, current.manifest, current.manifest.edge.file);
-    const values = readParameters(bytes, current.manifest.training, current.manifest.edge.file);
+    const file = parameterFile(current.manifest.training, current.manifest.edge.file);
+    const bytes = await this.store.verifiedFile(current.version, current.manifest, file);
+    const values = readParameters(bytes, current.manifest.training, file);
     return Object.fromEntries(current.manifest.training.parameters.map((p) => [p.name, { shape: [...p.shape], data: Array.from(values[p.name]) }]));
   }
 

@@ -10,20 +10,21 @@ graph (any body built of ops torch_graph covers, reading outer-scope tensors as 
 the trip count and the condition are evaluated, so the traced step is the loop unrolled, as
 torch_layers unrolls the GRU/LSTM ops. Covered: Loop with or without a trip count or condition,
 loop-carried values and scan outputs (stacked on a new first axis), bodies nested in bodies.
-Not covered, each one error naming it: Scan, If, and any body op the step cannot differentiate.
+ReverseSequence (before a Bidirectional's backward Loop) is covered over full-length sequences.
+Not covered, each one error naming it: Scan, If, ReverseSequence over shorter sequences, and any
+body op the step cannot differentiate.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import onnx
 from onnx import numpy_helper
 
-from .torch_layers import attr
+from .torch_layers import attr, refuse
 
-if TYPE_CHECKING:
-    from .torch_graph import TorchTail, Values
+# `tail` below is torch_graph's TorchTail (not imported: torch_graph imports this module).
 
 
 def body_constants(graph: onnx.GraphProto) -> dict[str, Any]:
@@ -35,14 +36,12 @@ def body_constants(graph: onnx.GraphProto) -> dict[str, Any]:
     return found
 
 
-def loop(node: onnx.NodeProto, tail: TorchTail, scope: Values, trip_count=None, condition=None, *carried) -> tuple:
+def loop(node: onnx.NodeProto, tail: Any, scope: dict[str, Any], trip_count=None, condition=None, *carried) -> tuple:
     """ONNX Loop: (final loop-carried values…, scan outputs stacked over iterations…)."""
     import torch
 
-    from .torch_graph import TorchTail
-
     body = attr(node, "body")
-    inner = TorchTail([n for n in body.node if n.op_type != "Constant"], body_constants(body), tail.opset)
+    inner = tail.nested([n for n in body.node if n.op_type != "Constant"], body_constants(body))
     names = [value.name for value in body.input]
     results = [value.name for value in body.output]
     count = len(carried)
@@ -63,11 +62,31 @@ def loop(node: onnx.NodeProto, tail: TorchTail, scope: Values, trip_count=None, 
     return (*carried, *(torch.stack(found) for found in scans))
 
 
+def reverse_sequence(node: onnx.NodeProto, tail: Any, x, lengths):
+    """ReverseSequence over full-length sequences (what tf2onnx puts before a Bidirectional's backward
+    Loop): the time axis flipped. Shorter sequences are refused: they would need a per-row reversal."""
+    import torch
+
+    time_axis = attr(node, "time_axis", 0)
+    if not _tracing():  # make_fx cannot read values; build.py runs the tail eagerly (and checks) before the trace
+        if int(lengths.min()) != int(lengths.max()) or int(lengths.max()) != x.shape[time_axis]:
+            raise refuse(node, "sequences shorter than the time axis")
+    return torch.flip(x, dims=[time_axis])
+
+
+def _tracing() -> bool:
+    from torch.fx.experimental.proxy_tensor import get_proxy_mode
+
+    return get_proxy_mode() is not None
+
+
 def ops() -> dict[str, Any]:
-    """Comparisons and logic a loop's counter and condition use (no gradient flows through them)."""
+    """Comparisons and logic a loop's counter and condition use (no gradient flows through them), and
+    ReverseSequence."""
     import torch
 
     return {
+        "ReverseSequence": reverse_sequence,
         "Less": lambda node, tail, a, b: torch.lt(a, b),
         "LessOrEqual": lambda node, tail, a, b: torch.le(a, b),
         "Greater": lambda node, tail, a, b: torch.gt(a, b),

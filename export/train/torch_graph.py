@@ -168,6 +168,10 @@ class TorchTail:
                 f"(supported: {', '.join(sorted(supported_ops()))}); train fewer layers (--trainable head or last:N)"
             )
 
+    def nested(self, nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray]) -> TorchTail:
+        """A subgraph's nodes (a Loop body) evaluated the same way."""
+        return TorchTail(nodes, constants, self.opset)
+
     def __call__(self, values: Values) -> Values:
         """Evaluate every node; `values` holds the cut tensors and the parameters, by ONNX name."""
         import torch

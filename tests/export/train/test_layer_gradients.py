@@ -195,7 +195,16 @@ BIDIRECTIONAL_GRU = (
     ["x", "W", "R", "B"],
     2,
 )
-CASES += [LOOP, BIDIRECTIONAL_GRU]
+REVERSE_SEQUENCE = (
+    "reverse-sequence-full-length",
+    "ReverseSequence",
+    {"time_axis": 0, "batch_axis": 1},
+    {"x": [4, 2, 3]},
+    {"lengths": np.array([4, 4], np.int64)},
+    ["x", "lengths"],
+    1,
+)
+CASES += [LOOP, BIDIRECTIONAL_GRU, REVERSE_SEQUENCE]
 GELU = ("gelu", "Gelu", {"approximate": "tanh"}, {"x": [3, 4]}, {}, ["x"], 1)  # opset 20
 
 

@@ -83,3 +83,20 @@ def conv_gru_regressor(path: Path, *, bidirectional_lstm: bool = False) -> Path:
             variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
     model.save(path)
     return path
+
+
+def keras_trained(source: Path, optimizer, x: np.ndarray, y: np.ndarray, *, batch: int, steps: int, variables: list[str] | None = None):
+    """Keras's own `optimizer` on the named variables (all when None), MSE, GradientTape, training=False:
+    `steps` batches of `batch` rows in order; returns the model."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(source)
+    chosen = [v for v in model.trainable_variables if variables is None or v.path in variables]
+    assert variables is None or len(chosen) == len(variables)
+    for step in range(steps):
+        rows = slice(step * batch, (step + 1) * batch)
+        with tf.GradientTape() as tape:
+            loss = keras.losses.MeanSquaredError()(y[rows], model(x[rows], training=False))
+        optimizer.apply_gradients(zip(tape.gradient(loss, chosen), chosen))
+    return model

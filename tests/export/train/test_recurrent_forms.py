@@ -16,7 +16,7 @@ import pytest
 from export.pipeline import export_model
 from export.train.runner import personalized_model, train
 
-from .keras_layer_models import RECURRENT_STEPS, conv_gru_regressor
+from .keras_layer_models import RECURRENT_STEPS, conv_gru_regressor, keras_trained
 
 pytestmark = pytest.mark.keras
 BATCH, RATE = 4, 0.01
@@ -66,17 +66,8 @@ def test_a_keras_bidirectional_lstm_trains_each_direction_like_keras_adam(tmp_pa
 
 def keras_adam(source: Path, x: np.ndarray, y: np.ndarray, steps: int):
     import keras
-    import tensorflow as tf
 
-    model = keras.models.load_model(source)
-    chosen = list(model.trainable_variables)
-    optimizer = keras.optimizers.Adam(learning_rate=RATE)
-    for step in range(steps):
-        rows = slice(step * BATCH, (step + 1) * BATCH)
-        with tf.GradientTape() as tape:
-            loss = keras.losses.MeanSquaredError()(y[rows], model(x[rows], training=False))
-        optimizer.apply_gradients(zip(tape.gradient(loss, chosen), chosen))
-    return model
+    return keras_trained(source, keras.optimizers.Adam(learning_rate=RATE), x, y, batch=BATCH, steps=steps)
 
 
 def test_the_keras_gru_is_a_loop_and_all_trains_its_three_variables(keras_gru) -> None:

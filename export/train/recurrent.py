@@ -98,6 +98,31 @@ def split_recurrent_biases(model: onnx.ModelProto, variables: list[Variable]) ->
     return changed
 
 
+def unshare_loop_parameters(model: onnx.ModelProto) -> list[str]:
+    """Give each Loop its own copy of a float initializer another Loop also carries (in place).
+
+    tf2onnx deduplicates equal initializers: a fresh Keras Bidirectional GRU's two zero biases become
+    one tensor carried by both directions' Loops, while Keras trains two variables. Returns the copies.
+    """
+    floats = {init.name: init for init in model.graph.initializer if init.data_type == onnx.TensorProto.FLOAT}
+    owner: dict[str, str] = {}
+    copies = []
+    for index, node in enumerate(model.graph.node):
+        if node.op_type != "Loop":
+            continue
+        for slot in range(2, len(node.input)):
+            name = node.input[slot]
+            if name not in floats:
+                continue
+            if owner.setdefault(name, node.name or str(index)) == (node.name or str(index)):
+                continue
+            copy = f"{name}/{node.name or index}"
+            model.graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(floats[name]), copy))
+            node.input[slot] = copy
+            copies.append(copy)
+    return copies
+
+
 def gates_of(model: onnx.ModelProto) -> dict[str, int]:
     """Initializer name → gates per block, for every LSTM/GRU weight, recurrence and bias part."""
     producers = {name: node for node in model.graph.node for name in node.output}

@@ -7,6 +7,7 @@ so a variable is found by its values: equal up to a permutation of its axes, uni
 candidate whose name the initializer's name contains (torch keeps state_dict names; tf2onnx
 keeps layer names), else the one of the same layer as the weight already matched, else (a
 bidirectional layer's fresh, equal biases) the one of the direction the part is split for, decides;
+the framework layer of the same ONNX node's other tensors comes before all of these;
 a tie left after that fails the export rather than training the wrong variable.
 
 `complete` then holds the chosen set to the framework's layers: every trainable variable of a
@@ -143,11 +144,19 @@ def _same_direction(name: str, candidates: list) -> list:
     return [c for c in candidates if bool(_BACKWARD.search(c[0].key)) == ("reverse" in parts)]
 
 
-def match(parameters: dict[str, np.ndarray], variables: list[Variable], recurrent: dict[str, int] | None = None) -> dict[str, Match]:
+def match(
+    parameters: dict[str, np.ndarray],
+    variables: list[Variable],
+    recurrent: dict[str, int] | None = None,
+    groups: list[list[str]] | None = None,
+) -> dict[str, Match]:
     """ONNX initializer name → the framework variable it holds (see the module docstring).
 
     `recurrent`: initializer name → gates per block, for LSTM/GRU weights (see gate_orders).
+    `groups`: the initializers of each ONNX layer node; a tie goes first to the framework layer its
+    node's other tensors were matched to (two Loops' equal fresh biases).
     """
+    together = {name: [other for other in group if other != name] for group in groups or [] for name in group}
     found: dict[str, Match] = {}
     pending = {}
     for name, value in parameters.items():
@@ -178,10 +187,12 @@ def match(parameters: dict[str, np.ndarray], variables: list[Variable], recurren
             siblings = {found[n].gates for n, layer in layers_of.items() if layer == candidates[0][0].layer}
             candidates = [c for c in candidates if c[1][1] in siblings][:1] or candidates
         if len(candidates) > 1:
+            node_layers = {layers_of[other] for other in together.get(name, []) if other in layers_of}
+            by_node = [c for c in candidates if c[0].layer in node_layers]
             by_name = [c for c in candidates if c[0].key == name or c[0].key in name]
             by_layer = [c for c in candidates if _layer_token_match(name, c[0])]
             by_sibling = [c for c in candidates if c[0].layer in layers_of.values()]
-            candidates = next((group for group in (by_name, by_layer, by_sibling) if len(group) == 1), candidates)
+            candidates = next((group for group in (by_node, by_name, by_layer, by_sibling) if len(group) == 1), candidates)
         if len(candidates) != 1:
             keys = ", ".join(sorted(c[0].key for c in candidates)) or "none left"
             raise ExportError(f"cannot tell which framework variable initializer {name!r} is ({keys} hold equal values)")

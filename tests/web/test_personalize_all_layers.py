@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.export.train.keras_layer_models import RECURRENT_STEPS, SERIES, cnn, conv_gru_regressor
+from tests.export.train.keras_layer_models import RECURRENT_STEPS, SERIES, cnn, conv_recurrent_regressor
 
 from .trainer_driver import TrainerDriver
 
@@ -70,7 +70,7 @@ def keras_gru_all(registry: Path, workdir: Path) -> Path:
     """Keras Conv1D → GRU (reset_after=True: an ONNX Loop in model.onnx) → Dense, `--trainable all`."""
     from export.pipeline import export_model
 
-    source = conv_gru_regressor(workdir / "all-layers-keras-gru.keras")
+    source = conv_recurrent_regressor(workdir / "all-layers-keras-gru.keras")
     return export_model(
         source, name=GRU_NAME, version="1", out=registry, trainable="all", learning_rate=RATE, train_batch=BATCH
     ).version_dir

@@ -62,13 +62,19 @@ def conv2d_batchnorm_classifier(path: Path) -> Path:
     return path
 
 
-def conv_gru_regressor(path: Path, *, bidirectional_lstm: bool = False) -> Path:
-    """Conv1D → GRU (Keras's default reset_after=True: tf2onnx leaves it a Loop) → Dense; or a
-    Bidirectional LSTM in the GRU's place (tf2onnx: one bidirectional ONNX LSTM)."""
+def conv_recurrent_regressor(path: Path, layer: str = "gru", *, fresh_biases: bool = False) -> Path:
+    """Conv1D → a recurrent layer → Dense. `gru`: Keras's default reset_after=True, which tf2onnx
+    leaves a Loop; `bidirectional-lstm`: one bidirectional ONNX LSTM; `bidirectional-gru`: two Loops
+    (a ReverseSequence before the backward one). Biases random unless `fresh_biases` (Keras's
+    initial ones: a Bidirectional's two directions then hold equal biases)."""
     import keras
 
     keras.utils.set_random_seed(7)
-    recurrent = keras.layers.Bidirectional(keras.layers.LSTM(3), name="rnn") if bidirectional_lstm else keras.layers.GRU(4, name="rnn")
+    recurrent = {
+        "gru": lambda: keras.layers.GRU(4, name="rnn"),
+        "bidirectional-lstm": lambda: keras.layers.Bidirectional(keras.layers.LSTM(3), name="rnn"),
+        "bidirectional-gru": lambda: keras.layers.Bidirectional(keras.layers.GRU(3), name="rnn"),
+    }[layer]()
     model = keras.Sequential(
         [
             keras.Input((RECURRENT_STEPS, 1), name="series"),
@@ -78,7 +84,7 @@ def conv_gru_regressor(path: Path, *, bidirectional_lstm: bool = False) -> Path:
         ]
     )
     rng = np.random.default_rng(3)
-    for variable in model.trainable_variables:
+    for variable in [] if fresh_biases else model.trainable_variables:
         if "bias" in variable.path:  # non-zero biases: each variable is told apart by its values, and moves visibly
             variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
     model.save(path)

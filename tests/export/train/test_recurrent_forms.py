@@ -16,7 +16,7 @@ import pytest
 from export.pipeline import export_model
 from export.train.runner import personalized_model, train
 
-from .keras_layer_models import RECURRENT_STEPS, conv_gru_regressor, keras_trained
+from .keras_layer_models import RECURRENT_STEPS, conv_recurrent_regressor, keras_trained
 
 pytestmark = pytest.mark.keras
 BATCH, RATE = 4, 0.01
@@ -33,7 +33,7 @@ GRU_VARIABLES = [
 
 @pytest.fixture(scope="module")
 def keras_gru(workdir: Path) -> tuple[Path, Path, list[str]]:
-    source = conv_gru_regressor(workdir / "keras-gru.keras")
+    source = conv_recurrent_regressor(workdir / "keras-gru.keras")
     lines: list[str] = []
     result = export_model(
         source,
@@ -54,13 +54,30 @@ def test_a_keras_bidirectional_lstm_trains_each_direction_like_keras_adam(tmp_pa
     is its own tensor (tf2onnx's zero recurrent bias halves stay constants)."""
     import keras
 
-    source = conv_gru_regressor(tmp_path / "bilstm.keras", bidirectional_lstm=True)
+    source = conv_recurrent_regressor(tmp_path / "bilstm.keras", "bidirectional-lstm")
     result = export_model(source, name="bilstm", version="1", out=tmp_path / "out", trainable="all", learning_rate=RATE, train_batch=BATCH)
     entry = result.manifest["training"]
     variables = keras.models.load_model(source).trainable_variables
     assert {"forward_lstm", "backward_lstm"} <= {v.path.split("/")[0] for v in variables}
     assert entry["trained"]["tensors"] == len(variables) == 10
     assert entry["trained"]["parameters"] == sum(int(np.prod(v.shape)) for v in variables)
+    assert entry["parity"]["passed"] and max(entry["parity"]["steps"].values()) <= 1e-5
+
+
+def test_a_fresh_keras_bidirectional_gru_trains_both_directions_biases_like_keras_adam(tmp_path: Path) -> None:
+    """Two Loops (the backward one behind a ReverseSequence); the directions' fresh zero biases are
+    equal, so tf2onnx shares one initializer between both Loops: each Loop gets its own copy, told
+    apart by the Keras layer of its Loop's kernels, so all 10 variables train."""
+    import keras
+
+    source = conv_recurrent_regressor(tmp_path / "bigru.keras", "bidirectional-gru", fresh_biases=True)
+    model = keras.models.load_model(source)
+    biases = [np.asarray(v) for v in model.trainable_variables if v.path.endswith("gru_cell/bias")]
+    assert len(biases) == 2 and np.array_equal(*biases)
+    result = export_model(source, name="bigru", version="1", out=tmp_path / "out", trainable="all", learning_rate=RATE, train_batch=BATCH)
+    entry = result.manifest["training"]
+    assert entry["trained"]["tensors"] == len(model.trainable_variables) == 10
+    assert entry["trained"]["parameters"] == sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     assert entry["parity"]["passed"] and max(entry["parity"]["steps"].values()) <= 1e-5
 
 

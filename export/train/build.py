@@ -28,12 +28,12 @@ from . import compose, data_inputs, step as steps
 from .batch_norm import unfold_batch_norms
 from .biases import restore_zero_biases
 from .locations import locate
-from .recurrent import gates_of, split_recurrent_biases
+from .recurrent import gates_of, split_recurrent_biases, unshare_loop_parameters
 from .reference import Match, Variable, complete, match
 from .runner import TrainingStep, batches
 from .spec import Loss, Optimizer, TrainingOptions
 from .torch_graph import TorchTail, tail_constants
-from .trainable import Split, choose, default_spec, initial_values, split
+from .trainable import Split, choose, default_spec, initial_values, layers, split
 
 TRAIN_FILE = "train.onnx"
 TRAIN_EDGE_FILE = "train.edge.onnx"
@@ -58,6 +58,7 @@ def keep_framework_variables(conversion: Conversion, options: TrainingOptions, p
     if restored:
         progress(f"kept {len(restored)} zero bias(es) the converter had folded as initializers: {', '.join(restored)}")
     split_recurrent_biases(conversion.model, variables)
+    unshare_loop_parameters(conversion.model)
 
 
 def _unfold_trained_normalisations(
@@ -276,7 +277,8 @@ def prove_parity(
     trainer = conversion.trainer
     params = initial_values(conversion.model, plan_.split.parameters)
     variables = trainer.variables()
-    matches: dict[str, Match] = match(params, variables, gates_of(conversion.model))
+    groups = [layer.parameters for layer in layers(conversion.model)]
+    matches: dict[str, Match] = match(params, variables, gates_of(conversion.model), groups)
     complete(matches, variables, plan_.split.spec)
     real = _parity_batches(conversion, plan_, batch, max(PARITY_STEPS))
     padded = [_pad(inputs, targets, batch) for inputs, targets in real]

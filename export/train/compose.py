@@ -19,26 +19,19 @@ from ..errors import ExportError, one_line
 from ..manifest import default_opset, graph_inputs
 from ..verify import Feeds, onnxruntime_runner
 from .step import STEP_OPSET
+from .subgraphs import reads
 
 _STEP_PREFIX = "step/"
 
 
-def _outer_reads(graph: onnx.GraphProto) -> set[str]:
-    """Names a subgraph (Loop/If/Scan body) reads from its enclosing scopes, not made inside it."""
-    local = {value.name for value in graph.input} | {init.name for init in graph.initializer}
-    local |= {name for node in graph.node for name in node.output}
-    read = {name for node in graph.node for name in reads(node)}
-    return {name for name in read if name and name not in local}
-
-
-def reads(node: onnx.NodeProto) -> list[str]:
-    """A node's inputs plus the outer-scope names its subgraphs read (a Loop body may read a
-    tensor of the main graph without listing it as an input: the cut must keep its producer)."""
-    implicit: list[str] = []
-    for attribute in node.attribute:
-        for graph in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
-            implicit.extend(sorted(_outer_reads(graph)))
-    return [*node.input, *implicit]
+def _element_types(model: onnx.ModelProto, names: list[str]) -> dict[str, int]:
+    """Element types shape inference finds for `names` (none when it cannot run on the graph)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - some converters' graphs do not infer; float32 is then assumed
+        return {}
+    wanted = set(names)
+    return {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info if v.name in wanted and v.type.tensor_type.elem_type}
 
 
 def prefix_model(model: onnx.ModelProto, cut: list[str]) -> onnx.ModelProto | None:
@@ -46,7 +39,8 @@ def prefix_model(model: onnx.ModelProto, cut: list[str]) -> onnx.ModelProto | No
 
     `onnx.utils.Extractor` needs value_info for every output, which shape inference does not give
     for all converters' graphs (a TorchScript export's free batch): the backward closure is taken
-    here, and the outputs are typed float32 of unknown shape (ONNX allows it; onnxruntime fills it).
+    here, and the outputs are typed of unknown shape (ONNX allows it; onnxruntime fills it): float32
+    unless shape inference says otherwise (a Loop's condition is bool).
     """
     inputs = [value.name for value in graph_inputs(model)]
     computed = [name for name in cut if name not in inputs]
@@ -67,7 +61,10 @@ def prefix_model(model: onnx.ModelProto, cut: list[str]) -> onnx.ModelProto | No
         nodes,
         "frozen_prefix",
         [value for value in graph_inputs(model) if value.name in read],
-        [onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in computed],
+        [
+            onnx.helper.make_tensor_value_info(name, _element_types(model, computed).get(name, onnx.TensorProto.FLOAT), None)
+            for name in computed
+        ],
         initializer=[init for init in model.graph.initializer if init.name in read],
     )
     prefix = onnx.helper.make_model(graph, opset_imports=list(model.opset_import))

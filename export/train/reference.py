@@ -5,7 +5,9 @@ them (a MatMul on a Linear's weight; tf2onnx's Conv1D kernel [k, in, out] become
 so a variable is found by its values: equal up to a permutation of its axes, unit axes aside
 (`Match.onnx_layout` maps the framework's value to the initializer's layout). Values alone are ambiguous for equal tensors (two all-zero biases): then the
 candidate whose name the initializer's name contains (torch keeps state_dict names; tf2onnx
-keeps layer names), else the one of the same layer as the weight already matched, decides;
+keeps layer names), else the one of the same layer as the weight already matched, else (a
+bidirectional layer's fresh, equal biases) the one of the direction the part is split for, decides;
+the framework layer of the same ONNX node's other tensors comes before all of these;
 a tie left after that fails the export rather than training the wrong variable.
 
 `complete` then holds the chosen set to the framework's layers: every trainable variable of a
@@ -154,11 +156,31 @@ def _is_gated(order: object) -> bool:
     return isinstance(order, tuple) and len(order) == 2 and isinstance(order[0], tuple)
 
 
-def match(parameters: dict[str, np.ndarray], variables: list[Variable], recurrent: dict[str, int] | None = None) -> dict[str, Match]:
+_BACKWARD = re.compile(r"reverse|backward")
+
+
+def _same_direction(name: str, candidates: list) -> list:
+    """The candidates of the direction a split recurrent part names (recurrent.py: `…/forward`, `…/reverse`):
+    PyTorch's `…_reverse` and Keras's `backward_…` variables are the reverse direction."""
+    parts = set(name.split("/"))
+    if not parts & {"forward", "reverse"}:
+        return []
+    return [c for c in candidates if bool(_BACKWARD.search(c[0].key)) == ("reverse" in parts)]
+
+
+def match(
+    parameters: dict[str, np.ndarray],
+    variables: list[Variable],
+    recurrent: dict[str, int] | None = None,
+    groups: list[list[str]] | None = None,
+) -> dict[str, Match]:
     """ONNX initializer name → the framework variable it holds (see the module docstring).
 
     `recurrent`: initializer name → gates per block, for LSTM/GRU weights (see gate_orders).
+    `groups`: the initializers of each ONNX layer node; a tie goes first to the framework layer its
+    node's other tensors were matched to (two Loops' equal fresh biases).
     """
+    together = {name: [other for other in group if other != name] for group in groups or [] for name in group}
     found: dict[str, Match] = {}
     pending = {}
     for name, value in parameters.items():
@@ -183,15 +205,18 @@ def match(parameters: dict[str, np.ndarray], variables: list[Variable], recurren
     layers_of = {}
     for name in sorted(pending, key=lambda n: len(pending[n])):
         candidates = [c for c in pending[name] if c[0].key not in {m.key for m in found.values()}]
+        candidates = _same_direction(name, candidates) or candidates
         if len(candidates) > 1 and len({c[0].key for c in candidates}) == 1 and _is_gated(candidates[0][1]):
             # One variable, several gate orders (equal blocks): the order of its layer's other tensors decides.
             siblings = {found[n].gates for n, layer in layers_of.items() if layer == candidates[0][0].layer}
             candidates = [c for c in candidates if c[1][1] in siblings][:1] or candidates
         if len(candidates) > 1:
+            node_layers = {layers_of[other] for other in together.get(name, []) if other in layers_of}
+            by_node = [c for c in candidates if c[0].layer in node_layers]
             by_name = [c for c in candidates if c[0].key == name or c[0].key in name]
             by_layer = [c for c in candidates if _layer_token_match(name, c[0])]
             by_sibling = [c for c in candidates if c[0].layer in layers_of.values()]
-            candidates = next((group for group in (by_name, by_layer, by_sibling) if len(group) == 1), candidates)
+            candidates = next((group for group in (by_node, by_name, by_layer, by_sibling) if len(group) == 1), candidates)
         if len(candidates) != 1:
             keys = ", ".join(sorted(c[0].key for c in candidates)) or "none left"
             raise ExportError(f"cannot tell which framework variable initializer {name!r} is ({keys} hold equal values)")

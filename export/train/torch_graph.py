@@ -20,7 +20,8 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import UnsupportedModelError
-from . import torch_layers
+from . import torch_control, torch_layers
+from .subgraphs import subgraphs
 from .torch_layers import attr, ints
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def _ops() -> dict[str, Callable[..., Any]]:
         "Squeeze": _squeeze,
         "Unsqueeze": _unsqueeze,
         **torch_layers.ops(),
+        **torch_control.ops(),
     }
 
 
@@ -135,7 +137,17 @@ _ELEMENTWISE_OPS = frozenset(
 
 @functools.cache
 def supported_ops() -> frozenset[str]:
-    return _ELEMENTWISE_OPS | frozenset(torch_layers.ops())
+    return _ELEMENTWISE_OPS | frozenset(torch_layers.ops()) | frozenset(torch_control.ops()) | frozenset(torch_control.SUBGRAPH_OPS)
+
+
+def _all_nodes(nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
+    """The nodes and, recursively, the nodes of their subgraphs (a Loop's body)."""
+    found = []
+    for node in nodes:
+        found.append(node)
+        for graph in subgraphs(node):
+            found += _all_nodes([n for n in graph.node if n.op_type != "Constant"])
+    return found
 
 
 @dataclass
@@ -148,13 +160,17 @@ class TorchTail:
 
     def __post_init__(self) -> None:
         unsupported = sorted(
-            {node.op_type for node in self.nodes if node.op_type not in supported_ops() or node.domain not in ("", "ai.onnx")}
+            {node.op_type for node in _all_nodes(self.nodes) if node.op_type not in supported_ops() or node.domain not in ("", "ai.onnx")}
         )
         if unsupported:
             raise UnsupportedModelError(
                 f"the trainable part uses {', '.join(unsupported)}, which the training step cannot differentiate yet "
                 f"(supported: {', '.join(sorted(supported_ops()))}); train fewer layers (--trainable head or last:N)"
             )
+
+    def nested(self, nodes: list[onnx.NodeProto], constants: dict[str, np.ndarray]) -> TorchTail:
+        """A subgraph's nodes (a Loop body) evaluated the same way."""
+        return TorchTail(nodes, constants, self.opset)
 
     def __call__(self, values: Values) -> Values:
         """Evaluate every node; `values` holds the cut tensors and the parameters, by ONNX name."""
@@ -169,7 +185,8 @@ class TorchTail:
             args = [known[name] if name else None for name in node.input]
             while args and args[-1] is None:
                 args.pop()
-            result = ops[node.op_type](node, self, *args)
+            subgraph = torch_control.SUBGRAPH_OPS.get(node.op_type)
+            result = subgraph(node, self, known, *args) if subgraph else ops[node.op_type](node, self, *args)
             if isinstance(result, tuple):
                 known.update((name, value) for name, value in zip(node.output, result) if name)
             else:

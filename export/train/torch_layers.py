@@ -9,8 +9,8 @@ Gather (an embedding table, or shape plumbing), Concat, Split, Slice (positive s
 (constant/reflect/edge), Clip, HardSigmoid, Gelu, Erf, a few element-wise and reduce ops, the Shape/Cast/Expand/
 ConstantOfShape plumbing converters put before a recurrent layer's initial state, and the
 ONNX LSTM and GRU ops (default activations, any direction, no peepholes, no clip, full-length
-sequences) unrolled over time. Not covered, each one error naming it: Loop and Scan (the
-recurrent forms some converters emit), MaxPool's indices output, AveragePool with ceil_mode,
+sequences) unrolled over time; Loop bodies are run by torch_control.py. Not covered, each one
+error naming it: Scan (a recurrent form some converters emit), MaxPool's indices output, AveragePool with ceil_mode,
 negative Slice steps, LSTM peepholes/clip/custom activations, recurrent layout=1.
 
 Why not onnx2torch (1.5.15, the last release, 2024-08): it has no LSTM, GRU, Loop or Scan
@@ -46,7 +46,7 @@ def ints(value: Any) -> list[int]:
     return [int(v) for v in np.asarray(value).reshape(-1)]
 
 
-def _refuse(node: onnx.NodeProto, what: str) -> UnsupportedModelError:
+def refuse(node: onnx.NodeProto, what: str) -> UnsupportedModelError:
     return UnsupportedModelError(f"{node.op_type} node {node.name!r}: {what} is not supported by the training step")
 
 
@@ -99,7 +99,7 @@ def conv_transpose(node, tail, x, w, b=None):
     import torch
 
     if attr(node, "output_shape") is not None or attr(node, "auto_pad", "NOTSET") not in ("NOTSET", ""):
-        raise _refuse(node, "output_shape / auto_pad")
+        raise refuse(node, "output_shape / auto_pad")
     kernel = list(w.shape[2:])
     spatial = len(kernel)
     strides = list(attr(node, "strides", [1] * spatial))
@@ -115,7 +115,7 @@ def max_pool(node, tail, x):
     import torch
 
     if len(node.output) > 1 and node.output[1]:
-        raise _refuse(node, "the indices output")
+        raise refuse(node, "the indices output")
     kernel = list(attr(node, "kernel_shape"))
     strides, dilations, pads = _window(node, x, kernel)
     if any(pads):
@@ -129,7 +129,7 @@ def average_pool(node, tail, x):
     import torch
 
     if attr(node, "ceil_mode", 0):
-        raise _refuse(node, "ceil_mode")
+        raise refuse(node, "ceil_mode")
     kernel = list(attr(node, "kernel_shape"))
     strides, dilations, pads = _window(node, x, kernel)
     channels, spatial = x.shape[1], len(kernel)
@@ -145,7 +145,7 @@ def average_pool(node, tail, x):
 
 def batch_norm(node, tail, x, scale, bias, mean, var):
     if attr(node, "training_mode", 0):
-        raise _refuse(node, "training_mode=1")
+        raise refuse(node, "training_mode=1")
     shape = [1, -1] + [1] * (x.dim() - 2)
     inverse = (var + attr(node, "epsilon", 1e-5)).rsqrt()
     return (x - mean.reshape(shape)) * (inverse * scale).reshape(shape) + bias.reshape(shape)
@@ -153,7 +153,7 @@ def batch_norm(node, tail, x, scale, bias, mean, var):
 
 def layer_norm(node, tail, x, scale, bias=None):
     if len(node.output) > 1 and any(node.output[1:]):
-        raise _refuse(node, "the Mean / InvStdDev outputs")
+        raise refuse(node, "the Mean / InvStdDev outputs")
     axis = attr(node, "axis", -1) % x.dim()
     dims = list(range(axis, x.dim()))
     mean = x.mean(dim=dims, keepdim=True)
@@ -192,7 +192,7 @@ def slice_(node, tail, data, starts=None, ends=None, axes=None, steps=None):
     index = [slice(None)] * data.dim()
     for start, end, axis, step in zip(starts, ends, axes, steps):
         if step < 1:
-            raise _refuse(node, "a negative step")
+            raise refuse(node, "a negative step")
         size = data.shape[axis % data.dim()]
         start = min(max(start + size if start < 0 else start, 0), size)
         end = min(max(end + size if end < 0 else end, 0), size)
@@ -212,10 +212,10 @@ def pad(node, tail, x, pads=None, value=None, axes=None):
             full[axis], full[x.dim() + axis] = amounts[i], amounts[len(chosen) + i]
         amounts = full
     if any(v < 0 for v in amounts):
-        raise _refuse(node, "negative pads")
+        raise refuse(node, "negative pads")
     torch_mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}.get(mode)
     if torch_mode is None:
-        raise _refuse(node, f"mode {mode!r}")
+        raise refuse(node, f"mode {mode!r}")
     wanted = _torch_pad(amounts)
     while len(wanted) > 2 and not any(wanted[-2:]):  # torch pads the last axes only: drop unpadded leading ones
         wanted = wanted[:-2]
@@ -252,11 +252,11 @@ def _reduce(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _rnn_inputs(node, x, sequence_lens) -> Any:
     if sequence_lens is not None and int(sequence_lens.min()) != int(sequence_lens.max()):
-        raise _refuse(node, "sequences of different lengths")
+        raise refuse(node, "sequences of different lengths")
     if attr(node, "clip") is not None:
-        raise _refuse(node, "clip")
+        raise refuse(node, "clip")
     if attr(node, "layout", 0):  # onnxruntime refuses it too, so nothing could check the translation
-        raise _refuse(node, "layout=1 (batch first)")
+        raise refuse(node, "layout=1 (batch first)")
     return x
 
 
@@ -273,7 +273,7 @@ def _default_activations(node, defaults: list[str]) -> None:
     given = attr(node, "activations")
     names = [a.decode() if isinstance(a, bytes) else a for a in given] if given is not None else None
     if names is not None and names not in (defaults, defaults * 2):
-        raise _refuse(node, f"activations {names}")
+        raise refuse(node, f"activations {names}")
 
 
 def _directions(node) -> list[bool]:
@@ -286,7 +286,7 @@ def lstm(node, tail, x, w, r, b=None, sequence_lens=None, initial_h=None, initia
     import torch
 
     if peepholes is not None or attr(node, "input_forget", 0):
-        raise _refuse(node, "peepholes / input_forget")
+        raise refuse(node, "peepholes / input_forget")
     _default_activations(node, ["Sigmoid", "Tanh", "Tanh"])
     sequence = _rnn_inputs(node, x, sequence_lens)
     hidden = w.shape[1] // 4

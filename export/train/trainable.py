@@ -4,7 +4,9 @@ A *layer* is a node with float initializers in its parameter slots (`PARAMETER_S
 MatMul on a weight (with the bias Add right after it), Conv and ConvTranspose (with a bias Add
 after a bias-less one), BatchNormalization (scale and bias; the running statistics stay frozen),
 LayerNormalization (or its scale Mul and bias Add where an exporter below opset 17 spells it
-out), Gather on an embedding table, LSTM and GRU (W, R, B). `head` is the last
+out), Gather on an embedding table, LSTM and GRU (W, R, B), and a Loop (a recurrent
+layer tf2onnx left as TensorFlow's while loop: the float initializers it carries or its body reads,
+see torch_control.py). `head` is the last
 Gemm/MatMul layer when it feeds a graph output through at most one activation; `last:N` the last
 N layers; `all` every layer. Whether those are all the framework's variables is checked against
 the framework (reference.py), not here: a converter may have folded one away. The nodes that
@@ -23,6 +25,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import BadInputError, UnsupportedModelError
+from .subgraphs import reads
 
 CHOICES = ("head", "last:N", "all", "none")
 ACTIVATIONS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Identity"}
@@ -100,6 +103,14 @@ def _spelt_out_layer_norm(node: onnx.NodeProto, producers: dict[str, onnx.NodePr
     return False
 
 
+def concat_parts(name: str, producers: dict[str, onnx.NodeProto]) -> list[str]:
+    """The tensors a chain of Concats joins into `name` (a recurrent parameter split per direction and half)."""
+    node = producers.get(name)
+    if node is None or node.op_type != "Concat":
+        return [name]
+    return [part for joined in node.input for part in concat_parts(joined, producers)]
+
+
 def layers(model: onnx.ModelProto) -> list[Layer]:
     """Nodes with parameters (see PARAMETER_SLOTS; + the bias Add after a MatMul, a bias-less Conv or a
     spelt-out LayerNorm's scale), in graph order."""
@@ -111,11 +122,13 @@ def layers(model: onnx.ModelProto) -> list[Layer]:
         slots = PARAMETER_SLOTS.get(node.op_type, ()) if node.domain in ("", "ai.onnx") else ()
         layer_norm = not slots and _spelt_out_layer_norm(node, producers, floats)
         slots = (0, 1) if layer_norm else slots
+        inputs = reads(node) if node.op_type == "Loop" and node.domain in ("", "ai.onnx") else list(node.input)
+        if node.op_type == "Loop":
+            slots = tuple(range(2, len(inputs)))  # after the trip count and the condition
         parameters = []
-        for name in (node.input[i] for i in slots if i < len(node.input)):
-            joined = producers.get(name)  # a recurrent bias split in halves (recurrent.py)
-            parts = joined.input if joined is not None and joined.op_type == "Concat" and node.op_type in RECURRENT else [name]
-            parameters += [part for part in parts if part in floats]
+        for name in (inputs[i] for i in slots if i < len(inputs)):
+            parts = concat_parts(name, producers) if node.op_type in RECURRENT else [name]  # split in recurrent.py
+            parameters += [part for part in parts if part in floats and part not in parameters]
         if not parameters:
             continue
         after = consumers.get(node.output[0], [])
@@ -187,14 +200,14 @@ def split(model: onnx.ModelProto, spec: str, parameters: list[str]) -> Split:
     tainted = set(parameters)
     tail = []
     for node in model.graph.node:
-        if any(name in tainted for name in node.input):
+        if any(name in tainted for name in reads(node)):
             tail.append(node)
             tainted.update(name for name in node.output if name)
     produced = {name for node in tail for name in node.output}
     constant = {init.name for init in model.graph.initializer} | {node.output[0] for node in model.graph.node if node.op_type == "Constant"}
     cut: list[str] = []
     for node in tail:
-        for name in node.input:
+        for name in reads(node):
             if name and name not in produced and name not in tainted and name not in constant and name not in cut:
                 cut.append(name)
     outputs = [value.name for value in model.graph.output if value.name in produced]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.export.train.keras_layer_models import SERIES, batchnorm_cnn, cnn
+from tests.export.train.keras_layer_models import RECURRENT_STEPS, SERIES, batchnorm_cnn, cnn, conv_recurrent_regressor
 
 from .trainer_driver import TrainerDriver
 
@@ -46,24 +46,29 @@ def trainer(page, site, mms, all_layers) -> TrainerDriver:
 
 
 def test_all_layers_personalise_on_onnxruntime_web_like_onnxruntime(trainer, all_layers: Path) -> None:
-    from export.train.runner import base_parameters, train
-
     entry = json.loads((all_layers / "model.json").read_text())["training"]
     assert entry["edge"]["backends"] == []  # ONNX.js runs none of it: the page must not try
-    assert trainer.create(NAME, cloud=False)["state"] == "ready"
     rng = np.random.default_rng(8)
     x = rng.standard_normal((10, SERIES, 1)).astype(np.float32)
     y = rng.standard_normal((10, 3)).astype(np.float32)
+    personalises_like_onnxruntime(trainer, NAME, all_layers, x, y, steps=6, tensors=6)
+
+
+def personalises_like_onnxruntime(trainer: TrainerDriver, name: str, version_dir: Path, x, y, *, steps: int, tensors: int) -> None:
+    """Two epochs in the page on onnxruntime-web: every tensor moves, parameters and losses equal onnxruntime's."""
+    from export.train.runner import base_parameters, train
+
+    assert trainer.create(name, cloud=False)["state"] == "ready"
     result = trainer.personalize(x, y, epochs=2, learningRate=RATE, shuffle=False)
     assert "error" not in result, result
-    assert result["backend"].startswith("onnxruntime-web/wasm") and result["steps"] == 6
+    assert result["backend"].startswith("onnxruntime-web/wasm") and result["steps"] == steps
     got = trainer.parameters()
-    ours = train(all_layers, x, y, epochs=2, learning_rate=RATE)
-    base = base_parameters(all_layers)
-    assert set(got) == set(ours.parameters) and len(got) == 6
-    for name in got:
-        assert np.abs(got[name] - ours.parameters[name]).max() <= 1e-5, name
-        assert np.abs(got[name] - base[name]).max() > 1e-4, name  # every tensor moved
+    ours = train(version_dir, x, y, epochs=2, learning_rate=RATE)
+    base = base_parameters(version_dir)
+    assert set(got) == set(ours.parameters) and len(got) == tensors
+    for parameter in got:
+        assert np.abs(got[parameter] - ours.parameters[parameter]).max() <= 1e-5, parameter
+        assert np.abs(got[parameter] - base[parameter]).max() > 1e-4, parameter  # every tensor moved
     np.testing.assert_allclose(result["loss"], ours.losses, atol=1e-5)
     assert trainer.page.errors == []
 
@@ -91,3 +96,26 @@ def test_batchnorm_cnn_trains_gamma_and_beta_on_onnxruntime_web_like_onnxruntime
         assert np.abs(got[name] - base[name]).max() > 1e-4, name  # every tensor moved
     np.testing.assert_allclose(result["loss"], ours.losses, atol=1e-5)
     assert trainer.page.errors == []
+
+
+GRU_NAME = "all-layers-keras-gru"
+
+
+@pytest.fixture(scope="session")
+def keras_gru_all(registry: Path, workdir: Path) -> Path:
+    """Keras Conv1D → GRU (reset_after=True: an ONNX Loop in model.onnx) → Dense, `--trainable all`."""
+    from export.pipeline import export_model
+
+    source = conv_recurrent_regressor(workdir / "all-layers-keras-gru.keras")
+    return export_model(
+        source, name=GRU_NAME, version="1", out=registry, trainable="all", learning_rate=RATE, train_batch=BATCH
+    ).version_dir
+
+
+def test_a_keras_gru_loop_personalises_on_onnxruntime_web_like_onnxruntime(page, site, mms, keras_gru_all: Path) -> None:
+    """The step of the GRU's Loop (unrolled over its 8 time steps) runs in the page: every one of the
+    7 tensors moves, and parameters and losses equal onnxruntime's in Python."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((6, RECURRENT_STEPS, 1)).astype(np.float32)
+    y = rng.standard_normal((6, 2)).astype(np.float32)
+    personalises_like_onnxruntime(TrainerDriver(page, site, mms).open(), GRU_NAME, keras_gru_all, x, y, steps=4, tensors=7)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 SERIES = 40
+RECURRENT_STEPS = 10
 
 
 def cnn(path: Path) -> Path:
@@ -94,3 +95,49 @@ def batchnorm_cnn(path: Path) -> Path:
         norm.beta.assign(rng.normal(0, 0.1, channels).astype("float32"))
     model.save(path)
     return path
+
+
+def conv_recurrent_regressor(path: Path, layer: str = "gru", *, fresh_biases: bool = False) -> Path:
+    """Conv1D → a recurrent layer → Dense. `gru`: Keras's default reset_after=True, which tf2onnx
+    leaves a Loop; `bidirectional-lstm`: one bidirectional ONNX LSTM; `bidirectional-gru`: two Loops
+    (a ReverseSequence before the backward one). Biases random unless `fresh_biases` (Keras's
+    initial ones: a Bidirectional's two directions then hold equal biases)."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    recurrent = {
+        "gru": lambda: keras.layers.GRU(4, name="rnn"),
+        "bidirectional-lstm": lambda: keras.layers.Bidirectional(keras.layers.LSTM(3), name="rnn"),
+        "bidirectional-gru": lambda: keras.layers.Bidirectional(keras.layers.GRU(3), name="rnn"),
+    }[layer]()
+    model = keras.Sequential(
+        [
+            keras.Input((RECURRENT_STEPS, 1), name="series"),
+            keras.layers.Conv1D(3, 3, activation="relu", name="conv"),
+            recurrent,
+            keras.layers.Dense(2, name="out"),
+        ]
+    )
+    rng = np.random.default_rng(3)
+    for variable in [] if fresh_biases else model.trainable_variables:
+        if "bias" in variable.path:  # non-zero biases: each variable is told apart by its values, and moves visibly
+            variable.assign(rng.normal(0, 0.1, variable.shape).astype("float32"))
+    model.save(path)
+    return path
+
+
+def keras_trained(source: Path, optimizer, x: np.ndarray, y: np.ndarray, *, batch: int, steps: int, variables: list[str] | None = None):
+    """Keras's own `optimizer` on the named variables (all when None), MSE, GradientTape, training=False:
+    `steps` batches of `batch` rows in order; returns the model."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(source)
+    chosen = [v for v in model.trainable_variables if variables is None or v.path in variables]
+    assert variables is None or len(chosen) == len(variables)
+    for step in range(steps):
+        rows = slice(step * batch, (step + 1) * batch)
+        with tf.GradientTape() as tape:
+            loss = keras.losses.MeanSquaredError()(y[rows], model(x[rows], training=False))
+        optimizer.apply_gradients(zip(tape.gradient(loss, chosen), chosen))
+    return model

@@ -152,6 +152,69 @@ ATTENTION = [
     ("sqrt", "Sqrt", {}, {"positive": [2, 3]}, {}, ["positive"], 1),
     ("pow-square", "Pow", {}, {"x": [2, 3]}, {"two": np.array(2.0, F)}, ["x", "two"], 1),
 ]
+
+
+def _scalar(name: str, kind: int) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, kind, [])
+
+
+def _recurrent_loop_body() -> onnx.GraphProto:
+    """One time step as tf2onnx writes a while loop: read x[i] from the outer scope, h = tanh(x[i]·W + h);
+    the condition is `cond and i < 10`; W is loop-carried unchanged; h is also a scan output."""
+    nodes = [
+        helper.make_node("Gather", ["x", "i"], ["xt"]),
+        helper.make_node("MatMul", ["xt", "w_in"], ["m"]),
+        helper.make_node("Add", ["m", "h_in"], ["s"]),
+        helper.make_node("Tanh", ["s"], ["h_out"]),
+        helper.make_node("Less", ["i", "limit"], ["early"]),
+        helper.make_node("And", ["cond_in", "early"], ["cond_out"]),
+        helper.make_node("Identity", ["w_in"], ["w_out"]),
+        helper.make_node("Identity", ["h_out"], ["h_scan"]),
+    ]
+    return helper.make_graph(
+        nodes,
+        "step",
+        [
+            _scalar("i", TensorProto.INT64),
+            _scalar("cond_in", TensorProto.BOOL),
+            *(helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("h_in", "w_in")),
+        ],
+        [
+            _scalar("cond_out", TensorProto.BOOL),
+            *(helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("h_out", "w_out", "h_scan")),
+        ],
+        initializer=[numpy_helper.from_array(np.array(10, np.int64), "limit")],
+    )
+
+
+LOOP = (
+    "loop-recurrent-body",
+    "Loop",
+    {"body": _recurrent_loop_body()},
+    {"x": [5, 2, 4], "h": [2, 3], "W": [4, 3]},
+    {"trips": np.array(5, np.int64), "cond": np.array(True)},
+    ["trips", "cond", "h", "W"],
+    3,
+)
+BIDIRECTIONAL_GRU = (
+    "gru-bidirectional-linear-before-reset",
+    "GRU",
+    {"hidden_size": 2, "direction": "bidirectional", "linear_before_reset": 1},
+    {"x": [3, 2, 4], "W": [2, 6, 4], "R": [2, 6, 2], "B": [2, 12]},
+    {},
+    ["x", "W", "R", "B"],
+    2,
+)
+REVERSE_SEQUENCE = (
+    "reverse-sequence-full-length",
+    "ReverseSequence",
+    {"time_axis": 0, "batch_axis": 1},
+    {"x": [4, 2, 3]},
+    {"lengths": np.array([4, 4], np.int64)},
+    ["x", "lengths"],
+    1,
+)
+CASES += [LOOP, BIDIRECTIONAL_GRU, REVERSE_SEQUENCE]
 GELU = ("gelu", "Gelu", {"approximate": "tanh"}, {"x": [3, 4]}, {}, ["x"], 1)  # opset 20
 
 

@@ -20,7 +20,7 @@ import pytest
 from export.pipeline import export_model
 from export.train.runner import personalized_model, train
 
-from .keras_layer_models import SERIES, cnn
+from .keras_layer_models import SERIES, cnn, keras_trained
 
 pytestmark = pytest.mark.keras
 BATCH, RATE = 8, 0.05
@@ -62,18 +62,8 @@ def exported(workdir: Path) -> dict[str, tuple[Path, Path]]:
 def keras_sgd(source: Path, variables: list[str], x: np.ndarray, y: np.ndarray, steps: int):
     """Keras's own SGD on the named variables (GradientTape, training=False); returns the model."""
     import keras
-    import tensorflow as tf
 
-    model = keras.models.load_model(source)
-    chosen = [v for v in model.trainable_variables if v.path in variables]
-    assert len(chosen) == len(variables)
-    optimizer = keras.optimizers.SGD(learning_rate=RATE)
-    for step in range(steps):
-        rows = slice(step * BATCH, (step + 1) * BATCH)
-        with tf.GradientTape() as tape:
-            loss = keras.losses.MeanSquaredError()(y[rows], model(x[rows], training=False))
-        optimizer.apply_gradients(zip(tape.gradient(loss, chosen), chosen))
-    return model
+    return keras_trained(source, keras.optimizers.SGD(learning_rate=RATE), x, y, batch=BATCH, steps=steps, variables=variables)
 
 
 def data(shape: tuple[int, ...], outputs: int, count: int = 2 * BATCH) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ import pytest
 
 from export.train.runner import personalized_model, train
 
-from .torch_layer_models import SERIES, batchnorm_mlp, conv_gru_regressor
+from .torch_layer_models import CHANNELS, SERIES, batchnorm_mlp, bidirectional_regressor, conv_gru_regressor
 
 pytestmark = pytest.mark.torch
 BATCH, RATE = 4, 0.01
@@ -64,6 +64,41 @@ def test_all_trains_a_conv_gru_regressor_like_torch_adam(tmp_path: Path) -> None
     got = predictions(result.version_dir, ours.parameters, probe)
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert np.abs(got - before).max() > 1e-3  # it moved
+
+
+@pytest.mark.parametrize("cell, layers, tensors", [("gru", 2, 18), ("lstm", 1, 10)])
+def test_all_trains_a_bidirectional_recurrent_regressor_like_torch_adam(tmp_path: Path, cell: str, layers: int, tensors: int) -> None:
+    """Each direction's W, R and bias halves are their own tensors (PyTorch's `…_reverse` variables):
+    per layer and direction 4, plus the head's 2."""
+    import torch
+
+    from export.torch_module import export_torch_module
+
+    module = bidirectional_regressor(cell, layers)
+    steps = 6
+    result = export_torch_module(
+        module,
+        torch.randn(1, steps, CHANNELS),
+        name=cell,
+        version="1",
+        out=tmp_path,
+        trainable="all",
+        learning_rate=RATE,
+        train_batch=BATCH,
+    )
+    entry = json.loads((result.version_dir / "model.json").read_text())["training"]
+    assert entry["trained"]["tensors"] == len(list(module.parameters())) == tensors
+    assert entry["trained"]["parameters"] == sum(p.numel() for p in module.parameters())
+    assert entry["parity"]["passed"] and max(entry["parity"]["steps"].values()) <= 1e-5
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2 * BATCH, steps, CHANNELS)).astype(np.float32)
+    y = rng.standard_normal((2 * BATCH, 2)).astype(np.float32)
+    ours = train(result.version_dir, x, y, learning_rate=RATE)
+    theirs = torch_adam(module, x, y, torch.nn.functional.mse_loss, steps=2)
+    probe = rng.standard_normal((3, steps, CHANNELS)).astype(np.float32)
+    with torch.no_grad():
+        want = theirs(torch.from_numpy(probe)).numpy()
+    np.testing.assert_allclose(predictions(result.version_dir, ours.parameters, probe), want, atol=1e-5)
 
 
 def test_batch_normalization_trains_scale_and_bias_with_frozen_statistics(tmp_path: Path) -> None:

@@ -63,3 +63,22 @@ def batchnorm_mlp():
         module[1].weight.uniform_(0.5, 1.5)
         module[1].bias.uniform_(-0.1, 0.1)
     return module.eval()
+
+
+def bidirectional_regressor(cell: str, layers: int):
+    """A bidirectional GRU/LSTM (`layers` stacked) → mean over time → Linear (every parameter gets a gradient)."""
+    import torch
+
+    class Regressor(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            recurrent = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+            self.rnn = recurrent(CHANNELS, HIDDEN, num_layers=layers, batch_first=True, bidirectional=True)
+            self.head = torch.nn.Linear(2 * HIDDEN, 2)
+
+        def forward(self, x):
+            sequence, _ = self.rnn(x)
+            return self.head(sequence.mean(dim=1))
+
+    torch.manual_seed(4)
+    return Regressor().eval()

@@ -19,19 +19,6 @@ function rangeOf(parameter, file, size) {
   return where;
 }
 
-/**
- * The inference file to read the base parameters from: `preferred` (the edge file) when every
- * parameter has a location in it, else the first file that has them all (the lowering may rewrite a
- * trained tensor, an LSTM or a Loop unrolled per gate: then only the cloud file, run on onnxruntime-web).
- */
-export function parameterFile(training, preferred) {
-  const holdsAll = (file) => training.parameters.every((parameter) => parameter.locations?.[file]);
-  if (holdsAll(preferred)) return preferred;
-  const found = Object.keys(training.parameters[0]?.locations ?? {}).find(holdsAll);
-  if (!found) throw new Error(`model.json records no inference file holding every trainable parameter (not even ${preferred})`);
-  return found;
-}
-
 /** {NAME: Float32Array} of every trainable parameter, read from `bytes` of inference file `file`. */
 export function readParameters(bytes, training, file) {
   const out = {};

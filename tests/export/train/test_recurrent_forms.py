@@ -6,6 +6,7 @@ Adam at 1 and 10 steps (≤ 1e-5) and the personalised model predicts what Keras
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,8 @@ def test_a_keras_bidirectional_lstm_trains_each_direction_like_keras_adam(tmp_pa
     result = export_model(source, name="bilstm", version="1", out=tmp_path / "out", trainable="all", learning_rate=RATE, train_batch=BATCH)
     entry = result.manifest["training"]
     variables = keras.models.load_model(source).trainable_variables
-    assert {"forward_lstm", "backward_lstm"} <= {v.path.split("/")[0] for v in variables}
+    layers = {v.path.split("/")[0] for v in variables}  # Keras numbers a name taken earlier in the process: forward_lstm_1
+    assert any(name.startswith("forward_lstm") for name in layers) and any(name.startswith("backward_lstm") for name in layers)
     assert entry["trained"]["tensors"] == len(variables) == 10
     assert entry["trained"]["parameters"] == sum(int(np.prod(v.shape)) for v in variables)
     assert entry["parity"]["passed"] and max(entry["parity"]["steps"].values()) <= 1e-5
@@ -72,7 +74,7 @@ def test_a_fresh_keras_bidirectional_gru_trains_both_directions_biases_like_kera
 
     source = conv_recurrent_regressor(tmp_path / "bigru.keras", "bidirectional-gru", fresh_biases=True)
     model = keras.models.load_model(source)
-    biases = [np.asarray(v) for v in model.trainable_variables if v.path.endswith("gru_cell/bias")]
+    biases = [np.asarray(v) for v in model.trainable_variables if re.sub(r"_\d+(?=/)", "", v.path).endswith("gru_cell/bias")]
     assert len(biases) == 2 and np.array_equal(*biases)
     result = export_model(source, name="bigru", version="1", out=tmp_path / "out", trainable="all", learning_rate=RATE, train_batch=BATCH)
     entry = result.manifest["training"]
@@ -95,7 +97,7 @@ def test_the_keras_gru_is_a_loop_and_all_trains_its_three_variables(keras_gru) -
     import keras
 
     variables = keras.models.load_model(source).trainable_variables
-    assert sorted(v.path for v in variables) == sorted(GRU_VARIABLES)
+    assert sorted(re.sub(r"_\d+(?=/)", "", v.path) for v in variables) == sorted(GRU_VARIABLES)  # gru_cell_1 if a GRU came earlier
     assert entry["trained"]["tensors"] == len(entry["parameters"]) == 7
     assert entry["trained"]["parameters"] == sum(int(np.prod(v.shape)) for v in variables)
     assert any(line.startswith("exporting the training step (all: 7 tensors,") for line in lines)

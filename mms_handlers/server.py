@@ -30,7 +30,7 @@ from .names import name_problem
 from .ports import free_port  # noqa: F401 - re-exported: callers took it from here
 from .process_group import arguments, command_line, group_members, model_of, parent_pid, stop_process_group
 from .supervisor import Supervisor
-from .worker_hooks import REQUEST_METRICS_ENV
+from .worker_hooks import LOAD_ERRORS_FILE, REQUEST_METRICS_ENV
 
 MAX_PORT = 32767  # MMS 1.1.11 refuses higher port numbers
 MODEL_OPTION_KEYS = ("workers", "batch_size", "max_batch_delay")
@@ -417,13 +417,13 @@ class MmsServer:
         if name:
             params["model_name"] = name
         url = f"{self.config.management_url}/models?{urllib.parse.urlencode(params)}"
-        log_file = self.log_dir / "mms_log.log"
-        log_start = log_file.stat().st_size if log_file.exists() else 0
+        log_file, errors_file = self.log_dir / "mms_log.log", self.log_dir / LOAD_ERRORS_FILE
+        log_start, errors_start = (path.stat().st_size if path.exists() else 0 for path in (log_file, errors_file))
         status, body = _http("POST", url, timeout=timeout)
         if status != 200:
             message = body.get("message") if isinstance(body, dict) else body
             # Only a 5xx means a worker tried to load the model and may have logged why.
-            reason = _handler_error(log_file, log_start) if status >= 500 else None
+            reason = _handler_error(log_file, log_start, errors_file, errors_start) if status >= 500 else None
             if status >= 500:
                 self._wait_until_unlisted(name or candidate.stem)
             detail = f": {reason}" if reason else ""
@@ -501,22 +501,28 @@ class MmsServer:
 _HANDLER_ERROR = re.compile(r"WorkerLifeCycle - (?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 
 
-def _handler_error(log_file: Path, start: int, wait: float = 15.0) -> str | None:
-    """The last `SomeError: message` a worker printed since `start` (its load failure), if any.
-
-    MMS answers the registration before its thread copying the worker's output has logged it: wait a little.
+def _handler_error(log_file: Path, start: int, errors_file: Path, errors_start: int, wait: float = 15.0) -> str | None:
+    """The last `SomeError: message` a worker wrote since `start` (its load failure), if any: from the
+    handler's own load-error file (worker_hooks.LOAD_ERRORS_FILE), else from MMS's copy of the worker's
+    output, which MMS logs after answering the registration and may cut short: wait a little.
     """
     deadline = time.monotonic() + wait
     while True:
-        try:
-            with open(log_file, "rb") as handle:
-                handle.seek(start)
-                text = handle.read().decode("utf-8", "replace")
-        except OSError:
-            text = ""
-        found = [match for line in text.splitlines() if (match := _HANDLER_ERROR.search(line))]
+        recorded = _text_since(errors_file, errors_start).splitlines()
+        if recorded:
+            return recorded[-1]
+        found = [match for line in _text_since(log_file, start).splitlines() if (match := _HANDLER_ERROR.search(line))]
         if found:
             return f"{found[-1].group(1)}: {found[-1].group(2)}"
         if time.monotonic() > deadline:
             return None
         time.sleep(0.2)
+
+
+def _text_since(path: Path, start: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""

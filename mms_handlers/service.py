@@ -192,6 +192,18 @@ def _content_type(context: Any, index: int) -> str | None:
 _service = ModelService()
 
 
+def _record_load_error(line: str) -> None:
+    """Append `line` to LOG_LOCATION's load-error file: under load MMS sometimes stops copying the
+    dying worker's output before even the first line (seen once in four 2-worker suite runs)."""
+    folder = os.environ.get("LOG_LOCATION")
+    if folder:
+        try:
+            with open(Path(folder) / worker_hooks.LOAD_ERRORS_FILE, "a", encoding="utf-8") as out:
+                out.write(line.replace("\n", " ") + "\n")
+        except OSError:
+            logger.warning("could not record the load error in %s", folder)
+
+
 def handle(data: list[dict[str, Any]] | None, context: Any) -> list[str | bytes] | None:
     """MMS entry point (`mms_handlers.service:handle`)."""
     if not _service.initialized:
@@ -204,6 +216,7 @@ def handle(data: list[dict[str, Any]] | None, context: Any) -> list[str | bytes]
             # traceback's last line (the reason) is logged; one line first lets `register` name it.
             reason = (str(error).strip().splitlines() or [""])[0]
             print(f"{type(error).__name__}: {reason}", flush=True)
+            _record_load_error(f"{type(error).__name__}: {reason}")
             raise
     if data is None:
         return None

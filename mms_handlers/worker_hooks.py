@@ -22,6 +22,9 @@ from typing import Any
 CODEC_ENV = "EDGECLOUD_MMS_CODEC"
 # Set by the replica (and serve) when MMS should keep its per-request metric lines.
 REQUEST_METRICS_ENV = "EDGECLOUD_REQUEST_METRICS"
+# In MMS's LOG_LOCATION: the handler appends why it could not load a model, one line each, and
+# `MmsServer.register` names it. MMS's copy of a dying worker's output can end before that line.
+LOAD_ERRORS_FILE = "load_errors.log"
 PREDICTION_TIME = "PredictionTime"  # mms.service.PREDICTION_METRIC
 
 

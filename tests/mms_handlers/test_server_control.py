@@ -17,6 +17,7 @@ from edgecloud.cli import main as cli
 from mms_handlers.archive import build_archive
 from mms_handlers.engines.ort import threads_per_worker
 from mms_handlers.server import MmsServer, ServerConfig, ServerError, config_properties
+from mms_handlers.worker_hooks import LOAD_ERRORS_FILE
 from tests.conftest import free_port
 
 from . import models
@@ -96,6 +97,8 @@ def test_mxnet_engine_serves_and_an_unimportable_model_fails_registration_naming
         np.testing.assert_allclose(predict(server.config.inference_url, "mlpmx", x)[0], models.mlp_reference(x), atol=1e-5)
         with pytest.raises(ServerError, match=r"registering nomx.mar failed \(500\).*cannot import operator ConstantOfShape"):
             server.register("nomx.mar")
+        # The reason also reaches a file of its own, which MMS's copy of the worker's output cannot cut short.
+        assert "cannot import operator ConstantOfShape" in (server.log_dir / LOAD_ERRORS_FILE).read_text()
         assert "nomx" not in [model["modelName"] for model in server.models()]
         assert server.ping() == "Healthy"
 

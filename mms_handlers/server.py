@@ -58,6 +58,11 @@ class ServerError(Exception):
     """MMS did not start, register or answer; the message says what and where the log is."""
 
 
+class ModelLoadError(ServerError):
+    """A worker tried to load the model and the handler said why it could not (the model's own fault,
+    so trying again changes nothing); other ServerErrors may pass (MMS busy, a timeout)."""
+
+
 class SettingError(ServerError):
     """One ServerConfig setting is out of range. `setting` is the field's name, so a command line can
     name its own flag for it; the message names the setting in words."""
@@ -426,8 +431,9 @@ class MmsServer:
             reason = _handler_error(log_file, log_start, errors_file, errors_start) if status >= 500 else None
             if status >= 500:
                 self._wait_until_unlisted(name or candidate.stem)
-            detail = f": {reason}" if reason else ""
-            raise ServerError(f"registering {mar} failed ({status}): {message}{detail}; see {log_file}")
+            if reason:
+                raise ModelLoadError(f"registering {mar} failed ({status}): {message}: {reason}; see {log_file}")
+            raise ServerError(f"registering {mar} failed ({status}): {message}; see {log_file}")
         return body if isinstance(body, dict) else {"status": body}
 
     def unregister(self, name: str, timeout: float = 60.0) -> None:

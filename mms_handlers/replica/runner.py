@@ -140,7 +140,9 @@ class Replica:
             backends = self.mms.backend_pids() if running else {}
         except OSError:
             descriptions, backends = {}, {}
-        return readiness(names, descriptions, backends, mms_running=running, loading=self.loading, draining=False)
+        health = readiness(names, descriptions, backends, mms_running=running, loading=self.loading, draining=False)
+        waiting = self.watcher.unserved() if self.watcher is not None else []
+        return Health(health.ok and not waiting, (*health.reasons, *waiting))
 
     def _keep_looking(self) -> None:
         while not self._stopped.is_set():

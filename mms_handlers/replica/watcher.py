@@ -9,8 +9,12 @@ overlay mounts miss inotify events) and a version switch waits on worker start-u
 A version `latest.json` names is served only after `Registry.check` passed (every file's size and
 SHA-256 against model.json), its archive registered and a READY worker with a live backend
 answers for it; only then does one assignment swap the catalog, so no request meets a gap.
-A version that fails any step is logged in one line and skipped (not retried: versions never
-repeat); the one served keeps answering. Versions beyond the newest `keep` are unregistered
+A version whose own files or model fail (its check, its archive, the handler's load error) is
+logged in one line and never tried again (versions never repeat); the one served keeps answering.
+A failure on MMS's side (a timeout, a busy or restarting server) is logged once and tried again
+after 2 s, then twice as long each time up to a minute; until a model has a version answering,
+the replica is not ready (`unserved`), so a replica that met a passing failure at start is never
+routed to without its models. Versions beyond the newest `keep` are unregistered
 (never the one routed to) once no request sent to them is still in flight, since MMS drops
 queued requests of an unregistered model unanswered.
 """
@@ -21,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -28,7 +33,7 @@ from registry import Registry, RegistryError
 
 from ..archive import ArchiveError, build_archive
 from ..names import version_name
-from ..server import MmsServer, ServerError
+from ..server import MmsServer, ModelLoadError, ServerError
 from .health import model_health
 from .oip import Catalog, ModelInfo, model_info
 
@@ -37,6 +42,17 @@ from .oip import Catalog, ModelInfo, model_info
 SWITCH_GRACE_S = 1.0
 READY_TIMEOUT_S = 120.0
 IN_FLIGHT_TIMEOUT_S = 60.0
+RETRY_FIRST_S = 2.0
+RETRY_MAX_S = 60.0
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A version that failed for a reason outside it, and when it is tried again."""
+
+    reason: str
+    wait_s: float
+    at: float  # time.monotonic()
 
 
 class Served(Protocol):
@@ -67,7 +83,9 @@ class VersionWatcher:
             raise ValueError(f"keep versions must be at least 1, got {keep}")
         self.registry, self.mms, self.served = registry, mms, served
         self.names, self.keep, self.interval, self.log = names, keep, interval, log
-        self.skipped: dict[tuple[str, int], str] = {}  # (model, version) → why it is not served
+        self.refused: dict[tuple[str, int], str] = {}  # (model, version) → why it is never served
+        self.retries: dict[tuple[str, int], Retry] = {}  # (model, version) → why it is not served yet
+        self._logged: dict[tuple[str, int], str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="version-watcher", daemon=True)
 
@@ -89,7 +107,7 @@ class VersionWatcher:
             try:
                 self.poll()
             except Exception as error:  # noqa: BLE001 - the watcher must outlive one bad look; what is served stays
-                self._skip_once(("", -1), f"watching {self.registry.root} failed: {type(error).__name__}: {error}")
+                self._log_once(("", -1), f"watching {self.registry.root} failed: {type(error).__name__}: {error}")
 
     def poll(self) -> None:
         """One look at every watched model: serve the version latest.json names, retire the old ones."""
@@ -104,22 +122,35 @@ class VersionWatcher:
             try:
                 self._follow(name)
             except (RegistryError, OSError) as error:
-                self._skip_once((name, -1), f"{name}: {error}")
+                self._log_once((name, -1), f"{name}: {error}")
 
     def _follow(self, name: str) -> None:
         target = self._target(name)
-        if target is None or (name, target) in self.skipped:
+        for key in [key for key in self.retries if key[0] == name and key[1] != target]:
+            del self.retries[key]  # latest.json moved on
+        key = (name, target)
+        if target is None or key in self.refused:
             return
         catalog = self.served.catalog
         current = catalog.models.get(name)
         if current is not None and current.version == str(target):
             return
         if catalog.version(name, str(target)) is None:
+            retry = self.retries.get(key)
+            if retry is not None and time.monotonic() < retry.at:
+                return
             try:
                 info = self._load(name, target)
-            except (RegistryError, ArchiveError, ServerError, OSError) as error:
-                self._skip_once((name, target), f"{name} version {target} not served: {error}")
+            except (RegistryError, ArchiveError, ModelLoadError) as error:
+                self.refused[key] = message = f"{name} version {target} not served: {error}"
+                self._log_once(key, message)
                 return
+            except (ServerError, OSError) as error:
+                wait = min(RETRY_MAX_S, retry.wait_s * 2) if retry is not None else RETRY_FIRST_S
+                self.retries[key] = Retry(f"{name} version {target} not served yet: {error}", wait, time.monotonic() + wait)
+                self._log_once(key, f"{self.retries[key].reason} (trying again, up to every {RETRY_MAX_S:.0f} s)")
+                return
+            self.retries.pop(key, None)
             self.served.catalog = self.served.catalog.with_version(info)
         self.served.catalog = self.served.catalog.routed(name, str(target))
         was = f"from version {current.version}" if current is not None else "first version"
@@ -142,6 +173,8 @@ class VersionWatcher:
         mms_name = version_name(name, version)
         mar = build_archive(self.registry.version_dir(name, version), self.store, name=mms_name)
         workers, batch_size, delay = self.mms.config.options_for(name)
+        if any(model.get("modelName") == mms_name for model in self.mms.models()):
+            self.mms.unregister(mms_name)  # left by an attempt whose clean-up failed too
         try:
             self.mms.register(mar.name, initial_workers=workers, batch_size=batch_size, max_batch_delay_ms=delay)
             self._wait_until_ready(mms_name)
@@ -183,8 +216,13 @@ class VersionWatcher:
             (self.store / f"{info.mms_name}.mar").unlink(missing_ok=True)
             self.log(f"{name} version {info.version} retired (keeping {self.keep})")
 
-    def _skip_once(self, key: tuple[str, int], message: str) -> None:
+    def unserved(self) -> list[str]:
+        """Why each model with no version answering is waiting for one to be tried again (readiness)."""
+        models = self.served.catalog.models
+        return [retry.reason for (name, _), retry in list(self.retries.items()) if name not in models]
+
+    def _log_once(self, key: tuple[str, int], message: str) -> None:
         """Log why `key` is not served, once per reason (every poll meets it again)."""
-        if self.skipped.get(key) != message:
-            self.skipped[key] = message
+        if self._logged.get(key) != message:
+            self._logged[key] = message
             self.log(message)

@@ -79,7 +79,7 @@ def test_token_ids_personalise_on_onnxruntime_web_like_onnxruntime(trainer, text
 @pytest.mark.parametrize(
     "ids, message",
     [
-        ([[1, 2.5, 3, 4, 5, 6]], "input 'input' takes int64 ids: row 0 holds 2.5, not a whole number"),
+        ([[1, 2.5, 3, 4, 5, 6]], "input 'input': expected int64[?, 6], got fractional numbers (2.5 at index [0, 1])"),
         ([[1, 2, 3, 4, 5, VOCAB]], f"input 'input': id {VOCAB} (row 0) is outside the vocabulary [0, {VOCAB - 1}]"),
     ],
 )

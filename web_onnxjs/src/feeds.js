@@ -4,6 +4,7 @@
 import { flatten } from './tensors.js';
 
 const NUMERIC = new Set(['float32', 'float64', 'int32', 'int64', 'int8', 'uint8', 'bool']);
+const INTEGER = new Set(['int32', 'int64', 'int8', 'uint8']);
 
 /** "float32[?, 64]": a signature entry as people read it (same wording as the MMS handler). */
 export function describeSpec(spec) {
@@ -57,6 +58,13 @@ function toTensor(spec, value, allowNaN) {
   }
   if (NUMERIC.has(spec.dtype) && data.some((v) => typeof v !== 'number' && typeof v !== 'boolean' && typeof v !== 'bigint')) {
     throw new Error(`input '${spec.name}': expected numbers (${spec.dtype}), got ${typeof data.find((v) => typeof v !== 'number')}`);
+  }
+  // A typed array would cut 1.5 to 1 without a word; the cloud refuses it: so does the page.
+  const fractional = INTEGER.has(spec.dtype) ? data.findIndex((v) => typeof v === 'number' && !Number.isInteger(v)) : -1;
+  if (fractional >= 0) {
+    throw new Error(
+      `input '${spec.name}': expected ${describeSpec(spec)}, got fractional numbers (${data[fractional]} at index ${position(shape, fractional)})`,
+    );
   }
   // As the values will be stored: 1e308 is a finite double but Infinity in a float32 tensor, which
   // the cloud (numpy's astype) refuses as Inf too.

@@ -60,6 +60,14 @@ export async function createOnnxjsSession(model, backend) {
   return session;
 }
 
+/** ONNX.js holds int64 as int32: a value beyond int32 would wrap silently, so it fails the edge instead. */
+function int64AsInt32(name, values) {
+  const data = Int32Array.from(values, Number);
+  const index = data.findIndex((v, i) => v !== Number(values[i]));
+  if (index >= 0) throw new Error(`input ${name}: ONNX.js holds int64 as int32, and ${values[index]} at index ${index} does not fit`);
+  return data;
+}
+
 /**
  * Run with plain tensors keyed by input name; plain tensors back. With `inputNames` the tensors go
  * in that (the model's) order; without, by name (a Map), so the caller need not know the order.
@@ -70,7 +78,7 @@ export async function runOnnxjs(session, feeds, inputNames = null) {
     const plain = feeds[name];
     if (!plain) throw new Error(`missing input ${name}`);
     const dtype = plain.dtype === 'int64' ? 'int32' : plain.dtype;
-    const data = plain.dtype === 'int64' ? Int32Array.from(plain.data) : toTypedArray(plain);
+    const data = plain.dtype === 'int64' ? int64AsInt32(name, plain.data) : toTypedArray(plain);
     return new onnx.Tensor(data, dtype, plain.shape);
   };
   const tensors = inputNames ? inputNames.map(toTensor) : new Map(Object.keys(feeds).map((name) => [name, toTensor(name)]));

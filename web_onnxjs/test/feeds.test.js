@@ -55,3 +55,10 @@ test('a browser file pinned at export takes only its pinned shapes', async () =>
     /takes input 'x' only as float32\[1, 3, 48, 192\] \(pinned at export\), this one is \[2, 3, 48, 320\]/);
   assert.equal(pinnedShapeProblem(fed([5, 4]), [{ name: 'x', dtype: 'float32', shape: [null, 4] }]), null);
 });
+
+test('a fractional number for an integer input is refused, as the cloud refuses it', () => {
+  const ids = { name: 'ids', dtype: 'int64', shape: [null, 3] };
+  assert.throws(() => toFeeds([4, 1.5, 2], [ids]), /input 'ids': expected int64\[\?, 3\], got fractional numbers \(1\.5 at index \[0, 1\]\)/);
+  assert.deepEqual(toFeeds([4, 1, 2], [ids]).ids.data, [4, 1, 2]);
+  assert.doesNotThrow(() => toFeeds([0.5, 1.5, 2.5], [{ ...ids, dtype: 'float32' }]));
+});

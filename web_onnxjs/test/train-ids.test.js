@@ -47,7 +47,7 @@ test('BigInt ids are taken as they are', () => {
 test('a float where an id is expected, or an id outside the vocabulary, is one Error naming it', () => {
   assert.throws(
     () => trainingExamples({ inputs: [[1, 2.5, 3]], targets: [0] }, manifest),
-    { message: "input 'input' takes int64 ids: row 0 holds 2.5, not a whole number" },
+    { message: "input 'input': expected int64[?, 3], got fractional numbers (2.5 at index [0, 1])" },
   );
   assert.throws(
     () => trainingExamples({ inputs: [[1, 2, 3], [4, 50, 6]], targets: [0, 1] }, manifest),

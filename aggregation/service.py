@@ -228,10 +228,12 @@ class FederatedService:
     def _accept(self, state: _State, update: Update) -> dict[str, Any]:
         self._sync(state)
         with self._lock:
-            current = state.round
-            staleness = self._staleness(current, update.base_version)
-            if state.closing:
-                raise Refused(409, "round-closing", f"round {current.id} is closing; its next version takes updates soon")
+            current, closing = state.round, state.closing
+        # While a round closes, its next version is published before the next round opens: an update on
+        # that version is early, not unknown (a page that saw latest.json move may send at once).
+        if closing or self._published_early(state, current, update.base_version):
+            raise Refused(409, "round-closing", f"round {current.id} is closing; its next version takes updates soon")
+        staleness = self._staleness(current, update.base_version)
         delta = self._checked_delta(state.model, update.delta)
         if update.samples < 1:
             raise Refused(422, "bad-samples", f"samples must be a positive number of examples, got {update.samples}")
@@ -274,6 +276,18 @@ class FederatedService:
             "staleness": staleness,
             "weight": stored.weight,
         }
+
+    def _published_early(self, state: _State, current: RoundRecord, base_version: str) -> bool:
+        """True when `base_version` is the one after the round's and already readable: another process
+        is closing the round (it publishes, then records the close)."""
+        if self.loader is None or not (base_version.isdigit() and current.base_version.isdigit()):
+            return False
+        if int(base_version) != int(current.base_version) + 1:
+            return False
+        try:
+            return self.loader(state.model.name, base_version).version == base_version
+        except Exception:  # noqa: BLE001 - no such version (yet): the update's base is unknown
+            return False
 
     def _oldest_base(self, base_version: str) -> str:
         """The oldest version an update may be computed on while `base_version` is the round's base."""

@@ -5,9 +5,10 @@ others follow; a replica starting reads the registry again before it records any
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from aggregation.http import parse_update
-from aggregation.service import FederatedModel, FederatedService
+from aggregation.service import FederatedModel, FederatedService, Refused
 from aggregation.settings import FederatedSettings
 from aggregation.store import MemoryStore, StoredUpdate
 from tests.aggregation.test_http import BASE, SPEC, Clock, body
@@ -77,3 +78,30 @@ def test_a_version_published_from_fewer_updates_is_not_recorded_as_the_round() -
     service.tick()
     assert registry.published == [("3", 3)]  # the round's aggregate, from all three
     assert [(r.base_version, r.new_version) for r in store.rounds("mlp")] == [("1", "3"), ("3", None)]
+
+
+def test_an_update_on_the_version_being_published_is_round_closing_on_every_replica() -> None:
+    """Publishing moves latest.json before the round's close is recorded: a page that saw the new version
+    and sent at once is told to send again soon (not that its version is unknown), by the closer and the rest."""
+    store, registry = MemoryStore(), Registry()
+    a, b = replica(store, registry), replica(store, registry)
+    answers: dict[str, Refused] = {}
+    publish = registry.publish
+
+    def publish_and_send(model, parameters, provenance, held):
+        published = publish(model, parameters, provenance, held)
+        for name, service in (("closer", a), ("other", b)):
+            with pytest.raises(Refused) as refused:
+                service.submit("mlp", parse_update(body("client-0003", base=published.version)))
+            answers[name] = refused.value
+        return published
+
+    registry.publish = publish_and_send
+    a.submit("mlp", parse_update(body("client-0001")))
+    a.submit("mlp", parse_update(body("client-0002")))
+    a.tick()
+    assert {name: (r.status, r.code) for name, r in answers.items()} == {"closer": (409, "round-closing"), "other": (409, "round-closing")}
+    assert b.submit("mlp", parse_update(body("client-0003", base="2")))["round"] == 2  # once recorded, taken
+    with pytest.raises(Refused) as refused:
+        b.submit("mlp", parse_update(body("client-0004", base="4")))
+    assert refused.value.code == "stale-base"  # a version nobody published is refused as before

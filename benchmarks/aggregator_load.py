@@ -112,7 +112,7 @@ class Aggregators:
     """`edgecloud aggregate` processes on fixed ports, killable and restartable."""
 
     def __init__(self, count: int, registry: Path, model: str, database: str, min_clients: int, log: Path) -> None:
-        from mms_handlers.server import free_port
+        from mms_handlers.ports import free_port
 
         self.ports = [free_port() for _ in range(count)]
         self.command = [

@@ -47,7 +47,8 @@ def settings_for(smoke: bool, rounds: int | None, seconds: float | None, concurr
 
 
 def run(settings: RoundSettings, out: Path, work: Path, command: str, reuse: bool = False) -> Path:
-    from mms_handlers.server import MmsServer, ServerConfig, free_port
+    from mms_handlers.ports import free_port
+    from mms_handlers.server import MmsServer, ServerConfig
 
     from .cloud import register, run_cloud
     from .machine import machine, now, versions

@@ -82,7 +82,8 @@ def run(out: Path, cache: Path, rounds: int, windows: int, command: str) -> Path
     from edgecloud.commands.demo import DEMO_NAME, prepare
     from edgecloud.edge_verify import row_name
     from edgecloud.stack import Stack, StackOptions
-    from mms_handlers.server import ServerConfig, free_port
+    from mms_handlers.ports import free_port
+    from mms_handlers.server import ServerConfig
 
     from .machine import machine, now, versions
 

@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgecloud.gateway.stack import GatewayOptions
     from mms_handlers.archive import build_archive
-    from mms_handlers.server import ServerConfig, free_port
+    from mms_handlers.ports import free_port
+    from mms_handlers.server import ServerConfig
     from mms_handlers.settings import ServingSettings
     from tests.mms_handlers import models
 

@@ -233,7 +233,8 @@ def run(
     command: str,
     reuse: bool = False,
 ) -> Path:
-    from mms_handlers.server import MmsServer, ServerConfig, free_port
+    from mms_handlers.ports import free_port
+    from mms_handlers.server import MmsServer, ServerConfig
 
     from .cloud import WORKERS, InProcessFloor, _warm_up, json_body
     from .machine import machine, now

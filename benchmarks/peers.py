@@ -15,8 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from mms_handlers.ports import free_port
 from mms_handlers.process_group import stop_process_group
-from mms_handlers.server import free_port
 
 GUNICORN_WORKERS = 2
 

@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("concurrency", "kill_concurrency"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
-    from mms_handlers.server import ServerConfig, free_port
+    from mms_handlers.ports import free_port
+    from mms_handlers.server import ServerConfig
 
     from .models import export_zoo_model
 

@@ -69,7 +69,8 @@ def run_and_report(work: Callable[[], Path]) -> int:
 def run(settings: Settings, out: Path, work: Path, command: str) -> Path:
     """The whole benchmark; returns the report's path."""
     from edgecloud.webserver import StaticSite
-    from mms_handlers.server import MmsServer, ServerConfig, free_port
+    from mms_handlers.ports import free_port
+    from mms_handlers.server import MmsServer, ServerConfig
 
     from .cloud import register, run_cloud
     from .edge import run_edge

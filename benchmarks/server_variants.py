@@ -41,6 +41,7 @@ from pathlib import Path
 from unittest import mock
 
 from mms_handlers import server as mms_server, worker_hooks
+from mms_handlers.ports import free_port
 from mms_handlers.process_group import group_members
 
 from .cloud import FLASK, Target, _warm_up, json_body
@@ -89,8 +90,8 @@ def started(chosen: Variant, model_store: Path) -> Iterator[mms_server.MmsServer
     """One MMS with the variant's settings (module settings patched while it writes its config and starts)."""
     config = mms_server.ServerConfig(
         model_store=model_store,
-        inference_port=mms_server.free_port(),
-        management_port=mms_server.free_port(),
+        inference_port=free_port(),
+        management_port=free_port(),
         workers=WORKERS,
         job_queue_size=256,
         request_lines=chosen.request_lines,

@@ -20,8 +20,9 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
+from mms_handlers.ports import free_port
 from mms_handlers.process_group import stop_process_group
-from mms_handlers.server import free_port, worker_python_path
+from mms_handlers.server import worker_python_path
 
 from .peers import wait_for_http
 

@@ -27,7 +27,6 @@ from typing import Any
 from .engines.ort import THREADS_ENV, threads_per_worker
 from .mar_check import MarError, check_mar
 from .names import name_problem
-from .ports import free_port  # noqa: F401 - re-exported: callers took it from here
 from .process_group import arguments, command_line, group_members, model_of, parent_pid, stop_process_group
 from .supervisor import Supervisor
 from .worker_hooks import LOAD_ERRORS_FILE, REQUEST_METRICS_ENV

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from aggregation.store import is_shared
-from mms_handlers.server import free_port
+from mms_handlers.ports import free_port
 
 from ..commands.aggregate import DATABASE_ENV
 from ..federation import FederatedOptions

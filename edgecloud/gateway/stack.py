@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from mms_handlers.server import ServerConfig, free_port
+from mms_handlers.ports import free_port
+from mms_handlers.server import ServerConfig
 from mms_handlers.settings import ServingSettings
 
 from ..signals import until_signal

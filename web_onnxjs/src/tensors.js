@@ -11,6 +11,11 @@ const TYPED = {
   bool: Uint8Array,
 };
 
+/** The typed array class that holds `dtype` (BigInt64Array for int64), or undefined. */
+export function typedArrayClass(dtype) {
+  return TYPED[dtype];
+}
+
 /** A typed array for a plain tensor (bool as 0/1 bytes, int64 as BigInt). */
 export function toTypedArray({ dtype, data }) {
   const Typed = TYPED[dtype];

@@ -3,6 +3,7 @@
 // Pure functions: every problem is one Error naming it, before anything is trained or stored.
 
 import { describeSpec, toFeeds } from './feeds.js';
+import { typedArrayClass } from './tensors.js';
 
 const product = (shape) => shape.reduce((a, b) => a * b, 1);
 
@@ -28,11 +29,11 @@ function rowsOf(name, tensor, count) {
   return values;
 }
 
-const IDS = { int64: BigInt64Array, int32: Int32Array };
+const ID_DTYPES = new Set(['int64', 'int32']);
 
 /** True when the step takes `spec` as integer ids (token ids into an embedding table), not float32 values. */
 export function takesIds(spec) {
-  return spec.dtype in IDS;
+  return ID_DTYPES.has(spec.dtype);
 }
 
 /**
@@ -45,7 +46,8 @@ function idsOf(spec, tensor, count) {
   }
   const width = tensor.data.length / count;
   const [low, high] = spec.range ?? [null, null];
-  const ids = new IDS[spec.dtype](tensor.data.length);
+  const Ids = typedArrayClass(spec.dtype);
+  const ids = new Ids(tensor.data.length);
   tensor.data.forEach((value, i) => {
     const whole = typeof value === 'bigint' || Number.isSafeInteger(value);
     if (!whole) {

@@ -219,6 +219,69 @@ def test_a_version_written_by_edgecloud_export_is_served(replica, tmp_path):
     assert ask(replica.base, f"/v2/models/{NAME}/infer").model_version == "7"
 
 
+def test_a_version_that_meets_a_passing_failure_on_the_replicas_side_is_tried_again(replica):
+    """A real failure that is not the version's: the replica's archive folder is a file for a while, so
+    archiving version 8 fails (OSError). It is logged once, version 7 keeps answering, and once the folder
+    is back a later try serves version 8 (a failed version used to be skipped for good)."""
+    store = replica.watcher.store
+    aside = store.with_name(f"{store.name}-aside")
+    store.rename(aside)
+    store.write_text("in the way")
+    try:
+        publish(replica.registry, NAME, 8)
+        line = wait_for_line(replica, f"{NAME} version 8 not served yet")
+        assert "trying again" in line and "\n" not in line
+        assert ask(replica.base, f"/predictions/{NAME}").version == 7
+    finally:
+        store.unlink()
+        aside.rename(store)
+    wait_for_version(replica.base, NAME_PATHS, 8)
+    assert ask(replica.base, f"/v2/models/{NAME}/infer").model_version == "8"
+    assert sum(f"{NAME} version 8 not served" in line for line in replica.lines) == 1  # one line, however many tries
+
+
+def test_a_replica_whose_first_version_meets_a_passing_failure_is_not_ready_until_it_serves_it(tmp_path):
+    """The case a gateway test met: a replica that could not load its model at start must not say ready
+    (it said ready serving nothing, and the gateway sent it half the requests)."""
+    registry = tmp_path / "registry"
+    publish(registry, NAME, 1)
+    server = ServerConfig(model_store=tmp_path / "unused", inference_port=free_port(), management_port=free_port(), java_heap_mb=256)
+    settings = ReplicaSettings(server=server, port=free_port(), drain_seconds=0.0, registry=registry)
+    replica = Replica(settings)
+    store = replica.watcher.store
+    aside = store.with_name(f"{store.name}-aside")
+    start_mms = replica.mms.start
+
+    def start_mms_then_block_the_archive_folder():  # MMS needs the folder to start; the watcher comes next
+        start_mms()
+        store.rename(aside)
+        store.write_text("in the way")
+
+    replica.mms.start = start_mms_then_block_the_archive_folder
+    replica.start()
+    try:
+        base = f"http://127.0.0.1:{settings.port}"
+        status, health = wait_for_health(base, lambda health: any("version 1 not served yet" in r for r in health["reasons"]))
+        assert status == 503 and health["ready"] is False
+        assert ask(base, f"/predictions/{NAME}").status == 404
+        store.unlink()
+        aside.rename(store)
+        assert wait_for_health(base, lambda health: health["ready"]) == (200, {"ready": True, "reasons": []})
+        assert ask(base, f"/predictions/{NAME}").version == 1
+    finally:
+        replica.stop(drain_seconds=0)
+
+
+def wait_for_health(base: str, wanted, limit_s: float = 60.0) -> tuple[int, dict]:
+    """`/v2/health/ready` once `wanted(body)` holds (readiness is looked up in the background)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        status, health = metadata(base, "/v2/health/ready")
+        if wanted(health) or time.monotonic() > deadline:
+            return status, health
+        time.sleep(0.2)
+
+
 def test_a_model_the_registry_lacks_is_served_from_its_archive(tmp_path):
     from mms_handlers.archive import build_archive
     from tests.mms_handlers import models

@@ -140,6 +140,8 @@ LONGEST_FIRST = (
     "tests/edgecloud/test_build_to_mms.py",
     "tests/export/test_zoo_export.py",
     "tests/edgecloud/test_gateway.py",
+    "tests/web/test_personalize_all_layers.py",
+    "tests/web/test_personalize_torch_all_layers.py",
 )
 
 

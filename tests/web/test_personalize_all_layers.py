@@ -4,7 +4,9 @@ of it, and the browser's parameters and losses equal onnxruntime running train.o
 ONNX.js cannot run this step (MaxPool's backward is a ScatterElements, the input gradient a
 ConvTranspose: listed in `training.edge.blockers`), so the page picks onnxruntime-web by itself.
 The same for a Keras Conv2D → BatchNormalization CNN classifier: its BatchNormalization's γ and β
-train in the page (running statistics frozen) as train.onnx trains them under onnxruntime."""
+train in the page (running statistics frozen) as train.onnx trains them under onnxruntime; and the
+Keras Conv1D → GRU (a Loop) and Bidirectional(LSTM) / Bidirectional(GRU) regressors, each direction's
+tensors its own."""
 
 from __future__ import annotations
 
@@ -119,3 +121,38 @@ def test_a_keras_gru_loop_personalises_on_onnxruntime_web_like_onnxruntime(page,
     x = rng.standard_normal((6, RECURRENT_STEPS, 1)).astype(np.float32)
     y = rng.standard_normal((6, 2)).astype(np.float32)
     personalises_like_onnxruntime(TrainerDriver(page, site, mms).open(), GRU_NAME, keras_gru_all, x, y, steps=4, tensors=7)
+
+
+BIDIRECTIONAL = {
+    # name: (conv_recurrent_regressor's layer, Keras's initial biases, tensors `all` trains)
+    "all-layers-keras-bilstm": ("bidirectional-lstm", False, 10),  # one bidirectional ONNX LSTM
+    "all-layers-keras-bigru": ("bidirectional-gru", True, 10),  # two Loops, a ReverseSequence before the backward one
+}
+
+
+@pytest.fixture(scope="session")
+def keras_bidirectional_all(registry: Path, workdir: Path) -> dict[str, Path]:
+    from export.pipeline import export_model
+
+    exported = {}
+    for name, (layer, fresh, _) in BIDIRECTIONAL.items():
+        source = conv_recurrent_regressor(workdir / f"{name}.keras", layer, fresh_biases=fresh)
+        exported[name] = export_model(
+            source, name=name, version="1", out=registry, trainable="all", learning_rate=RATE, train_batch=BATCH
+        ).version_dir
+    return exported
+
+
+@pytest.mark.parametrize("name", list(BIDIRECTIONAL))
+def test_a_keras_bidirectional_layer_personalises_both_directions_on_onnxruntime_web(
+    page, site, mms, keras_bidirectional_all, name: str
+) -> None:
+    """Each direction's kernel, recurrent kernel and bias is its own tensor in the step; all 10 move
+    in the page as train.onnx moves them under onnxruntime."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((6, RECURRENT_STEPS, 1)).astype(np.float32)
+    y = rng.standard_normal((6, 2)).astype(np.float32)
+    tensors = BIDIRECTIONAL[name][2]
+    personalises_like_onnxruntime(
+        TrainerDriver(page, site, mms).open(), name, keras_bidirectional_all[name], x, y, steps=4, tensors=tensors
+    )

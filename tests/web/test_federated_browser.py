@@ -190,13 +190,15 @@ def test_three_pages_personalise_share_and_adopt_the_fedavg_version(stack, playw
 
 
 def served_answer(cloud: str, mms_name: str, x: np.ndarray) -> dict | None:
-    """The plain JSON answer of `mms_name`, or None while the cloud does not serve it (404)."""
+    """The plain JSON answer of `mms_name`, or None while the cloud does not serve it yet: 404 before the
+    replica's watcher registers the version in MMS, MMS's own 503 ("No worker is available") while its
+    worker is starting."""
     body = json.dumps({"inputs": {"x": x.tolist()}}).encode()
     request = urllib.request.Request(f"{cloud}/predictions/{mms_name}", data=body, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
-        if error.code == 404:
+        if error.code in (404, 503):
             return None
         raise

@@ -73,7 +73,10 @@ class FrontDoor:
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"door": self})
         server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})  # bursts of new connections
-        self.server = server_class((host, port), handler, bind_and_activate=True)
+        try:
+            self.server = server_class((host, port), handler, bind_and_activate=True)
+        except OSError as error:  # name the address: a replica's port is derived, so its user may not know it
+            raise OSError(error.errno, f"front door {host}:{port}: {error.strerror}") from error
         self.server.daemon_threads = False  # server_close() waits for the requests in flight
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="front-door", daemon=True)

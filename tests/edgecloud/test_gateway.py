@@ -54,7 +54,7 @@ def stack(tmp_path_factory):
     build_archive(models.mlp(root / "registry"), root / "store")
     base = consecutive_free_ports(4)  # the replicas' MMS ports are derived: base, base+1, base+2, base+3
     server = ServerConfig(model_store=root / "store", inference_port=base, management_port=base + 1, java_heap_mb=256)
-    gateway_port = free_port()
+    gateway_port = consecutive_free_ports(3)  # the replicas' front doors are derived: gateway + 1, gateway + 2
     options = GatewayOptions(
         server=server,
         registry=root / "registry",

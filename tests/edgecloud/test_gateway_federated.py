@@ -49,7 +49,7 @@ def test_serve_replicas_with_aggregators_on_postgres(tmp_path: Path, postgres_ur
     write_trainable_version_dir(registry / "mlp" / "1")
     Registry(registry).set_latest("mlp", 1)
     assert cli(["archive", str(registry / "mlp" / "1"), "--out", str(store)]) == 0
-    base, gateway_port = consecutive_free_ports(4), free_port()
+    base, gateway_port = consecutive_free_ports(4), consecutive_free_ports(3)  # gateway + the 2 replicas' front doors
     gateway = f"http://127.0.0.1:{gateway_port}"
     serve = subprocess.Popen(
         [

@@ -45,7 +45,7 @@ def stack(tmp_path_factory):
         server=server,
         registry=registry,
         replicas=2,
-        gateway_port=free_port(),
+        gateway_port=consecutive_free_ports(3),  # and the replicas' front doors, gateway + 1 and + 2
         web_port=free_port(),
         settings=ServingSettings(drain_seconds=1.0),
     )

@@ -17,7 +17,7 @@ import pytest
 
 # Only the standard library and light leaves at module level: every test directory loads this
 # file, and `pytest tests/aggregation` must collect without onnx (tests/test_fast_lane.py).
-from mms_handlers.ports import free_port  # noqa: F401 - tests import it from here
+from mms_handlers.ports import free_port  # tests import it from here
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -148,3 +148,27 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {path: place for place, path in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive ports that are all free now (MMS accepts up to 32767): for servers
+    whose ports are derived from one flag (a gateway's replicas: front doors gateway + 1 + i, MMS base + 2i)."""
+    import socket
+
+    for _ in range(100):
+        base = free_port()
+        if base + count > 32767:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no run of free ports found")

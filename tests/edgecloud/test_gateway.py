@@ -19,33 +19,10 @@ from mms_handlers.archive import build_archive
 from mms_handlers.server import ServerConfig
 from mms_handlers.settings import ServingSettings
 from tests import kserve_sdk
-from tests.conftest import free_port
+from tests.conftest import consecutive_free_ports, free_port
 from tests.mms_handlers import models
 
 pytestmark = pytest.mark.integration
-
-
-def consecutive_free_ports(count: int) -> int:
-    """The first of `count` consecutive ports that are all free now (MMS accepts up to 32767)."""
-    import socket
-
-    for _ in range(100):
-        base = free_port()
-        if base + count > 32767:
-            continue
-        sockets = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no run of free ports found")
 
 
 @pytest.fixture(scope="module")

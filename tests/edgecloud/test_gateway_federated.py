@@ -19,9 +19,8 @@ from edgecloud.cli import main as cli
 from edgecloud.commands.aggregate import DATABASE_ENV
 from registry import Registry
 from tests.builders import write_trainable_version_dir
-from tests.conftest import free_port
+from tests.conftest import consecutive_free_ports, free_port
 from tests.edgecloud.test_aggregate import assert_fedavg, delta, folders, http, update_body, wait_for_version
-from tests.edgecloud.test_gateway import consecutive_free_ports
 from tests.postgres import postgres, postgres_url  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.integration

@@ -24,8 +24,7 @@ from mms_handlers.process_group import (
 )
 from mms_handlers.server import ServerConfig
 from mms_handlers.settings import ServingSettings
-from tests.conftest import free_port
-from tests.edgecloud.test_gateway import consecutive_free_ports
+from tests.conftest import consecutive_free_ports, free_port
 from tests.mms_handlers.replica.rollout import Load, ask, publish, wait_for_version
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ import pytest
 
 from tests.export.train.keras_layer_models import RECURRENT_STEPS, SERIES, batchnorm_cnn, cnn, conv_recurrent_regressor
 
-from .trainer_driver import TrainerDriver
+from .trainer_driver import TrainerDriver, personalises_like_onnxruntime
 
 pytestmark = [pytest.mark.integration, pytest.mark.keras]
 
@@ -54,25 +54,6 @@ def test_all_layers_personalise_on_onnxruntime_web_like_onnxruntime(trainer, all
     x = rng.standard_normal((10, SERIES, 1)).astype(np.float32)
     y = rng.standard_normal((10, 3)).astype(np.float32)
     personalises_like_onnxruntime(trainer, NAME, all_layers, x, y, steps=6, tensors=6)
-
-
-def personalises_like_onnxruntime(trainer: TrainerDriver, name: str, version_dir: Path, x, y, *, steps: int, tensors: int) -> None:
-    """Two epochs in the page on onnxruntime-web: every tensor moves, parameters and losses equal onnxruntime's."""
-    from export.train.runner import base_parameters, train
-
-    assert trainer.create(name, cloud=False)["state"] == "ready"
-    result = trainer.personalize(x, y, epochs=2, learningRate=RATE, shuffle=False)
-    assert "error" not in result, result
-    assert result["backend"].startswith("onnxruntime-web/wasm") and result["steps"] == steps
-    got = trainer.parameters()
-    ours = train(version_dir, x, y, epochs=2, learning_rate=RATE)
-    base = base_parameters(version_dir)
-    assert set(got) == set(ours.parameters) and len(got) == tensors
-    for parameter in got:
-        assert np.abs(got[parameter] - ours.parameters[parameter]).max() <= 1e-5, parameter
-        assert np.abs(got[parameter] - base[parameter]).max() > 1e-4, parameter  # every tensor moved
-    np.testing.assert_allclose(result["loss"], ours.losses, atol=1e-5)
-    assert trainer.page.errors == []
 
 
 def test_batchnorm_cnn_trains_gamma_and_beta_on_onnxruntime_web_like_onnxruntime(page, site, mms, batchnorm_all: Path) -> None:

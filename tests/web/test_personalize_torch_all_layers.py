@@ -13,12 +13,11 @@ import pytest
 
 from tests.export.train.torch_layer_models import CHANNELS, SERIES, bidirectional_regressor, conv_gru_regressor
 
-from .test_personalize_all_layers import RATE, personalises_like_onnxruntime
-from .trainer_driver import TrainerDriver
+from .trainer_driver import TrainerDriver, personalises_like_onnxruntime
 
 pytestmark = [pytest.mark.integration, pytest.mark.torch]
 
-BATCH, STEPS = 4, 6
+BATCH, STEPS, RATE = 4, 6, 0.01
 # name, module builder, one example's shape (the sample's batch is 1), tensors `all` trains
 MODELS = {
     "all-layers-torch-conv-gru": (conv_gru_regressor, (1, SERIES), 8),

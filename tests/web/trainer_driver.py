@@ -4,6 +4,7 @@ return errors as {error, code} instead of throwing through Playwright."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -120,3 +121,24 @@ class TrainerDriver:
 
 def _plain(value: Any) -> Any:
     return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def personalises_like_onnxruntime(
+    trainer: TrainerDriver, name: str, version_dir: Path, x, y, *, steps: int, tensors: int, rate: float = 0.01
+) -> None:
+    """Two epochs in the page on onnxruntime-web: every tensor moves, parameters and losses equal onnxruntime's."""
+    from export.train.runner import base_parameters, train
+
+    assert trainer.create(name, cloud=False)["state"] == "ready"
+    result = trainer.personalize(x, y, epochs=2, learningRate=rate, shuffle=False)
+    assert "error" not in result, result
+    assert result["backend"].startswith("onnxruntime-web/wasm") and result["steps"] == steps
+    got = trainer.parameters()
+    ours = train(version_dir, x, y, epochs=2, learning_rate=rate)
+    base = base_parameters(version_dir)
+    assert set(got) == set(ours.parameters) and len(got) == tensors
+    for parameter in got:
+        assert np.abs(got[parameter] - ours.parameters[parameter]).max() <= 1e-5, parameter
+        assert np.abs(got[parameter] - base[parameter]).max() > 1e-4, parameter  # every tensor moved
+    np.testing.assert_allclose(result["loss"], ours.losses, atol=1e-5)
+    assert trainer.page.errors == []

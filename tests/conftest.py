@@ -17,7 +17,21 @@ import pytest
 
 # Only the standard library and light leaves at module level: every test directory loads this
 # file, and `pytest tests/aggregation` must collect without onnx (tests/test_fast_lane.py).
-from mms_handlers.ports import free_port  # tests import it from here
+from mms_handlers.ports import DEFAULT_RANGE, FREE_PORTS_ENV, free_port  # tests import free_port from here
+
+
+def _own_port_range() -> None:
+    """Each pytest-xdist worker (and every server it starts, through the environment) draws ports from a
+    range of its own: a port one worker drew and has not bound yet is never another worker's."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(count) > 1:
+        low, high = DEFAULT_RANGE
+        span = (high - low) // int(count)
+        start = low + int(worker[2:]) * span
+        os.environ[FREE_PORTS_ENV] = f"{start}-{start + span - 1}"
+
+
+_own_port_range()
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
